@@ -1,0 +1,11 @@
+//! cargo-infer: inspect a trained model, choose the Rust inference stack that should run it,
+//! prove it runs, and scaffold the project.
+//!
+//! The flow goes one way: bytes → [`model`] readers → [`model::ModelInfo`] → commands. The binary
+//! (`src/main.rs`) is thin glue over [`cli`].
+
+pub mod cli;
+pub mod error;
+pub mod inspect;
+pub mod model;
+pub mod output;

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(cargo_infer::cli::main(std::env::args_os().collect()));
+}

@@ -1,0 +1,400 @@
+//! Model readers: one per format, each producing the format-neutral [`ModelInfo`].
+//!
+//! A reader looks at the bytes, never at the extension, and never executes anything from the file.
+//! Readers map files instead of reading them, and never touch weight bytes: the framing of every
+//! format tells how long the weights are, which is all `inspect` needs. This is what keeps
+//! `inspect` of a multi-gigabyte file in the milliseconds and in a few megabytes of memory.
+
+pub mod classify;
+pub mod dtype;
+pub mod gguf;
+pub mod hf;
+pub mod onnx;
+pub mod pickle;
+pub mod pytorch;
+pub mod safetensors;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::ModelError;
+
+/// File formats, as named in the JSON contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Onnx,
+    Safetensors,
+    Pytorch,
+    Torchscript,
+    Gguf,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Onnx => "onnx",
+            Format::Safetensors => "safetensors",
+            Format::Pytorch => "pytorch",
+            Format::Torchscript => "torchscript",
+            Format::Gguf => "gguf",
+        }
+    }
+}
+
+/// One dimension of a shape: known size or symbolic name (`"?"` when neither is given).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Dim {
+    Known(i64),
+    Symbolic(String),
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Known(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A graph input or output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ValueSpec {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<Dim>,
+    /// False when the file does not give a rank at all (then `shape` is empty).
+    #[serde(skip_serializing_if = "is_true")]
+    pub shape_known: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// One stored tensor (initializer, state_dict entry, safetensors/GGUF tensor).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorSummary {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    /// Bytes the tensor occupies in the file (0 when it lives in external data that is absent).
+    pub bytes: u64,
+}
+
+impl TensorSummary {
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().product()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ArchClass {
+    Mlp,
+    Cnn,
+    Rnn,
+    TransformerEncoder,
+    TransformerDecoder,
+    Unknown,
+}
+
+impl ArchClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchClass::Mlp => "mlp",
+            ArchClass::Cnn => "cnn",
+            ArchClass::Rnn => "rnn",
+            ArchClass::TransformerEncoder => "transformer-encoder",
+            ArchClass::TransformerDecoder => "transformer-decoder",
+            ArchClass::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Architecture {
+    pub class: ArchClass,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Safe,
+    Unsafe,
+    NotApplicable,
+}
+
+/// How much a serialization could do when loaded by its usual loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Data only, or only known tensor-rebuild functions.
+    None,
+    /// Imports something that is not a known tensor-rebuild function (Python would import and
+    /// call it): not known to run code, but `torch.load(weights_only=True)` refuses it.
+    Suspicious,
+    /// Reaches a function that can run code or touch the system.
+    Dangerous,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Safety {
+    pub verdict: Verdict,
+    pub risk: Risk,
+    pub findings: Vec<String>,
+}
+
+impl Safety {
+    pub fn not_applicable() -> Safety {
+        Safety { verdict: Verdict::NotApplicable, risk: Risk::None, findings: Vec::new() }
+    }
+}
+
+/// A file the model refers to (external data, shards).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileRef {
+    pub file: String,
+    pub exists: bool,
+}
+
+/// Facts that only some formats have; absent ones are left out of the JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Details {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ir_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_count: Option<u64>,
+    /// Operator domains outside the standard ONNX ones.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_domains: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_data: Vec<FileRef>,
+    /// Files this model is made of, when more than the one given (shards, config).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gguf_version: Option<u32>,
+    /// For PyTorch checkpoints whose tensors sit under a key (`state_dict`, `model`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_dict_key: Option<String>,
+    /// The TorchScript `forward` signature, from the archive's code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// Key sizes from `config.json` or GGUF metadata (hidden size, layers, vocabulary, context).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub sizes: BTreeMap<String, u64>,
+    /// Tensor counts by dtype.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub dtypes: BTreeMap<String, u64>,
+}
+
+/// Everything `inspect` knows about a model; the JSON contract of DESIGN.md plus extra fields.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    pub path: String,
+    pub format: Format,
+    pub inputs: Vec<ValueSpec>,
+    pub outputs: Vec<ValueSpec>,
+    pub operators: BTreeMap<String, u64>,
+    pub opsets: BTreeMap<String, i64>,
+    pub tensor_count: u64,
+    pub parameters: u64,
+    pub weight_bytes: u64,
+    pub metadata: BTreeMap<String, String>,
+    pub architecture: Architecture,
+    pub safety: Safety,
+    #[serde(flatten)]
+    pub details: Details,
+    pub tensors: Vec<TensorSummary>,
+    /// The ONNX graph's nodes (main graph and subgraphs), for classification and later stages.
+    #[serde(skip)]
+    pub nodes: Vec<NodeSummary>,
+}
+
+/// One ONNX node, without its attributes' payloads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSummary {
+    pub name: String,
+    pub op_type: String,
+    pub domain: String,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    /// Depth of the graph it sits in: 0 for the main graph, 1 for a subgraph of it, …
+    pub depth: u32,
+}
+
+impl ModelInfo {
+    pub(crate) fn new(path: &Path, format: Format) -> ModelInfo {
+        ModelInfo {
+            path: path.display().to_string(),
+            format,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            operators: BTreeMap::new(),
+            opsets: BTreeMap::new(),
+            tensor_count: 0,
+            parameters: 0,
+            weight_bytes: 0,
+            metadata: BTreeMap::new(),
+            architecture: Architecture { class: ArchClass::Unknown, reasons: Vec::new() },
+            safety: Safety::not_applicable(),
+            details: Details::default(),
+            tensors: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Adds stored tensors and recomputes the totals.
+    pub(crate) fn set_tensors(&mut self, tensors: Vec<TensorSummary>) {
+        self.tensor_count = tensors.len() as u64;
+        self.parameters = tensors.iter().map(|t| t.elements()).fold(0u64, u64::saturating_add);
+        self.weight_bytes = tensors.iter().map(|t| t.bytes).fold(0u64, u64::saturating_add);
+        self.details.dtypes.clear();
+        for t in &tensors {
+            *self.details.dtypes.entry(t.dtype.clone()).or_default() += 1;
+        }
+        self.tensors = tensors;
+    }
+}
+
+/// What the first bytes of a file say it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sniffed {
+    Onnx,
+    Safetensors,
+    Zip,
+    LegacyPickle,
+    Gguf,
+    SafetensorsIndex,
+    LfsPointer,
+    Empty,
+    Unknown,
+}
+
+/// Recognises a format from the first bytes of a file (at least 16 are needed when the file has
+/// them). ONNX has no magic number: a protobuf whose first field is `ir_version` (tag 0x08) or
+/// another ModelProto field is taken as ONNX, and the reader confirms it.
+pub fn sniff(head: &[u8]) -> Sniffed {
+    if head.is_empty() {
+        return Sniffed::Empty;
+    }
+    if head.starts_with(b"version https://git-lfs") {
+        return Sniffed::LfsPointer;
+    }
+    if head.starts_with(b"GGUF") {
+        return Sniffed::Gguf;
+    }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Sniffed::Zip;
+    }
+    // Legacy torch.save: a protocol-2 pickle of the magic number 0x1950a86a20f9469cfc6c (LONG1).
+    if head.starts_with(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19") {
+        return Sniffed::LegacyPickle;
+    }
+    if head.len() >= 9 && head[8] == b'{' {
+        let n = u64::from_le_bytes(head[..8].try_into().unwrap());
+        if n >= 2 {
+            return Sniffed::Safetensors;
+        }
+    }
+    let text = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| head[i]);
+    if text == Some(b'{') {
+        return Sniffed::SafetensorsIndex;
+    }
+    if head[0] == 0x80 && head.len() > 1 && (2..=5).contains(&head[1]) {
+        return Sniffed::LegacyPickle;
+    }
+    // ModelProto fields that exporters write first: ir_version (1, varint), producer_name (2),
+    // graph (7), opset_import (8).
+    if matches!(head[0], 0x08 | 0x12 | 0x3a | 0x42) {
+        return Sniffed::Onnx;
+    }
+    Sniffed::Unknown
+}
+
+/// Reads a model file, a sharded safetensors index, or a model directory.
+pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
+    let meta = std::fs::metadata(path).map_err(|e| ModelError::io(path, &e))?;
+    if meta.is_dir() {
+        return hf::inspect_dir(path);
+    }
+    let head = read_head(path)?;
+    let mut info = match sniff(&head) {
+        Sniffed::Onnx => onnx::inspect(path)?,
+        Sniffed::Safetensors => safetensors::inspect(path)?,
+        Sniffed::SafetensorsIndex => safetensors::inspect_index(path)?,
+        Sniffed::Zip => pytorch::inspect_zip(path)?,
+        Sniffed::LegacyPickle => pytorch::inspect_legacy(path)?,
+        Sniffed::Gguf => gguf::inspect(path)?,
+        Sniffed::Empty => return Err(ModelError::new(path, "file is empty")),
+        Sniffed::LfsPointer => {
+            return Err(ModelError::new(
+                path,
+                "this is a Git LFS pointer, not the model: run `git lfs pull`",
+            ))
+        }
+        Sniffed::Unknown => {
+            return Err(ModelError::new(
+                path,
+                format!(
+                    "not a model format cargo-infer knows (ONNX, safetensors, PyTorch, GGUF); first bytes: {}",
+                    hex_preview(&head)
+                ),
+            ))
+        }
+    };
+    classify::classify(&mut info, None);
+    Ok(info)
+}
+
+pub(crate) fn read_head(path: &Path) -> Result<Vec<u8>, ModelError> {
+    let mut f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    let mut head = Vec::with_capacity(64);
+    f.by_ref().take(64).read_to_end(&mut head).map_err(|e| ModelError::io(path, &e))?;
+    Ok(head)
+}
+
+fn hex_preview(bytes: &[u8]) -> String {
+    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+/// Maps a file read-only. Mapping, rather than reading, lets the kernel bring in only the pages
+/// a reader touches: the weights are skipped and never become resident.
+pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap, ModelError> {
+    let f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    // SAFETY: the map is read-only and private to this process; if another process truncates
+    // the file while we read it, we may see a SIGBUS, as with any mapped read (ripgrep accepts
+    // the same trade-off).
+    unsafe { memmap2::Mmap::map(&f) }.map_err(|e| ModelError::io(path, &e))
+}
+
+/// Product of dimensions, or an error when it cannot be a real tensor.
+pub(crate) fn checked_numel(path: &Path, name: &str, dims: &[u64]) -> Result<u64, ModelError> {
+    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(
+        || {
+            ModelError::new(
+                path,
+                format!("tensor `{name}` declares an absurd shape {dims:?} (more than 2^53 elements)"),
+            )
+        },
+    )
+}
+
+/// No real tensor has more elements than an f64 counts exactly.
+pub(crate) const MAX_ELEMENTS: u64 = 1 << 53;
+
+pub(crate) fn relative_to(base: &Path, file: &str) -> PathBuf {
+    base.parent().unwrap_or(Path::new(".")).join(file)
+}

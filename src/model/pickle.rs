@@ -1,0 +1,685 @@
+//! A restricted pickle reader. It understands every opcode of protocols 0–5 and builds a tree of
+//! plain values, but it never imports or calls anything: a global is a name, `REDUCE` is a record
+//! of a call that was *not* made. What a checkpoint needs (tensors, their storages, dict keys) is
+//! read off that tree, and every global it names is judged against an allowlist of torch/numpy
+//! rebuild functions and a denylist of modules that run code.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use super::Risk;
+
+/// A value of the pickle machine. Containers are shared (`Rc`) because the memo shares them.
+#[derive(Clone, Debug)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer too large for i64 (kept as its little-endian two's-complement bytes).
+    BigInt(Rc<[u8]>),
+    Float(f64),
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    Tuple(Rc<[Value]>),
+    List(Rc<RefCell<Vec<Value>>>),
+    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Set(Rc<RefCell<Vec<Value>>>),
+    Global(Rc<Global>),
+    /// The result of a call that was not made (`REDUCE`, `NEWOBJ`, `INST`, `OBJ`), with what later
+    /// opcodes did to it (`BUILD` state, `SETITEMS` on an OrderedDict, …).
+    Object(Rc<RefCell<Object>>),
+    /// A persistent id (`torch.save` refers to storages this way).
+    Persistent(Rc<Value>),
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Global {
+    pub module: String,
+    pub name: String,
+}
+
+impl Global {
+    pub fn is(&self, module: &str, name: &str) -> bool {
+        self.module == module && self.name == name
+    }
+}
+
+#[derive(Debug)]
+pub struct Object {
+    pub callable: Value,
+    pub args: Value,
+    pub state: Option<Value>,
+    pub items: Vec<(Value, Value)>,
+    pub appended: Vec<Value>,
+}
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(*b as i64),
+            _ => None,
+        }
+    }
+    pub fn as_global(&self) -> Option<&Global> {
+        match self {
+            Value::Global(g) => Some(g),
+            _ => None,
+        }
+    }
+    /// The items of a tuple or list, copied out.
+    pub fn items(&self) -> Option<Vec<Value>> {
+        match self {
+            Value::Tuple(t) => Some(t.to_vec()),
+            Value::List(l) => Some(l.borrow().clone()),
+            _ => None,
+        }
+    }
+    /// Short text for keys and metadata (`3`, `"fc1"`, `0.5`).
+    pub fn key_text(&self) -> Option<String> {
+        match self {
+            Value::Str(s) => Some(s.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            Value::None => Some("None".to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// What the reader found out about one pickle.
+#[derive(Debug)]
+pub struct Parsed {
+    pub value: Value,
+    /// Every global the pickle names, once each.
+    pub globals: BTreeSet<(String, String)>,
+    /// Opcodes that resolve names outside the pickle (extension registry, out-of-band buffers).
+    pub opaque: Vec<String>,
+    /// Bytes the pickle took, up to and including STOP.
+    pub len: usize,
+}
+
+/// Reads one pickle from the start of `data`. Errors are one line, without a file name.
+pub fn parse(data: &[u8]) -> Result<Parsed, String> {
+    Machine::new(data).run()
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<Vec<Value>>,
+    memo: std::collections::HashMap<u64, Value>,
+    globals: BTreeSet<(String, String)>,
+    opaque: Vec<String>,
+}
+
+type R<T> = Result<T, String>;
+
+impl<'a> Machine<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Machine {
+            data,
+            pos: 0,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: Default::default(),
+            globals: BTreeSet::new(),
+            opaque: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, n: u64) -> R<&'a [u8]> {
+        let left = (self.data.len() - self.pos) as u64;
+        if n > left {
+            return Err(format!("pickle truncated: needs {n} bytes at offset {} but {left} remain", self.pos));
+        }
+        let s = &self.data[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(s)
+    }
+    fn u8(&mut self) -> R<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> R<u16> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> R<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> R<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn line(&mut self) -> R<&'a str> {
+        let rest = &self.data[self.pos..];
+        let end = rest.iter().position(|b| *b == b'\n').ok_or("pickle truncated: unterminated text line")?;
+        self.pos += end + 1;
+        std::str::from_utf8(&rest[..end]).map_err(|_| "pickle text line is not UTF-8".to_string())
+    }
+    fn pop(&mut self) -> R<Value> {
+        self.stack.pop().ok_or_else(|| format!("pickle stack underflow at offset {}", self.pos))
+    }
+    fn top(&mut self) -> R<&mut Value> {
+        let pos = self.pos;
+        self.stack.last_mut().ok_or_else(|| format!("pickle stack underflow at offset {pos}"))
+    }
+    fn pop_mark(&mut self) -> R<Vec<Value>> {
+        let below = self.marks.pop().ok_or_else(|| format!("pickle has no MARK for the opcode at offset {}", self.pos))?;
+        Ok(std::mem::replace(&mut self.stack, below))
+    }
+    fn global(&mut self, module: String, name: String) -> Value {
+        self.globals.insert((module.clone(), name.clone()));
+        Value::Global(Rc::new(Global { module, name }))
+    }
+    fn object(callable: Value, args: Value) -> Value {
+        Value::Object(Rc::new(RefCell::new(Object {
+            callable,
+            args,
+            state: None,
+            items: Vec::new(),
+            appended: Vec::new(),
+        })))
+    }
+    fn memo_get(&self, key: u64) -> R<Value> {
+        self.memo.get(&key).cloned().ok_or_else(|| format!("pickle refers to memo entry {key}, which was never stored"))
+    }
+    fn memo_put(&mut self, key: u64) -> R<()> {
+        let v = self.stack.last().cloned().ok_or("pickle memoizes an empty stack")?;
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn set_items(&mut self, target: &Value, pairs: Vec<(Value, Value)>) -> R<()> {
+        match target {
+            Value::Dict(d) => d.borrow_mut().extend(pairs),
+            Value::Object(o) => o.borrow_mut().items.extend(pairs),
+            _ => return Err("pickle sets items on a value that is not a dict".into()),
+        }
+        Ok(())
+    }
+    fn append_items(&mut self, target: &Value, items: Vec<Value>) -> R<()> {
+        match target {
+            Value::List(l) => l.borrow_mut().extend(items),
+            Value::Set(s) => s.borrow_mut().extend(items),
+            Value::Object(o) => o.borrow_mut().appended.extend(items),
+            _ => return Err("pickle appends to a value that is not a list".into()),
+        }
+        Ok(())
+    }
+
+    fn run(mut self) -> R<Parsed> {
+        loop {
+            let at = self.pos;
+            let op = self.u8()?;
+            match op {
+                b'(' => {
+                    let below = std::mem::take(&mut self.stack);
+                    self.marks.push(below);
+                }
+                b'.' => {
+                    let value = self.pop()?;
+                    return Ok(Parsed { value, globals: self.globals, opaque: self.opaque, len: self.pos });
+                }
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.stack.push(v);
+                }
+                b'F' => {
+                    let l = self.line()?;
+                    let f = l.trim().parse::<f64>().map_err(|_| format!("bad FLOAT `{l}`"))?;
+                    self.stack.push(Value::Float(f));
+                }
+                b'I' => {
+                    let l = self.line()?.trim();
+                    let v = match l {
+                        "00" => Value::Bool(false),
+                        "01" => Value::Bool(true),
+                        _ => Value::Int(l.parse().map_err(|_| format!("bad INT `{l}`"))?),
+                    };
+                    self.stack.push(v);
+                }
+                b'L' => {
+                    let l = self.line()?.trim().trim_end_matches('L');
+                    let v = l.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::Str(l.into()));
+                    self.stack.push(v);
+                }
+                b'J' => {
+                    let v = self.u32()? as i32;
+                    self.stack.push(Value::Int(v as i64));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.stack.push(Value::Int(v as i64));
+                }
+                b'M' => {
+                    let v = self.u16()?;
+                    self.stack.push(Value::Int(v as i64));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a { self.u8()? as u64 } else { self.u32()? as i32 as i64 as u64 };
+                    if n > i32::MAX as u64 {
+                        return Err("LONG4 with a negative length".into());
+                    }
+                    let b = self.take(n)?;
+                    self.stack.push(long(b));
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
+                    self.stack.push(Value::Float(v));
+                }
+                b'N' => self.stack.push(Value::None),
+                0x88 => self.stack.push(Value::Bool(true)),
+                0x89 => self.stack.push(Value::Bool(false)),
+                b'S' => {
+                    let l = self.line()?;
+                    let s = l.trim().trim_matches(|c| c == '\'' || c == '"');
+                    self.stack.push(Value::Str(s.into()));
+                }
+                b'V' => {
+                    let l = self.line()?;
+                    self.stack.push(Value::Str(l.into()));
+                }
+                b'T' | b'X' | b'U' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => {
+                    let n = match op {
+                        b'U' | 0x8c | b'C' => self.u8()? as u64,
+                        b'T' | b'X' | b'B' => self.u32()? as u64,
+                        _ => self.u64()?,
+                    };
+                    let b = self.take(n)?;
+                    let v = match op {
+                        b'X' | 0x8c | 0x8d => Value::Str(
+                            std::str::from_utf8(b).map_err(|_| format!("string at offset {at} is not UTF-8"))?.into(),
+                        ),
+                        // Protocol 0–2 byte strings are Python 2 `str`: text in practice.
+                        b'T' | b'U' => match std::str::from_utf8(b) {
+                            Ok(s) => Value::Str(s.into()),
+                            Err(_) => Value::Bytes(b.into()),
+                        },
+                        _ => Value::Bytes(b.into()),
+                    };
+                    self.stack.push(v);
+                }
+                b')' => self.stack.push(Value::Tuple(Rc::new([]))),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Tuple(items.into()));
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if self.stack.len() < n {
+                        return Err(format!("pickle stack underflow at offset {at}"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.stack.push(Value::Tuple(items.into()));
+                }
+                b']' => self.stack.push(Value::List(Default::default())),
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
+                }
+                b'}' => self.stack.push(Value::Dict(Default::default())),
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let pairs = pairs(items)?;
+                    self.stack.push(Value::Dict(Rc::new(RefCell::new(pairs))));
+                }
+                0x8f => self.stack.push(Value::Set(Default::default())),
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Set(Rc::new(RefCell::new(items))));
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    let target = self.top()?.clone();
+                    self.append_items(&target, vec![v])?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?.clone();
+                    self.append_items(&target, items)?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    let target = self.top()?.clone();
+                    self.set_items(&target, vec![(k, v)])?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?.clone();
+                    self.set_items(&target, pairs(items)?)?;
+                }
+                b'c' | b'i' => {
+                    let module = self.line()?.to_string();
+                    let name = self.line()?.to_string();
+                    let g = self.global(module, name);
+                    if op == b'i' {
+                        let args = self.pop_mark()?;
+                        self.stack.push(Self::object(g, Value::Tuple(args.into())));
+                    } else {
+                        self.stack.push(g);
+                    }
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module.as_str(), name.as_str()) {
+                        (Some(m), Some(n)) => {
+                            let g = self.global(m.to_string(), n.to_string());
+                            self.stack.push(g);
+                        }
+                        _ => return Err(format!("STACK_GLOBAL at offset {at} with names that are not strings")),
+                    }
+                }
+                0x82..=0x84 => {
+                    let code = match op {
+                        0x82 => self.u8()? as u32,
+                        0x83 => self.u16()? as u32,
+                        _ => self.u32()?,
+                    };
+                    self.opaque.push(format!("extension-registry code {code} (an unnamed global)"));
+                    let g = self.global("copyreg-extension".into(), code.to_string());
+                    self.stack.push(g);
+                }
+                b'o' => {
+                    let mut items = self.pop_mark()?;
+                    if items.is_empty() {
+                        return Err(format!("OBJ at offset {at} without a class"));
+                    }
+                    let class = items.remove(0);
+                    self.stack.push(Self::object(class, Value::Tuple(items.into())));
+                }
+                b'R' | 0x81 => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    self.stack.push(Self::object(callable, args));
+                }
+                0x92 => {
+                    let kwargs = self.pop()?;
+                    let args = self.pop()?;
+                    let class = self.pop()?;
+                    self.stack.push(Self::object(class, Value::Tuple(Rc::new([args, kwargs]))));
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    match self.top()? {
+                        Value::Object(o) => o.borrow_mut().state = Some(state),
+                        // BUILD on anything else would call its __setstate__; the state is kept
+                        // nowhere since no rebuild function we read needs it.
+                        _ => {}
+                    }
+                }
+                b'P' => {
+                    let l = self.line()?;
+                    self.stack.push(Value::Persistent(Rc::new(Value::Str(l.into()))));
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    self.stack.push(Value::Persistent(Rc::new(pid)));
+                }
+                b'g' => {
+                    let k = self.line()?.trim().parse::<u64>().map_err(|_| "bad GET index")?;
+                    let v = self.memo_get(k)?;
+                    self.stack.push(v);
+                }
+                b'h' => {
+                    let k = self.u8()? as u64;
+                    let v = self.memo_get(k)?;
+                    self.stack.push(v);
+                }
+                b'j' => {
+                    let k = self.u32()? as u64;
+                    let v = self.memo_get(k)?;
+                    self.stack.push(v);
+                }
+                b'p' => {
+                    let k = self.line()?.trim().parse::<u64>().map_err(|_| "bad PUT index")?;
+                    self.memo_put(k)?;
+                }
+                b'q' => {
+                    let k = self.u8()? as u64;
+                    self.memo_put(k)?;
+                }
+                b'r' => {
+                    let k = self.u32()? as u64;
+                    self.memo_put(k)?;
+                }
+                0x94 => {
+                    let k = self.memo.len() as u64;
+                    self.memo_put(k)?;
+                }
+                0x80 => {
+                    let proto = self.u8()?;
+                    if proto > 5 {
+                        return Err(format!("pickle protocol {proto} is not supported (0–5 are)"));
+                    }
+                }
+                0x95 => {
+                    self.u64()?;
+                }
+                0x97 => {
+                    self.opaque.push("out-of-band buffer (NEXT_BUFFER)".into());
+                    self.stack.push(Value::None);
+                }
+                0x98 => {}
+                _ => return Err(format!("unknown pickle opcode 0x{op:02x} at offset {at}")),
+            }
+        }
+    }
+}
+
+fn pairs(items: Vec<Value>) -> R<Vec<(Value, Value)>> {
+    if items.len() % 2 != 0 {
+        return Err("pickle dict with an odd number of items".into());
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// A little-endian two's-complement integer of LONG1/LONG4.
+fn long(b: &[u8]) -> Value {
+    if b.is_empty() {
+        return Value::Int(0);
+    }
+    if b.len() <= 8 {
+        let fill = if b[b.len() - 1] & 0x80 != 0 { 0xff } else { 0 };
+        let mut buf = [fill; 8];
+        buf[..b.len()].copy_from_slice(b);
+        Value::Int(i64::from_le_bytes(buf))
+    } else {
+        Value::BigInt(b.into())
+    }
+}
+
+/// How a global would behave if Python unpickled the file.
+pub fn judge(module: &str, name: &str, torchscript: bool) -> (Risk, Option<&'static str>) {
+    let in_module = |m: &str| module == m || module.starts_with(&format!("{m}."));
+    const DANGEROUS_MODULES: &[(&str, &str)] = &[
+        ("os", "runs system commands and touches files"),
+        ("posix", "runs system commands and touches files"),
+        ("nt", "runs system commands and touches files"),
+        ("subprocess", "runs programs"),
+        ("pty", "spawns a shell"),
+        ("socket", "opens network connections"),
+        ("runpy", "runs Python code"),
+        ("shutil", "moves and deletes files"),
+        ("sys", "reaches the interpreter"),
+        ("importlib", "imports arbitrary modules"),
+        ("pickle", "loads a nested pickle without checks"),
+        ("_pickle", "loads a nested pickle without checks"),
+        ("cPickle", "loads a nested pickle without checks"),
+        ("dill", "loads arbitrary code"),
+        ("marshal", "loads bytecode"),
+        ("ctypes", "calls native code"),
+        ("webbrowser", "opens URLs"),
+        ("code", "runs Python code"),
+        ("codeop", "compiles Python code"),
+        ("timeit", "runs Python code"),
+        ("pdb", "runs Python code"),
+        ("bdb", "runs Python code"),
+        ("trace", "runs Python code"),
+        ("profile", "runs Python code"),
+        ("cProfile", "runs Python code"),
+        ("commands", "runs system commands"),
+        ("popen2", "runs system commands"),
+        ("platform", "runs system commands"),
+        ("multiprocessing", "starts processes"),
+        ("asyncio", "runs programs and opens connections"),
+        ("urllib", "opens network connections"),
+        ("http", "opens network connections"),
+        ("requests", "opens network connections"),
+        ("ftplib", "opens network connections"),
+        ("smtplib", "opens network connections"),
+        ("telnetlib", "opens network connections"),
+        ("tempfile", "creates files"),
+        ("types", "builds functions from code objects"),
+        ("numpy.testing", "runs Python code"),
+        ("torch.hub", "downloads and runs code"),
+    ];
+    for (m, why) in DANGEROUS_MODULES {
+        if in_module(m) {
+            return (Risk::Dangerous, Some(why));
+        }
+    }
+    let builtins = module == "builtins" || module == "__builtin__";
+    if builtins {
+        return match name {
+            "eval" | "exec" | "execfile" | "compile" | "__import__" | "open" | "input" | "breakpoint"
+            | "globals" | "locals" | "vars" | "apply" | "memoryview" => (Risk::Dangerous, Some("runs Python code or touches files")),
+            "getattr" | "setattr" | "delattr" => (Risk::Dangerous, Some("reaches any attribute, such as os.system")),
+            "set" | "frozenset" | "bytearray" | "dict" | "list" | "tuple" | "int" | "float" | "complex" | "bool"
+            | "str" | "bytes" | "slice" | "range" | "object" => (Risk::None, None),
+            _ => (Risk::Suspicious, None),
+        };
+    }
+    let dangerous_fn = [
+        ("functools", "partial"),
+        ("functools", "reduce"),
+        ("operator", "attrgetter"),
+        ("operator", "methodcaller"),
+        ("operator", "call"),
+        ("operator", "getitem"),
+        ("numpy", "load"),
+        ("numpy.lib.npyio", "load"),
+        ("torch", "load"),
+        ("torch.serialization", "load"),
+    ];
+    if dangerous_fn.iter().any(|(m, n)| module == *m && name == *n) {
+        return (Risk::Dangerous, Some("calls other functions on the file's behalf"));
+    }
+    let safe = match module {
+        "torch._utils" => name.starts_with("_rebuild_"),
+        "torch" => {
+            name.ends_with("Storage") || name == "Size" || name == "device" || name == "Tensor" || dtype_name(name)
+        }
+        "torch.storage" => name == "UntypedStorage" || name == "TypedStorage",
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch.nn.parameter" => name == "Parameter",
+        "torch.serialization" => name == "_get_layout",
+        "collections" => name == "OrderedDict" || name == "defaultdict",
+        "copyreg" | "copy_reg" => name == "_reconstructor",
+        "_codecs" => name == "encode",
+        "numpy.core.multiarray" | "numpy._core.multiarray" => name == "_reconstruct" || name == "scalar",
+        "numpy" => name == "ndarray" || name == "dtype",
+        "numpy.dtypes" => name.ends_with("DType"),
+        "torch.jit._pickle" => torchscript,
+        _ => torchscript && (module == "__torch__" || module.starts_with("__torch__.")),
+    };
+    if safe {
+        (Risk::None, None)
+    } else {
+        (Risk::Suspicious, None)
+    }
+}
+
+fn dtype_name(name: &str) -> bool {
+    super::dtype::torch(name).is_some() && !name.ends_with("Storage")
+}
+
+/// Findings and the worst risk for a set of globals (and opaque opcodes).
+pub fn findings(parsed: &Parsed, torchscript: bool, origin: &str) -> (Risk, Vec<String>) {
+    let mut risk = Risk::None;
+    let mut out = Vec::new();
+    for (module, name) in &parsed.globals {
+        if module == "copyreg-extension" {
+            continue;
+        }
+        let (r, why) = judge(module, name, torchscript);
+        risk = risk.max(r);
+        match r {
+            Risk::Dangerous => out.push(format!(
+                "{origin}: dangerous global `{module}.{name}` ({}): loading this file in Python would run it",
+                why.unwrap_or("runs code")
+            )),
+            Risk::Suspicious => out.push(format!(
+                "{origin}: suspicious global `{module}.{name}`: not a tensor-rebuild function; Python would import and call it (torch.load(weights_only=True) refuses it)"
+            )),
+            Risk::None => {}
+        }
+    }
+    for o in &parsed.opaque {
+        risk = risk.max(Risk::Suspicious);
+        out.push(format!("{origin}: {o} cannot be resolved without running Python"));
+    }
+    (risk, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_protocol_2_dict_without_calling_anything() {
+        // {'a': 1, 'b': [True, None]} with a GLOBAL os.system REDUCE as a value.
+        let mut p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00b]q\x01(\x88Ne".to_vec();
+        p.extend_from_slice(b"X\x01\x00\x00\x00ccos\nsystem\nX\x04\x00\x00\x00echo\x85Ru.");
+        let parsed = parse(&p).unwrap();
+        assert!(parsed.globals.contains(&("os".to_string(), "system".to_string())));
+        let Value::Dict(d) = parsed.value else { panic!("not a dict") };
+        let d = d.borrow();
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].1.as_int(), Some(1));
+        let (risk, findings) = findings(&parse(&p).unwrap(), false, "x");
+        assert_eq!(risk, Risk::Dangerous);
+        assert!(findings[0].contains("os.system"));
+    }
+
+    #[test]
+    fn stack_global_behind_memo_is_seen() {
+        // 'builtins' and 'exec' memoized, then fetched back and joined by STACK_GLOBAL.
+        let p = b"\x80\x04\x8c\x08builtins\x94\x8c\x04exec\x94h\x00h\x01\x93\x8c\x01x\x85R.";
+        let parsed = parse(p).unwrap();
+        assert!(parsed.globals.contains(&("builtins".to_string(), "exec".to_string())));
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        for p in [&b"\x80\x02"[..], b"(t", b"0", b"\x93.", b"h\x05.", b"X\xff\xff\xff\xff", b"\x8b\xff\xff\xff\xff"] {
+            assert!(parse(p).is_err(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn long_integers_decode_with_sign() {
+        assert_eq!(long(&[0xff]).as_int(), Some(-1));
+        assert_eq!(long(&[0x00, 0x01]).as_int(), Some(256));
+    }
+}

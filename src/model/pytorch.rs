@@ -1,0 +1,413 @@
+//! PyTorch files: `torch.save` zip archives, the legacy (pre-1.6) pickle stream, and TorchScript
+//! archives. The pickles are read by [`super::pickle`], which executes nothing; tensors are found
+//! by their rebuild calls and measured against the storages the archive holds.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::rc::Rc;
+
+use super::pickle::{self, Object, Value};
+use super::{dtype, Format, ModelInfo, Risk, Safety, TensorSummary, Verdict};
+use crate::error::ModelError;
+
+/// The largest pickle we read into memory from a zip entry; real ones are a few MB at most.
+const MAX_PICKLE: u64 = 256 * 1024 * 1024;
+
+/// A tensor found in a pickle, before it is checked against its storage.
+#[derive(Debug, Clone)]
+pub struct FoundTensor {
+    pub name: String,
+    pub dtype: String,
+    pub elem_bytes: u64,
+    pub shape: Vec<u64>,
+    pub storage_key: String,
+    /// First element used, and elements the storage has, as the pickle declares them.
+    pub storage_offset: u64,
+    pub storage_numel: Option<u64>,
+}
+
+/// Tensors and plain values found by walking a pickle's value tree.
+#[derive(Default, Debug)]
+pub struct Walked {
+    pub tensors: Vec<FoundTensor>,
+    /// Scalars and strings next to the tensors (`epoch`, `arch`), by dotted key.
+    pub scalars: BTreeMap<String, String>,
+}
+
+/// Walks a value tree; names are the dotted dict keys (and list indices) on the way to a tensor.
+pub fn walk(value: &Value) -> Walked {
+    let mut w = Walker { out: Walked::default(), seen: HashSet::new(), budget: 1_000_000 };
+    w.value(value, "", 0);
+    w.out
+}
+
+struct Walker {
+    out: Walked,
+    seen: HashSet<usize>,
+    budget: u64,
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+impl Walker {
+    fn first_visit<T>(&mut self, rc: &Rc<T>) -> bool {
+        self.seen.insert(Rc::as_ptr(rc) as *const () as usize)
+    }
+
+    fn value(&mut self, v: &Value, name: &str, depth: u32) {
+        if depth > 64 || self.budget == 0 {
+            return;
+        }
+        self.budget -= 1;
+        match v {
+            Value::Dict(d) => {
+                if !self.first_visit(d) {
+                    return;
+                }
+                for (k, v) in d.borrow().iter() {
+                    self.entry(k, v, name, depth);
+                }
+            }
+            Value::List(l) => {
+                if !self.first_visit(l) {
+                    return;
+                }
+                for (i, v) in l.borrow().iter().enumerate() {
+                    self.value(v, &join(name, &i.to_string()), depth + 1);
+                }
+            }
+            Value::Tuple(t) => {
+                for (i, v) in t.iter().enumerate() {
+                    self.value(v, &join(name, &i.to_string()), depth + 1);
+                }
+            }
+            Value::Object(o) => {
+                if !self.first_visit(o) {
+                    return;
+                }
+                let o = o.borrow();
+                if let Some(t) = self.tensor(&o, name) {
+                    self.out.tensors.push(t);
+                    return;
+                }
+                for (k, v) in &o.items {
+                    self.entry(k, v, name, depth);
+                }
+                for (i, v) in o.appended.iter().enumerate() {
+                    self.value(v, &join(name, &i.to_string()), depth + 1);
+                }
+                // A module or plain object: its attributes are in the BUILD state.
+                if let Some(state) = &o.state {
+                    self.value(state, name, depth + 1);
+                }
+            }
+            // `_metadata` is torch's own bookkeeping (state_dict format versions), not the author's.
+            Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_)
+                if !name.is_empty() && !name.starts_with("_metadata") && !name.contains("._metadata") =>
+            {
+                if let Some(t) = v.key_text() {
+                    if self.out.scalars.len() < 256 {
+                        self.out.scalars.insert(name.to_string(), t.chars().take(200).collect());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn entry(&mut self, k: &Value, v: &Value, name: &str, depth: u32) {
+        let key = k.key_text().unwrap_or_else(|| "?".to_string());
+        self.value(v, &join(name, &key), depth + 1);
+    }
+
+    /// Recognises the rebuild calls that make a tensor.
+    fn tensor(&mut self, o: &Object, name: &str) -> Option<FoundTensor> {
+        let g = o.callable.as_global()?;
+        let args = o.args.items().unwrap_or_default();
+        match (g.module.as_str(), g.name.as_str()) {
+            ("torch._utils", "_rebuild_tensor_v2" | "_rebuild_tensor" | "_rebuild_tensor_v3") => {
+                rebuild_tensor(&args, name)
+            }
+            ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
+            | ("torch._tensor", "_rebuild_from_type_v2") => {
+                // The tensor is the first argument (parameter) or inside the args tuple.
+                let inner = match g.name.as_str() {
+                    "_rebuild_from_type_v2" => args.get(2)?.items()?.first()?.clone(),
+                    _ => args.first()?.clone(),
+                };
+                match inner {
+                    Value::Object(o) => self.tensor(&o.borrow(), name),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `_rebuild_tensor_v2(storage, storage_offset, size, stride, …)` with the storage a persistent
+/// id `('storage', StorageType, key, location, numel)`.
+fn rebuild_tensor(args: &[Value], name: &str) -> Option<FoundTensor> {
+    let Value::Persistent(pid) = args.first()? else { return None };
+    let pid = pid.items()?;
+    if pid.first()?.as_str()? != "storage" {
+        return None;
+    }
+    let storage_type = pid.get(1)?;
+    let type_name = match storage_type {
+        Value::Global(g) => g.name.clone(),
+        Value::Str(s) => s.to_string(),
+        _ => return None,
+    };
+    // torch ≥ 2: ('storage', UntypedStorage-free dtype) — handled by the same table.
+    let (dt, elem) = dtype::torch(&type_name).unwrap_or(("unknown", 1));
+    let storage_key = pid.get(2)?.key_text()?;
+    let storage_numel = pid.get(4).and_then(Value::as_int).and_then(|n| u64::try_from(n).ok());
+    let storage_offset = u64::try_from(args.get(1)?.as_int()?).ok()?;
+    let shape = args
+        .get(2)?
+        .items()?
+        .iter()
+        .map(|d| d.as_int().and_then(|d| u64::try_from(d).ok()))
+        .collect::<Option<Vec<u64>>>()?;
+    Some(FoundTensor {
+        name: name.to_string(),
+        dtype: dt.to_string(),
+        elem_bytes: elem,
+        shape,
+        storage_key,
+        storage_offset,
+        storage_numel,
+    })
+}
+
+/// Checks found tensors against the storages' real sizes, and makes the summaries.
+/// `storage_bytes` maps a storage key to the bytes the file holds for it.
+fn measure(
+    path: &Path,
+    found: &[FoundTensor],
+    storage_bytes: &HashMap<String, u64>,
+) -> Result<(Vec<TensorSummary>, u64), ModelError> {
+    let mut tensors = Vec::with_capacity(found.len());
+    let mut used: HashMap<&str, u64> = HashMap::new();
+    for t in found {
+        let numel = super::checked_numel(path, &t.name, &t.shape)?;
+        let have = *storage_bytes.get(&t.storage_key).ok_or_else(|| {
+            ModelError::new(path, format!("tensor `{}` refers to storage `{}`, which the file lacks", t.name, t.storage_key))
+        })?;
+        let need = t.storage_offset.saturating_add(numel).saturating_mul(t.elem_bytes);
+        if numel > 0 && need > have {
+            return Err(ModelError::new(
+                path,
+                format!(
+                    "tensor `{}` of shape {:?} needs {need} bytes of storage `{}`, which has {have} (truncated or corrupt)",
+                    t.name, t.shape, t.storage_key
+                ),
+            ));
+        }
+        used.insert(&t.storage_key, have);
+        tensors.push(TensorSummary {
+            name: t.name.clone(),
+            dtype: t.dtype.clone(),
+            shape: t.shape.clone(),
+            bytes: numel.saturating_mul(t.elem_bytes),
+        });
+    }
+    Ok((tensors, used.values().sum()))
+}
+
+fn safety_of(risk: Risk, findings: Vec<String>) -> Safety {
+    let verdict = if risk == Risk::Dangerous { Verdict::Unsafe } else { Verdict::Safe };
+    Safety { verdict, risk, findings }
+}
+
+/// A zip archive written by `torch.save` (a state_dict or any pickled object) or
+/// `torch.jit.save` (TorchScript).
+pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| ModelError::new(path, format!("not a readable zip archive (truncated or corrupt): {e}")))?;
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ModelError::new(path, format!("zip entry names unreadable: {e}")))?;
+    let data_pkl = names
+        .iter()
+        .filter(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
+        .min_by_key(|n| n.len())
+        .cloned()
+        .ok_or_else(|| {
+            ModelError::new(path, "zip archive without a data.pkl: not a PyTorch checkpoint")
+        })?;
+    let root = data_pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
+    let torchscript = names.iter().any(|n| n.starts_with(&format!("{root}code/")))
+        || names.iter().any(|n| *n == format!("{root}constants.pkl"));
+
+    let mut storage_bytes = HashMap::new();
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| ModelError::new(path, format!("zip entry {i} unreadable: {e}")))?;
+        let name = entry.name().map_err(|e| ModelError::new(path, format!("zip entry {i}: {e}")))?;
+        if let Some(key) = name.strip_prefix(&format!("{root}data/")) {
+            storage_bytes.insert(key.to_string(), entry.size());
+        }
+    }
+
+    let mut risk = Risk::None;
+    let mut findings = Vec::new();
+    let mut walked = Walked::default();
+    let mut pickles: Vec<&String> = names.iter().filter(|n| n.ends_with(".pkl")).collect();
+    pickles.sort_by_key(|n| (*n != &data_pkl, (*n).clone()));
+    for name in pickles {
+        let bytes = read_entry(path, &mut zip, name)?;
+        let parsed = match pickle::parse(&bytes) {
+            Ok(p) => p,
+            Err(e) if *name == data_pkl => return Err(ModelError::new(path, format!("{name}: {e}"))),
+            Err(e) => {
+                risk = risk.max(Risk::Suspicious);
+                findings.push(format!("{name}: not a readable pickle ({e})"));
+                continue;
+            }
+        };
+        let (r, f) = pickle::findings(&parsed, torchscript, name);
+        risk = risk.max(r);
+        findings.extend(f);
+        if *name == data_pkl || name.ends_with("constants.pkl") {
+            let w = walk(&parsed.value);
+            let prefix = if *name == data_pkl { "" } else { "constants" };
+            for mut t in w.tensors {
+                if !prefix.is_empty() {
+                    t.name = join(prefix, &t.name);
+                }
+                walked.tensors.push(t);
+            }
+            if *name == data_pkl {
+                walked.scalars = w.scalars;
+            }
+        }
+    }
+    // Other entries that hold a pickle (a nested checkpoint, a payload) are scanned too.
+    for name in names.iter().filter(|n| !n.ends_with(".pkl") && !n.starts_with(&format!("{root}data/"))) {
+        let bytes = read_entry(path, &mut zip, name)?;
+        if bytes.len() > 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]) {
+            if let Ok(parsed) = pickle::parse(&bytes) {
+                let (r, f) = pickle::findings(&parsed, torchscript, name);
+                risk = risk.max(r);
+                findings.extend(f);
+            }
+        }
+    }
+
+    let format = if torchscript { Format::Torchscript } else { Format::Pytorch };
+    let mut info = ModelInfo::new(path, format);
+    if torchscript {
+        info.details.signature = forward_signature(path, &mut zip, &names, &root);
+    }
+    let (tensors, weight_bytes) = measure(path, &walked.tensors, &storage_bytes)?;
+    finish(&mut info, tensors, weight_bytes, walked.scalars);
+    info.safety = safety_of(risk, findings);
+    Ok(info)
+}
+
+fn read_entry(path: &Path, zip: &mut zip::ZipArchive<File>, name: &str) -> Result<Vec<u8>, ModelError> {
+    let entry = zip.by_name(name).map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
+    if entry.size() > MAX_PICKLE {
+        return Err(ModelError::new(path, format!("{name} claims {} bytes, too large for a pickle", entry.size())));
+    }
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry
+        .take(MAX_PICKLE)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ModelError::new(path, format!("{name} unreadable (truncated or corrupt archive): {e}")))?;
+    Ok(bytes)
+}
+
+/// Tensors sit either at the top (a state_dict) or under one key such as `state_dict` or `model`;
+/// the key is recorded and the names are given without it.
+fn finish(info: &mut ModelInfo, mut tensors: Vec<TensorSummary>, weight_bytes: u64, scalars: BTreeMap<String, String>) {
+    if let Some(first) = tensors.first().and_then(|t| t.name.split_once('.')).map(|(k, _)| k.to_string()) {
+        let nested = ["state_dict", "model", "model_state_dict", "module", "net", "params", "weights"];
+        let prefix = format!("{first}.");
+        if nested.contains(&first.as_str()) && tensors.iter().all(|t| t.name.starts_with(&prefix)) {
+            for t in &mut tensors {
+                t.name = t.name[prefix.len()..].to_string();
+            }
+            info.details.state_dict_key = Some(first);
+        }
+    }
+    info.metadata = scalars;
+    info.set_tensors(tensors);
+    info.weight_bytes = weight_bytes;
+}
+
+/// The `forward` signature from the TorchScript archive's code, e.g. `forward(self, x: Tensor) -> Tensor`.
+fn forward_signature(_path: &Path, zip: &mut zip::ZipArchive<File>, names: &[String], root: &str) -> Option<String> {
+    let code = names.iter().filter(|n| n.starts_with(&format!("{root}code/")) && n.ends_with(".py")).min_by_key(|n| n.len())?;
+    let mut text = String::new();
+    zip.by_name(code).ok()?.take(4 * 1024 * 1024).read_to_string(&mut text).ok()?;
+    let start = text.find("def forward(")?;
+    let rest = &text[start + 4..];
+    let end = rest.find(":\n")?;
+    Some(rest[..end].split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")"))
+}
+
+/// The legacy `torch.save` stream: magic pickle, protocol pickle, sys-info pickle, the object
+/// pickle, the storage-key list pickle, then each storage as an 8-byte element count and its bytes.
+pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
+    let map = super::map_file(path)?;
+    let data = &map[..];
+    let err = |m: String| ModelError::new(path, m);
+    let mut pos = 0usize;
+    let mut next = |what: &str| -> Result<pickle::Parsed, ModelError> {
+        let p = pickle::parse(&data[pos..]).map_err(|e| err(format!("{what}: {e}")))?;
+        pos += p.len;
+        Ok(p)
+    };
+    let magic = next("magic number")?;
+    let is_torch = matches!(&magic.value, Value::BigInt(b) if b.as_ref() == [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+    if !is_torch {
+        // A plain pickle (not torch.save): still scanned, so that a malicious one is named.
+        let mut info = ModelInfo::new(path, Format::Pytorch);
+        let (risk, findings) = pickle::findings(&magic, false, "pickle");
+        let w = walk(&magic.value);
+        info.metadata = w.scalars;
+        info.safety = safety_of(risk, findings);
+        return Ok(info);
+    }
+    next("protocol version")?;
+    next("system info")?;
+    let object = next("checkpoint object")?;
+    let keys = next("storage keys")?;
+    let (risk, findings) = pickle::findings(&object, false, "pickle");
+    let walked = walk(&object.value);
+
+    // Storages follow in the order of the key list, each an 8-byte count of elements and the data.
+    let elem_of: HashMap<&str, u64> = walked.tensors.iter().map(|t| (t.storage_key.as_str(), t.elem_bytes)).collect();
+    let mut storage_bytes = HashMap::new();
+    for key in keys.value.items().unwrap_or_default() {
+        let key = key.key_text().ok_or_else(|| err("storage key list holds a non-string".into()))?;
+        let n = data
+            .get(pos..pos + 8)
+            .ok_or_else(|| err(format!("storage `{key}` is missing (file truncated)")))?;
+        let numel = u64::from_le_bytes(n.try_into().unwrap());
+        let elem = elem_of.get(key.as_str()).copied().unwrap_or(1);
+        let bytes = numel.checked_mul(elem).filter(|b| *b <= (data.len() - pos - 8) as u64).ok_or_else(|| {
+            err(format!("storage `{key}` claims {numel} elements, more than the file holds (truncated or corrupt)"))
+        })?;
+        pos += 8 + bytes as usize;
+        storage_bytes.insert(key, bytes);
+    }
+    let mut info = ModelInfo::new(path, Format::Pytorch);
+    let (tensors, weight_bytes) = measure(path, &walked.tensors, &storage_bytes)?;
+    finish(&mut info, tensors, weight_bytes, walked.scalars);
+    info.safety = safety_of(risk, findings);
+    Ok(info)
+}

@@ -1,0 +1,403 @@
+"""Writes every fixture under fixtures/ and, beside them, expected.json: what each file holds,
+as the generator knows it (tests compare cargo-infer's reading against it).
+
+Run through `cargo xtask fixtures`, which provides a virtualenv with onnx, numpy, safetensors,
+gguf and torch. Deterministic: every random weight comes from a seeded generator."""
+
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import zipfile
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OUT = sys.argv[1]
+OPSET = 17
+expected = {}
+
+
+def rng(seed):
+    return np.random.default_rng(seed)
+
+
+def spec(name, dtype, shape):
+    return {"name": name, "dtype": dtype, "shape": shape}
+
+
+def record(name, **facts):
+    expected[name] = facts
+
+
+def tensor_facts(tensors):
+    """tensor_count, parameters, weight_bytes of a list of numpy arrays."""
+    return dict(
+        tensor_count=len(tensors),
+        parameters=int(sum(t.size for t in tensors)),
+        weight_bytes=int(sum(t.nbytes for t in tensors)),
+    )
+
+
+def ops_of(graph, counts=None):
+    counts = {} if counts is None else counts
+    for n in graph.node:
+        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
+        counts[key] = counts.get(key, 0) + 1
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                ops_of(a.g, counts)
+            for g in a.graphs:
+                ops_of(g, counts)
+    return counts
+
+
+def save_onnx(name, graph, cls, inputs, outputs, weights, opsets=None, metadata=None, **kw):
+    opset_imports = [helper.make_opsetid("", OPSET)] + [helper.make_opsetid(d, v) for d, v in (opsets or {}).items()]
+    model = helper.make_model(graph, opset_imports=opset_imports, producer_name="cargo-infer-fixtures", producer_version="1")
+    model.ir_version = 8
+    for k, v in (metadata or {}).items():
+        model.metadata_props.add(key=k, value=v)
+    if kw.pop("check", True):
+        onnx.checker.check_model(model, full_check=True)
+    path = os.path.join(OUT, name)
+    external = kw.pop("external", None)
+    if external:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=external, size_threshold=0)
+    else:
+        onnx.save_model(model, path)
+    record(name, format="onnx", inputs=inputs, outputs=outputs, operators=ops_of(graph),
+           opsets={"ai.onnx": OPSET, **(opsets or {})}, metadata=metadata or {}, architecture=cls,
+           safety="not-applicable", **tensor_facts(weights), **kw)
+
+
+def init(name, arr):
+    return numpy_helper.from_array(arr, name)
+
+
+def mlp(sizes, seed, batch="batch", acts=None):
+    """Gemm layers with activations; returns (nodes, initializers, arrays)."""
+    r = rng(seed)
+    nodes, inits, arrays = [], [], []
+    cur = "input"
+    acts = acts or ["Relu"] * (len(sizes) - 2) + ["Softmax"]
+    for i in range(len(sizes) - 1):
+        w = r.standard_normal((sizes[i + 1], sizes[i])).astype(np.float32) * 0.5
+        b = r.standard_normal(sizes[i + 1]).astype(np.float32) * 0.1
+        inits += [init(f"fc{i}.weight", w), init(f"fc{i}.bias", b)]
+        arrays += [w, b]
+        nodes.append(helper.make_node("Gemm", [cur, f"fc{i}.weight", f"fc{i}.bias"], [f"h{i}"], name=f"fc{i}", transB=1))
+        out = "output" if i == len(sizes) - 2 else f"a{i}"
+        act = acts[i]
+        attrs = {"axis": -1} if act in ("Softmax", "LogSoftmax") else {}
+        nodes.append(helper.make_node(act, [f"h{i}"], [out], name=f"{act.lower()}{i}", **attrs))
+        cur = out
+    return nodes, inits, arrays
+
+
+def onnx_fixtures():
+    # MLP 4-16-3 with a symbolic batch dimension.
+    nodes, inits, arrays = mlp([4, 16, 3], seed=1)
+    g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3])], inits)
+    save_onnx("mlp.onnx", g, "mlp", [spec("input", "float32", ["batch", 4])], [spec("output", "float32", ["batch", 3])],
+              arrays, metadata={"author": "cargo-infer", "task": "iris-like classification"})
+
+    # The same kind of MLP with its weights in an external file.
+    nodes, inits, arrays = mlp([8, 32, 32, 2], seed=2)
+    g = helper.make_graph(nodes, "mlp_external", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 8])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 2])], inits)
+    save_onnx("mlp_external.onnx", g, "mlp", [spec("input", "float32", [1, 8])], [spec("output", "float32", [1, 2])],
+              arrays, external="mlp_external.onnx.data", external_data=["mlp_external.onnx.data"])
+
+    # CNN: Conv-Relu-MaxPool-Conv-Relu-GlobalAveragePool-Flatten-Gemm on 1x3x16x16.
+    r = rng(3)
+    c1 = r.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3
+    b1 = r.standard_normal(8).astype(np.float32) * 0.1
+    c2 = r.standard_normal((16, 8, 3, 3)).astype(np.float32) * 0.2
+    b2 = r.standard_normal(16).astype(np.float32) * 0.1
+    fw = r.standard_normal((10, 16)).astype(np.float32) * 0.3
+    fb = r.standard_normal(10).astype(np.float32) * 0.1
+    nodes = [
+        helper.make_node("Conv", ["image", "conv1.weight", "conv1.bias"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "conv2.weight", "conv2.bias"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten"),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
+    ]
+    arrays = [c1, b1, c2, b2, fw, fb]
+    inits = [init(n, a) for n, a in zip(["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"], arrays)]
+    g = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 16, 16])],
+                          [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    save_onnx("cnn.onnx", g, "cnn", [spec("image", "float32", ["N", 3, 16, 16])], [spec("logits", "float32", ["N", 10])], arrays)
+
+    # LSTM over a sequence, then a Gemm on the last hidden state.
+    r = rng(4)
+    hidden, feat = 8, 5
+    W = r.standard_normal((1, 4 * hidden, feat)).astype(np.float32) * 0.3
+    R = r.standard_normal((1, 4 * hidden, hidden)).astype(np.float32) * 0.3
+    B = r.standard_normal((1, 8 * hidden)).astype(np.float32) * 0.1
+    fw = r.standard_normal((3, hidden)).astype(np.float32) * 0.3
+    fb = np.zeros(3, np.float32)
+    nodes = [
+        helper.make_node("LSTM", ["sequence", "W", "R", "B"], ["Y", "Y_h"], name="lstm", hidden_size=hidden),
+        helper.make_node("Squeeze", ["Y_h", "axes0"], ["h"], name="squeeze"),
+        helper.make_node("Gemm", ["h", "head.weight", "head.bias"], ["scores"], name="head", transB=1),
+    ]
+    axes = np.array([0], np.int64)
+    arrays = [W, R, B, fw, fb, axes]
+    inits = [init(n, a) for n, a in zip(["W", "R", "B", "head.weight", "head.bias", "axes0"], arrays)]
+    g = helper.make_graph(nodes, "lstm", [helper.make_tensor_value_info("sequence", TensorProto.FLOAT, [6, 1, feat])],
+                          [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])], inits)
+    save_onnx("lstm.onnx", g, "rnn", [spec("sequence", "float32", [6, 1, feat])], [spec("scores", "float32", [1, 3])], arrays)
+
+    # A one-layer transformer encoder from primitives: embedding Gather, self-attention
+    # (MatMul/Transpose/Softmax), LayerNormalization, feed-forward with Gelu.
+    r = rng(5)
+    vocab, d, ff, seq = 50, 16, 32, "seq"
+    names = ["embed", "wq", "wk", "wv", "wo", "ln1.scale", "ln1.bias", "ff1", "ff2", "ln2.scale", "ln2.bias", "scale"]
+    shapes = [(vocab, d), (d, d), (d, d), (d, d), (d, d), (d,), (d,), (d, ff), (ff, d), (d,), (d,), ()]
+    arrays = [(r.standard_normal(s) * 0.3).astype(np.float32) for s in shapes]
+    arrays[5][:] = 1.0
+    arrays[9][:] = 1.0
+    arrays[-1] = np.array(np.sqrt(d), np.float32)
+    inits = [init(n, a) for n, a in zip(names, arrays)]
+    mk = helper.make_node
+    nodes = [
+        mk("Gather", ["embed", "input_ids"], ["x"], name="embedding"),
+        mk("MatMul", ["x", "wq"], ["q"], name="q_proj"),
+        mk("MatMul", ["x", "wk"], ["k"], name="k_proj"),
+        mk("MatMul", ["x", "wv"], ["v"], name="v_proj"),
+        mk("Transpose", ["k"], ["kt"], name="k_t", perm=[0, 2, 1]),
+        mk("MatMul", ["q", "kt"], ["scores"], name="qk"),
+        mk("Div", ["scores", "scale"], ["scaled"], name="scale"),
+        mk("Softmax", ["scaled"], ["probs"], name="softmax", axis=-1),
+        mk("MatMul", ["probs", "v"], ["ctx"], name="attn_v"),
+        mk("MatMul", ["ctx", "wo"], ["attn_out"], name="o_proj"),
+        mk("Add", ["x", "attn_out"], ["res1"], name="residual1"),
+        mk("LayerNormalization", ["res1", "ln1.scale", "ln1.bias"], ["n1"], name="ln1", axis=-1),
+        mk("MatMul", ["n1", "ff1"], ["f1"], name="ff1"),
+        mk("Gelu", ["f1"], ["g1"], name="gelu", domain="com.microsoft"),
+        mk("MatMul", ["g1", "ff2"], ["f2"], name="ff2"),
+        mk("Add", ["n1", "f2"], ["res2"], name="residual2"),
+        mk("LayerNormalization", ["res2", "ln2.scale", "ln2.bias"], ["hidden_states"], name="ln2", axis=-1),
+    ]
+    g = helper.make_graph(nodes, "encoder", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", seq])],
+                          [helper.make_tensor_value_info("hidden_states", TensorProto.FLOAT, ["batch", seq, d])], inits)
+    save_onnx("transformer.onnx", g, "transformer-encoder", [spec("input_ids", "int64", ["batch", seq])],
+              [spec("hidden_states", "float32", ["batch", seq, d])], arrays, opsets={"com.microsoft": 1},
+              custom_domains=["com.microsoft"], check=False)
+
+    # Control flow: an If whose branches hold their own nodes (counted in the histogram), and a
+    # Constant node whose tensor counts as a weight.
+    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["then_out"], name="then_relu")], "then", [],
+                               [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, [2])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["neg"], name="else_neg"),
+                                helper.make_node("Sigmoid", ["neg"], ["else_out"], name="else_sigmoid")], "else", [],
+                               [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, [2])])
+    k = np.array([0.5, -0.5], np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["k"], name="k", value=init("k", k)),
+        helper.make_node("Add", ["input", "k"], ["x"], name="add_k"),
+        helper.make_node("If", ["flag"], ["output"], name="branch", then_branch=then_g, else_branch=else_g),
+    ]
+    g = helper.make_graph(nodes, "control_flow",
+                          [helper.make_tensor_value_info("input", TensorProto.FLOAT, [2]),
+                           helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+                          [helper.make_tensor_value_info("output", TensorProto.FLOAT, [2])])
+    save_onnx("control_flow.onnx", g, "unknown", [spec("input", "float32", [2]), spec("flag", "bool", [])],
+              [spec("output", "float32", [2])], [k])
+
+
+def safetensors_fixtures():
+    from safetensors.numpy import save_file
+    r = rng(6)
+    tensors = {
+        "layers.0.weight": r.standard_normal((16, 4)).astype(np.float32),
+        "layers.0.bias": r.standard_normal(16).astype(np.float32),
+        "layers.1.weight": r.standard_normal((3, 16)).astype(np.float16),
+        "layers.1.bias": r.standard_normal(3).astype(np.float16),
+    }
+    meta = {"format": "pt", "source": "cargo-infer fixtures"}
+    save_file(tensors, os.path.join(OUT, "mlp.safetensors"), metadata=meta)
+    record("mlp.safetensors", format="safetensors", inputs=[], outputs=[], operators={}, opsets={}, metadata=meta,
+           architecture="mlp", safety="not-applicable",
+           tensors={k: {"dtype": str(v.dtype).replace("float", "float"), "shape": list(v.shape)} for k, v in tensors.items()},
+           **tensor_facts(list(tensors.values())))
+
+    # A decoder-style checkpoint in two shards with an index.
+    d = os.path.join(OUT, "sharded")
+    os.makedirs(d, exist_ok=True)
+    r = rng(7)
+    hidden, vocab = 16, 64
+    shard1 = {"model.embed_tokens.weight": r.standard_normal((vocab, hidden)).astype(np.float32),
+              "model.layers.0.self_attn.q_proj.weight": r.standard_normal((hidden, hidden)).astype(np.float32)}
+    shard2 = {"model.layers.0.self_attn.o_proj.weight": r.standard_normal((hidden, hidden)).astype(np.float32),
+              "lm_head.weight": r.standard_normal((vocab, hidden)).astype(np.float32)}
+    files = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    for f, t in zip(files, [shard1, shard2]):
+        save_file(t, os.path.join(d, f), metadata={"format": "pt"})
+    allt = {**shard1, **shard2}
+    index = {"metadata": {"total_size": int(sum(v.nbytes for v in allt.values()))},
+             "weight_map": {**{k: files[0] for k in shard1}, **{k: files[1] for k in shard2}}}
+    with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+        json.dump(index, f, indent=2)
+    record("sharded/model.safetensors.index.json", format="safetensors", inputs=[], outputs=[], operators={}, opsets={},
+           metadata={"format": "pt", "total_size": str(index["metadata"]["total_size"])},
+           architecture="transformer-decoder", safety="not-applicable", **tensor_facts(list(allt.values())))
+
+
+class Payload:
+    """Pickles as a call of os.system: what a malicious checkpoint does."""
+
+    def __init__(self, cmd):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return (os.system, (self.cmd,))
+
+
+def pytorch_fixtures():
+    import torch
+
+    torch.manual_seed(8)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    sd = net.state_dict()
+    arrays = [v.numpy() for v in sd.values()]
+    names = list(sd.keys())
+    common = dict(format="pytorch", inputs=[], outputs=[], operators={}, opsets={}, architecture="mlp")
+
+    torch.save(sd, os.path.join(OUT, "state_dict.pt"))
+    record("state_dict.pt", safety="safe", metadata={}, tensor_names=names, **common, **tensor_facts(arrays))
+
+    torch.save(sd, os.path.join(OUT, "state_dict_legacy.pt"), _use_new_zipfile_serialization=False)
+    record("state_dict_legacy.pt", safety="safe", metadata={}, tensor_names=names, **common, **tensor_facts(arrays))
+
+    torch.save({"epoch": 7, "arch": "mlp-4-16-3", "state_dict": sd}, os.path.join(OUT, "checkpoint.pt"))
+    record("checkpoint.pt", safety="safe", metadata={"epoch": "7", "arch": "mlp-4-16-3"}, state_dict_key="state_dict",
+           tensor_names=names, **common, **tensor_facts(arrays))
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(4, 16)
+            self.fc2 = torch.nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.softmax(self.fc2(torch.relu(self.fc1(x))), dim=-1)
+
+    torch.manual_seed(9)
+    m = torch.jit.script(Net().eval())
+    m.save(os.path.join(OUT, "mlp.torchscript.pt"))
+    ts_arrays = [p.detach().numpy() for p in m.parameters()]
+    record("mlp.torchscript.pt", format="torchscript", inputs=[], outputs=[], operators={}, opsets={}, architecture="mlp",
+           safety="safe", metadata=None, tensor_names=[n for n, _ in m.named_parameters()],
+           signature="forward(self, x: Tensor) -> Tensor", **tensor_facts(ts_arrays))
+
+    # Malicious checkpoints. Their payload would create this file; tests assert it never appears.
+    marker = "/tmp/cargo-infer-pwned"
+    cmd = f"touch {marker}"
+    with open(os.path.join(OUT, "malicious_global.pt"), "wb") as f:
+        # Protocol 2: GLOBAL 'posix system' (os.system pickles as posix.system).
+        pickle.dump({"state_dict": {}, "hook": Payload(cmd)}, f, protocol=2)
+    record("malicious_global.pt", format="pytorch", safety="unsafe", dangerous=["posix.system"])
+
+    # STACK_GLOBAL of builtins.exec with both names fetched back from the memo.
+    body = (b"\x80\x04" + b"\x8c\x08builtins\x94" + b"\x8c\x04exec\x94" + b"\x8c\x08builtins\x94"
+            + b"h\x00h\x01\x93" + b"\x8c" + bytes([len(f"import os; os.system('{cmd}')")]) + f"import os; os.system('{cmd}')".encode()
+            + b"\x85R.")
+    with open(os.path.join(OUT, "malicious_memo.pkl"), "wb") as f:
+        f.write(body)
+    record("malicious_memo.pkl", format="pytorch", safety="unsafe", dangerous=["builtins.exec"])
+
+    # A torch.save zip whose archive also holds an extra pickle with a payload.
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(os.path.join(OUT, "malicious_nested.pt"), "w", zipfile.ZIP_STORED) as z:
+        for item in src.infolist():
+            z.writestr(item, src.read(item.filename))
+        root = src.infolist()[0].filename.split("/")[0]
+        z.writestr(f"{root}/extra/hook.pkl", pickle.dumps(Payload(cmd), protocol=2))
+    record("malicious_nested.pt", format="pytorch", safety="unsafe", dangerous=["posix.system"])
+
+
+def gguf_fixtures():
+    import gguf
+    r = rng(10)
+    path = os.path.join(OUT, "tiny-llama.gguf")
+    w = gguf.GGUFWriter(path, "llama")
+    w.add_name("tiny-llama-fixture")
+    w.add_context_length(64)
+    w.add_embedding_length(32)
+    w.add_block_count(1)
+    w.add_feed_forward_length(64)
+    w.add_head_count(4)
+    w.add_head_count_kv(4)
+    tokens = [f"tok{i}" for i in range(40)]
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    embed = r.standard_normal((40, 32)).astype(np.float32)
+    q = r.standard_normal((32, 32)).astype(np.float32)
+    norm = np.ones(32, np.float32)
+    q8 = gguf.quantize(q, gguf.GGMLQuantizationType.Q8_0)
+    w.add_tensor("token_embd.weight", embed)
+    w.add_tensor("blk.0.attn_q.weight", q8, raw_shape=q8.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    w.add_tensor("output_norm.weight", norm)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    record("tiny-llama.gguf", format="gguf", inputs=[], outputs=[], operators={}, opsets={}, architecture="transformer-decoder",
+           safety="not-applicable", tensor_count=3, parameters=40 * 32 + 32 * 32 + 32,
+           weight_bytes=embed.nbytes + q8.nbytes + norm.nbytes,
+           tensors={"token_embd.weight": {"dtype": "float32", "shape": [40, 32]},
+                    "blk.0.attn_q.weight": {"dtype": "q8_0", "shape": [32, 32]},
+                    "output_norm.weight": {"dtype": "float32", "shape": [32]}},
+           sizes={"context_length": 64, "hidden_size": 32, "layers": 1, "vocab_size": 40, "attention_heads": 4},
+           metadata_keys={"general.architecture": "llama", "general.name": "tiny-llama-fixture",
+                          "tokenizer.ggml.tokens": "[40 items of string]"})
+
+
+def hf_fixtures():
+    """A BERT-style directory: config.json + model.safetensors."""
+    from safetensors.numpy import save_file
+    d = os.path.join(OUT, "tiny-bert")
+    os.makedirs(d, exist_ok=True)
+    r = rng(11)
+    h = 32
+    t = {
+        "embeddings.word_embeddings.weight": r.standard_normal((100, h)).astype(np.float32),
+        "embeddings.position_embeddings.weight": r.standard_normal((64, h)).astype(np.float32),
+        "encoder.layer.0.attention.self.query.weight": r.standard_normal((h, h)).astype(np.float32),
+        "encoder.layer.0.attention.self.query.bias": r.standard_normal(h).astype(np.float32),
+    }
+    save_file(t, os.path.join(d, "model.safetensors"))
+    cfg = {"architectures": ["BertModel"], "model_type": "bert", "hidden_size": h, "num_hidden_layers": 1,
+           "num_attention_heads": 4, "vocab_size": 100, "max_position_embeddings": 64, "intermediate_size": 64}
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    record("tiny-bert", format="safetensors", inputs=[], outputs=[], operators={}, opsets={}, metadata={},
+           architecture="transformer-encoder", safety="not-applicable",
+           sizes={"hidden_size": h, "layers": 1, "attention_heads": 4, "vocab_size": 100, "context_length": 64,
+                  "intermediate_size": 64}, **tensor_facts(list(t.values())))
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    onnx_fixtures()
+    safetensors_fixtures()
+    pytorch_fixtures()
+    gguf_fixtures()
+    hf_fixtures()
+    with open(os.path.join(OUT, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print(f"wrote {len(expected)} fixtures to {OUT}")
