@@ -390,6 +390,54 @@ def hf_fixtures():
                   "intermediate_size": 64}, **tensor_facts(list(t.values())))
 
 
+def bad_fixtures():
+    """Files that must be refused with a one-line error (exit 2); expected["bad/..."] holds a
+    phrase the error must contain."""
+    d = os.path.join(OUT, "bad")
+    os.makedirs(d, exist_ok=True)
+
+    def bad(name, data, phrase):
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+        expected[f"bad/{name}"] = {"error": phrase}
+
+    bad("empty.onnx", b"", "empty")
+    bad("lfs-pointer.onnx", b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 123456789\n",
+        "Git LFS pointer")
+    bad("unknown.bin", b"\x00\x01\x02\x03 this is not a model at all", "not a model format")
+    # safetensors header claiming 10^15 elements.
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1000000, 1000000000], "data_offsets": [0, 16]}}).encode()
+    bad("absurd.safetensors", struct.pack("<Q", len(header)) + header + b"\0" * 16, "needs 4000000000000000 bytes")
+    # safetensors header length past the end of the file.
+    bad("header-past-eof.safetensors", struct.pack("<Q", 1 << 40) + b"{}", "header claims")
+    # GGUF claiming 10^15 tensors.
+    bad("absurd-count.gguf", b"GGUF" + struct.pack("<IQQ", 3, 10**15, 0), "more than the file holds")
+    # GGUF tensor of 10^15 elements in a tiny file.
+    name = b"w"
+    info = struct.pack("<Q", len(name)) + name + struct.pack("<I", 2) + struct.pack("<QQ", 10**9, 10**6) + struct.pack("<IQ", 0, 0)
+    bad("absurd-tensor.gguf", b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + info + b"\0" * 64, "truncated")
+    # ONNX initializer declaring 10^15 floats but carrying 16 bytes.
+    t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[10**6, 10**9], raw_data=b"\0" * 16)
+    g = helper.make_graph([helper.make_node("Identity", ["w"], ["y"])], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [t])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)])
+    bad("absurd-dims.onnx", m.SerializeToString(), "carries 16 bytes")
+    # A zip that is not a PyTorch archive.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("readme.txt", "hello")
+    bad("not-torch.zip", buf.getvalue(), "without a data.pkl")
+    # An ONNX file whose external data file is shorter than the tensors it should hold.
+    nodes, inits, arrays = mlp([4, 8, 2], seed=12)
+    gr = helper.make_graph(nodes, "ext", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4])],
+                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 2])], inits)
+    model = helper.make_model(gr, opset_imports=[helper.make_opsetid("", OPSET)])
+    onnx.save_model(model, os.path.join(d, "short-external.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="short-external.onnx.data", size_threshold=0)
+    with open(os.path.join(d, "short-external.onnx.data"), "r+b") as f:
+        f.truncate(40)
+    expected["bad/short-external.onnx"] = {"error": "which has 40 bytes"}
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     onnx_fixtures()
@@ -397,6 +445,7 @@ if __name__ == "__main__":
     pytorch_fixtures()
     gguf_fixtures()
     hf_fixtures()
+    bad_fixtures()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")
