@@ -27,7 +27,13 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
     /// Output format (`--message-format` is accepted too, as cargo users type it)
-    #[arg(long, global = true, value_enum, alias = "message-format", default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        alias = "message-format",
+        default_value = "human"
+    )]
     pub format: OutputFormat,
     /// Colour: auto, always or never (also NO_COLOR and CARGO_TERM_COLOR)
     #[arg(long, global = true, value_enum)]
@@ -46,7 +52,9 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// What is this model? Format, inputs and outputs, operators, weights, architecture, safety
-    #[command(after_help = "Examples:\n  cargo infer inspect model.onnx\n  cargo infer inspect --format json checkpoint.pt\n  cargo infer inspect ./my-hf-model/   (config.json + safetensors shards)")]
+    #[command(
+        after_help = "Examples:\n  cargo infer inspect model.onnx\n  cargo infer inspect --format json checkpoint.pt\n  cargo infer inspect ./my-hf-model/   (config.json + safetensors shards)"
+    )]
     Inspect(InspectArgs),
 }
 
@@ -65,7 +73,11 @@ pub fn main(mut args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return code;
         }

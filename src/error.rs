@@ -25,14 +25,19 @@ pub struct ModelError {
 
 impl ModelError {
     pub fn new(path: &Path, message: impl Into<String>) -> ModelError {
-        ModelError { path: path.to_path_buf(), message: one_line(&message.into()) }
+        ModelError {
+            path: path.to_path_buf(),
+            message: one_line(&message.into()),
+        }
     }
 
     pub fn io(path: &Path, err: &std::io::Error) -> ModelError {
         let message = match err.kind() {
             std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            std::io::ErrorKind::UnexpectedEof => "file is truncated (unexpected end of file)".to_string(),
+            std::io::ErrorKind::UnexpectedEof => {
+                "file is truncated (unexpected end of file)".to_string()
+            }
             _ => err.to_string(),
         };
         ModelError::new(path, message)
@@ -60,7 +65,12 @@ impl ExpectedError {
 /// (a protobuf or zip error, say) spans several.
 pub fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for (i, line) in s.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+    for (i, line) in s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         if i > 0 {
             out.push_str("; ");
         }

@@ -15,7 +15,13 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<i32, ExpectedError
             s.push('\n');
             s
         }
-        OutputFormat::Human => render(&info, Style { color: output::use_color(global.color) }, global.verbose),
+        OutputFormat::Human => render(
+            &info,
+            Style {
+                color: output::use_color(global.color),
+            },
+            global.verbose,
+        ),
     };
     output::print(&text);
     Ok(exit::OK)
@@ -25,7 +31,13 @@ fn shape(dims: &[Dim], known: bool) -> String {
     if !known {
         return "[unknown rank]".into();
     }
-    format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+    format!(
+        "[{}]",
+        dims.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 fn values(out: &mut String, style: Style, title: &str, vs: &[ValueSpec]) {
@@ -35,7 +47,13 @@ fn values(out: &mut String, style: Style, title: &str, vs: &[ValueSpec]) {
     let _ = writeln!(out, "  {}", style.bold(title));
     let w = vs.iter().map(|v| v.name.len()).max().unwrap_or(0).min(40);
     for v in vs {
-        let _ = writeln!(out, "    {:w$}  {:9} {}", v.name, v.dtype, shape(&v.shape, v.shape_known));
+        let _ = writeln!(
+            out,
+            "    {:w$}  {:9} {}",
+            v.name,
+            v.dtype,
+            shape(&v.shape, v.shape_known)
+        );
     }
 }
 
@@ -55,7 +73,11 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         facts.push(format!("IR {ir}"));
     }
     if !info.opsets.is_empty() {
-        let ops: Vec<String> = info.opsets.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let ops: Vec<String> = info
+            .opsets
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         facts.push(format!("opset {}", ops.join(", ")));
     }
     if let Some(p) = &d.producer {
@@ -64,14 +86,22 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
     if let Some(v) = d.gguf_version {
         facts.push(format!("version {v}"));
     }
-    let facts = if facts.is_empty() { String::new() } else { format!(" ({})", facts.join(", ")) };
+    let facts = if facts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", facts.join(", "))
+    };
     let _ = writeln!(out, "{}: {}{}", style.bold(&info.path), kind, facts);
 
     values(&mut out, style, "inputs", &info.inputs);
     values(&mut out, style, "outputs", &info.outputs);
     if let Some(sig) = &d.signature {
         let _ = writeln!(out, "  {}  {sig}", style.bold("signature"));
-        let _ = writeln!(out, "    {}", style.dim("TorchScript keeps no input shapes: give them to `check` with --input-shape"));
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim("TorchScript keeps no input shapes: give them to `check` with --input-shape")
+        );
     }
 
     if !info.operators.is_empty() {
@@ -79,13 +109,21 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         let mut ops: Vec<(&String, &u64)> = info.operators.iter().collect();
         ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let list: Vec<String> = ops.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let _ = writeln!(out, "  {}  {nodes} nodes, {} kinds", style.bold("operators"), ops.len());
+        let _ = writeln!(
+            out,
+            "  {}  {nodes} nodes, {} kinds",
+            style.bold("operators"),
+            ops.len()
+        );
         let _ = writeln!(out, "    {}", list.join(", "));
         if !d.custom_domains.is_empty() {
             let _ = writeln!(
                 out,
                 "    {}",
-                style.warn(&format!("custom operator domains: {} (most runtimes lack them)", d.custom_domains.join(", ")))
+                style.warn(&format!(
+                    "custom operator domains: {} (most runtimes lack them)",
+                    d.custom_domains.join(", ")
+                ))
             );
         }
     }
@@ -106,7 +144,11 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         let _ = writeln!(out, "    state_dict under key `{k}`");
     }
     for f in &d.external_data {
-        let state = if f.exists { style.good("present") } else { style.bad("MISSING") };
+        let state = if f.exists {
+            style.good("present")
+        } else {
+            style.bad("MISSING")
+        };
         let _ = writeln!(out, "    external data: {} ({state})", f.file);
     }
     if !info.tensors.is_empty() && info.format != Format::Onnx || verbose > 0 {
@@ -115,12 +157,22 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         if verbose == 0 {
             ts.sort_by(|a, b| b.bytes.cmp(&a.bytes));
         }
-        let w = ts.iter().take(shown).map(|t| t.name.len()).max().unwrap_or(0).min(48);
+        let w = ts
+            .iter()
+            .take(shown)
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(0)
+            .min(48);
         for t in ts.iter().take(shown) {
             let _ = writeln!(out, "    {:w$}  {:9} {:?}", t.name, t.dtype, t.shape);
         }
         if ts.len() > shown {
-            let _ = writeln!(out, "    {}", style.dim(&format!("… {} more (-v lists all)", ts.len() - shown)));
+            let _ = writeln!(
+                out,
+                "    {}",
+                style.dim(&format!("… {} more (-v lists all)", ts.len() - shown))
+            );
         }
     }
 
@@ -138,7 +190,9 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
     let safety = match (info.safety.verdict, info.safety.risk) {
         (Verdict::NotApplicable, _) => style.dim("not applicable (this format holds no code)"),
         (Verdict::Unsafe, _) => style.bad("UNSAFE: loading it in Python would run code"),
-        (Verdict::Safe, Risk::Suspicious) => style.warn("no known-dangerous code, but unknown globals (see below)"),
+        (Verdict::Safe, Risk::Suspicious) => {
+            style.warn("no known-dangerous code, but unknown globals (see below)")
+        }
         (Verdict::Safe, _) => style.good("safe (only tensor-rebuild functions)"),
     };
     let _ = writeln!(out, "  {}  {safety}", style.bold("safety"));
@@ -149,11 +203,22 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         let _ = writeln!(out, "  {}", style.bold("metadata"));
         let shown = if verbose > 0 { usize::MAX } else { 12 };
         for (k, v) in info.metadata.iter().take(shown) {
-            let v: String = if v.chars().count() > 80 { v.chars().take(77).collect::<String>() + "…" } else { v.clone() };
+            let v: String = if v.chars().count() > 80 {
+                v.chars().take(77).collect::<String>() + "…"
+            } else {
+                v.clone()
+            };
             let _ = writeln!(out, "    {k} = {v}");
         }
         if info.metadata.len() > shown {
-            let _ = writeln!(out, "    {}", style.dim(&format!("… {} more (-v lists all)", info.metadata.len() - shown)));
+            let _ = writeln!(
+                out,
+                "    {}",
+                style.dim(&format!(
+                    "… {} more (-v lists all)",
+                    info.metadata.len() - shown
+                ))
+            );
         }
     }
     if !d.files.is_empty() {

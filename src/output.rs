@@ -27,7 +27,9 @@ pub fn use_color(choice: Option<ColorChoice>) -> bool {
     match choice {
         Some(ColorChoice::Always) => true,
         Some(ColorChoice::Never) => false,
-        _ => std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal(),
+        _ => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stdout().is_terminal()
+        }
     }
 }
 

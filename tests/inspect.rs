@@ -11,7 +11,8 @@ fn fixtures() -> PathBuf {
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).expect("fixtures/expected.json");
+    let text =
+        std::fs::read_to_string(fixtures().join("expected.json")).expect("fixtures/expected.json");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -20,8 +21,17 @@ fn cargo_infer() -> Command {
 }
 
 fn inspect_json(path: &Path) -> Value {
-    let out = cargo_infer().args(["inspect", "--format", "json"]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    let out = cargo_infer()
+        .args(["inspect", "--format", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -35,7 +45,16 @@ fn every_fixture_reads_as_the_generator_wrote_it() {
         }
         let got = inspect_json(&fixtures().join(&name));
         let ctx = |field: &str| format!("{name}: field `{field}`");
-        for field in ["format", "inputs", "outputs", "operators", "opsets", "tensor_count", "parameters", "weight_bytes"] {
+        for field in [
+            "format",
+            "inputs",
+            "outputs",
+            "operators",
+            "opsets",
+            "tensor_count",
+            "parameters",
+            "weight_bytes",
+        ] {
             if let Some(w) = want.get(field) {
                 assert_eq!(&got[field], w, "{}", ctx(field));
             }
@@ -44,37 +63,87 @@ fn every_fixture_reads_as_the_generator_wrote_it() {
             assert_eq!(&got["metadata"], w, "{}", ctx("metadata"));
         }
         if let Some(w) = want.get("architecture") {
-            assert_eq!(&got["architecture"]["class"], w, "{}", ctx("architecture.class"));
-            assert!(!got["architecture"]["reasons"].as_array().unwrap().is_empty(), "{}", ctx("architecture.reasons"));
+            assert_eq!(
+                &got["architecture"]["class"],
+                w,
+                "{}",
+                ctx("architecture.class")
+            );
+            assert!(
+                !got["architecture"]["reasons"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty(),
+                "{}",
+                ctx("architecture.reasons")
+            );
         }
-        assert_eq!(&got["safety"]["verdict"], &want["safety"], "{}", ctx("safety"));
-        for (field, key) in [("custom_domains", "custom_domains"), ("state_dict_key", "state_dict_key"), ("signature", "signature")] {
+        assert_eq!(
+            &got["safety"]["verdict"],
+            &want["safety"],
+            "{}",
+            ctx("safety")
+        );
+        for (field, key) in [
+            ("custom_domains", "custom_domains"),
+            ("state_dict_key", "state_dict_key"),
+            ("signature", "signature"),
+        ] {
             if let Some(w) = want.get(field) {
                 let g = &got[key];
                 if field == "signature" {
                     // The archive spells the receiver's type; the argument list is what matters.
-                    assert!(g.as_str().unwrap().contains("x: Tensor) -> Tensor"), "{}: {g}", ctx(field));
+                    assert!(
+                        g.as_str().unwrap().contains("x: Tensor) -> Tensor"),
+                        "{}: {g}",
+                        ctx(field)
+                    );
                 } else {
                     assert_eq!(g, w, "{}", ctx(field));
                 }
             }
         }
         if let Some(w) = want.get("external_data") {
-            let files: Vec<&Value> = got["external_data"].as_array().unwrap().iter().map(|f| &f["file"]).collect();
-            assert_eq!(files, w.as_array().unwrap().iter().collect::<Vec<_>>(), "{}", ctx("external_data"));
-            assert!(got["external_data"].as_array().unwrap().iter().all(|f| f["exists"] == true));
+            let files: Vec<&Value> = got["external_data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| &f["file"])
+                .collect();
+            assert_eq!(
+                files,
+                w.as_array().unwrap().iter().collect::<Vec<_>>(),
+                "{}",
+                ctx("external_data")
+            );
+            assert!(got["external_data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f["exists"] == true));
         }
         let tensors = got["tensors"].as_array().unwrap();
         if let Some(w) = want.get("tensor_names") {
-            let mut names: Vec<&str> = tensors.iter().map(|t| t["name"].as_str().unwrap()).collect();
-            let mut want: Vec<&str> = w.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+            let mut names: Vec<&str> = tensors
+                .iter()
+                .map(|t| t["name"].as_str().unwrap())
+                .collect();
+            let mut want: Vec<&str> = w
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
             names.sort();
             want.sort();
             assert_eq!(names, want, "{}", ctx("tensors"));
         }
         if let Some(w) = want.get("tensors") {
             for (tname, t) in w.as_object().unwrap() {
-                let g = tensors.iter().find(|g| g["name"] == tname.as_str()).unwrap_or_else(|| panic!("{}: no {tname}", ctx("tensors")));
+                let g = tensors
+                    .iter()
+                    .find(|g| g["name"] == tname.as_str())
+                    .unwrap_or_else(|| panic!("{}: no {tname}", ctx("tensors")));
                 assert_eq!(g["shape"], t["shape"], "{}: {tname}", ctx("tensors"));
                 assert_eq!(g["dtype"], t["dtype"], "{}: {tname}", ctx("tensors"));
             }
@@ -92,10 +161,19 @@ fn every_fixture_reads_as_the_generator_wrote_it() {
         if let Some(w) = want.get("dangerous") {
             let findings = got["safety"]["findings"].to_string();
             for g in w.as_array().unwrap() {
-                assert!(findings.contains(g.as_str().unwrap()), "{}: {findings}", ctx("findings"));
+                assert!(
+                    findings.contains(g.as_str().unwrap()),
+                    "{}: {findings}",
+                    ctx("findings")
+                );
             }
         } else {
-            assert_eq!(got["safety"]["findings"], serde_json::json!([]), "{}", ctx("findings"));
+            assert_eq!(
+                got["safety"]["findings"],
+                serde_json::json!([]),
+                "{}",
+                ctx("findings")
+            );
         }
         checked += 1;
     }
@@ -106,14 +184,19 @@ fn every_fixture_reads_as_the_generator_wrote_it() {
 fn bad_files_are_one_line_errors_with_exit_2() {
     let mut checked = 0;
     for (name, want) in expected() {
-        let Some(phrase) = want.get("error").and_then(Value::as_str) else { continue };
+        let Some(phrase) = want.get("error").and_then(Value::as_str) else {
+            continue;
+        };
         let path = fixtures().join(&name);
         let out = cargo_infer().arg("inspect").arg(&path).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(out.stdout.is_empty(), "{name}: wrote to stdout");
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
-        assert!(err.contains(&path.display().to_string()), "{name}: does not name the file: {err}");
+        assert!(
+            err.contains(&path.display().to_string()),
+            "{name}: does not name the file: {err}"
+        );
         assert!(err.contains(phrase), "{name}: `{err}` lacks `{phrase}`");
         checked += 1;
     }
@@ -123,12 +206,18 @@ fn bad_files_are_one_line_errors_with_exit_2() {
 #[test]
 fn missing_file_and_empty_directory() {
     let dir = tempfile::tempdir().unwrap();
-    for (path, phrase) in [(dir.path().join("nope.onnx"), "no such file"), (dir.path().to_path_buf(), "holds no model")] {
+    for (path, phrase) in [
+        (dir.path().join("nope.onnx"), "no such file"),
+        (dir.path().to_path_buf(), "holds no model"),
+    ] {
         let out = cargo_infer().arg("inspect").arg(&path).output().unwrap();
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(&path.display().to_string()) && err.contains(phrase), "{err}");
+        assert!(
+            err.contains(&path.display().to_string()) && err.contains(phrase),
+            "{err}"
+        );
     }
 }
 
@@ -163,11 +252,19 @@ fn truncations_at_many_offsets_never_panic_and_are_errors() {
             match cargo_infer::model::inspect(&target) {
                 Err(e) => {
                     let msg = e.to_string();
-                    assert!(msg.starts_with(&target.display().to_string()), "{name}@{at}: {msg}");
+                    assert!(
+                        msg.starts_with(&target.display().to_string()),
+                        "{name}@{at}: {msg}"
+                    );
                     assert_eq!(msg.lines().count(), 1, "{name}@{at}: {msg}");
                 }
                 Ok(info) => {
-                    assert_eq!(info.format, cargo_infer::model::Format::Onnx, "{name} cut at {at} of {} read as valid", bytes.len());
+                    assert_eq!(
+                        info.format,
+                        cargo_infer::model::Format::Onnx,
+                        "{name} cut at {at} of {} read as valid",
+                        bytes.len()
+                    );
                     assert_eq!(
                         (&info.inputs, &info.outputs, &info.operators, &info.tensors),
                         (&full.inputs, &full.outputs, &full.operators, &full.tensors),
@@ -220,14 +317,25 @@ fn corrupted_bytes_never_panic() {
 fn malicious_pickles_are_reported_and_never_run() {
     let marker = Path::new("/tmp/cargo-infer-pwned");
     let _ = std::fs::remove_file(marker);
-    for name in ["malicious_global.pt", "malicious_memo.pkl", "malicious_nested.pt"] {
+    for name in [
+        "malicious_global.pt",
+        "malicious_memo.pkl",
+        "malicious_nested.pt",
+    ] {
         let got = inspect_json(&fixtures().join(name));
         assert_eq!(got["safety"]["verdict"], "unsafe", "{name}");
         assert_eq!(got["safety"]["risk"], "dangerous", "{name}");
         // The human summary says so too, and the exit code is 0: inspect reports, it does not judge.
-        let out = cargo_infer().args(["inspect", "--color", "never"]).arg(fixtures().join(name)).output().unwrap();
+        let out = cargo_infer()
+            .args(["inspect", "--color", "never"])
+            .arg(fixtures().join(name))
+            .output()
+            .unwrap();
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stdout).contains("UNSAFE"), "{name}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("UNSAFE"),
+            "{name}"
+        );
     }
     assert!(!marker.exists(), "a payload ran");
 }
@@ -236,13 +344,27 @@ fn malicious_pickles_are_reported_and_never_run() {
 fn runs_as_a_cargo_subcommand_and_directly() {
     let model = fixtures().join("mlp.onnx");
     for args in [vec!["infer", "inspect"], vec!["inspect"]] {
-        let out = cargo_infer().args(&args).arg(&model).args(["--color", "never"]).output().unwrap();
+        let out = cargo_infer()
+            .args(&args)
+            .arg(&model)
+            .args(["--color", "never"])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("ONNX model") && text.contains("[batch, 4]") && text.contains("class  mlp"), "{text}");
+        assert!(
+            text.contains("ONNX model")
+                && text.contains("[batch, 4]")
+                && text.contains("class  mlp"),
+            "{text}"
+        );
     }
     // `--message-format` is the same flag as `--format`.
-    let out = cargo_infer().args(["inspect", "--message-format", "json"]).arg(&model).output().unwrap();
+    let out = cargo_infer()
+        .args(["inspect", "--message-format", "json"])
+        .arg(&model)
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["format"], "onnx");
 }
@@ -267,4 +389,23 @@ fn help_shows_an_example_for_every_command() {
     let out = cargo_infer().args(["inspect", "--help"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("cargo infer inspect model.onnx"));
+}
+
+#[test]
+fn missing_external_data_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("mlp_external.onnx");
+    std::fs::copy(fixtures().join("mlp_external.onnx"), &p).unwrap();
+    let got = inspect_json(&p);
+    assert_eq!(
+        got["external_data"],
+        serde_json::json!([{"file": "mlp_external.onnx.data", "exists": false}])
+    );
+    assert_eq!(got["parameters"], 1410);
+    let out = cargo_infer()
+        .args(["inspect", "--color", "never"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mlp_external.onnx.data (MISSING)"));
 }

@@ -21,7 +21,10 @@ impl<'a> Cursor<'a> {
     fn take(&mut self, n: u64) -> R<&'a [u8]> {
         let left = (self.buf.len() - self.pos) as u64;
         if n > left {
-            return Err(format!("truncated: needs {n} bytes at offset {} but {left} remain", self.pos));
+            return Err(format!(
+                "truncated: needs {n} bytes at offset {} but {left} remain",
+                self.pos
+            ));
         }
         let s = &self.buf[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -55,7 +58,10 @@ fn value(c: &mut Cursor, ty: u32, depth: u32) -> R<(String, Option<u64>)> {
             let v = u16::from_le_bytes(c.take(2)?.try_into().unwrap());
             (v.to_string(), Some(v as u64))
         }
-        3 => (i16::from_le_bytes(c.take(2)?.try_into().unwrap()).to_string(), None),
+        3 => (
+            i16::from_le_bytes(c.take(2)?.try_into().unwrap()).to_string(),
+            None,
+        ),
         4 => {
             let v = c.u32()?;
             (v.to_string(), Some(v as u64))
@@ -64,7 +70,10 @@ fn value(c: &mut Cursor, ty: u32, depth: u32) -> R<(String, Option<u64>)> {
             let v = i32::from_le_bytes(c.take(4)?.try_into().unwrap());
             (v.to_string(), u64::try_from(v).ok())
         }
-        6 => (f32::from_le_bytes(c.take(4)?.try_into().unwrap()).to_string(), None),
+        6 => (
+            f32::from_le_bytes(c.take(4)?.try_into().unwrap()).to_string(),
+            None,
+        ),
         7 => ((c.take(1)?[0] != 0).to_string(), None),
         8 => (c.string()?, None),
         9 => {
@@ -75,7 +84,10 @@ fn value(c: &mut Cursor, ty: u32, depth: u32) -> R<(String, Option<u64>)> {
             let n = c.u64()?;
             // Every item takes at least one byte: a longer count is a lie.
             if n > c.remaining() {
-                return Err(format!("array claims {n} items but {} bytes remain", c.remaining()));
+                return Err(format!(
+                    "array claims {n} items but {} bytes remain",
+                    c.remaining()
+                ));
             }
             let mut shown = Vec::new();
             for i in 0..n {
@@ -94,8 +106,14 @@ fn value(c: &mut Cursor, ty: u32, depth: u32) -> R<(String, Option<u64>)> {
             let v = c.u64()?;
             (v.to_string(), Some(v))
         }
-        11 => (i64::from_le_bytes(c.take(8)?.try_into().unwrap()).to_string(), None),
-        12 => (f64::from_le_bytes(c.take(8)?.try_into().unwrap()).to_string(), None),
+        11 => (
+            i64::from_le_bytes(c.take(8)?.try_into().unwrap()).to_string(),
+            None,
+        ),
+        12 => (
+            f64::from_le_bytes(c.take(8)?.try_into().unwrap()).to_string(),
+            None,
+        ),
         t => return Err(format!("unknown metadata value type {t}")),
     })
 }
@@ -129,13 +147,17 @@ fn read(path: &Path, buf: &[u8]) -> R<ModelInfo> {
     c.take(4)?;
     let version = c.u32()?;
     if !(2..=3).contains(&version) {
-        return Err(format!("version {version} is not supported (GGUF 2 and 3 are)"));
+        return Err(format!(
+            "version {version} is not supported (GGUF 2 and 3 are)"
+        ));
     }
     let n_tensors = c.u64()?;
     let n_kv = c.u64()?;
     // A key/value takes at least 12 bytes and a tensor info at least 24.
     if n_kv > c.remaining() / 12 || n_tensors > c.remaining() / 24 {
-        return Err(format!("header claims {n_kv} metadata keys and {n_tensors} tensors, more than the file holds"));
+        return Err(format!(
+            "header claims {n_kv} metadata keys and {n_tensors} tensors, more than the file holds"
+        ));
     }
     let mut info = ModelInfo::new(path, Format::Gguf);
     info.details.gguf_version = Some(version);
@@ -145,7 +167,9 @@ fn read(path: &Path, buf: &[u8]) -> R<ModelInfo> {
         let ty = c.u32()?;
         let (v, num) = value(&mut c, ty, 0)?;
         if key == "general.alignment" {
-            alignment = num.filter(|a| *a > 0 && a.is_power_of_two()).ok_or("general.alignment is not a power of two")?;
+            alignment = num
+                .filter(|a| *a > 0 && a.is_power_of_two())
+                .ok_or("general.alignment is not a power of two")?;
         }
         if let Some(n) = num {
             if let Some(size) = size_key(&key) {
@@ -160,7 +184,9 @@ fn read(path: &Path, buf: &[u8]) -> R<ModelInfo> {
         let name = c.string()?;
         let n_dims = c.u32()?;
         if n_dims > 8 {
-            return Err(format!("tensor `{name}` has {n_dims} dimensions (at most 8 are allowed)"));
+            return Err(format!(
+                "tensor `{name}` has {n_dims} dimensions (at most 8 are allowed)"
+            ));
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -168,16 +194,24 @@ fn read(path: &Path, buf: &[u8]) -> R<ModelInfo> {
         }
         let ty = c.u32()?;
         let offset = c.u64()?;
-        let (dt, block, block_bytes) = dtype::ggml(ty).ok_or_else(|| format!("tensor `{name}` has unknown ggml type {ty}"))?;
+        let (dt, block, block_bytes) =
+            dtype::ggml(ty).ok_or_else(|| format!("tensor `{name}` has unknown ggml type {ty}"))?;
         let numel = super::checked_numel(path, &name, &dims).map_err(|e| e.message)?;
         if numel % block != 0 {
-            return Err(format!("tensor `{name}` has {numel} elements, not a multiple of the {dt} block of {block}"));
+            return Err(format!(
+                "tensor `{name}` has {numel} elements, not a multiple of the {dt} block of {block}"
+            ));
         }
         let bytes = numel / block * block_bytes;
         data_end = data_end.max(offset.checked_add(bytes).ok_or("tensor offset overflows")?);
         // GGUF stores dimensions innermost first; report them outermost first, as the other formats do.
         dims.reverse();
-        tensors.push(TensorSummary { name, dtype: dt.to_string(), shape: dims, bytes });
+        tensors.push(TensorSummary {
+            name,
+            dtype: dt.to_string(),
+            shape: dims,
+            bytes,
+        });
     }
     let data_start = (c.pos as u64).div_ceil(alignment) * alignment;
     let file_len = buf.len() as u64;

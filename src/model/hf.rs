@@ -25,14 +25,27 @@ const SIZE_KEYS: &[(&str, &str)] = &[
 
 pub fn inspect_dir(dir: &Path) -> Result<ModelInfo, ModelError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, &e))?;
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
-    let named = |suffix: &str| files.iter().filter(|p| p.to_string_lossy().ends_with(suffix)).cloned().collect::<Vec<_>>();
+    let named = |suffix: &str| {
+        files
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
 
     let index = named(".safetensors.index.json");
     let shards = named(".safetensors");
     let onnx = named(".onnx");
-    let pytorch: Vec<PathBuf> = [".bin", ".pt", ".pth"].iter().flat_map(|s| named(s)).collect();
+    let pytorch: Vec<PathBuf> = [".bin", ".pt", ".pth"]
+        .iter()
+        .flat_map(|s| named(s))
+        .collect();
     let gguf = named(".gguf");
     let mut info = if let Some(index) = index.first() {
         super::safetensors::inspect_index(index)?
@@ -58,7 +71,9 @@ pub fn inspect_dir(dir: &Path) -> Result<ModelInfo, ModelError> {
                 info.details.sizes.entry(name.to_string()).or_insert(n);
             }
         }
-        info.details.files.insert(0, config_path.display().to_string());
+        info.details
+            .files
+            .insert(0, config_path.display().to_string());
         Some(v)
     } else {
         None

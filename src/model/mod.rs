@@ -154,7 +154,11 @@ pub struct Safety {
 
 impl Safety {
     pub fn not_applicable() -> Safety {
-        Safety { verdict: Verdict::NotApplicable, risk: Risk::None, findings: Vec::new() }
+        Safety {
+            verdict: Verdict::NotApplicable,
+            risk: Risk::None,
+            findings: Vec::new(),
+        }
     }
 }
 
@@ -248,7 +252,10 @@ impl ModelInfo {
             parameters: 0,
             weight_bytes: 0,
             metadata: BTreeMap::new(),
-            architecture: Architecture { class: ArchClass::Unknown, reasons: Vec::new() },
+            architecture: Architecture {
+                class: ArchClass::Unknown,
+                reasons: Vec::new(),
+            },
             safety: Safety::not_applicable(),
             details: Details::default(),
             tensors: Vec::new(),
@@ -259,8 +266,14 @@ impl ModelInfo {
     /// Adds stored tensors and recomputes the totals.
     pub(crate) fn set_tensors(&mut self, tensors: Vec<TensorSummary>) {
         self.tensor_count = tensors.len() as u64;
-        self.parameters = tensors.iter().map(|t| t.elements()).fold(0u64, u64::saturating_add);
-        self.weight_bytes = tensors.iter().map(|t| t.bytes).fold(0u64, u64::saturating_add);
+        self.parameters = tensors
+            .iter()
+            .map(|t| t.elements())
+            .fold(0u64, u64::saturating_add);
+        self.weight_bytes = tensors
+            .iter()
+            .map(|t| t.bytes)
+            .fold(0u64, u64::saturating_add);
         self.details.dtypes.clear();
         for t in &tensors {
             *self.details.dtypes.entry(t.dtype.clone()).or_default() += 1;
@@ -309,7 +322,10 @@ pub fn sniff(head: &[u8]) -> Sniffed {
             return Sniffed::Safetensors;
         }
     }
-    let text = head.iter().position(|b| !b.is_ascii_whitespace()).map(|i| head[i]);
+    let text = head
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| head[i]);
     if text == Some(b'{') {
         return Sniffed::SafetensorsIndex;
     }
@@ -362,12 +378,20 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
 pub(crate) fn read_head(path: &Path) -> Result<Vec<u8>, ModelError> {
     let mut f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
     let mut head = Vec::with_capacity(64);
-    f.by_ref().take(64).read_to_end(&mut head).map_err(|e| ModelError::io(path, &e))?;
+    f.by_ref()
+        .take(64)
+        .read_to_end(&mut head)
+        .map_err(|e| ModelError::io(path, &e))?;
     Ok(head)
 }
 
 fn hex_preview(bytes: &[u8]) -> String {
-    bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Maps a file read-only. Mapping, rather than reading, lets the kernel bring in only the pages
@@ -382,14 +406,17 @@ pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap, ModelError> {
 
 /// Product of dimensions, or an error when it cannot be a real tensor.
 pub(crate) fn checked_numel(path: &Path, name: &str, dims: &[u64]) -> Result<u64, ModelError> {
-    dims.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= MAX_ELEMENTS).ok_or_else(
-        || {
+    dims.iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS)
+        .ok_or_else(|| {
             ModelError::new(
                 path,
-                format!("tensor `{name}` declares an absurd shape {dims:?} (more than 2^53 elements)"),
+                format!(
+                    "tensor `{name}` declares an absurd shape {dims:?} (more than 2^53 elements)"
+                ),
             )
-        },
-    )
+        })
 }
 
 /// No real tensor has more elements than an f64 counts exactly.

@@ -301,10 +301,22 @@ impl Message for TensorLite {
 
     fn encoded_len(&self) -> usize {
         encoding::int64::encoded_len_packed(1, &self.dims)
-            + if self.data_type != 0 { encoding::int32::encoded_len(2, &self.data_type) } else { 0 }
-            + if self.name.is_empty() { 0 } else { encoding::string::encoded_len(8, &self.name) }
+            + if self.data_type != 0 {
+                encoding::int32::encoded_len(2, &self.data_type)
+            } else {
+                0
+            }
+            + if self.name.is_empty() {
+                0
+            } else {
+                encoding::string::encoded_len(8, &self.name)
+            }
             + encoding::message::encoded_len_repeated(13, &self.external_data)
-            + if self.data_location != 0 { encoding::int32::encoded_len(14, &self.data_location) } else { 0 }
+            + if self.data_location != 0 {
+                encoding::int32::encoded_len(14, &self.data_location)
+            } else {
+                0
+            }
     }
 
     fn clear(&mut self) {
@@ -336,16 +348,21 @@ const STANDARD_DOMAINS: &[&str] = &["", "ai.onnx", "ai.onnx.ml", "ai.onnx.previe
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     let map = super::map_file(path)?;
     let model = proto::Model::decode(&map[..]).map_err(|e| {
-        ModelError::new(path, format!("not a valid ONNX protobuf (truncated or corrupt): {e}"))
+        ModelError::new(
+            path,
+            format!("not a valid ONNX protobuf (truncated or corrupt): {e}"),
+        )
     })?;
     from_proto(path, &model, map.len() as u64)
 }
 
 fn from_proto(path: &Path, model: &proto::Model, file_len: u64) -> Result<ModelInfo, ModelError> {
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| ModelError::new(path, "ONNX model has no graph (truncated or not an ONNX model)"))?;
+    let graph = model.graph.as_ref().ok_or_else(|| {
+        ModelError::new(
+            path,
+            "ONNX model has no graph (truncated or not an ONNX model)",
+        )
+    })?;
     if model.opset_import.is_empty() && model.ir_version >= 3 {
         return Err(ModelError::new(
             path,
@@ -353,35 +370,54 @@ fn from_proto(path: &Path, model: &proto::Model, file_len: u64) -> Result<ModelI
         ));
     }
     if model.ir_version <= 0 || model.ir_version > 100 {
-        return Err(ModelError::new(path, format!("not an ONNX model (ir_version {})", model.ir_version)));
+        return Err(ModelError::new(
+            path,
+            format!("not an ONNX model (ir_version {})", model.ir_version),
+        ));
     }
     let mut info = ModelInfo::new(path, Format::Onnx);
     info.details.ir_version = Some(model.ir_version);
-    let producer = [model.producer_name.as_str(), model.producer_version.as_str()]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let producer = [
+        model.producer_name.as_str(),
+        model.producer_version.as_str(),
+    ]
+    .iter()
+    .filter(|s| !s.is_empty())
+    .copied()
+    .collect::<Vec<_>>()
+    .join(" ");
     info.details.producer = (!producer.is_empty()).then_some(producer);
     info.details.graph_name = (!graph.name.is_empty()).then(|| graph.name.clone());
     for op in &model.opset_import {
-        let domain = if op.domain.is_empty() { "ai.onnx" } else { op.domain.as_str() };
+        let domain = if op.domain.is_empty() {
+            "ai.onnx"
+        } else {
+            op.domain.as_str()
+        };
         info.opsets.insert(domain.to_string(), op.version);
     }
     for p in &model.metadata_props {
         info.metadata.insert(p.key.clone(), p.value.clone());
     }
 
-    let mut walk = Walk { path, tensors: Vec::new(), nodes: Vec::new(), external: BTreeSet::new() };
+    let mut walk = Walk {
+        path,
+        tensors: Vec::new(),
+        nodes: Vec::new(),
+        external: BTreeSet::new(),
+    };
     walk.graph(graph, 0)?;
     for f in &model.functions {
         walk.nodes(&f.node, 1)?;
     }
-    let functions: HashSet<(&str, &str)> =
-        model.functions.iter().map(|f| (f.domain.as_str(), f.name.as_str())).collect();
+    let functions: HashSet<(&str, &str)> = model
+        .functions
+        .iter()
+        .map(|f| (f.domain.as_str(), f.name.as_str()))
+        .collect();
 
-    let initializer_names: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let initializer_names: HashSet<&str> =
+        graph.initializer.iter().map(|t| t.name.as_str()).collect();
     info.inputs = graph
         .input
         .iter()
@@ -393,7 +429,8 @@ fn from_proto(path: &Path, model: &proto::Model, file_len: u64) -> Result<ModelI
     info.operators = histogram(&walk.nodes);
     let mut custom = BTreeSet::new();
     for n in &walk.nodes {
-        if !STANDARD_DOMAINS.contains(&n.domain.as_str()) && !functions.contains(&(n.domain.as_str(), n.op_type.as_str()))
+        if !STANDARD_DOMAINS.contains(&n.domain.as_str())
+            && !functions.contains(&(n.domain.as_str(), n.op_type.as_str()))
         {
             custom.insert(n.domain.clone());
         }
@@ -403,11 +440,22 @@ fn from_proto(path: &Path, model: &proto::Model, file_len: u64) -> Result<ModelI
     info.details.external_data = walk
         .external
         .iter()
-        .map(|f| FileRef { file: f.clone(), exists: super::relative_to(path, f).is_file() })
+        .map(|f| FileRef {
+            file: f.clone(),
+            exists: super::relative_to(path, f).is_file(),
+        })
         .collect();
-    let inline: u64 = walk.tensors.iter().filter(|(_, ext)| !ext).map(|(t, _)| t.bytes).sum();
+    let inline: u64 = walk
+        .tensors
+        .iter()
+        .filter(|(_, ext)| !ext)
+        .map(|(t, _)| t.bytes)
+        .sum();
     if inline > file_len {
-        return Err(ModelError::new(path, "tensor sizes exceed the file size (corrupt file)"));
+        return Err(ModelError::new(
+            path,
+            "tensor sizes exceed the file size (corrupt file)",
+        ));
     }
     info.nodes = walk.nodes;
     info.set_tensors(walk.tensors.into_iter().map(|(t, _)| t).collect());
@@ -485,7 +533,10 @@ impl Walk<'_> {
     fn tensor(&mut self, t: &TensorLite) -> Result<(), ModelError> {
         let path = self.path;
         if t.dims.iter().any(|d| *d < 0) {
-            return Err(ModelError::new(path, format!("tensor `{}` has a negative dimension {:?}", t.name, t.dims)));
+            return Err(ModelError::new(
+                path,
+                format!("tensor `{}` has a negative dimension {:?}", t.name, t.dims),
+            ));
         }
         let dims: Vec<u64> = t.dims.iter().map(|d| *d as u64).collect();
         let numel = super::checked_numel(path, &t.name, &dims)?;
@@ -493,15 +544,26 @@ impl Walk<'_> {
         let expected = dtype::packed_bytes(numel, bits);
         let external = t.data_location == 1;
         let bytes = if external {
-            let get = |k: &str| t.external_data.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+            let get = |k: &str| {
+                t.external_data
+                    .iter()
+                    .find(|e| e.key == k)
+                    .map(|e| e.value.as_str())
+            };
             let location = get("location").ok_or_else(|| {
-                ModelError::new(path, format!("tensor `{}` is external but names no location", t.name))
+                ModelError::new(
+                    path,
+                    format!("tensor `{}` is external but names no location", t.name),
+                )
             })?;
             let parse = |k: &str| -> Result<Option<u64>, ModelError> {
                 get(k)
                     .map(|v| {
                         v.parse::<u64>().map_err(|_| {
-                            ModelError::new(path, format!("tensor `{}` has a bad external-data {k} `{v}`", t.name))
+                            ModelError::new(
+                                path,
+                                format!("tensor `{}` has a bad external-data {k} `{v}`", t.name),
+                            )
                         })
                     })
                     .transpose()
@@ -511,7 +573,10 @@ impl Walk<'_> {
             self.external.insert(location.to_string());
             let file = super::relative_to(path, location);
             if let Ok(meta) = std::fs::metadata(&file) {
-                if offset.checked_add(length).is_none_or(|end| end > meta.len()) {
+                if offset
+                    .checked_add(length)
+                    .is_none_or(|end| end > meta.len())
+                {
                     return Err(ModelError::new(
                         path,
                         format!(
@@ -539,24 +604,41 @@ impl Walk<'_> {
             if numel > 0 && t.typed_values == 0 && bits > 0 {
                 return Err(ModelError::new(
                     path,
-                    format!("tensor `{}` declares shape {:?} but carries no data", t.name, t.dims),
+                    format!(
+                        "tensor `{}` declares shape {:?} but carries no data",
+                        t.name, t.dims
+                    ),
                 ));
             }
             expected
         };
-        self.tensors.push((TensorSummary { name: t.name.clone(), dtype: dtype.to_string(), shape: dims, bytes }, external));
+        self.tensors.push((
+            TensorSummary {
+                name: t.name.clone(),
+                dtype: dtype.to_string(),
+                shape: dims,
+                bytes,
+            },
+            external,
+        ));
         Ok(())
     }
 }
 
 fn value_spec(v: &proto::ValueInfo) -> ValueSpec {
     let (dtype, shape) = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(proto::type_value::Value::Tensor(t) | proto::type_value::Value::SparseTensor(t)) => {
-            (dtype::onnx(t.elem_type).0.to_string(), t.shape.as_ref().map(dims))
-        }
+        Some(proto::type_value::Value::Tensor(t) | proto::type_value::Value::SparseTensor(t)) => (
+            dtype::onnx(t.elem_type).0.to_string(),
+            t.shape.as_ref().map(dims),
+        ),
         _ => (type_name(v.r#type.as_ref()), None),
     };
-    ValueSpec { name: v.name.clone(), dtype, shape_known: shape.is_some(), shape: shape.unwrap_or_default() }
+    ValueSpec {
+        name: v.name.clone(),
+        dtype,
+        shape_known: shape.is_some(),
+        shape: shape.unwrap_or_default(),
+    }
 }
 
 fn dims(s: &proto::Shape) -> Vec<Dim> {
@@ -578,7 +660,11 @@ fn type_name(t: Option<&proto::Type>) -> String {
         Some(Value::Sequence(e)) => format!("sequence<{}>", type_name(e.elem_type.as_deref())),
         Some(Value::Optional(e)) => format!("optional<{}>", type_name(e.elem_type.as_deref())),
         Some(Value::Map(m)) => {
-            format!("map<{},{}>", dtype::onnx(m.key_type).0, type_name(m.value_type.as_deref()))
+            format!(
+                "map<{},{}>",
+                dtype::onnx(m.key_type).0,
+                type_name(m.value_type.as_deref())
+            )
         }
         None => "undefined".to_string(),
     }

@@ -140,7 +140,10 @@ impl<'a> Machine<'a> {
     fn take(&mut self, n: u64) -> R<&'a [u8]> {
         let left = (self.data.len() - self.pos) as u64;
         if n > left {
-            return Err(format!("pickle truncated: needs {n} bytes at offset {} but {left} remain", self.pos));
+            return Err(format!(
+                "pickle truncated: needs {n} bytes at offset {} but {left} remain",
+                self.pos
+            ));
         }
         let s = &self.data[self.pos..self.pos + n as usize];
         self.pos += n as usize;
@@ -160,19 +163,29 @@ impl<'a> Machine<'a> {
     }
     fn line(&mut self) -> R<&'a str> {
         let rest = &self.data[self.pos..];
-        let end = rest.iter().position(|b| *b == b'\n').ok_or("pickle truncated: unterminated text line")?;
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or("pickle truncated: unterminated text line")?;
         self.pos += end + 1;
         std::str::from_utf8(&rest[..end]).map_err(|_| "pickle text line is not UTF-8".to_string())
     }
     fn pop(&mut self) -> R<Value> {
-        self.stack.pop().ok_or_else(|| format!("pickle stack underflow at offset {}", self.pos))
+        self.stack
+            .pop()
+            .ok_or_else(|| format!("pickle stack underflow at offset {}", self.pos))
     }
     fn top(&mut self) -> R<&mut Value> {
         let pos = self.pos;
-        self.stack.last_mut().ok_or_else(|| format!("pickle stack underflow at offset {pos}"))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| format!("pickle stack underflow at offset {pos}"))
     }
     fn pop_mark(&mut self) -> R<Vec<Value>> {
-        let below = self.marks.pop().ok_or_else(|| format!("pickle has no MARK for the opcode at offset {}", self.pos))?;
+        let below = self
+            .marks
+            .pop()
+            .ok_or_else(|| format!("pickle has no MARK for the opcode at offset {}", self.pos))?;
         Ok(std::mem::replace(&mut self.stack, below))
     }
     fn global(&mut self, module: String, name: String) -> Value {
@@ -189,10 +202,17 @@ impl<'a> Machine<'a> {
         })))
     }
     fn memo_get(&self, key: u64) -> R<Value> {
-        self.memo.get(&key).cloned().ok_or_else(|| format!("pickle refers to memo entry {key}, which was never stored"))
+        self.memo
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| format!("pickle refers to memo entry {key}, which was never stored"))
     }
     fn memo_put(&mut self, key: u64) -> R<()> {
-        let v = self.stack.last().cloned().ok_or("pickle memoizes an empty stack")?;
+        let v = self
+            .stack
+            .last()
+            .cloned()
+            .ok_or("pickle memoizes an empty stack")?;
         self.memo.insert(key, v);
         Ok(())
     }
@@ -226,7 +246,12 @@ impl<'a> Machine<'a> {
                 }
                 b'.' => {
                     let value = self.pop()?;
-                    return Ok(Parsed { value, globals: self.globals, opaque: self.opaque, len: self.pos });
+                    return Ok(Parsed {
+                        value,
+                        globals: self.globals,
+                        opaque: self.opaque,
+                        len: self.pos,
+                    });
                 }
                 b'0' => {
                     self.pop()?;
@@ -240,7 +265,10 @@ impl<'a> Machine<'a> {
                 }
                 b'F' => {
                     let l = self.line()?;
-                    let f = l.trim().parse::<f64>().map_err(|_| format!("bad FLOAT `{l}`"))?;
+                    let f = l
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("bad FLOAT `{l}`"))?;
                     self.stack.push(Value::Float(f));
                 }
                 b'I' => {
@@ -254,7 +282,10 @@ impl<'a> Machine<'a> {
                 }
                 b'L' => {
                     let l = self.line()?.trim().trim_end_matches('L');
-                    let v = l.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::Str(l.into()));
+                    let v = l
+                        .parse::<i64>()
+                        .map(Value::Int)
+                        .unwrap_or_else(|_| Value::Str(l.into()));
                     self.stack.push(v);
                 }
                 b'J' => {
@@ -270,7 +301,11 @@ impl<'a> Machine<'a> {
                     self.stack.push(Value::Int(v as i64));
                 }
                 0x8a | 0x8b => {
-                    let n = if op == 0x8a { self.u8()? as u64 } else { self.u32()? as i32 as i64 as u64 };
+                    let n = if op == 0x8a {
+                        self.u8()? as u64
+                    } else {
+                        self.u32()? as i32 as i64 as u64
+                    };
                     if n > i32::MAX as u64 {
                         return Err("LONG4 with a negative length".into());
                     }
@@ -302,7 +337,9 @@ impl<'a> Machine<'a> {
                     let b = self.take(n)?;
                     let v = match op {
                         b'X' | 0x8c | 0x8d => Value::Str(
-                            std::str::from_utf8(b).map_err(|_| format!("string at offset {at} is not UTF-8"))?.into(),
+                            std::str::from_utf8(b)
+                                .map_err(|_| format!("string at offset {at} is not UTF-8"))?
+                                .into(),
                         ),
                         // Protocol 0–2 byte strings are Python 2 `str`: text in practice.
                         b'T' | b'U' => match std::str::from_utf8(b) {
@@ -382,7 +419,11 @@ impl<'a> Machine<'a> {
                             let g = self.global(m.to_string(), n.to_string());
                             self.stack.push(g);
                         }
-                        _ => return Err(format!("STACK_GLOBAL at offset {at} with names that are not strings")),
+                        _ => {
+                            return Err(format!(
+                                "STACK_GLOBAL at offset {at} with names that are not strings"
+                            ))
+                        }
                     }
                 }
                 0x82..=0x84 => {
@@ -391,7 +432,9 @@ impl<'a> Machine<'a> {
                         0x83 => self.u16()? as u32,
                         _ => self.u32()?,
                     };
-                    self.opaque.push(format!("extension-registry code {code} (an unnamed global)"));
+                    self.opaque.push(format!(
+                        "extension-registry code {code} (an unnamed global)"
+                    ));
                     let g = self.global("copyreg-extension".into(), code.to_string());
                     self.stack.push(g);
                 }
@@ -401,7 +444,8 @@ impl<'a> Machine<'a> {
                         return Err(format!("OBJ at offset {at} without a class"));
                     }
                     let class = items.remove(0);
-                    self.stack.push(Self::object(class, Value::Tuple(items.into())));
+                    self.stack
+                        .push(Self::object(class, Value::Tuple(items.into())));
                 }
                 b'R' | 0x81 => {
                     let args = self.pop()?;
@@ -412,7 +456,8 @@ impl<'a> Machine<'a> {
                     let kwargs = self.pop()?;
                     let args = self.pop()?;
                     let class = self.pop()?;
-                    self.stack.push(Self::object(class, Value::Tuple(Rc::new([args, kwargs]))));
+                    self.stack
+                        .push(Self::object(class, Value::Tuple(Rc::new([args, kwargs]))));
                 }
                 b'b' => {
                     let state = self.pop()?;
@@ -425,14 +470,19 @@ impl<'a> Machine<'a> {
                 }
                 b'P' => {
                     let l = self.line()?;
-                    self.stack.push(Value::Persistent(Rc::new(Value::Str(l.into()))));
+                    self.stack
+                        .push(Value::Persistent(Rc::new(Value::Str(l.into()))));
                 }
                 b'Q' => {
                     let pid = self.pop()?;
                     self.stack.push(Value::Persistent(Rc::new(pid)));
                 }
                 b'g' => {
-                    let k = self.line()?.trim().parse::<u64>().map_err(|_| "bad GET index")?;
+                    let k = self
+                        .line()?
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| "bad GET index")?;
                     let v = self.memo_get(k)?;
                     self.stack.push(v);
                 }
@@ -447,7 +497,11 @@ impl<'a> Machine<'a> {
                     self.stack.push(v);
                 }
                 b'p' => {
-                    let k = self.line()?.trim().parse::<u64>().map_err(|_| "bad PUT index")?;
+                    let k = self
+                        .line()?
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| "bad PUT index")?;
                     self.memo_put(k)?;
                 }
                 b'q' => {
@@ -465,7 +519,9 @@ impl<'a> Machine<'a> {
                 0x80 => {
                     let proto = self.u8()?;
                     if proto > 5 {
-                        return Err(format!("pickle protocol {proto} is not supported (0–5 are)"));
+                        return Err(format!(
+                            "pickle protocol {proto} is not supported (0–5 are)"
+                        ));
                     }
                 }
                 0x95 => {
@@ -562,11 +618,18 @@ pub fn judge(module: &str, name: &str, torchscript: bool) -> (Risk, Option<&'sta
     let builtins = module == "builtins" || module == "__builtin__";
     if builtins {
         return match name {
-            "eval" | "exec" | "execfile" | "compile" | "__import__" | "open" | "input" | "breakpoint"
-            | "globals" | "locals" | "vars" | "apply" | "memoryview" => (Risk::Dangerous, Some("runs Python code or touches files")),
-            "getattr" | "setattr" | "delattr" => (Risk::Dangerous, Some("reaches any attribute, such as os.system")),
-            "set" | "frozenset" | "bytearray" | "dict" | "list" | "tuple" | "int" | "float" | "complex" | "bool"
-            | "str" | "bytes" | "slice" | "range" | "object" => (Risk::None, None),
+            "eval" | "exec" | "execfile" | "compile" | "__import__" | "open" | "input"
+            | "breakpoint" | "globals" | "locals" | "vars" | "apply" | "memoryview" => {
+                (Risk::Dangerous, Some("runs Python code or touches files"))
+            }
+            "getattr" | "setattr" | "delattr" => (
+                Risk::Dangerous,
+                Some("reaches any attribute, such as os.system"),
+            ),
+            "set" | "frozenset" | "bytearray" | "dict" | "list" | "tuple" | "int" | "float"
+            | "complex" | "bool" | "str" | "bytes" | "slice" | "range" | "object" => {
+                (Risk::None, None)
+            }
             _ => (Risk::Suspicious, None),
         };
     }
@@ -583,12 +646,19 @@ pub fn judge(module: &str, name: &str, torchscript: bool) -> (Risk, Option<&'sta
         ("torch.serialization", "load"),
     ];
     if dangerous_fn.iter().any(|(m, n)| module == *m && name == *n) {
-        return (Risk::Dangerous, Some("calls other functions on the file's behalf"));
+        return (
+            Risk::Dangerous,
+            Some("calls other functions on the file's behalf"),
+        );
     }
     let safe = match module {
         "torch._utils" => name.starts_with("_rebuild_"),
         "torch" => {
-            name.ends_with("Storage") || name == "Size" || name == "device" || name == "Tensor" || dtype_name(name)
+            name.ends_with("Storage")
+                || name == "Size"
+                || name == "device"
+                || name == "Tensor"
+                || dtype_name(name)
         }
         "torch.storage" => name == "UntypedStorage" || name == "TypedStorage",
         "torch._tensor" => name == "_rebuild_from_type_v2",
@@ -597,7 +667,9 @@ pub fn judge(module: &str, name: &str, torchscript: bool) -> (Risk, Option<&'sta
         "collections" => name == "OrderedDict" || name == "defaultdict",
         "copyreg" | "copy_reg" => name == "_reconstructor",
         "_codecs" => name == "encode",
-        "numpy.core.multiarray" | "numpy._core.multiarray" => name == "_reconstruct" || name == "scalar",
+        "numpy.core.multiarray" | "numpy._core.multiarray" => {
+            name == "_reconstruct" || name == "scalar"
+        }
         "numpy" => name == "ndarray" || name == "dtype",
         "numpy.dtypes" => name.ends_with("DType"),
         "torch.jit._pickle" => torchscript,
@@ -637,7 +709,9 @@ pub fn findings(parsed: &Parsed, torchscript: bool, origin: &str) -> (Risk, Vec<
     }
     for o in &parsed.opaque {
         risk = risk.max(Risk::Suspicious);
-        out.push(format!("{origin}: {o} cannot be resolved without running Python"));
+        out.push(format!(
+            "{origin}: {o} cannot be resolved without running Python"
+        ));
     }
     (risk, out)
 }
@@ -649,11 +723,16 @@ mod tests {
     #[test]
     fn reads_a_protocol_2_dict_without_calling_anything() {
         // {'a': 1, 'b': [True, None]} with a GLOBAL os.system REDUCE as a value.
-        let mut p = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00b]q\x01(\x88Ne".to_vec();
+        let mut p =
+            b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00b]q\x01(\x88Ne".to_vec();
         p.extend_from_slice(b"X\x01\x00\x00\x00ccos\nsystem\nX\x04\x00\x00\x00echo\x85Ru.");
         let parsed = parse(&p).unwrap();
-        assert!(parsed.globals.contains(&("os".to_string(), "system".to_string())));
-        let Value::Dict(d) = parsed.value else { panic!("not a dict") };
+        assert!(parsed
+            .globals
+            .contains(&("os".to_string(), "system".to_string())));
+        let Value::Dict(d) = parsed.value else {
+            panic!("not a dict")
+        };
         let d = d.borrow();
         assert_eq!(d.len(), 3);
         assert_eq!(d[0].1.as_int(), Some(1));
@@ -667,12 +746,22 @@ mod tests {
         // 'builtins' and 'exec' memoized, then fetched back and joined by STACK_GLOBAL.
         let p = b"\x80\x04\x8c\x08builtins\x94\x8c\x04exec\x94h\x00h\x01\x93\x8c\x01x\x85R.";
         let parsed = parse(p).unwrap();
-        assert!(parsed.globals.contains(&("builtins".to_string(), "exec".to_string())));
+        assert!(parsed
+            .globals
+            .contains(&("builtins".to_string(), "exec".to_string())));
     }
 
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
-        for p in [&b"\x80\x02"[..], b"(t", b"0", b"\x93.", b"h\x05.", b"X\xff\xff\xff\xff", b"\x8b\xff\xff\xff\xff"] {
+        for p in [
+            &b"\x80\x02"[..],
+            b"(t",
+            b"0",
+            b"\x93.",
+            b"h\x05.",
+            b"X\xff\xff\xff\xff",
+            b"\x8b\xff\xff\xff\xff",
+        ] {
             assert!(parse(p).is_err(), "{p:?}");
         }
     }

@@ -38,7 +38,11 @@ pub struct Walked {
 
 /// Walks a value tree; names are the dotted dict keys (and list indices) on the way to a tensor.
 pub fn walk(value: &Value) -> Walked {
-    let mut w = Walker { out: Walked::default(), seen: HashSet::new(), budget: 1_000_000 };
+    let mut w = Walker {
+        out: Walked::default(),
+        seen: HashSet::new(),
+        budget: 1_000_000,
+    };
     w.value(value, "", 0);
     w.out
 }
@@ -111,11 +115,15 @@ impl Walker {
             }
             // `_metadata` is torch's own bookkeeping (state_dict format versions), not the author's.
             Value::Str(_) | Value::Int(_) | Value::Float(_) | Value::Bool(_)
-                if !name.is_empty() && !name.starts_with("_metadata") && !name.contains("._metadata") =>
+                if !name.is_empty()
+                    && !name.starts_with("_metadata")
+                    && !name.contains("._metadata") =>
             {
                 if let Some(t) = v.key_text() {
                     if self.out.scalars.len() < 256 {
-                        self.out.scalars.insert(name.to_string(), t.chars().take(200).collect());
+                        self.out
+                            .scalars
+                            .insert(name.to_string(), t.chars().take(200).collect());
                     }
                 }
             }
@@ -156,7 +164,9 @@ impl Walker {
 /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, …)` with the storage a persistent
 /// id `('storage', StorageType, key, location, numel)`.
 fn rebuild_tensor(args: &[Value], name: &str) -> Option<FoundTensor> {
-    let Value::Persistent(pid) = args.first()? else { return None };
+    let Value::Persistent(pid) = args.first()? else {
+        return None;
+    };
     let pid = pid.items()?;
     if pid.first()?.as_str()? != "storage" {
         return None;
@@ -170,7 +180,10 @@ fn rebuild_tensor(args: &[Value], name: &str) -> Option<FoundTensor> {
     // torch ≥ 2: ('storage', UntypedStorage-free dtype) — handled by the same table.
     let (dt, elem) = dtype::torch(&type_name).unwrap_or(("unknown", 1));
     let storage_key = pid.get(2)?.key_text()?;
-    let storage_numel = pid.get(4).and_then(Value::as_int).and_then(|n| u64::try_from(n).ok());
+    let storage_numel = pid
+        .get(4)
+        .and_then(Value::as_int)
+        .and_then(|n| u64::try_from(n).ok());
     let storage_offset = u64::try_from(args.get(1)?.as_int()?).ok()?;
     let shape = args
         .get(2)?
@@ -201,9 +214,18 @@ fn measure(
     for t in found {
         let numel = super::checked_numel(path, &t.name, &t.shape)?;
         let have = *storage_bytes.get(&t.storage_key).ok_or_else(|| {
-            ModelError::new(path, format!("tensor `{}` refers to storage `{}`, which the file lacks", t.name, t.storage_key))
+            ModelError::new(
+                path,
+                format!(
+                    "tensor `{}` refers to storage `{}`, which the file lacks",
+                    t.name, t.storage_key
+                ),
+            )
         })?;
-        let need = t.storage_offset.saturating_add(numel).saturating_mul(t.elem_bytes);
+        let need = t
+            .storage_offset
+            .saturating_add(numel)
+            .saturating_mul(t.elem_bytes);
         if numel > 0 && need > have {
             return Err(ModelError::new(
                 path,
@@ -225,16 +247,28 @@ fn measure(
 }
 
 fn safety_of(risk: Risk, findings: Vec<String>) -> Safety {
-    let verdict = if risk == Risk::Dangerous { Verdict::Unsafe } else { Verdict::Safe };
-    Safety { verdict, risk, findings }
+    let verdict = if risk == Risk::Dangerous {
+        Verdict::Unsafe
+    } else {
+        Verdict::Safe
+    };
+    Safety {
+        verdict,
+        risk,
+        findings,
+    }
 }
 
 /// A zip archive written by `torch.save` (a state_dict or any pickled object) or
 /// `torch.jit.save` (TorchScript).
 pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
     let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| ModelError::new(path, format!("not a readable zip archive (truncated or corrupt): {e}")))?;
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| {
+        ModelError::new(
+            path,
+            format!("not a readable zip archive (truncated or corrupt): {e}"),
+        )
+    })?;
     let names: Vec<String> = zip
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
@@ -246,7 +280,10 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
         .min_by_key(|n| n.len())
         .cloned()
         .ok_or_else(|| {
-            ModelError::new(path, "zip archive without a data.pkl: not a PyTorch checkpoint")
+            ModelError::new(
+                path,
+                "zip archive without a data.pkl: not a PyTorch checkpoint",
+            )
         })?;
     let root = data_pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     let torchscript = names.iter().any(|n| n.starts_with(&format!("{root}code/")))
@@ -254,8 +291,12 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
 
     let mut storage_bytes = HashMap::new();
     for i in 0..zip.len() {
-        let entry = zip.by_index(i).map_err(|e| ModelError::new(path, format!("zip entry {i} unreadable: {e}")))?;
-        let name = entry.name().map_err(|e| ModelError::new(path, format!("zip entry {i}: {e}")))?;
+        let entry = zip
+            .by_index(i)
+            .map_err(|e| ModelError::new(path, format!("zip entry {i} unreadable: {e}")))?;
+        let name = entry
+            .name()
+            .map_err(|e| ModelError::new(path, format!("zip entry {i}: {e}")))?;
         if let Some(key) = name.strip_prefix(&format!("{root}data/")) {
             storage_bytes.insert(key.to_string(), entry.size());
         }
@@ -270,7 +311,9 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
         let bytes = read_entry(path, &mut zip, name)?;
         let parsed = match pickle::parse(&bytes) {
             Ok(p) => p,
-            Err(e) if *name == data_pkl => return Err(ModelError::new(path, format!("{name}: {e}"))),
+            Err(e) if *name == data_pkl => {
+                return Err(ModelError::new(path, format!("{name}: {e}")))
+            }
             Err(e) => {
                 risk = risk.max(Risk::Suspicious);
                 findings.push(format!("{name}: not a readable pickle ({e})"));
@@ -295,7 +338,10 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
         }
     }
     // Other entries that hold a pickle (a nested checkpoint, a payload) are scanned too.
-    for name in names.iter().filter(|n| !n.ends_with(".pkl") && !n.starts_with(&format!("{root}data/"))) {
+    for name in names
+        .iter()
+        .filter(|n| !n.ends_with(".pkl") && !n.starts_with(&format!("{root}data/")))
+    {
         let bytes = read_entry(path, &mut zip, name)?;
         if bytes.len() > 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]) {
             if let Ok(parsed) = pickle::parse(&bytes) {
@@ -306,7 +352,11 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
         }
     }
 
-    let format = if torchscript { Format::Torchscript } else { Format::Pytorch };
+    let format = if torchscript {
+        Format::Torchscript
+    } else {
+        Format::Pytorch
+    };
     let mut info = ModelInfo::new(path, format);
     if torchscript {
         info.details.signature = forward_signature(path, &mut zip, &names, &root);
@@ -317,24 +367,58 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
     Ok(info)
 }
 
-fn read_entry(path: &Path, zip: &mut zip::ZipArchive<File>, name: &str) -> Result<Vec<u8>, ModelError> {
-    let entry = zip.by_name(name).map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
+fn read_entry(
+    path: &Path,
+    zip: &mut zip::ZipArchive<File>,
+    name: &str,
+) -> Result<Vec<u8>, ModelError> {
+    let entry = zip
+        .by_name(name)
+        .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
     if entry.size() > MAX_PICKLE {
-        return Err(ModelError::new(path, format!("{name} claims {} bytes, too large for a pickle", entry.size())));
+        return Err(ModelError::new(
+            path,
+            format!(
+                "{name} claims {} bytes, too large for a pickle",
+                entry.size()
+            ),
+        ));
     }
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry
         .take(MAX_PICKLE)
         .read_to_end(&mut bytes)
-        .map_err(|e| ModelError::new(path, format!("{name} unreadable (truncated or corrupt archive): {e}")))?;
+        .map_err(|e| {
+            ModelError::new(
+                path,
+                format!("{name} unreadable (truncated or corrupt archive): {e}"),
+            )
+        })?;
     Ok(bytes)
 }
 
 /// Tensors sit either at the top (a state_dict) or under one key such as `state_dict` or `model`;
 /// the key is recorded and the names are given without it.
-fn finish(info: &mut ModelInfo, mut tensors: Vec<TensorSummary>, weight_bytes: u64, scalars: BTreeMap<String, String>) {
-    if let Some(first) = tensors.first().and_then(|t| t.name.split_once('.')).map(|(k, _)| k.to_string()) {
-        let nested = ["state_dict", "model", "model_state_dict", "module", "net", "params", "weights"];
+fn finish(
+    info: &mut ModelInfo,
+    mut tensors: Vec<TensorSummary>,
+    weight_bytes: u64,
+    scalars: BTreeMap<String, String>,
+) {
+    if let Some(first) = tensors
+        .first()
+        .and_then(|t| t.name.split_once('.'))
+        .map(|(k, _)| k.to_string())
+    {
+        let nested = [
+            "state_dict",
+            "model",
+            "model_state_dict",
+            "module",
+            "net",
+            "params",
+            "weights",
+        ];
         let prefix = format!("{first}.");
         if nested.contains(&first.as_str()) && tensors.iter().all(|t| t.name.starts_with(&prefix)) {
             for t in &mut tensors {
@@ -349,14 +433,33 @@ fn finish(info: &mut ModelInfo, mut tensors: Vec<TensorSummary>, weight_bytes: u
 }
 
 /// The `forward` signature from the TorchScript archive's code, e.g. `forward(self, x: Tensor) -> Tensor`.
-fn forward_signature(_path: &Path, zip: &mut zip::ZipArchive<File>, names: &[String], root: &str) -> Option<String> {
-    let code = names.iter().filter(|n| n.starts_with(&format!("{root}code/")) && n.ends_with(".py")).min_by_key(|n| n.len())?;
+fn forward_signature(
+    _path: &Path,
+    zip: &mut zip::ZipArchive<File>,
+    names: &[String],
+    root: &str,
+) -> Option<String> {
+    let code = names
+        .iter()
+        .filter(|n| n.starts_with(&format!("{root}code/")) && n.ends_with(".py"))
+        .min_by_key(|n| n.len())?;
     let mut text = String::new();
-    zip.by_name(code).ok()?.take(4 * 1024 * 1024).read_to_string(&mut text).ok()?;
+    zip.by_name(code)
+        .ok()?
+        .take(4 * 1024 * 1024)
+        .read_to_string(&mut text)
+        .ok()?;
     let start = text.find("def forward(")?;
     let rest = &text[start + 4..];
     let end = rest.find(":\n")?;
-    Some(rest[..end].split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")"))
+    Some(
+        rest[..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("( ", "(")
+            .replace(" )", ")"),
+    )
 }
 
 /// The legacy `torch.save` stream: magic pickle, protocol pickle, sys-info pickle, the object
@@ -390,10 +493,16 @@ pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
     let walked = walk(&object.value);
 
     // Storages follow in the order of the key list, each an 8-byte count of elements and the data.
-    let elem_of: HashMap<&str, u64> = walked.tensors.iter().map(|t| (t.storage_key.as_str(), t.elem_bytes)).collect();
+    let elem_of: HashMap<&str, u64> = walked
+        .tensors
+        .iter()
+        .map(|t| (t.storage_key.as_str(), t.elem_bytes))
+        .collect();
     let mut storage_bytes = HashMap::new();
     for key in keys.value.items().unwrap_or_default() {
-        let key = key.key_text().ok_or_else(|| err("storage key list holds a non-string".into()))?;
+        let key = key
+            .key_text()
+            .ok_or_else(|| err("storage key list holds a non-string".into()))?;
         let n = data
             .get(pos..pos + 8)
             .ok_or_else(|| err(format!("storage `{key}` is missing (file truncated)")))?;

@@ -22,7 +22,8 @@ pub fn read_header(path: &Path) -> Result<Header, ModelError> {
     let mut f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
     let file_len = f.metadata().map_err(|e| ModelError::io(path, &e))?.len();
     let mut len = [0u8; 8];
-    f.read_exact(&mut len).map_err(|e| ModelError::io(path, &e))?;
+    f.read_exact(&mut len)
+        .map_err(|e| ModelError::io(path, &e))?;
     let n = u64::from_le_bytes(len);
     if n > MAX_HEADER || n > file_len - 8 {
         return Err(ModelError::new(
@@ -31,7 +32,8 @@ pub fn read_header(path: &Path) -> Result<Header, ModelError> {
         ));
     }
     let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header).map_err(|e| ModelError::io(path, &e))?;
+    f.read_exact(&mut header)
+        .map_err(|e| ModelError::io(path, &e))?;
     let data_len = file_len - 8 - n;
     parse_header(path, &header, data_len)
 }
@@ -44,22 +46,34 @@ fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header, Mod
     let mut spans = Vec::with_capacity(json.len());
     for (name, v) in json {
         if name == "__metadata__" {
-            let obj = v.as_object().ok_or_else(|| ModelError::new(path, "`__metadata__` is not an object"))?;
+            let obj = v
+                .as_object()
+                .ok_or_else(|| ModelError::new(path, "`__metadata__` is not an object"))?;
             for (k, v) in obj {
-                let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                let v = v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string());
                 metadata.insert(k.clone(), v);
             }
             continue;
         }
         let bad = |what: &str| ModelError::new(path, format!("tensor `{name}`: {what}"));
-        let code = v.get("dtype").and_then(|d| d.as_str()).ok_or_else(|| bad("no dtype"))?;
-        let (dt, bits) = dtype::safetensors(code).ok_or_else(|| bad(&format!("unknown dtype `{code}`")))?;
+        let code = v
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .ok_or_else(|| bad("no dtype"))?;
+        let (dt, bits) =
+            dtype::safetensors(code).ok_or_else(|| bad(&format!("unknown dtype `{code}`")))?;
         let shape: Vec<u64> = v
             .get("shape")
             .and_then(|s| s.as_array())
             .ok_or_else(|| bad("no shape"))?
             .iter()
-            .map(|d| d.as_u64().ok_or_else(|| bad("shape holds a value that is not a size")))
+            .map(|d| {
+                d.as_u64()
+                    .ok_or_else(|| bad("shape holds a value that is not a size"))
+            })
             .collect::<Result<_, _>>()?;
         let offsets = v
             .get("data_offsets")
@@ -82,11 +96,19 @@ fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header, Mod
             )));
         }
         spans.push((begin, end));
-        tensors.push(TensorSummary { name, dtype: dt.to_string(), shape, bytes: expected });
+        tensors.push(TensorSummary {
+            name,
+            dtype: dt.to_string(),
+            shape,
+            bytes: expected,
+        });
     }
     spans.sort_unstable();
     if spans.windows(2).any(|w| w[1].0 < w[0].1) {
-        return Err(ModelError::new(path, "safetensors tensors overlap (corrupt header)"));
+        return Err(ModelError::new(
+            path,
+            "safetensors tensors overlap (corrupt header)",
+        ));
     }
     Ok(Header { tensors, metadata })
 }
@@ -104,12 +126,20 @@ pub fn inspect_index(path: &Path) -> Result<ModelInfo, ModelError> {
     let text = std::fs::read(path).map_err(|e| ModelError::io(path, &e))?;
     let json: serde_json::Value = serde_json::from_slice(&text)
         .map_err(|e| ModelError::new(path, format!("not valid JSON: {e}")))?;
-    let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-        ModelError::new(path, "a JSON file that is not a safetensors index (no `weight_map`)")
-    })?;
+    let map = json
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .ok_or_else(|| {
+            ModelError::new(
+                path,
+                "a JSON file that is not a safetensors index (no `weight_map`)",
+            )
+        })?;
     let mut shards: Vec<String> = Vec::new();
     for v in map.values() {
-        let s = v.as_str().ok_or_else(|| ModelError::new(path, "`weight_map` holds a value that is not a file name"))?;
+        let s = v.as_str().ok_or_else(|| {
+            ModelError::new(path, "`weight_map` holds a value that is not a file name")
+        })?;
         if !shards.iter().any(|x| x == s) {
             shards.push(s.to_string());
         }
@@ -120,13 +150,21 @@ pub fn inspect_index(path: &Path) -> Result<ModelInfo, ModelError> {
         if !info.tensors.iter().any(|t| &t.name == name) {
             return Err(ModelError::new(
                 path,
-                format!("index maps tensor `{name}` to `{}`, which does not hold it", shard.as_str().unwrap_or("?")),
+                format!(
+                    "index maps tensor `{name}` to `{}`, which does not hold it",
+                    shard.as_str().unwrap_or("?")
+                ),
             ));
         }
     }
     if let Some(meta) = json.get("metadata").and_then(|m| m.as_object()) {
         for (k, v) in meta {
-            info.metadata.insert(k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            info.metadata.insert(
+                k.clone(),
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+            );
         }
     }
     Ok(info)
@@ -138,7 +176,10 @@ pub fn inspect_shards(path: &Path, files: &[PathBuf]) -> Result<ModelInfo, Model
     let mut tensors = Vec::new();
     for f in files {
         if !f.is_file() {
-            return Err(ModelError::new(path, format!("shard `{}` is missing", f.display())));
+            return Err(ModelError::new(
+                path,
+                format!("shard `{}` is missing", f.display()),
+            ));
         }
         let h = read_header(f)?;
         info.metadata.extend(h.metadata);

@@ -1,1 +1,83 @@
-fn main() {}
+//! Project tasks: `cargo xtask fixtures | ci | bench inspect`.
+//!
+//! Python is used only here, to write fixtures with the reference libraries (onnx, torch,
+//! safetensors, gguf) and to time them in benchmarks; cargo-infer and its tests never need it.
+
+mod bench;
+mod python;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask <task>\n\n\
+         tasks:\n  \
+         fixtures         regenerate every fixture under fixtures/ (needs python3; installs onnx, torch, … in a venv)\n  \
+         ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
+         bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["fixtures"] => fixtures(),
+        ["ci"] => ci(),
+        ["bench", "inspect"] => bench::inspect(),
+        _ => return usage(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub type Result<T = ()> = std::result::Result<T, String>;
+
+pub fn run(cmd: &mut Command) -> Result {
+    eprintln!("+ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {status}"))
+    }
+}
+
+fn fixtures() -> Result {
+    let py = python::venv(python::FIXTURE_PACKAGES)?;
+    let out = root().join("fixtures");
+    if out.exists() {
+        std::fs::remove_dir_all(&out)
+            .map_err(|e| format!("cannot clear {}: {e}", out.display()))?;
+    }
+    run(Command::new(py)
+        .arg(root().join("xtask/fixtures.py"))
+        .arg(&out))
+}
+
+fn ci() -> Result {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["test", "--workspace", "--locked"]))
+}

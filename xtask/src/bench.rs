@@ -1,0 +1,291 @@
+//! `cargo xtask bench inspect`: wall time and peak RSS of `cargo infer inspect` against the
+//! Python reference readers, on large generated files, in one run.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::{python, root, run, Result};
+
+const RUNS: usize = 5;
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn key(out: &mut Vec<u8>, field: u64, wire: u64) {
+    varint(out, (field << 3) | wire);
+}
+
+fn bytes_field(out: &mut Vec<u8>, field: u64, b: &[u8]) {
+    key(out, field, 2);
+    varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+fn varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
+    key(out, field, 0);
+    varint(out, v);
+}
+
+/// `ValueInfoProto` of a float tensor with a static shape.
+fn value_info(name: &str, dims: &[u64]) -> Vec<u8> {
+    let mut shape = Vec::new();
+    for d in dims {
+        let mut dim = Vec::new();
+        varint_field(&mut dim, 1, *d);
+        bytes_field(&mut shape, 1, &dim);
+    }
+    let mut tensor_type = Vec::new();
+    varint_field(&mut tensor_type, 1, 1);
+    bytes_field(&mut tensor_type, 2, &shape);
+    let mut ty = Vec::new();
+    bytes_field(&mut ty, 1, &tensor_type);
+    let mut v = Vec::new();
+    bytes_field(&mut v, 1, name.as_bytes());
+    bytes_field(&mut v, 2, &ty);
+    v
+}
+
+/// Writes an ONNX MLP of `layers` MatMuls of `width`×`width` float32 weights, inline, streaming
+/// the weight bytes (zeros) so that the generator itself stays small.
+fn write_onnx(path: &Path, layers: usize, width: u64) -> Result {
+    let payload = width * width * 4;
+    let mut nodes = Vec::new();
+    let mut heads = Vec::new();
+    for i in 0..layers {
+        let mut node = Vec::new();
+        let input = if i == 0 {
+            "input".to_string()
+        } else {
+            format!("h{}", i - 1)
+        };
+        let output = if i + 1 == layers {
+            "output".to_string()
+        } else {
+            format!("h{i}")
+        };
+        bytes_field(&mut node, 1, input.as_bytes());
+        bytes_field(&mut node, 1, format!("w{i}").as_bytes());
+        bytes_field(&mut node, 2, output.as_bytes());
+        bytes_field(&mut node, 3, format!("matmul{i}").as_bytes());
+        bytes_field(&mut node, 4, b"MatMul");
+        let mut n = Vec::new();
+        bytes_field(&mut n, 1, &node);
+        nodes.extend(n);
+
+        // TensorProto header up to the raw_data length; the payload follows.
+        let mut t = Vec::new();
+        let mut dims = Vec::new();
+        varint(&mut dims, width);
+        varint(&mut dims, width);
+        bytes_field(&mut t, 1, &dims);
+        varint_field(&mut t, 2, 1);
+        bytes_field(&mut t, 8, format!("w{i}").as_bytes());
+        key(&mut t, 9, 2);
+        varint(&mut t, payload);
+        let mut head = Vec::new();
+        key(&mut head, 5, 2);
+        varint(&mut head, t.len() as u64 + payload);
+        head.extend(t);
+        heads.push(head);
+    }
+    let mut io = Vec::new();
+    bytes_field(&mut io, 11, &value_info("input", &[1, width]));
+    bytes_field(&mut io, 12, &value_info("output", &[1, width]));
+    bytes_field(&mut io, 2, b"bench");
+    let graph_len = nodes.len() as u64
+        + io.len() as u64
+        + heads.iter().map(|h| h.len() as u64 + payload).sum::<u64>();
+
+    let mut f = BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| e.to_string())?);
+    let mut top = Vec::new();
+    varint_field(&mut top, 1, 8);
+    bytes_field(&mut top, 2, b"cargo-xtask-bench");
+    key(&mut top, 7, 2);
+    varint(&mut top, graph_len);
+    let w = |f: &mut BufWriter<File>, b: &[u8]| f.write_all(b).map_err(|e| e.to_string());
+    w(&mut f, &top)?;
+    w(&mut f, &nodes)?;
+    for head in &heads {
+        w(&mut f, head)?;
+        write_zeros(&mut f, payload)?;
+    }
+    w(&mut f, &io)?;
+    let mut opset = Vec::new();
+    varint_field(&mut opset, 2, 17);
+    let mut tail = Vec::new();
+    bytes_field(&mut tail, 8, &opset);
+    w(&mut f, &tail)?;
+    f.flush().map_err(|e| e.to_string())
+}
+
+fn write_zeros(f: &mut impl Write, mut left: u64) -> Result {
+    let zeros = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n]).map_err(|e| e.to_string())?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Writes a safetensors file of `count` float32 tensors of `numel` elements each (zeros).
+fn write_safetensors(path: &Path, count: usize, numel: u64) -> Result {
+    let mut header = String::from("{\"__metadata__\":{\"format\":\"pt\"}");
+    for i in 0..count {
+        let (b, e) = (i as u64 * numel * 4, (i as u64 + 1) * numel * 4);
+        header += &format!(",\"layers.{i}.weight\":{{\"dtype\":\"F32\",\"shape\":[{numel}],\"data_offsets\":[{b},{e}]}}");
+    }
+    header += "}";
+    let mut f = BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| e.to_string())?);
+    f.write_all(&(header.len() as u64).to_le_bytes())
+        .map_err(|e| e.to_string())?;
+    f.write_all(header.as_bytes()).map_err(|e| e.to_string())?;
+    write_zeros(&mut f, count as u64 * numel * 4)?;
+    f.flush().map_err(|e| e.to_string())
+}
+
+/// Writes a GGUF v3 file of `count` float32 tensors of `numel` elements each (zeros).
+fn write_gguf(path: &Path, count: usize, numel: u64) -> Result {
+    let mut h = Vec::new();
+    let s = |h: &mut Vec<u8>, t: &str| {
+        h.extend((t.len() as u64).to_le_bytes());
+        h.extend(t.as_bytes());
+    };
+    h.extend(b"GGUF");
+    h.extend(3u32.to_le_bytes());
+    h.extend((count as u64).to_le_bytes());
+    h.extend(1u64.to_le_bytes());
+    s(&mut h, "general.architecture");
+    h.extend(8u32.to_le_bytes());
+    s(&mut h, "llama");
+    for i in 0..count {
+        s(&mut h, &format!("blk.{i}.ffn.weight"));
+        h.extend(1u32.to_le_bytes());
+        h.extend(numel.to_le_bytes());
+        h.extend(0u32.to_le_bytes());
+        h.extend((i as u64 * numel * 4).to_le_bytes());
+    }
+    while h.len() % 32 != 0 {
+        h.push(0);
+    }
+    let mut f = BufWriter::with_capacity(1 << 20, File::create(path).map_err(|e| e.to_string())?);
+    f.write_all(&h).map_err(|e| e.to_string())?;
+    write_zeros(&mut f, count as u64 * numel * 4)?;
+    f.flush().map_err(|e| e.to_string())
+}
+
+/// Median wall time (ms) and largest peak RSS (MB) of `RUNS` runs of a command.
+fn measure(cmd: &[&str]) -> Result<(f64, f64)> {
+    let mut times = Vec::new();
+    let mut peak = 0i64;
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        let child = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", cmd[0]))?;
+        let mut status = 0;
+        // SAFETY: plain FFI call on our own child's pid; rusage is written by the kernel.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        let elapsed = start.elapsed().as_secs_f64() * 1e3;
+        if pid < 0 || !std::process::ExitStatus::from_raw(status).success() {
+            return Err(format!("{cmd:?} failed"));
+        }
+        times.push(elapsed);
+        peak = peak.max(usage.ru_maxrss);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[RUNS / 2], peak as f64 / 1024.0))
+}
+
+pub fn inspect() -> Result {
+    let py = python::venv(python::BENCH_PACKAGES)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo).current_dir(root()).args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "cargo-infer",
+    ]))?;
+    let tool = root().join("target/release/cargo-infer");
+    let dir: PathBuf = std::env::temp_dir().join("cargo-infer-bench");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let onnx = dir.join("mlp-1gb.onnx");
+    let st = dir.join("weights-4gb.safetensors");
+    let gguf = dir.join("model-1gb.gguf");
+    eprintln!(
+        "writing ~1 GB ONNX, ~4 GB safetensors, ~1 GB GGUF under {}",
+        dir.display()
+    );
+    write_onnx(&onnx, 16, 4096)?;
+    write_safetensors(&st, 64, 16 * 1024 * 1024)?;
+    write_gguf(&gguf, 16, 16 * 1024 * 1024)?;
+
+    let (tool, py) = (tool.to_str().unwrap(), py.to_str().unwrap());
+    let (o, s, g) = (
+        onnx.to_str().unwrap(),
+        st.to_str().unwrap(),
+        gguf.to_str().unwrap(),
+    );
+    let onnx_load = format!("import onnx; onnx.load({o:?})");
+    let safe_open = format!(
+        "from safetensors import safe_open\nwith safe_open({s:?}, 'np') as f: f.metadata(); [f.get_slice(k).get_shape() for k in f.keys()]"
+    );
+    let gguf_read =
+        format!("import gguf; r = gguf.GGUFReader({g:?}); [t.shape for t in r.tensors]");
+    let rows: Vec<(&str, &str, Vec<&str>)> = vec![
+        (
+            "ONNX 1.07 GB",
+            "cargo infer inspect",
+            vec![tool, "inspect", "--format", "json", o],
+        ),
+        (
+            "ONNX 1.07 GB",
+            "python onnx.load",
+            vec![py, "-c", &onnx_load],
+        ),
+        (
+            "safetensors 4.3 GB",
+            "cargo infer inspect",
+            vec![tool, "inspect", "--format", "json", s],
+        ),
+        (
+            "safetensors 4.3 GB",
+            "python safe_open (metadata, shapes)",
+            vec![py, "-c", &safe_open],
+        ),
+        (
+            "GGUF 1.07 GB",
+            "cargo infer inspect",
+            vec![tool, "inspect", "--format", "json", g],
+        ),
+        (
+            "GGUF 1.07 GB",
+            "python gguf.GGUFReader",
+            vec![py, "-c", &gguf_read],
+        ),
+        ("(none)", "python interpreter start", vec![py, "-c", "pass"]),
+    ];
+    // gguf is not among the bench packages; install it for its row.
+    python::venv(&["gguf==0.19.0"])?;
+    println!("| file | reader | median wall ({RUNS} runs) | peak RSS |");
+    println!("|---|---|---:|---:|");
+    for (file, who, cmd) in rows {
+        let (ms, mb) = measure(&cmd)?;
+        println!("| {file} | {who} | {ms:.1} ms | {mb:.1} MB |");
+    }
+    Ok(())
+}

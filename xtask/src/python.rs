@@ -1,0 +1,42 @@
+//! A virtualenv under `target/` for the Python side of fixtures and benchmarks.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{root, run, Result};
+
+/// What `fixtures.py` imports, pinned.
+pub const FIXTURE_PACKAGES: &[&str] = &[
+    "onnx==1.23.2",
+    "numpy==2.4.6",
+    "safetensors==0.8.0",
+    "gguf==0.19.0",
+    "torch==2.13.0",
+];
+
+/// What the benchmarks time.
+pub const BENCH_PACKAGES: &[&str] = &["onnx==1.23.2", "numpy==2.4.6", "safetensors==0.8.0"];
+
+/// Creates (once) `target/pyenv` and installs `packages` into it; returns its python.
+pub fn venv(packages: &[&str]) -> Result<PathBuf> {
+    let dir = root().join("target/pyenv");
+    let py = dir.join("bin/python");
+    if !py.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let (name, version) = p.split_once("==").unwrap_or((p, ""));
+            let out = Command::new(&py).args(["-m", "pip", "show", name]).output();
+            !matches!(out, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {version}")))
+        })
+        .collect();
+    if !missing.is_empty() {
+        run(Command::new(&py)
+            .args(["-m", "pip", "install", "-q"])
+            .args(&missing))?;
+    }
+    Ok(py)
+}
