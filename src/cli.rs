@@ -56,6 +56,54 @@ pub enum Command {
         after_help = "Examples:\n  cargo infer inspect model.onnx\n  cargo infer inspect --format json checkpoint.pt\n  cargo infer inspect ./my-hf-model/   (config.json + safetensors shards)"
     )]
     Inspect(InspectArgs),
+    /// Does it load, run and agree? Runs each model on every back end and compares the outputs
+    #[command(
+        after_help = "Examples:\n  cargo infer check model.onnx\n  cargo infer check models/*.onnx --backend all --format junit > check.xml\n  cargo infer check model.onnx --input input=x.npy --expected outputs.npz --atol 1e-4\n\nExit codes: 0 every model passed, 1 a check failed, 2 bad input or usage."
+    )]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Model files (ONNX); each is checked, errors in one do not stop the others
+    #[arg(required = true)]
+    pub models: Vec<PathBuf>,
+    /// Back ends to run: `auto` runs those available here; naming one (or `all`) requires it to pass
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: crate::check::BackendChoice,
+    /// Path to the ONNX Runtime library (else ORT_DYLIB_PATH, python3's onnxruntime package, system paths)
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Device; a GPU that is asked for and not obtained fails the check (never a silent CPU run)
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: crate::backends::Device,
+    /// Input from a file: NAME=FILE (.npy, .pb, .json) or ALL.npz holding every input by name
+    #[arg(long, value_name = "NAME=FILE|FILE.npz")]
+    pub input: Vec<crate::check::inputs::InputArg>,
+    /// Expected outputs: a directory of <output>.npy / output_N.pb files, or an .npz by output name
+    #[arg(long, value_name = "DIR|FILE.npz")]
+    pub expected: Option<PathBuf>,
+    /// Absolute tolerance for floating-point outputs (default 1e-5 for float32; integers are exact)
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// Relative tolerance for floating-point outputs (default 1e-5 for float32)
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Seed of the synthetic inputs
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Range of synthetic values: [lo,hi] for all inputs or NAME:[lo,hi] for one
+    #[arg(long, value_name = "[LO,HI]|NAME:[LO,HI]")]
+    pub val_range: Vec<crate::check::inputs::ValRange>,
+    /// Size of a symbolic dimension: NAME=N (default 1)
+    #[arg(long, value_name = "NAME=N")]
+    pub dim: Vec<crate::check::inputs::DimArg>,
+    /// Runs per model and back end; with N > 1 the report adds the median and p95 of runs 2..N
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: u64,
+    /// Models checked in parallel
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -93,6 +141,62 @@ pub fn main(mut args: Vec<OsString>) -> i32 {
 
 fn run(cli: Cli) -> Result<i32, ExpectedError> {
     match &cli.command {
-        Command::Inspect(args) => crate::inspect::run(&cli.global, args),
+        Command::Inspect(args) => {
+            reject_junit(&cli.global)?;
+            crate::inspect::run(&cli.global, args)
+        }
+        Command::Check(args) => run_check(&cli.global, args),
     }
+}
+
+fn reject_junit(global: &GlobalArgs) -> Result<(), ExpectedError> {
+    if global.format == OutputFormat::Junit {
+        return Err(ExpectedError::Usage(
+            "--format junit is only for `check`".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError> {
+    use crate::check::{self, report};
+    let all = crate::backends::all(args.ort_lib.as_deref());
+    let selected = check::select(&all, args.backend).map_err(ExpectedError::Usage)?;
+    let opts = check::CheckOptions {
+        backend: args.backend,
+        device: args.device,
+        inputs: check::inputs::InputOptions {
+            given: args.input.clone(),
+            expected: args.expected.clone(),
+            seed: args.seed,
+            ranges: args.val_range.clone(),
+            dims: args.dim.clone(),
+        },
+        tolerance: check::compare::ToleranceArgs {
+            atol: args.atol,
+            rtol: args.rtol,
+        },
+        runs: args.runs as usize,
+    };
+    let progress = global.format == OutputFormat::Human
+        && !global.quiet
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && args.models.len() > 1;
+    let report = check::check_all(&args.models, &selected, &opts, args.jobs as usize, progress);
+    let text = match global.format {
+        OutputFormat::Human => report::human(
+            &report,
+            crate::output::Style {
+                color: crate::output::use_color(global.color),
+            },
+            global.verbose,
+        ),
+        OutputFormat::Json => report::json(&report),
+        OutputFormat::Junit => report::junit(&report),
+    };
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        eprint!("{}", report::github_annotations(&report));
+    }
+    crate::output::print(&text);
+    Ok(report.exit_code())
 }

@@ -15,7 +15,7 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<i32, ExpectedError
             s.push('\n');
             s
         }
-        OutputFormat::Human => render(
+        OutputFormat::Human | OutputFormat::Junit => render(
             &info,
             Style {
                 color: output::use_color(global.color),

@@ -4,8 +4,11 @@
 //! The flow goes one way: bytes → [`model`] readers → [`model::ModelInfo`] → commands. The binary
 //! (`src/main.rs`) is thin glue over [`cli`].
 
+pub mod backends;
+pub mod check;
 pub mod cli;
 pub mod error;
 pub mod inspect;
 pub mod model;
 pub mod output;
+pub mod tensor;

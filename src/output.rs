@@ -7,6 +7,8 @@ use std::io::{self, IsTerminal, Write};
 pub enum OutputFormat {
     Human,
     Json,
+    /// JUnit XML (`check` only)
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -158,6 +158,8 @@ def onnx_fixtures():
                           [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])], inits)
     save_onnx("lstm.onnx", g, "rnn", [spec("sequence", "float32", [6, 1, feat])], [spec("scores", "float32", [1, 3])], arrays)
 
+    # Some nodes share their names with initializers (valid ONNX, as exporters write it; tract
+    # needs cargo-infer to rename them).
     # A one-layer transformer encoder from primitives: embedding Gather, self-attention
     # (MatMul/Transpose/Softmax), LayerNormalization, feed-forward with Gelu.
     r = rng(5)
@@ -214,6 +216,82 @@ def onnx_fixtures():
                           [helper.make_tensor_value_info("output", TensorProto.FLOAT, [2])])
     save_onnx("control_flow.onnx", g, "unknown", [spec("input", "float32", [2]), spec("flag", "bool", [])],
               [spec("output", "float32", [2])], [k])
+
+
+def unsupported_op_fixture():
+    """Operators ONNX Runtime has and tract lacks (Det, CenterCropPad), in three nodes."""
+    nodes = [
+        helper.make_node("Det", ["x"], ["d1"], name="det_a"),
+        helper.make_node("Transpose", ["x"], ["xt"], name="transpose", perm=[0, 2, 1]),
+        helper.make_node("Det", ["xt"], ["d2"], name="det_b"),
+        helper.make_node("Add", ["d1", "d2"], ["dets"], name="add"),
+        helper.make_node("CenterCropPad", ["image", "crop_shape"], ["cropped"], name="crop"),
+    ]
+    crop = np.array([2, 2], np.int64)
+    g = helper.make_graph(nodes, "unsupported",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 3]),
+                           helper.make_tensor_value_info("image", TensorProto.FLOAT, [4, 4])],
+                          [helper.make_tensor_value_info("dets", TensorProto.FLOAT, [2]),
+                           helper.make_tensor_value_info("cropped", TensorProto.FLOAT, [2, 2])],
+                          [init("crop_shape", crop)])
+    opset_imports = [helper.make_opsetid("", 18)]
+    model = helper.make_model(g, opset_imports=opset_imports, producer_name="cargo-infer-fixtures")
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save_model(model, os.path.join(OUT, "unsupported_op.onnx"))
+    record("unsupported_op.onnx", format="onnx", architecture="unknown", safety="not-applicable",
+           operators=ops_of(g), tract_missing={"Det": ["det_a", "det_b"], "CenterCropPad": ["crop"]})
+
+
+def reference_outputs():
+    """For every ONNX fixture: inputs and the outputs of onnx's reference evaluator (or of ONNX
+    Runtime, for custom-domain operators it lacks), as check/<model>.inputs.npz and .expected.npz."""
+    from onnx.reference import ReferenceEvaluator
+    import onnxruntime
+    d = os.path.join(OUT, "check")
+    os.makedirs(d, exist_ok=True)
+    r = rng(13)
+    for name in sorted(n for n in expected if n.endswith(".onnx") and not n.startswith("bad/")):
+        path = os.path.join(OUT, name)
+        m = onnx.load(path)
+        inits = {i.name for i in m.graph.initializer}
+        feeds = {}
+        for i in m.graph.input:
+            if i.name in inits:
+                continue
+            t = i.type.tensor_type
+            shape = [dd.dim_value if dd.HasField("dim_value") else 2 for dd in t.shape.dim]
+            if t.elem_type == TensorProto.FLOAT:
+                feeds[i.name] = r.uniform(-1, 1, shape).astype(np.float32)
+            elif t.elem_type == TensorProto.INT64:
+                feeds[i.name] = r.integers(0, 50, shape).astype(np.int64)
+            elif t.elem_type == TensorProto.BOOL:
+                feeds[i.name] = np.array(r.integers(0, 2, shape).astype(bool))
+        if any(n.domain not in ("", "ai.onnx") for n in m.graph.node):
+            sess = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            outs = sess.run(None, feeds)
+            source = "onnxruntime"
+        else:
+            outs = ReferenceEvaluator(m).run(None, feeds)
+            source = "onnx.reference"
+        names = [o.name for o in m.graph.output]
+        stem = name[: -len(".onnx")]
+        np.savez(os.path.join(d, f"{stem}.inputs.npz"), **feeds)
+        np.savez(os.path.join(d, f"{stem}.expected.npz"), **dict(zip(names, outs)))
+        expected[name]["reference"] = source
+
+    # The ONNX test layout next to a model: test_data_set_0 with input_N.pb / output_N.pb.
+    d2 = os.path.join(OUT, "with_test_data")
+    os.makedirs(os.path.join(d2, "test_data_set_0"), exist_ok=True)
+    os.makedirs(os.path.join(d2, "test_data_set_1"), exist_ok=True)
+    src = onnx.load(os.path.join(OUT, "mlp.onnx"))
+    onnx.save_model(src, os.path.join(d2, "model.onnx"))
+    for k, batch in enumerate([1, 3]):
+        x = r.uniform(-1, 1, (batch, 4)).astype(np.float32)
+        (y,) = ReferenceEvaluator(src).run(None, {"input": x})
+        for kind, arr, nm in [("input", x, "input"), ("output", y, "output")]:
+            with open(os.path.join(d2, f"test_data_set_{k}", f"{kind}_0.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(arr, nm).SerializeToString())
 
 
 def safetensors_fixtures():
@@ -445,6 +523,8 @@ if __name__ == "__main__":
     pytorch_fixtures()
     gguf_fixtures()
     hf_fixtures()
+    unsupported_op_fixture()
+    reference_outputs()
     bad_fixtures()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)

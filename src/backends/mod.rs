@@ -1,0 +1,81 @@
+//! Back ends behind one trait: is it usable here (and if not, how to get it), load a model, run
+//! it. The same conformance suite runs against each (`tests/backends.rs`, `cargo xtask conformance`).
+
+pub mod ort;
+pub mod tract;
+
+use std::path::Path;
+
+use crate::tensor::HostTensor;
+
+pub type Named = (String, HostTensor);
+
+/// Where to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Cuda,
+    Tensorrt,
+}
+
+/// Why a back end did not produce outputs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendError {
+    /// The model uses something this back end lacks (operators, dtypes): not the model's fault.
+    Unsupported(String),
+    /// Loading or running failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::Unsupported(m) | BackendError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What a back end learned while loading (shown in the report).
+#[derive(Debug, Clone, Default)]
+pub struct LoadNotes {
+    pub notes: Vec<String>,
+}
+
+pub trait Backend: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The back end's version when it is usable here, or why not and how to get it.
+    fn availability(&self) -> Result<String, String>;
+    /// Prepares `model` for these inputs (their dtypes and shapes fix symbolic dimensions).
+    fn load(
+        &self,
+        path: &Path,
+        info: &crate::model::ModelInfo,
+        inputs: &[Named],
+        device: Device,
+    ) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError>;
+}
+
+pub trait Loaded {
+    /// Runs the model; outputs in the model's output order, by name.
+    fn run(&mut self, inputs: &[Named]) -> Result<Vec<Named>, BackendError>;
+}
+
+/// The back ends this build has, in report order.
+pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
+    vec![Box::new(tract::Tract), Box::new(ort::Ort::new(ort_lib))]
+}
+
+/// Shortens a library's error to its first meaningful line (C++ back ends print pages).
+pub fn first_line(msg: &str) -> String {
+    let line = msg
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("unknown error");
+    let mut s: String = line.chars().take(400).collect();
+    if line.chars().count() > 400 {
+        s.push('…');
+    }
+    s
+}

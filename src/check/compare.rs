@@ -1,0 +1,289 @@
+//! Numeric comparison of two outputs, as Polygraphy users expect it: pass when
+//! `|a - b| <= atol + rtol * |b|` element-wise, NaN only against NaN, and the smallest atol that
+//! would have passed in every report.
+
+use serde::Serialize;
+
+use crate::tensor::HostTensor;
+
+/// Tolerances for one comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tolerance {
+    pub atol: f64,
+    pub rtol: f64,
+}
+
+/// User overrides (apply to floating-point outputs; integers, booleans and strings stay exact).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ToleranceArgs {
+    pub atol: Option<f64>,
+    pub rtol: Option<f64>,
+}
+
+impl ToleranceArgs {
+    /// Defaults by dtype: 1e-5 for float32/float64, looser for the narrow floats, exact otherwise.
+    pub fn for_dtype(&self, t: &HostTensor) -> Tolerance {
+        let (atol, rtol) = match t.dtype {
+            1 | 11 | 14 | 15 => (1e-5, 1e-5),
+            10 => (1e-3, 1e-3),
+            16 => (1e-2, 1e-2),
+            17..=20 | 24 => (0.0, 0.125),
+            23 => (0.0, 0.25),
+            _ => {
+                return Tolerance {
+                    atol: 0.0,
+                    rtol: 0.0,
+                }
+            }
+        };
+        Tolerance {
+            atol: self.atol.unwrap_or(atol),
+            rtol: self.rtol.unwrap_or(rtol),
+        }
+    }
+}
+
+/// The outcome of comparing `left` (a back end) with `right` (another back end, or the expected
+/// output, which is the reference for relative error).
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub left: String,
+    pub right: String,
+    pub output: String,
+    /// Which data set (`test_data_set_0`, `synthetic`, `given`).
+    pub data_set: String,
+    pub max_abs: f64,
+    pub max_rel: f64,
+    pub min_atol_to_pass: f64,
+    pub pass: bool,
+    pub atol: f64,
+    pub rtol: f64,
+    pub mismatches: u64,
+    pub elements: u64,
+    /// Why it failed when it is not a matter of numbers (shape, dtype, NaN placement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+impl Comparison {
+    /// One line for reports: `max_abs 3.1e-7, max_rel 2.0e-6 (atol 1e-5, rtol 1e-5)`.
+    pub fn summary(&self) -> String {
+        if let Some(p) = &self.problem {
+            return p.clone();
+        }
+        let mut s = format!(
+            "max_abs {:.2e}, max_rel {:.2e}, {} of {} elements outside atol {:.0e} + rtol {:.0e}",
+            self.max_abs, self.max_rel, self.mismatches, self.elements, self.atol, self.rtol
+        );
+        if !self.pass {
+            s += &format!("; would pass with --atol {:.2e}", self.min_atol_to_pass);
+        }
+        s
+    }
+}
+
+pub fn compare(
+    left: (&str, &HostTensor),
+    right: (&str, &HostTensor),
+    output: &str,
+    data_set: &str,
+    tol: &ToleranceArgs,
+) -> Comparison {
+    let (a, b) = (left.1, right.1);
+    let t = tol.for_dtype(b);
+    let mut c = Comparison {
+        left: left.0.to_string(),
+        right: right.0.to_string(),
+        output: output.to_string(),
+        data_set: data_set.to_string(),
+        max_abs: 0.0,
+        max_rel: 0.0,
+        min_atol_to_pass: 0.0,
+        pass: true,
+        atol: t.atol,
+        rtol: t.rtol,
+        mismatches: 0,
+        elements: b.numel() as u64,
+        problem: None,
+    };
+    let fail = |c: &mut Comparison, why: String| {
+        c.pass = false;
+        c.problem = Some(why);
+        c.max_abs = f64::INFINITY;
+        c.max_rel = f64::INFINITY;
+        c.min_atol_to_pass = f64::INFINITY;
+    };
+    if a.shape != b.shape {
+        fail(
+            &mut c,
+            format!("shape {:?} differs from {:?}", a.shape, b.shape),
+        );
+        return c;
+    }
+    if a.dtype != b.dtype {
+        fail(
+            &mut c,
+            format!("dtype {} differs from {}", a.dtype_name(), b.dtype_name()),
+        );
+        return c;
+    }
+    if b.dtype == crate::tensor::code::STRING {
+        c.mismatches = a
+            .strings
+            .iter()
+            .zip(&b.strings)
+            .filter(|(x, y)| x != y)
+            .count() as u64;
+        if c.mismatches > 0 {
+            let why = format!("{} of {} strings differ", c.mismatches, c.elements);
+            fail(&mut c, why);
+        }
+        return c;
+    }
+    let (Some(av), Some(bv)) = (a.to_f64(), b.to_f64()) else {
+        fail(&mut c, format!("cannot compare {} values", b.dtype_name()));
+        return c;
+    };
+    let exact = !b.is_float();
+    let mut nan_mismatch = 0u64;
+    for (x, y) in av.iter().zip(&bv) {
+        if x.is_nan() || y.is_nan() {
+            if x.is_nan() != y.is_nan() {
+                nan_mismatch += 1;
+            }
+            continue;
+        }
+        if x.is_infinite() || y.is_infinite() {
+            if x != y {
+                nan_mismatch += 1;
+            }
+            continue;
+        }
+        let d = (x - y).abs();
+        c.max_abs = c.max_abs.max(d);
+        if *y != 0.0 {
+            c.max_rel = c.max_rel.max(d / y.abs());
+        } else if d > 0.0 {
+            c.max_rel = f64::INFINITY;
+        }
+        c.min_atol_to_pass = c.min_atol_to_pass.max(d - t.rtol * y.abs());
+        if d > t.atol + t.rtol * y.abs() {
+            c.mismatches += 1;
+        }
+    }
+    if exact && a.data != b.data && nan_mismatch == 0 && c.mismatches == 0 {
+        // Integers beyond 2^53 can differ while their f64 images agree.
+        c.mismatches = 1;
+    }
+    if nan_mismatch > 0 {
+        c.mismatches += nan_mismatch;
+        fail(
+            &mut c,
+            format!("{nan_mismatch} elements are NaN or infinite on one side only"),
+        );
+        return c;
+    }
+    c.min_atol_to_pass = c.min_atol_to_pass.max(0.0);
+    c.pass = c.mismatches == 0;
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: &[f32]) -> HostTensor {
+        HostTensor::from_f32(vec![v.len()], v)
+    }
+
+    #[test]
+    fn within_tolerance_passes_and_reports_the_minimum_atol() {
+        let c = compare(
+            ("a", &f(&[1.0, 2.0])),
+            ("b", &f(&[1.0, 2.00001])),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        assert!(c.pass, "{c:?}");
+        let c = compare(
+            ("a", &f(&[1.0, 2.5])),
+            ("b", &f(&[1.0, 2.0])),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        assert!(!c.pass);
+        assert_eq!(c.mismatches, 1);
+        assert!((c.max_abs - 0.5).abs() < 1e-9);
+        // 0.5 - 1e-5 * 2.0
+        assert!(
+            (c.min_atol_to_pass - 0.49998).abs() < 1e-9,
+            "{}",
+            c.min_atol_to_pass
+        );
+        let looser = ToleranceArgs {
+            atol: Some(c.min_atol_to_pass),
+            rtol: None,
+        };
+        assert!(
+            compare(
+                ("a", &f(&[1.0, 2.5])),
+                ("b", &f(&[1.0, 2.0])),
+                "y",
+                "s",
+                &looser
+            )
+            .pass
+        );
+    }
+
+    #[test]
+    fn nan_only_matches_nan_and_shapes_must_agree() {
+        let c = compare(
+            ("a", &f(&[f32::NAN])),
+            ("b", &f(&[f32::NAN])),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        assert!(c.pass);
+        let c = compare(
+            ("a", &f(&[f32::NAN])),
+            ("b", &f(&[1.0])),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        assert!(!c.pass);
+        let c = compare(
+            ("a", &f(&[1.0, 2.0])),
+            ("b", &f(&[1.0])),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        assert!(!c.pass && c.problem.unwrap().contains("shape"));
+    }
+
+    #[test]
+    fn integers_are_exact() {
+        let i = |v: i64| HostTensor::from_bytes(7, vec![1], v.to_le_bytes().to_vec()).unwrap();
+        let loose = ToleranceArgs {
+            atol: Some(10.0),
+            rtol: Some(1.0),
+        };
+        assert!(!compare(("a", &i(3)), ("b", &i(4)), "y", "s", &loose).pass);
+        assert!(
+            !compare(
+                ("a", &i(1 << 60)),
+                ("b", &i((1 << 60) + 1)),
+                "y",
+                "s",
+                &loose
+            )
+            .pass
+        );
+        assert!(compare(("a", &i(4)), ("b", &i(4)), "y", "s", &loose).pass);
+    }
+}

@@ -1,0 +1,522 @@
+//! The data sets a check runs: inputs given on the command line, the ONNX test layout next to the
+//! model (`test_data_set_*/input_N.pb`, `output_N.pb`), or synthetic inputs; and the expected
+//! outputs that go with them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::backends::Named;
+use crate::model::{Dim, ModelInfo};
+use crate::tensor::{self, HostTensor, Rng};
+
+/// `--input NAME=FILE` or `--input ALL.npz`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputArg {
+    Named(String, PathBuf),
+    All(PathBuf),
+}
+
+impl std::str::FromStr for InputArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        // Names may hold `/` and `:`; the last `=` before an existing file splits name and file.
+        match s.rsplit_once('=') {
+            Some((name, file)) if !name.is_empty() => {
+                Ok(InputArg::Named(name.to_string(), PathBuf::from(file)))
+            }
+            _ => Ok(InputArg::All(PathBuf::from(s))),
+        }
+    }
+}
+
+/// `--val-range [lo,hi]` or `--val-range name:[lo,hi]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValRange {
+    pub name: Option<String>,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl std::str::FromStr for ValRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, range) = match s.rfind(":[") {
+            Some(i) => (Some(s[..i].to_string()), &s[i + 1..]),
+            None => (None, s),
+        };
+        let inner = range
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or_else(|| format!("`{s}`: expected [lo,hi] or name:[lo,hi]"))?;
+        let (lo, hi) = inner
+            .split_once(',')
+            .ok_or_else(|| format!("`{s}`: expected [lo,hi]"))?;
+        let num = |v: &str| {
+            v.trim()
+                .parse::<f64>()
+                .map_err(|_| format!("`{s}`: `{v}` is not a number"))
+        };
+        let (lo, hi) = (num(lo)?, num(hi)?);
+        if !(lo <= hi) {
+            return Err(format!("`{s}`: lo must not exceed hi"));
+        }
+        Ok(ValRange { name, lo, hi })
+    }
+}
+
+/// `--dim name=N`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DimArg(pub String, pub usize);
+
+impl std::str::FromStr for DimArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (n, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: expected name=N"))?;
+        let v = v
+            .parse::<usize>()
+            .map_err(|_| format!("`{s}`: `{v}` is not a size"))?;
+        Ok(DimArg(n.to_string(), v))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct InputOptions {
+    pub given: Vec<InputArg>,
+    pub expected: Option<PathBuf>,
+    pub seed: u64,
+    pub ranges: Vec<ValRange>,
+    pub dims: Vec<DimArg>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataSet {
+    pub name: String,
+    pub inputs: Vec<Named>,
+    pub expected: Option<Vec<Named>>,
+}
+
+/// The data sets for one model, and notes on what was assumed (defaulted dimensions, ranges).
+pub fn data_sets(
+    path: &Path,
+    info: &ModelInfo,
+    opts: &InputOptions,
+) -> Result<(Vec<DataSet>, Vec<String>), String> {
+    let mut notes = Vec::new();
+    let expected = match &opts.expected {
+        Some(p) => Some(read_expected(p, info)?),
+        None => None,
+    };
+    if !opts.given.is_empty() {
+        let given = read_given(&opts.given, info)?;
+        let mut inputs = Vec::new();
+        let missing: Vec<&str> = info
+            .inputs
+            .iter()
+            .filter(|i| !given.iter().any(|(n, _)| n == &i.name))
+            .map(|i| i.name.as_str())
+            .collect();
+        let synth = if missing.is_empty() {
+            Vec::new()
+        } else {
+            synthetic(info, opts, &mut notes)?
+        };
+        for spec in &info.inputs {
+            match given.iter().find(|(n, _)| n == &spec.name) {
+                Some(g) => inputs.push(g.clone()),
+                None => inputs.push(
+                    synth
+                        .iter()
+                        .find(|(n, _)| n == &spec.name)
+                        .cloned()
+                        .unwrap(),
+                ),
+            }
+        }
+        if !missing.is_empty() {
+            notes.push(format!(
+                "inputs not given, synthesised: {}",
+                missing.join(", ")
+            ));
+        }
+        for (n, _) in &given {
+            if !info.inputs.iter().any(|i| &i.name == n) {
+                let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
+                return Err(format!(
+                    "--input `{n}`: the model has no such input (it has: {})",
+                    names.join(", ")
+                ));
+            }
+        }
+        return Ok((
+            vec![DataSet {
+                name: "given".into(),
+                inputs,
+                expected,
+            }],
+            notes,
+        ));
+    }
+    let layout = onnx_test_layout(path, info)?;
+    if !layout.is_empty() {
+        notes.push(format!(
+            "{} ONNX test data set(s) found next to the model",
+            layout.len()
+        ));
+        return Ok((layout, notes));
+    }
+    let inputs = synthetic(info, opts, &mut notes)?;
+    Ok((
+        vec![DataSet {
+            name: "synthetic".into(),
+            inputs,
+            expected,
+        }],
+        notes,
+    ))
+}
+
+fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, String> {
+    let ext = p
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let err = |e: String| format!("{}: {e}", p.display());
+    if ext == "npz" {
+        return Ok(HostTensor::from_npz(p)
+            .map_err(err)?
+            .into_iter()
+            .map(|(n, t)| (Some(n), t))
+            .collect());
+    }
+    let bytes = std::fs::read(p).map_err(|e| err(e.to_string()))?;
+    match ext.as_str() {
+        "npy" => Ok(vec![(None, HostTensor::from_npy(&bytes).map_err(err)?)]),
+        "pb" => {
+            let (name, t) = HostTensor::from_pb(&bytes).map_err(err)?;
+            Ok(vec![((!name.is_empty()).then_some(name), t)])
+        }
+        "json" => Ok(vec![(None, from_json(&bytes).map_err(err)?)]),
+        _ => Err(err(
+            "unknown tensor file type (use .npy, .npz, .pb or .json)".into(),
+        )),
+    }
+}
+
+/// JSON: `{"dtype": "float32", "shape": [2], "data": [1, 2]}` or a nested array of numbers
+/// (float32; nesting gives the shape).
+fn from_json(bytes: &[u8]) -> Result<HostTensor, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let (dtype, shape, flat) = if let Some(obj) = v.as_object() {
+        let dtype = obj
+            .get("dtype")
+            .and_then(|d| d.as_str())
+            .unwrap_or("float32");
+        let code = (1..=26)
+            .find(|c| crate::model::dtype::onnx(*c).0 == dtype)
+            .ok_or_else(|| format!("unknown dtype `{dtype}`"))?;
+        let mut flat = Vec::new();
+        let mut inferred = Vec::new();
+        flatten(
+            obj.get("data").ok_or("no `data`")?,
+            &mut flat,
+            &mut inferred,
+            0,
+        )?;
+        let shape = match obj.get("shape") {
+            Some(s) => s
+                .as_array()
+                .ok_or("`shape` is not an array")?
+                .iter()
+                .map(|d| d.as_u64().map(|d| d as usize).ok_or("bad dimension"))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => inferred,
+        };
+        (code, shape, flat)
+    } else {
+        let mut flat = Vec::new();
+        let mut shape = Vec::new();
+        flatten(&v, &mut flat, &mut shape, 0)?;
+        (1, shape, flat)
+    };
+    if shape.iter().product::<usize>() != flat.len() {
+        return Err(format!(
+            "shape {shape:?} does not hold {} values",
+            flat.len()
+        ));
+    }
+    let mut data = Vec::new();
+    for x in &flat {
+        match dtype {
+            1 => data.extend((*x as f32).to_le_bytes()),
+            11 => data.extend(x.to_le_bytes()),
+            7 => data.extend((*x as i64).to_le_bytes()),
+            6 => data.extend((*x as i32).to_le_bytes()),
+            9 | 2 => data.push(*x as u8),
+            3 => data.push(*x as i8 as u8),
+            10 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
+            _ => {
+                return Err(format!(
+                    "JSON tensors of {} are not supported",
+                    crate::model::dtype::onnx(dtype).0
+                ))
+            }
+        }
+    }
+    HostTensor::from_bytes(dtype, shape, data)
+}
+
+fn flatten(
+    v: &serde_json::Value,
+    out: &mut Vec<f64>,
+    shape: &mut Vec<usize>,
+    depth: usize,
+) -> Result<(), String> {
+    match v {
+        serde_json::Value::Array(a) => {
+            if shape.len() == depth {
+                shape.push(a.len());
+            } else if shape[depth] != a.len() {
+                return Err("ragged nested array".into());
+            }
+            for x in a {
+                flatten(x, out, shape, depth + 1)?;
+            }
+            Ok(())
+        }
+        serde_json::Value::Number(n) => {
+            out.push(n.as_f64().ok_or("bad number")?);
+            Ok(())
+        }
+        serde_json::Value::Bool(b) => {
+            out.push(*b as u8 as f64);
+            Ok(())
+        }
+        _ => Err("JSON tensors hold numbers or booleans".into()),
+    }
+}
+
+fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String> {
+    let mut out = Vec::new();
+    for a in args {
+        match a {
+            InputArg::Named(name, file) => {
+                let mut ts = read_tensor_file(file)?;
+                if ts.len() != 1 {
+                    return Err(format!(
+                        "{}: holds {} arrays; give an .npz without a name",
+                        file.display(),
+                        ts.len()
+                    ));
+                }
+                out.push((name.clone(), ts.remove(0).1));
+            }
+            InputArg::All(file) => {
+                for (i, (name, t)) in read_tensor_file(file)?.into_iter().enumerate() {
+                    let name = name
+                        .or_else(|| info.inputs.get(i).map(|s| s.name.clone()))
+                        .unwrap_or_default();
+                    out.push((name, t));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `--expected DIR` (`<output>.npy` or `output_N.pb` files) or `--expected OUTPUTS.npz`.
+fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
+    if p.is_dir() {
+        let mut out = Vec::new();
+        for (i, o) in info.outputs.iter().enumerate() {
+            let npy = p.join(format!("{}.npy", o.name));
+            let pb = p.join(format!("output_{i}.pb"));
+            let file = if npy.is_file() {
+                npy
+            } else if pb.is_file() {
+                pb
+            } else {
+                continue;
+            };
+            let (_, t) = read_tensor_file(&file)?.remove(0);
+            out.push((o.name.clone(), t));
+        }
+        if out.is_empty() {
+            return Err(format!(
+                "{}: no <output>.npy or output_N.pb files for this model's outputs",
+                p.display()
+            ));
+        }
+        return Ok(out);
+    }
+    let all = read_tensor_file(p)?;
+    Ok(all
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, t))| {
+            (
+                n.or_else(|| info.outputs.get(i).map(|o| o.name.clone()))
+                    .unwrap_or_default(),
+                t,
+            )
+        })
+        .collect())
+}
+
+/// `test_data_set_*` directories next to the model.
+fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, String> {
+    let Some(dir) = path.parent() else {
+        return Ok(Vec::new());
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("test_data_set_"))
+        })
+        .collect();
+    dirs.sort();
+    let mut sets = Vec::new();
+    for d in dirs {
+        let numbered = |prefix: &str| -> Vec<PathBuf> {
+            (0..)
+                .map(|i| d.join(format!("{prefix}_{i}.pb")))
+                .take_while(|p| p.is_file())
+                .collect()
+        };
+        let mut inputs = Vec::new();
+        for (i, f) in numbered("input").iter().enumerate() {
+            let (name, t) = read_tensor_file(f)?.remove(0);
+            let name = info
+                .inputs
+                .get(i)
+                .map(|s| s.name.clone())
+                .or(name)
+                .unwrap_or_default();
+            inputs.push((name, t));
+        }
+        if inputs.len() != info.inputs.len() {
+            return Err(format!(
+                "{}: {} input files for {} model inputs",
+                d.display(),
+                inputs.len(),
+                info.inputs.len()
+            ));
+        }
+        let mut expected = Vec::new();
+        for (i, f) in numbered("output").iter().enumerate() {
+            let (name, t) = read_tensor_file(f)?.remove(0);
+            let name = info
+                .outputs
+                .get(i)
+                .map(|s| s.name.clone())
+                .or(name)
+                .unwrap_or_default();
+            expected.push((name, t));
+        }
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        sets.push(DataSet {
+            name,
+            inputs,
+            expected: (!expected.is_empty()).then_some(expected),
+        });
+    }
+    Ok(sets)
+}
+
+/// Integer inputs used as indices into a weight (Gather, embeddings) stay within its first axis.
+fn index_range(info: &ModelInfo, input: &str) -> Option<(f64, f64)> {
+    info.nodes
+        .iter()
+        .filter(|n| n.op_type == "Gather" && n.inputs.get(1).is_some_and(|i| i == input))
+        .find_map(|n| {
+            let data = n.inputs.first()?;
+            let t = info.tensors.iter().find(|t| &t.name == data)?;
+            let rows = *t.shape.first()?;
+            (rows > 0).then(|| (0.0, (rows - 1) as f64))
+        })
+}
+
+fn synthetic(
+    info: &ModelInfo,
+    opts: &InputOptions,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Named>, String> {
+    let mut rng = Rng::new(opts.seed);
+    let mut defaulted: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for spec in &info.inputs {
+        if !spec.shape_known {
+            return Err(format!(
+                "input `{}` has no declared shape: give it with --input {}=FILE",
+                spec.name, spec.name
+            ));
+        }
+        let shape: Vec<usize> = spec
+            .shape
+            .iter()
+            .map(|d| match d {
+                Dim::Known(n) if *n >= 0 => *n as usize,
+                Dim::Known(_) => 1,
+                Dim::Symbolic(s) => match opts.dims.iter().find(|a| &a.0 == s) {
+                    Some(a) => a.1,
+                    None => {
+                        defaulted.insert(s.clone(), 1);
+                        1
+                    }
+                },
+            })
+            .collect();
+        let code = (1..=26)
+            .find(|c| crate::model::dtype::onnx(*c).0 == spec.dtype)
+            .ok_or_else(|| {
+                format!(
+                    "input `{}` is a {}; give it with --input {}=FILE",
+                    spec.name, spec.dtype, spec.name
+                )
+            })?;
+        let user = opts
+            .ranges
+            .iter()
+            .rev()
+            .find(|r| r.name.as_deref() == Some(&spec.name))
+            .or_else(|| opts.ranges.iter().rev().find(|r| r.name.is_none()));
+        let float = matches!(code, 1 | 10 | 11 | 16);
+        let (lo, hi, why) = match user {
+            Some(r) => (r.lo, r.hi, "given"),
+            None if float => (-1.0, 1.0, "default"),
+            None if code == tensor::code::BOOL => (0.0, 1.0, "default"),
+            None => match index_range(info, &spec.name) {
+                Some((lo, hi)) => (lo, hi, "index range of the Gather it feeds"),
+                None => (0.0, 3.0, "default for integers"),
+            },
+        };
+        let t = tensor::synthetic(code, shape, lo, hi, &mut rng)
+            .map_err(|e| format!("input `{}`: {e}", spec.name))?;
+        if code != tensor::code::BOOL && code != tensor::code::STRING {
+            notes.push(format!(
+                "input `{}` {}: uniform in [{lo}, {hi}] ({why}, seed {})",
+                spec.name,
+                t.describe(),
+                opts.seed
+            ));
+        }
+        out.push((spec.name.clone(), t));
+    }
+    if !defaulted.is_empty() {
+        let list: Vec<String> = defaulted.keys().map(|k| format!("{k}=1")).collect();
+        notes.push(format!(
+            "symbolic dimensions defaulted (set with --dim): {}",
+            list.join(", ")
+        ));
+    }
+    Ok(out)
+}

@@ -1,0 +1,455 @@
+//! `cargo infer check`: load and run each model on every selected back end, compare every pair of
+//! back ends and each against expected outputs, time it, and report.
+
+pub mod compare;
+pub mod inputs;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::backends::{Backend, BackendError, Device, Named};
+use crate::model::{self, Format};
+use compare::{Comparison, ToleranceArgs};
+use inputs::InputOptions;
+
+/// `--backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// Every back end available here; unavailable ones are reported, not failed.
+    Auto,
+    Tract,
+    Ort,
+    Tch,
+    Candle,
+    /// Every back end of this build, each required to pass.
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub backend: BackendChoice,
+    pub device: Device,
+    pub inputs: InputOptions,
+    pub tolerance: ToleranceArgs,
+    /// Runs per data set for steady-state timing (the first run is timed apart).
+    pub runs: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendStatus {
+    Pass,
+    Fail,
+    Unavailable,
+    Unsupported,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendReport {
+    pub name: String,
+    pub status: BackendStatus,
+    pub message: String,
+    pub load_ms: f64,
+    pub run_ms: f64,
+    /// Median and 95th percentile of the runs after the first (`--runs N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_median_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Asked for by name (`--backend X` or `all`): then anything but `pass` fails the model.
+    pub required: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelStatus {
+    Pass,
+    Fail,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub path: String,
+    pub status: ModelStatus,
+    /// Why, in one line, when the status is not `pass`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub backends: Vec<BackendReport>,
+    pub comparisons: Vec<Comparison>,
+    pub data_sets: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: usize,
+    pub errors: usize,
+    pub peak_rss_mb: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub models: Vec<ModelReport>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub fn exit_code(&self) -> i32 {
+        if self.summary.errors > 0 {
+            crate::error::exit::USAGE
+        } else if self.summary.failed > 0 {
+            crate::error::exit::CHECK_FAILED
+        } else {
+            crate::error::exit::OK
+        }
+    }
+}
+
+/// Which of this build's back ends to run, and whether each is required.
+pub fn select<'a>(
+    all: &'a [Box<dyn Backend>],
+    choice: BackendChoice,
+) -> Result<Vec<(&'a dyn Backend, bool)>, String> {
+    let by_name = |n: &str| all.iter().find(|b| b.name() == n).map(|b| b.as_ref());
+    Ok(match choice {
+        BackendChoice::Auto => all.iter().map(|b| (b.as_ref(), false)).collect(),
+        BackendChoice::All => all.iter().map(|b| (b.as_ref(), true)).collect(),
+        BackendChoice::Tract => vec![(by_name("tract").unwrap(), true)],
+        BackendChoice::Ort => vec![(by_name("ort").unwrap(), true)],
+        BackendChoice::Tch => {
+            return Err(
+                "the tch back end is not available in this build; rebuild with `--features tch`"
+                    .into(),
+            )
+        }
+        BackendChoice::Candle => return Err(
+            "the candle back end is not available in this build; rebuild with `--features candle`"
+                .into(),
+        ),
+    })
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn signature(inputs: &[Named]) -> Vec<(i32, Vec<usize>)> {
+    inputs
+        .iter()
+        .map(|(_, t)| (t.dtype, t.shape.clone()))
+        .collect()
+}
+
+/// Checks one model.
+pub fn check_model(
+    path: &Path,
+    backends: &[(&dyn Backend, bool)],
+    opts: &CheckOptions,
+) -> ModelReport {
+    let mut report = ModelReport {
+        path: path.display().to_string(),
+        status: ModelStatus::Error,
+        message: String::new(),
+        backends: Vec::new(),
+        comparisons: Vec::new(),
+        data_sets: Vec::new(),
+        notes: Vec::new(),
+    };
+    let info = match model::inspect(path) {
+        Ok(i) => i,
+        Err(e) => {
+            report.message = e.message;
+            return report;
+        }
+    };
+    if info.format != Format::Onnx {
+        report.message = format!(
+            "a {} model needs the candle or tch back end, which this build lacks; check runs ONNX models on tract and ort",
+            info.format.as_str()
+        );
+        return report;
+    }
+    let (sets, notes) = match inputs::data_sets(path, &info, &opts.inputs) {
+        Ok(x) => x,
+        Err(e) => {
+            report.message = e;
+            return report;
+        }
+    };
+    report.notes = notes;
+    report.data_sets = sets.iter().map(|s| s.name.clone()).collect();
+
+    // Outputs per back end, per data set.
+    let mut results: Vec<(String, Vec<Vec<Named>>)> = Vec::new();
+    for &(backend, required) in backends {
+        let mut b = BackendReport {
+            name: backend.name().to_string(),
+            status: BackendStatus::Pass,
+            message: String::new(),
+            load_ms: 0.0,
+            run_ms: 0.0,
+            steady_median_ms: None,
+            steady_p95_ms: None,
+            version: None,
+            required,
+            notes: Vec::new(),
+        };
+        match backend.availability() {
+            Err(why) => {
+                b.status = BackendStatus::Unavailable;
+                b.message = why;
+            }
+            Ok(version) => {
+                b.version = Some(version);
+                match run_backend(backend, path, &info, &sets, opts, &mut b) {
+                    Ok(outs) => results.push((b.name.clone(), outs)),
+                    Err(BackendError::Unsupported(m)) => {
+                        b.status = BackendStatus::Unsupported;
+                        b.message = m;
+                    }
+                    Err(BackendError::Failed(m)) => {
+                        b.status = BackendStatus::Error;
+                        b.message = m;
+                    }
+                }
+            }
+        }
+        report.backends.push(b);
+    }
+
+    // Every pair of back ends that ran, then each against the expected outputs.
+    for (si, set) in sets.iter().enumerate() {
+        for i in 0..results.len() {
+            for j in i + 1..results.len() {
+                let (ln, lo) = (&results[i].0, &results[i].1[si]);
+                let (rn, ro) = (&results[j].0, &results[j].1[si]);
+                compare_sets(
+                    &mut report.comparisons,
+                    (ln, lo),
+                    (rn, ro),
+                    &set.name,
+                    &opts.tolerance,
+                );
+            }
+        }
+        if let Some(expected) = &set.expected {
+            for (name, outs) in &results {
+                compare_sets(
+                    &mut report.comparisons,
+                    (name, &outs[si]),
+                    ("expected", expected),
+                    &set.name,
+                    &opts.tolerance,
+                );
+            }
+        }
+    }
+    for c in report.comparisons.iter().filter(|c| !c.pass) {
+        for side in [&c.left, &c.right] {
+            if let Some(b) = report
+                .backends
+                .iter_mut()
+                .find(|b| &b.name == side && b.status == BackendStatus::Pass)
+            {
+                b.status = BackendStatus::Fail;
+                let other = if side == &c.left { &c.right } else { &c.left };
+                b.message = format!(
+                    "output `{}` disagrees with {other} ({}): {}",
+                    c.output,
+                    c.data_set,
+                    c.summary()
+                );
+            }
+        }
+    }
+
+    let failing_required: Vec<&BackendReport> = report
+        .backends
+        .iter()
+        .filter(|b| b.required && b.status != BackendStatus::Pass)
+        .collect();
+    let passed = report
+        .backends
+        .iter()
+        .filter(|b| b.status == BackendStatus::Pass)
+        .count();
+    let bad_comparison = report.comparisons.iter().find(|c| !c.pass);
+    (report.status, report.message) = if let Some(b) = failing_required.first() {
+        (
+            ModelStatus::Fail,
+            format!("{} {}: {}", b.name, status_word(b.status), b.message),
+        )
+    } else if let Some(c) = bad_comparison {
+        (
+            ModelStatus::Fail,
+            format!(
+                "{} vs {} on `{}` ({}): {}",
+                c.left,
+                c.right,
+                c.output,
+                c.data_set,
+                c.summary()
+            ),
+        )
+    } else if passed == 0 {
+        let why: Vec<String> = report
+            .backends
+            .iter()
+            .map(|b| format!("{} {}", b.name, status_word(b.status)))
+            .collect();
+        (
+            ModelStatus::Fail,
+            format!("no back end could run it ({})", why.join(", ")),
+        )
+    } else {
+        (ModelStatus::Pass, String::new())
+    };
+    report
+}
+
+pub fn status_word(s: BackendStatus) -> &'static str {
+    match s {
+        BackendStatus::Pass => "passed",
+        BackendStatus::Fail => "failed",
+        BackendStatus::Unavailable => "unavailable",
+        BackendStatus::Unsupported => "unsupported",
+        BackendStatus::Error => "error",
+    }
+}
+
+fn compare_sets(
+    out: &mut Vec<Comparison>,
+    left: (&str, &[Named]),
+    right: (&str, &[Named]),
+    set: &str,
+    tol: &ToleranceArgs,
+) {
+    for (name, r) in right.1 {
+        match left.1.iter().find(|(n, _)| n == name) {
+            Some((_, l)) => out.push(compare::compare((left.0, l), (right.0, r), name, set, tol)),
+            None => {
+                let mut c = compare::compare((left.0, r), (right.0, r), name, set, tol);
+                c.pass = false;
+                c.problem = Some(format!("{} produced no output `{name}`", left.0));
+                out.push(c);
+            }
+        }
+    }
+}
+
+fn run_backend(
+    backend: &dyn Backend,
+    path: &Path,
+    info: &model::ModelInfo,
+    sets: &[inputs::DataSet],
+    opts: &CheckOptions,
+    b: &mut BackendReport,
+) -> Result<Vec<Vec<Named>>, BackendError> {
+    let mut all = Vec::new();
+    let mut loaded: Option<(Vec<(i32, Vec<usize>)>, Box<dyn crate::backends::Loaded>)> = None;
+    for (si, set) in sets.iter().enumerate() {
+        let sig = signature(&set.inputs);
+        if loaded.as_ref().is_none_or(|(s, _)| *s != sig) {
+            let t = Instant::now();
+            let (l, notes) = backend.load(path, info, &set.inputs, opts.device)?;
+            if si == 0 {
+                b.load_ms = ms(t);
+            }
+            b.notes.extend(notes.notes);
+            loaded = Some((sig, l));
+        }
+        let session = &mut loaded.as_mut().unwrap().1;
+        let t = Instant::now();
+        let outs = session.run(&set.inputs)?;
+        if si == 0 {
+            b.run_ms = ms(t);
+            if opts.runs > 1 {
+                let mut times = Vec::with_capacity(opts.runs - 1);
+                for _ in 1..opts.runs {
+                    let t = Instant::now();
+                    session.run(&set.inputs)?;
+                    times.push(ms(t));
+                }
+                times.sort_by(f64::total_cmp);
+                b.steady_median_ms = Some(percentile(&times, 0.5));
+                b.steady_p95_ms = Some(percentile(&times, 0.95));
+            }
+        }
+        all.push(outs);
+    }
+    Ok(all)
+}
+
+/// Peak resident set of this process so far, in MB.
+pub fn peak_rss_mb() -> f64 {
+    // SAFETY: getrusage writes into the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+/// Checks every model, `jobs` at a time; reports in the order given.
+pub fn check_all(
+    models: &[PathBuf],
+    backends: &[(&dyn Backend, bool)],
+    opts: &CheckOptions,
+    jobs: usize,
+    progress: bool,
+) -> Report {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<ModelReport>>> =
+        models.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, models.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if i >= models.len() {
+                    break;
+                }
+                let r = check_model(&models[i], backends, opts);
+                *slots[i].lock().unwrap() = Some(r);
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                if progress {
+                    eprint!(
+                        "\r\x1b[2Kchecking: {n}/{} {}",
+                        models.len(),
+                        models[i].display()
+                    );
+                }
+            });
+        }
+    });
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    let models: Vec<ModelReport> = slots
+        .into_iter()
+        .map(|m| m.into_inner().unwrap().unwrap())
+        .collect();
+    let count = |s: ModelStatus| models.iter().filter(|m| m.status == s).count();
+    let summary = Summary {
+        passed: count(ModelStatus::Pass),
+        failed: count(ModelStatus::Fail),
+        errors: count(ModelStatus::Error),
+        peak_rss_mb: peak_rss_mb(),
+    };
+    Report { models, summary }
+}

@@ -1,0 +1,190 @@
+//! Rendering a check report: a table per model for people (failures first), the JSON contract,
+//! JUnit XML (one test case per model × back end), GitHub Actions annotations.
+
+use std::fmt::Write;
+
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+
+use super::{BackendStatus, ModelStatus, Report};
+use crate::output::Style;
+
+pub fn human(report: &Report, style: Style, verbose: u8) -> String {
+    let mut out = String::new();
+    let mut order: Vec<&super::ModelReport> = report.models.iter().collect();
+    order.sort_by_key(|m| match m.status {
+        ModelStatus::Error => 0,
+        ModelStatus::Fail => 1,
+        ModelStatus::Pass => 2,
+    });
+    for m in order {
+        let tag = match m.status {
+            ModelStatus::Pass => style.good("PASS "),
+            ModelStatus::Fail => style.bad("FAIL "),
+            ModelStatus::Error => style.bad("ERROR"),
+        };
+        let _ = writeln!(out, "{tag} {}", style.bold(&m.path));
+        if !m.message.is_empty() {
+            let _ = writeln!(out, "      {}", m.message);
+        }
+        if m.status == ModelStatus::Error {
+            continue;
+        }
+        for b in &m.backends {
+            let word = match b.status {
+                BackendStatus::Pass => "pass",
+                BackendStatus::Fail => "FAIL",
+                BackendStatus::Error => "ERROR",
+                BackendStatus::Unavailable => "unavailable",
+                BackendStatus::Unsupported => "unsupported",
+            };
+            let status = match b.status {
+                BackendStatus::Pass => style.good(word),
+                BackendStatus::Fail | BackendStatus::Error => style.bad(word),
+                BackendStatus::Unavailable | BackendStatus::Unsupported => style.warn(word),
+            };
+            let pad = 11 - word.len();
+            let detail = match b.status {
+                BackendStatus::Pass | BackendStatus::Fail if b.message.is_empty() => timing(b),
+                BackendStatus::Pass | BackendStatus::Fail => {
+                    format!("{}; {}", timing(b), b.message)
+                }
+                _ => b.message.clone(),
+            };
+            let _ = writeln!(out, "      {:6} {status}{:pad$} {detail}", b.name, "");
+            for n in &b.notes {
+                let _ = writeln!(out, "             {}", style.dim(&format!("note: {n}")));
+            }
+        }
+        let shown: Vec<&super::compare::Comparison> = m
+            .comparisons
+            .iter()
+            .filter(|c| verbose > 0 || !c.pass || m.comparisons.len() <= 6)
+            .collect();
+        for c in &shown {
+            let mark = if c.pass {
+                style.good("ok  ")
+            } else {
+                style.bad("FAIL")
+            };
+            let set = if m.data_sets.len() > 1 {
+                format!(" [{}]", c.data_set)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "      {mark} {} vs {} `{}`{set}: {}",
+                c.left,
+                c.right,
+                c.output,
+                c.summary()
+            );
+        }
+        if shown.len() < m.comparisons.len() {
+            let _ = writeln!(
+                out,
+                "      {}",
+                style.dim(&format!(
+                    "{} more comparisons passed (-v shows them)",
+                    m.comparisons.len() - shown.len()
+                ))
+            );
+        }
+        if verbose > 0 || m.status != ModelStatus::Pass {
+            for n in &m.notes {
+                let _ = writeln!(out, "      {}", style.dim(&format!("note: {n}")));
+            }
+        }
+    }
+    let s = &report.summary;
+    let _ = writeln!(
+        out,
+        "{} {} passed, {} failed, {} errors (peak RSS {:.0} MB)",
+        style.bold("summary:"),
+        s.passed,
+        s.failed,
+        s.errors,
+        s.peak_rss_mb
+    );
+    out
+}
+
+fn timing(b: &super::BackendReport) -> String {
+    let mut s = format!("load {:.1} ms, first run {:.2} ms", b.load_ms, b.run_ms);
+    if let (Some(med), Some(p95)) = (b.steady_median_ms, b.steady_p95_ms) {
+        s += &format!(", steady {med:.2} ms median / {p95:.2} ms p95");
+    }
+    s
+}
+
+pub fn json(report: &Report) -> String {
+    let mut s = serde_json::to_string_pretty(report).expect("report serialises");
+    s.push('\n');
+    s
+}
+
+/// One test case per model × back end; a model that could not be read is one failed case.
+pub fn junit(report: &Report) -> String {
+    let mut junit = quick_junit::Report::new("cargo-infer check");
+    let mut suite = TestSuite::new("check");
+    for m in &report.models {
+        if m.backends.is_empty() {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message(m.message.clone());
+            suite.add_test_case(TestCase::new(m.path.clone(), status));
+            continue;
+        }
+        for b in &m.backends {
+            let status = match b.status {
+                BackendStatus::Pass => TestCaseStatus::success(),
+                BackendStatus::Unavailable | BackendStatus::Unsupported if !b.required => {
+                    let mut s = TestCaseStatus::skipped();
+                    s.set_message(b.message.clone());
+                    s
+                }
+                BackendStatus::Error => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                    s.set_message(b.message.clone());
+                    s
+                }
+                _ => {
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(b.message.clone());
+                    s
+                }
+            };
+            let mut case = TestCase::new(format!("{} [{}]", m.path, b.name), status);
+            case.set_classname(m.path.clone());
+            case.set_time(std::time::Duration::from_secs_f64(
+                (b.load_ms + b.run_ms) / 1e3,
+            ));
+            suite.add_test_case(case);
+        }
+    }
+    junit.add_test_suite(suite);
+    let mut s = junit.to_string().expect("JUnit serialises");
+    s.push('\n');
+    s
+}
+
+/// `::error file=…::message` lines for GitHub Actions, one per model that did not pass.
+pub fn github_annotations(report: &Report) -> String {
+    let mut out = String::new();
+    for m in report
+        .models
+        .iter()
+        .filter(|m| m.status != ModelStatus::Pass)
+    {
+        let msg = m
+            .message
+            .replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A");
+        let _ = writeln!(
+            out,
+            "::error file={},title=cargo infer check::{msg}",
+            m.path
+        );
+    }
+    out
+}

@@ -1,0 +1,483 @@
+//! A host tensor of any ONNX dtype, as raw little-endian bytes, so that inputs and outputs of
+//! every back end (and the ONNX test data) meet in one type — including bfloat16, float8 and the
+//! sub-byte types that numpy cannot carry.
+
+use std::path::Path;
+
+use prost::Message;
+
+use crate::model::dtype;
+
+pub mod code {
+    //! ONNX `TensorProto.DataType` codes.
+    pub const FLOAT: i32 = 1;
+    pub const UINT8: i32 = 2;
+    pub const INT8: i32 = 3;
+    pub const UINT16: i32 = 4;
+    pub const INT16: i32 = 5;
+    pub const INT32: i32 = 6;
+    pub const INT64: i32 = 7;
+    pub const STRING: i32 = 8;
+    pub const BOOL: i32 = 9;
+    pub const FLOAT16: i32 = 10;
+    pub const DOUBLE: i32 = 11;
+    pub const UINT32: i32 = 12;
+    pub const UINT64: i32 = 13;
+    pub const COMPLEX64: i32 = 14;
+    pub const COMPLEX128: i32 = 15;
+    pub const BFLOAT16: i32 = 16;
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// ONNX dtype code.
+    pub dtype: i32,
+    pub shape: Vec<usize>,
+    /// Little-endian element bytes, sub-byte types packed low nibble first; empty for strings.
+    pub data: Vec<u8>,
+    pub strings: Vec<String>,
+}
+
+impl HostTensor {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn dtype_name(&self) -> &'static str {
+        dtype::onnx(self.dtype).0
+    }
+
+    pub fn is_float(&self) -> bool {
+        matches!(self.dtype, 1 | 10 | 11 | 14 | 15 | 16 | 17..=20 | 23 | 24)
+    }
+
+    /// Bytes `numel` elements of `dtype` take.
+    pub fn byte_len(dtype: i32, numel: usize) -> usize {
+        dtype::packed_bytes(numel as u64, dtype::onnx(dtype).1) as usize
+    }
+
+    pub fn from_bytes(dtype: i32, shape: Vec<usize>, data: Vec<u8>) -> Result<HostTensor, String> {
+        let numel: usize = shape.iter().product();
+        let want = Self::byte_len(dtype, numel);
+        if dtype == code::STRING || dtype::onnx(dtype).1 == 0 {
+            return Err(format!(
+                "dtype {} has no fixed-size elements",
+                dtype::onnx(dtype).0
+            ));
+        }
+        if data.len() != want {
+            return Err(format!(
+                "{} of shape {shape:?} needs {want} bytes, got {}",
+                dtype::onnx(dtype).0,
+                data.len()
+            ));
+        }
+        Ok(HostTensor {
+            dtype,
+            shape,
+            data,
+            strings: Vec::new(),
+        })
+    }
+
+    pub fn from_f32(shape: Vec<usize>, v: &[f32]) -> HostTensor {
+        HostTensor {
+            dtype: code::FLOAT,
+            shape,
+            data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            strings: vec![],
+        }
+    }
+
+    /// Every element as f64 (complex: real and imaginary parts in turn); `None` for strings.
+    pub fn to_f64(&self) -> Option<Vec<f64>> {
+        let d = &self.data;
+        macro_rules! le {
+            ($t:ty, $n:expr) => {
+                d.chunks_exact($n)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect()
+            };
+        }
+        let n = self.numel();
+        Some(match self.dtype {
+            1 | 14 => le!(f32, 4),
+            11 | 15 => le!(f64, 8),
+            2 => d.iter().map(|b| *b as f64).collect(),
+            3 => d.iter().map(|b| *b as i8 as f64).collect(),
+            4 => le!(u16, 2),
+            5 => le!(i16, 2),
+            6 => le!(i32, 4),
+            7 => le!(i64, 8),
+            12 => le!(u32, 4),
+            13 => le!(u64, 8),
+            9 => d.iter().map(|b| (*b != 0) as u8 as f64).collect(),
+            10 => d
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
+            16 => d
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
+            17 => d.iter().map(|b| f8(*b, 4, 3, 7, F8::Fn)).collect(),
+            18 => d.iter().map(|b| f8(*b, 4, 3, 8, F8::Fnuz)).collect(),
+            19 => d.iter().map(|b| f8(*b, 5, 2, 15, F8::Ieee)).collect(),
+            20 => d.iter().map(|b| f8(*b, 5, 2, 16, F8::Fnuz)).collect(),
+            24 => d
+                .iter()
+                .map(|b| {
+                    if *b == 0xff {
+                        f64::NAN
+                    } else {
+                        2f64.powi(*b as i32 - 127)
+                    }
+                })
+                .collect(),
+            21 | 22 | 23 => (0..n)
+                .map(|i| {
+                    let nib = (d[i / 2] >> ((i % 2) * 4)) & 0x0f;
+                    match self.dtype {
+                        21 => nib as f64,
+                        22 => ((nib << 4) as i8 >> 4) as f64,
+                        _ => f4e2m1(nib),
+                    }
+                })
+                .collect(),
+            25 | 26 => (0..n)
+                .map(|i| {
+                    let v = (d[i / 4] >> ((i % 4) * 2)) & 0x03;
+                    if self.dtype == 26 {
+                        ((v << 6) as i8 >> 6) as f64
+                    } else {
+                        v as f64
+                    }
+                })
+                .collect(),
+            _ => return None,
+        })
+    }
+
+    /// Reads an ONNX `TensorProto` (`input_0.pb`, `output_0.pb`); returns its name too.
+    pub fn from_pb(bytes: &[u8]) -> Result<(String, HostTensor), String> {
+        let t = TensorFull::decode(bytes).map_err(|e| format!("not a TensorProto: {e}"))?;
+        if t.data_location == 1 {
+            return Err("TensorProto with external data is not supported here".into());
+        }
+        let shape: Vec<usize> = t
+            .dims
+            .iter()
+            .map(|d| usize::try_from(*d).map_err(|_| format!("negative dimension {d}")))
+            .collect::<Result<_, _>>()?;
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or("shape overflows")?;
+        let name = t.name.clone();
+        if t.data_type == code::STRING {
+            let strings: Vec<String> = t
+                .string_data
+                .iter()
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
+            if strings.len() != numel {
+                return Err(format!(
+                    "string tensor of {numel} elements holds {}",
+                    strings.len()
+                ));
+            }
+            return Ok((
+                name,
+                HostTensor {
+                    dtype: code::STRING,
+                    shape,
+                    data: vec![],
+                    strings,
+                },
+            ));
+        }
+        let bits = dtype::onnx(t.data_type).1;
+        if bits == 0 {
+            return Err(format!("unsupported TensorProto data_type {}", t.data_type));
+        }
+        let data = if !t.raw_data.is_empty() || numel == 0 {
+            t.raw_data
+        } else {
+            let mut out = Vec::with_capacity(Self::byte_len(t.data_type, numel));
+            match t.data_type {
+                1 | 14 => t
+                    .float_data
+                    .iter()
+                    .for_each(|v| out.extend(v.to_le_bytes())),
+                11 | 15 => t
+                    .double_data
+                    .iter()
+                    .for_each(|v| out.extend(v.to_le_bytes())),
+                7 => t
+                    .int64_data
+                    .iter()
+                    .for_each(|v| out.extend(v.to_le_bytes())),
+                12 => t
+                    .uint64_data
+                    .iter()
+                    .for_each(|v| out.extend((*v as u32).to_le_bytes())),
+                13 => t
+                    .uint64_data
+                    .iter()
+                    .for_each(|v| out.extend(v.to_le_bytes())),
+                6 => t
+                    .int32_data
+                    .iter()
+                    .for_each(|v| out.extend(v.to_le_bytes())),
+                4 | 5 | 10 | 16 => t
+                    .int32_data
+                    .iter()
+                    .for_each(|v| out.extend((*v as u16).to_le_bytes())),
+                // 8-bit types, and sub-byte types whose int32_data holds packed bytes.
+                _ => t.int32_data.iter().for_each(|v| out.push(*v as u8)),
+            }
+            out
+        };
+        Ok((name, HostTensor::from_bytes(t.data_type, shape, data)?))
+    }
+
+    /// Reads a `.npy` array.
+    pub fn from_npy(bytes: &[u8]) -> Result<HostTensor, String> {
+        let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a .npy file: {e}"))?;
+        from_npy_file(npy)
+    }
+
+    /// Reads every array of a `.npz` archive, by name (without the `.npy` suffix).
+    pub fn from_npz(path: &Path) -> Result<Vec<(String, HostTensor)>, String> {
+        let mut npz =
+            npyz::npz::NpzArchive::open(path).map_err(|e| format!("not a .npz archive: {e}"))?;
+        let names: Vec<String> = npz.array_names().map(str::to_string).collect();
+        let mut out = Vec::new();
+        for name in names {
+            let npy = npz
+                .by_name(&name)
+                .map_err(|e| format!("{name}: {e}"))?
+                .ok_or_else(|| format!("{name}: missing"))?;
+            out.push((
+                name.clone(),
+                from_npy_file(npy).map_err(|e| format!("{name}: {e}"))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A short description for messages: `float32[1, 3]`.
+    pub fn describe(&self) -> String {
+        format!("{}{:?}", self.dtype_name(), self.shape)
+    }
+}
+
+fn from_npy_file<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<HostTensor, String> {
+    let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
+    if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
+        return Err(
+            "Fortran-ordered arrays are not supported; save with np.ascontiguousarray".into(),
+        );
+    }
+    let npyz::DType::Plain(ty) = npy.dtype() else {
+        return Err("structured dtypes are not supported".into());
+    };
+    let err = |e: std::io::Error| format!("unreadable data: {e}");
+    macro_rules! read {
+        ($t:ty, $code:expr) => {{
+            let v: Vec<$t> = npy.into_vec().map_err(err)?;
+            (
+                $code,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+            )
+        }};
+    }
+    let (code, bytes) = match (ty.type_char(), ty.size_field()) {
+        (npyz::TypeChar::Float, 4) => read!(f32, code::FLOAT),
+        (npyz::TypeChar::Float, 8) => read!(f64, code::DOUBLE),
+        (npyz::TypeChar::Float, 2) => read!(half::f16, code::FLOAT16),
+        (npyz::TypeChar::Int, 1) => read!(i8, code::INT8),
+        (npyz::TypeChar::Int, 2) => read!(i16, code::INT16),
+        (npyz::TypeChar::Int, 4) => read!(i32, code::INT32),
+        (npyz::TypeChar::Int, 8) => read!(i64, code::INT64),
+        (npyz::TypeChar::Uint, 1) => read!(u8, code::UINT8),
+        (npyz::TypeChar::Uint, 2) => read!(u16, code::UINT16),
+        (npyz::TypeChar::Uint, 4) => read!(u32, code::UINT32),
+        (npyz::TypeChar::Uint, 8) => read!(u64, code::UINT64),
+        (npyz::TypeChar::Bool, 1) => {
+            let v: Vec<bool> = npy.into_vec().map_err(err)?;
+            (code::BOOL, v.iter().map(|b| *b as u8).collect())
+        }
+        (c, s) => return Err(format!("unsupported numpy dtype {c:?}{s}")),
+    };
+    HostTensor::from_bytes(code, shape, bytes)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum F8 {
+    /// IEEE-like: infinities and NaNs at the top exponent.
+    Ieee,
+    /// `fn`: no infinities; only S.1111.111 is NaN.
+    Fn,
+    /// `fnuz`: no infinities, no negative zero; 0x80 is NaN.
+    Fnuz,
+}
+
+fn f8(b: u8, ebits: u32, mbits: u32, bias: i32, kind: F8) -> f64 {
+    let sign = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+    let e = ((b >> mbits) & ((1 << ebits) - 1) as u8) as i32;
+    let m = (b & ((1 << mbits) - 1) as u8) as f64;
+    let emax = (1 << ebits) - 1;
+    match kind {
+        F8::Fnuz if b == 0x80 => return f64::NAN,
+        F8::Fn if e == emax && m as u32 == (1 << mbits) - 1 => return f64::NAN,
+        F8::Ieee if e == emax => {
+            return if m == 0.0 {
+                sign * f64::INFINITY
+            } else {
+                f64::NAN
+            }
+        }
+        _ => {}
+    }
+    let scale = (1u32 << mbits) as f64;
+    if e == 0 {
+        sign * (m / scale) * 2f64.powi(1 - bias)
+    } else {
+        sign * (1.0 + m / scale) * 2f64.powi(e - bias)
+    }
+}
+
+fn f4e2m1(nib: u8) -> f64 {
+    const V: [f64; 8] = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
+    let v = V[(nib & 7) as usize];
+    if nib & 8 != 0 {
+        -v
+    } else {
+        v
+    }
+}
+
+/// A whole `TensorProto` with its payload, for test data (`input_0.pb`), not for model weights.
+#[derive(Clone, PartialEq, prost::Message)]
+struct TensorFull {
+    #[prost(int64, repeated, tag = "1")]
+    dims: Vec<i64>,
+    #[prost(int32, tag = "2")]
+    data_type: i32,
+    #[prost(float, repeated, tag = "4")]
+    float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    int32_data: Vec<i32>,
+    #[prost(bytes = "vec", repeated, tag = "6")]
+    string_data: Vec<Vec<u8>>,
+    #[prost(int64, repeated, tag = "7")]
+    int64_data: Vec<i64>,
+    #[prost(string, tag = "8")]
+    name: String,
+    #[prost(bytes = "vec", tag = "9")]
+    raw_data: Vec<u8>,
+    #[prost(double, repeated, tag = "10")]
+    double_data: Vec<f64>,
+    #[prost(uint64, repeated, tag = "11")]
+    uint64_data: Vec<u64>,
+    #[prost(int32, tag = "14")]
+    data_location: i32,
+}
+
+/// Deterministic pseudo-random numbers (splitmix64) for synthetic inputs.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A synthetic tensor: floats uniform in `[lo, hi)`, integers uniform in `[lo, hi]` rounded,
+/// booleans fair coins.
+pub fn synthetic(
+    dtype: i32,
+    shape: Vec<usize>,
+    lo: f64,
+    hi: f64,
+    rng: &mut Rng,
+) -> Result<HostTensor, String> {
+    let n: usize = shape.iter().product();
+    let mut data = Vec::with_capacity(HostTensor::byte_len(dtype, n));
+    let float = |r: &mut Rng| lo + (hi - lo) * r.unit();
+    let int = |r: &mut Rng| {
+        (lo.ceil() + ((hi.floor() - lo.ceil() + 1.0).max(1.0) * r.unit()).floor()) as i64
+    };
+    for _ in 0..n {
+        match dtype {
+            1 => data.extend((float(rng) as f32).to_le_bytes()),
+            11 => data.extend(float(rng).to_le_bytes()),
+            10 => data.extend(half::f16::from_f64(float(rng)).to_le_bytes()),
+            16 => data.extend(half::bf16::from_f64(float(rng)).to_le_bytes()),
+            2 => data.push(int(rng).clamp(0, 255) as u8),
+            3 => data.push(int(rng).clamp(-128, 127) as i8 as u8),
+            4 => data.extend((int(rng).clamp(0, 65535) as u16).to_le_bytes()),
+            5 => data.extend((int(rng) as i16).to_le_bytes()),
+            6 => data.extend((int(rng) as i32).to_le_bytes()),
+            7 => data.extend(int(rng).to_le_bytes()),
+            12 => data.extend((int(rng).max(0) as u32).to_le_bytes()),
+            13 => data.extend((int(rng).max(0) as u64).to_le_bytes()),
+            9 => data.push((rng.next_u64() & 1) as u8),
+            code::STRING => {}
+            _ => return Err(format!("cannot synthesise {} inputs", dtype::onnx(dtype).0)),
+        }
+    }
+    if dtype == code::STRING {
+        let strings = (0..n).map(|i| format!("s{i}")).collect();
+        return Ok(HostTensor {
+            dtype,
+            shape,
+            data: vec![],
+            strings,
+        });
+    }
+    HostTensor::from_bytes(dtype, shape, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float8_decodes_reference_values() {
+        // e4m3fn: 0x38 = 1.0, 0x7e = 448, 0x7f = NaN; e5m2: 0x3c = 1.0, 0x7c = inf.
+        assert_eq!(f8(0x38, 4, 3, 7, F8::Fn), 1.0);
+        assert_eq!(f8(0x7e, 4, 3, 7, F8::Fn), 448.0);
+        assert!(f8(0x7f, 4, 3, 7, F8::Fn).is_nan());
+        assert_eq!(f8(0x3c, 5, 2, 15, F8::Ieee), 1.0);
+        assert_eq!(f8(0x7c, 5, 2, 15, F8::Ieee), f64::INFINITY);
+        assert!(f8(0x80, 4, 3, 8, F8::Fnuz).is_nan());
+    }
+
+    #[test]
+    fn int4_unpacks_low_nibble_first() {
+        let t = HostTensor::from_bytes(22, vec![3], vec![0xf1, 0x07]).unwrap();
+        assert_eq!(t.to_f64().unwrap(), vec![1.0, -1.0, 7.0]);
+    }
+
+    #[test]
+    fn synthetic_is_deterministic_and_in_range() {
+        let a = synthetic(code::INT64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
+        let b = synthetic(code::INT64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
+        assert_eq!(a, b);
+        assert!(a.to_f64().unwrap().iter().all(|v| (0.0..=9.0).contains(v)));
+        assert!(a.to_f64().unwrap().iter().any(|v| *v == 9.0));
+    }
+}
