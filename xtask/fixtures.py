@@ -243,6 +243,19 @@ def unsupported_op_fixture():
            operators=ops_of(g), tract_missing={"Det": ["det_a", "det_b"], "CenterCropPad": ["crop"]})
 
 
+def dynamic_reshape_fixture():
+    """A Reshape whose target shape is an input: tract can only type the graph once that input
+    is known, i.e. turned into a constant."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["reshaped"], name="reshape"),
+             helper.make_node("Relu", ["reshaped"], ["y"], name="relu")]
+    g = helper.make_graph(nodes, "dynamic_reshape",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+                           helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    save_onnx("dynamic_reshape.onnx", g, "unknown", [spec("x", "float32", [2, 3]), spec("shape", "int64", [2])],
+              [{"name": "y", "dtype": "float32", "shape": [], "shape_known": False}], [], check=False)
+
+
 def reference_outputs():
     """For every ONNX fixture: inputs and the outputs of onnx's reference evaluator (or of ONNX
     Runtime, for custom-domain operators it lacks), as check/<model>.inputs.npz and .expected.npz."""
@@ -263,6 +276,8 @@ def reference_outputs():
             shape = [dd.dim_value if dd.HasField("dim_value") else 2 for dd in t.shape.dim]
             if t.elem_type == TensorProto.FLOAT:
                 feeds[i.name] = r.uniform(-1, 1, shape).astype(np.float32)
+            elif i.name == "shape":
+                feeds[i.name] = np.array([3, 2], np.int64)
             elif t.elem_type == TensorProto.INT64:
                 feeds[i.name] = r.integers(0, 50, shape).astype(np.int64)
             elif t.elem_type == TensorProto.BOOL:
@@ -524,6 +539,7 @@ if __name__ == "__main__":
     gguf_fixtures()
     hf_fixtures()
     unsupported_op_fixture()
+    dynamic_reshape_fixture()
     reference_outputs()
     bad_fixtures()
     with open(os.path.join(OUT, "expected.json"), "w") as f:

@@ -233,7 +233,8 @@ impl Backend for Tract {
     ) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError> {
         if device != Device::Cpu {
             return Err(BackendError::Unsupported(format!(
-                "tract runs on the CPU only, not {device:?}"
+                "tract runs on the CPU only, not {}",
+                format!("{device:?}").to_lowercase()
             )));
         }
         let missing = missing_operators(info);

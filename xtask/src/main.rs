@@ -75,7 +75,12 @@ fn fixtures() -> Result {
         .arg(&out))
 }
 
+/// ONNX Runtime for the ort back end's tests, where cargo-infer looks for it first after the
+/// explicit settings: the `onnxruntime` package of `python3`.
+pub const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
+
 fn ci() -> Result {
+    python::ensure_system_package(ONNXRUNTIME)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(&cargo)
         .current_dir(root())

@@ -1,6 +1,6 @@
 //! A virtualenv under `target/` for the Python side of fixtures and benchmarks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{root, run, Result};
@@ -17,6 +17,28 @@ pub const FIXTURE_PACKAGES: &[&str] = &[
 /// What the benchmarks time.
 pub const BENCH_PACKAGES: &[&str] = &["onnx==1.23.2", "numpy==2.4.6", "safetensors==0.8.0"];
 
+/// Installs a pinned package into the `python3` on PATH unless that version is there already.
+pub fn ensure_system_package(spec: &str) -> Result {
+    let (name, version) = spec.split_once("==").unwrap_or((spec, ""));
+    if installed(Path::new("python3"), name, version) {
+        return Ok(());
+    }
+    run(Command::new("python3").args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--root-user-action=ignore",
+        spec,
+    ]))
+}
+
+fn installed(py: &Path, name: &str, version: &str) -> bool {
+    let out = Command::new(py).args(["-m", "pip", "show", name]).output();
+    matches!(out, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {version}")))
+}
+
 /// Creates (once) `target/pyenv` and installs `packages` into it; returns its python.
 pub fn venv(packages: &[&str]) -> Result<PathBuf> {
     let dir = root().join("target/pyenv");
@@ -29,8 +51,7 @@ pub fn venv(packages: &[&str]) -> Result<PathBuf> {
         .copied()
         .filter(|p| {
             let (name, version) = p.split_once("==").unwrap_or((p, ""));
-            let out = Command::new(&py).args(["-m", "pip", "show", name]).output();
-            !matches!(out, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).contains(&format!("Version: {version}")))
+            !installed(&py, name, version)
         })
         .collect();
     if !missing.is_empty() {

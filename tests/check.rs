@@ -1,0 +1,412 @@
+//! `cargo infer check` through the CLI, on both back ends. These tests need ONNX Runtime
+//! (`cargo xtask ci` installs it): they fail, not skip, when it is missing.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn cargo_infer() -> Command {
+    Command::cargo_bin("cargo-infer").unwrap()
+}
+
+/// Runs check with JSON output; returns the exit code and the report.
+fn check_json(args: &[&str]) -> (i32, Value) {
+    let out = cargo_infer()
+        .arg("check")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+fn backend<'a>(model: &'a Value, name: &str) -> &'a Value {
+    model["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {model}"))
+}
+
+fn onnx_fixtures() -> Vec<String> {
+    let expected: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
+            .unwrap();
+    expected
+        .into_iter()
+        .filter(|(k, v)| k.ends_with(".onnx") && v.get("reference").is_some())
+        .map(|(k, _)| k)
+        .collect()
+}
+
+#[test]
+fn ort_is_available_here() {
+    // CI installs onnxruntime; without it every other test here would prove only half.
+    let (_, v) = check_json(&[fixtures().join("mlp.onnx").to_str().unwrap()]);
+    let ort = backend(&v["models"][0], "ort");
+    assert_eq!(
+        ort["status"], "pass",
+        "ONNX Runtime not usable here (run `cargo xtask ci`, which installs it): {ort}"
+    );
+}
+
+/// Every ONNX fixture, with the generator's inputs, against the reference outputs, on both back
+/// ends — except the one built to hold operators tract lacks.
+#[test]
+fn every_fixture_passes_on_both_back_ends_against_reference_outputs() {
+    let models = onnx_fixtures();
+    assert!(models.len() >= 7, "{models:?}");
+    for name in models {
+        let stem = name.trim_end_matches(".onnx");
+        let inputs = fixtures().join(format!("check/{stem}.inputs.npz"));
+        let expected = fixtures().join(format!("check/{stem}.expected.npz"));
+        let model = fixtures().join(&name);
+        let mut args = vec![
+            model.to_str().unwrap(),
+            "--input",
+            inputs.to_str().unwrap(),
+            "--expected",
+            expected.to_str().unwrap(),
+        ];
+        let tract_lacks = name == "unsupported_op.onnx";
+        if !tract_lacks {
+            args.extend(["--backend", "all"]);
+        }
+        let (code, v) = check_json(&args);
+        let m = &v["models"][0];
+        assert_eq!(code, 0, "{name}: {m}");
+        assert_eq!(m["status"], "pass", "{name}");
+        let comparisons = m["comparisons"].as_array().unwrap();
+        for b in if tract_lacks {
+            vec!["ort"]
+        } else {
+            vec!["tract", "ort"]
+        } {
+            assert_eq!(backend(m, b)["status"], "pass", "{name}: {b}");
+            assert!(
+                comparisons
+                    .iter()
+                    .any(|c| c["left"] == b && c["right"] == "expected" && c["pass"] == true),
+                "{name}: {b} was not compared with the expected outputs"
+            );
+        }
+        if !tract_lacks {
+            assert!(
+                comparisons
+                    .iter()
+                    .any(|c| c["left"] == "tract" && c["right"] == "ort"),
+                "{name}: no tract vs ort"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_operators_are_all_named_and_ort_carries_the_model() {
+    let model = fixtures().join("unsupported_op.onnx");
+    let (code, v) = check_json(&[model.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let tract = backend(&v["models"][0], "tract");
+    assert_eq!(tract["status"], "unsupported");
+    let msg = tract["message"].as_str().unwrap();
+    for part in ["Det", "det_a", "det_b", "CenterCropPad", "crop"] {
+        assert!(msg.contains(part), "`{part}` missing from: {msg}");
+    }
+    // Asking for tract by name makes its lack a failure.
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--backend", "tract"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["models"][0]["status"], "fail");
+    assert_eq!(v["summary"]["failed"], 1);
+}
+
+#[test]
+fn tract_gets_constant_inputs_when_it_needs_them() {
+    let model = fixtures().join("dynamic_reshape.onnx");
+    let inputs = fixtures().join("check/dynamic_reshape.inputs.npz");
+    let (code, v) = check_json(&[
+        model.to_str().unwrap(),
+        "--input",
+        inputs.to_str().unwrap(),
+        "--backend",
+        "tract",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let tract = backend(&v["models"][0], "tract");
+    assert!(
+        tract["notes"].to_string().contains("`shape` as constant"),
+        "{tract}"
+    );
+}
+
+#[test]
+fn onnx_test_data_sets_next_to_the_model_all_run() {
+    let (code, v) = check_json(&[fixtures()
+        .join("with_test_data/model.onnx")
+        .to_str()
+        .unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let m = &v["models"][0];
+    assert_eq!(
+        m["data_sets"],
+        serde_json::json!(["test_data_set_0", "test_data_set_1"])
+    );
+    let vs_expected = m["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["right"] == "expected")
+        .count();
+    assert_eq!(vs_expected, 4, "two back ends × two data sets");
+}
+
+/// Writes a float32 .npy by hand (the format is a magic, a header dict and the data).
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    for v in values {
+        bytes.extend(v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// No false passes: an expected output moved by more than the tolerance fails the check, with
+/// the output named; moved by less, it passes.
+#[test]
+fn perturbed_expected_output_fails_and_names_the_output() {
+    let model = fixtures().join("mlp.onnx");
+    let inputs = fixtures().join("check/mlp.inputs.npz");
+    let reference =
+        cargo_infer::tensor::HostTensor::from_npz(&fixtures().join("check/mlp.expected.npz"))
+            .unwrap();
+    let (name, t) = &reference[0];
+    assert_eq!(name, "output");
+    let values: Vec<f32> = t.to_f64().unwrap().iter().map(|v| *v as f32).collect();
+    let dir = tempfile::tempdir().unwrap();
+    for (delta, should_pass) in [(1e-3f32, false), (1e-7f32, true)] {
+        let mut moved = values.clone();
+        moved[1] += delta;
+        write_npy(&dir.path().join("output.npy"), &t.shape, &moved);
+        let (code, v) = check_json(&[
+            model.to_str().unwrap(),
+            "--input",
+            inputs.to_str().unwrap(),
+            "--expected",
+            dir.path().to_str().unwrap(),
+        ]);
+        let m = &v["models"][0];
+        if should_pass {
+            assert_eq!(code, 0, "{m}");
+            continue;
+        }
+        assert_eq!(code, 1, "{m}");
+        assert_eq!(m["status"], "fail");
+        assert!(
+            m["message"].as_str().unwrap().contains("`output`"),
+            "{}",
+            m["message"]
+        );
+        let c = m["comparisons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["right"] == "expected" && c["pass"] == false)
+            .unwrap();
+        let min_atol = c["min_atol_to_pass"].as_f64().unwrap();
+        assert!(min_atol > 5e-4 && min_atol < 2e-3, "{c}");
+        // The reported minimum tolerance really is enough.
+        let atol = format!("{}", min_atol * 1.01);
+        let (code, _) = check_json(&[
+            model.to_str().unwrap(),
+            "--input",
+            inputs.to_str().unwrap(),
+            "--expected",
+            dir.path().to_str().unwrap(),
+            "--atol",
+            &atol,
+        ]);
+        assert_eq!(code, 0);
+    }
+}
+
+#[test]
+fn unavailable_ort_is_reported_and_fails_only_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libonnxruntime.so.1.31.1");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let model = fixtures().join("mlp.onnx");
+    let run = |backend: &str| {
+        let out = cargo_infer()
+            .args(["check", "--format", "json", "--backend", backend])
+            .arg(&model)
+            .env("ORT_DYLIB_PATH", &fake)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        )
+    };
+    let (code, v) = run("auto");
+    assert_eq!(code, 0);
+    let ort = backend(&v["models"][0], "ort");
+    assert_eq!(ort["status"], "unavailable");
+    assert!(
+        ort["message"]
+            .as_str()
+            .unwrap()
+            .contains(fake.to_str().unwrap()),
+        "{ort}"
+    );
+    let (code, v) = run("ort");
+    assert_eq!(code, 1);
+    assert_eq!(v["models"][0]["status"], "fail");
+}
+
+#[test]
+fn a_gpu_that_is_not_there_fails_instead_of_running_on_cpu() {
+    let model = fixtures().join("mlp.onnx");
+    for device in ["cuda", "tensorrt"] {
+        let (code, v) = check_json(&[model.to_str().unwrap(), "--device", device]);
+        assert_eq!(code, 1, "{device}: {v}");
+        let m = &v["models"][0];
+        assert_eq!(backend(m, "tract")["status"], "unsupported");
+        let ort = backend(m, "ort");
+        assert_eq!(ort["status"], "error", "{device}: {ort}");
+        assert!(
+            ort["message"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("execution provider"),
+            "{ort}"
+        );
+    }
+}
+
+#[test]
+fn junit_has_one_case_per_model_and_back_end() {
+    let out = cargo_infer()
+        .args(["check", "--format", "junit"])
+        .arg(fixtures().join("mlp.onnx"))
+        .arg(fixtures().join("unsupported_op.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert!(
+        xml.contains("unsupported_op.onnx [tract]") && xml.contains("<skipped"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn bad_models_and_bad_arguments_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.onnx");
+    let (code, v) = check_json(&[
+        missing.to_str().unwrap(),
+        fixtures().join("mlp.onnx").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(v["summary"]["errors"], 1);
+    assert_eq!(
+        v["summary"]["passed"], 1,
+        "one bad model does not stop the others"
+    );
+    let mlp = fixtures().join("mlp.onnx");
+    let (code, v) = check_json(&[mlp.to_str().unwrap(), "--input", "nope=x.npy"]);
+    assert_eq!(code, 2);
+    assert!(v["models"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("x.npy"));
+    let out = cargo_infer()
+        .args(["check", "--backend", "tch"])
+        .arg(&mlp)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--features tch"));
+    let out = cargo_infer()
+        .args(["check", "--val-range", "[2,1]"])
+        .arg(&mlp)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn synthetic_inputs_are_deterministic_and_respect_ranges() {
+    let model = fixtures().join("transformer.onnx");
+    let (code, v) = check_json(&[
+        model.to_str().unwrap(),
+        "--dim",
+        "batch=2",
+        "--dim",
+        "seq=5",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let notes = v["models"][0]["notes"].to_string();
+    assert!(
+        notes.contains("int64[2, 5]") && notes.contains("index range of the Gather"),
+        "{notes}"
+    );
+    let (_, again) = check_json(&[
+        model.to_str().unwrap(),
+        "--dim",
+        "batch=2",
+        "--dim",
+        "seq=5",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(
+        v["models"][0]["comparisons"][0]["max_abs"],
+        again["models"][0]["comparisons"][0]["max_abs"]
+    );
+    let (code, v) = check_json(&[fixtures().join("mlp.onnx").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        v["models"][0]["notes"].to_string().contains("batch=1"),
+        "defaulted dims are said"
+    );
+}
+
+#[test]
+fn weights_only_formats_are_errors_until_their_back_ends_exist() {
+    let (code, v) = check_json(&[fixtures().join("mlp.safetensors").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(v["models"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("candle"));
+}
