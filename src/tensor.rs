@@ -203,7 +203,8 @@ impl HostTensor {
         let data = if !t.raw_data.is_empty() || numel == 0 {
             t.raw_data
         } else {
-            let mut out = Vec::with_capacity(Self::byte_len(t.data_type, numel));
+            // The declared shape is not trusted for the allocation: the data decides, then is checked.
+            let mut out = Vec::new();
             match t.data_type {
                 1 | 14 => t
                     .float_data

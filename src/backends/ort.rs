@@ -143,6 +143,41 @@ fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, String> {
         .map_err(Clone::clone)
 }
 
+/// ONNX Runtime's messages name the C++ source file and the full signature of the function that
+/// failed; keep what it says, without them.
+pub fn tidy(msg: &str) -> String {
+    let mut s = msg.to_string();
+    if let Some(i) = s.find("Load model from ") {
+        if let Some(j) = s[i..].find(" failed:") {
+            s.replace_range(i..i + j + " failed:".len(), "");
+        }
+    }
+    while let Some(i) = s.find("/onnxruntime_src/") {
+        let Some(open) = s[i..].find('(').map(|o| i + o) else {
+            break;
+        };
+        let mut depth = 0;
+        let mut end = None;
+        for (k, c) in s[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(open + k + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else { break };
+        let rest = s[end..].trim_start().to_string();
+        s = format!("{}{}", &s[..i], rest);
+    }
+    super::first_line(&s)
+}
+
 fn element_type(code: i32) -> Option<TensorElementType> {
     use TensorElementType as T;
     Some(match code {
@@ -181,12 +216,8 @@ fn onnx_code(t: TensorElementType) -> Option<i32> {
 }
 
 fn to_ort(name: &str, t: &HostTensor) -> Result<ort::value::DynValue, BackendError> {
-    let fail = |e: ort::Error| {
-        BackendError::Failed(format!(
-            "input `{name}`: {}",
-            super::first_line(&e.to_string())
-        ))
-    };
+    let fail =
+        |e: ort::Error| BackendError::Failed(format!("input `{name}`: {}", tidy(&e.to_string())));
     let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
     let ty = element_type(t.dtype).ok_or_else(|| {
         BackendError::Unsupported(format!("input `{name}` has dtype {}", t.dtype_name()))
@@ -254,9 +285,10 @@ impl Loaded for OrtLoaded {
             .iter()
             .map(|(n, t)| Ok((n.clone(), to_ort(n, t)?)))
             .collect::<Result<_, BackendError>>()?;
-        let outputs = self.session.run(values).map_err(|e| {
-            BackendError::Failed(format!("run: {}", super::first_line(&e.to_string())))
-        })?;
+        let outputs = self
+            .session
+            .run(values)
+            .map_err(|e| BackendError::Failed(format!("run: {}", tidy(&e.to_string()))))?;
         outputs
             .into_iter()
             .map(|(name, v)| Ok((name.to_string(), from_ort(name, v)?)))
@@ -281,9 +313,7 @@ impl Backend for Ort {
         device: Device,
     ) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError> {
         let rt = runtime(self.explicit.as_deref()).map_err(BackendError::Failed)?;
-        let fail = |what: &str, e: String| {
-            BackendError::Failed(format!("{what}: {}", super::first_line(&e)))
-        };
+        let fail = |what: &str, e: String| BackendError::Failed(format!("{what}: {}", tidy(&e)));
         let mut builder = Session::builder(&rt.env).map_err(|e| fail("session", e.to_string()))?;
         // A GPU that was asked for and not obtained is an error, never a silent CPU run.
         builder = match device {
@@ -298,11 +328,25 @@ impl Backend for Ort {
         let session = builder.commit_from_file(path).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("NOT_IMPLEMENTED") || msg.contains("Could not find an implementation") {
-                BackendError::Unsupported(super::first_line(&msg))
+                BackendError::Unsupported(tidy(&msg))
             } else {
                 fail("load", msg)
             }
         })?;
         Ok((Box::new(OrtLoaded { session }), LoadNotes::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tidy_drops_source_locations_and_signatures() {
+        let m = "Load model from /x/model.onnx failed:/onnxruntime_src/onnxruntime/core/graph/model.cc:256 onnxruntime::Model::Model(onnx::ModelProto&&, const onnxruntime::PathString&) Unsupported model IR version: 14, max supported IR version: 13";
+        assert_eq!(
+            super::tidy(m),
+            "Unsupported model IR version: 14, max supported IR version: 13"
+        );
+        let m = "Non-zero status code returned while running Attention node. Name:'' Status Message: /onnxruntime_src/a/b.h:159 onnxruntime::common::Status f(const T*, bool) attn_mask was false.";
+        assert_eq!(super::tidy(m), "Non-zero status code returned while running Attention node. Name:'' Status Message: attn_mask was false.");
     }
 }

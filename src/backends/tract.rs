@@ -170,6 +170,25 @@ impl Loaded for TractLoaded {
     }
 }
 
+/// tract's words for what it does not implement (dtypes, attributes, modes) rather than a failure.
+fn failure(stage: &str, e: &TractError) -> BackendError {
+    let msg = format!("{stage}: {}", chain(e));
+    let unsupported = [
+        "not supported",
+        "Unknown DatumType",
+        "unknown ONNX TensorProto.DataType",
+        "is not supported",
+    ]
+    .iter()
+    .any(|p| msg.contains(p))
+        || (msg.contains("translating to fact") && !msg.contains("elem_type: Float,"));
+    if unsupported {
+        BackendError::Unsupported(msg)
+    } else {
+        BackendError::Failed(msg)
+    }
+}
+
 /// An error with its causes, on one line.
 fn chain(e: &TractError) -> String {
     let parts: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -246,8 +265,7 @@ impl Backend for Tract {
                 describe_missing(&missing)
             )));
         }
-        let mut model =
-            parse(path).map_err(|e| BackendError::Failed(format!("load: {}", chain(&e))))?;
+        let mut model = parse(path).map_err(|e| failure("load", &e))?;
         let tensors: Vec<Tensor> = inputs
             .iter()
             .map(|(n, t)| to_tract(n, t))

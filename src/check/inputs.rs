@@ -384,6 +384,20 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
         })
         .collect();
     dirs.sort();
+    if dirs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(v) = info
+        .inputs
+        .iter()
+        .chain(&info.outputs)
+        .find(|v| !is_tensor_type(&v.dtype))
+    {
+        return Err(format!(
+            "`{}` is a {}: check feeds and compares tensors only",
+            v.name, v.dtype
+        ));
+    }
     let mut sets = Vec::new();
     for d in dirs {
         let numbered = |prefix: &str| -> Vec<PathBuf> {
@@ -430,6 +444,10 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
         });
     }
     Ok(sets)
+}
+
+fn is_tensor_type(dtype: &str) -> bool {
+    (1..=26).any(|c| crate::model::dtype::onnx(c).0 == dtype)
 }
 
 /// Integer inputs used as indices into a weight (Gather, embeddings) stay within its first axis.

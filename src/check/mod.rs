@@ -216,7 +216,26 @@ pub fn check_model(
             }
             Ok(version) => {
                 b.version = Some(version);
-                match run_backend(backend, path, &info, &sets, opts, &mut b) {
+                // A back end that panics on a model (a bug of that back end) is reported as an
+                // error of that back end; the other back ends and models go on.
+                IN_BACKEND.with(|f| f.set(true));
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_backend(backend, path, &info, &sets, opts, &mut b)
+                }));
+                IN_BACKEND.with(|f| f.set(false));
+                let ran = ran.unwrap_or_else(|payload| {
+                    let msg = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(BackendError::Failed(format!(
+                        "{} panicked: {}",
+                        backend.name(),
+                        super::backends::first_line(&msg)
+                    )))
+                });
+                match ran {
                     Ok(outs) => results.push((b.name.clone(), outs)),
                     Err(BackendError::Unsupported(m)) => {
                         b.status = BackendStatus::Unsupported;
@@ -259,8 +278,18 @@ pub fn check_model(
             }
         }
     }
+    // With expected outputs, a back end is judged by them alone (a disagreement between two back
+    // ends then fails the model, not both back ends); without, both sides of a disagreement fail.
+    let has_expected = |set: &str| sets.iter().any(|s| s.name == set && s.expected.is_some());
     for c in report.comparisons.iter().filter(|c| !c.pass) {
-        for side in [&c.left, &c.right] {
+        let blamed: Vec<&String> = if c.right == "expected" {
+            vec![&c.left]
+        } else if has_expected(&c.data_set) {
+            vec![]
+        } else {
+            vec![&c.left, &c.right]
+        };
+        for side in blamed {
             if let Some(b) = report
                 .backends
                 .iter_mut()
@@ -395,6 +424,22 @@ fn run_backend(
     Ok(all)
 }
 
+thread_local!(static IN_BACKEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// Back-end panics are caught and reported per model, so their default trace is kept off the
+/// terminal; any other panic (a bug of ours) still prints as usual.
+fn quiet_backend_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_BACKEND.with(|f| f.get()) {
+                default(info)
+            }
+        }));
+    });
+}
+
 /// Peak resident set of this process so far, in MB.
 pub fn peak_rss_mb() -> f64 {
     // SAFETY: getrusage writes into the struct we own.
@@ -413,6 +458,7 @@ pub fn check_all(
     jobs: usize,
     progress: bool,
 ) -> Report {
+    quiet_backend_panics();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ModelReport>>> =

@@ -4,6 +4,7 @@
 //! safetensors, gguf) and to time them in benchmarks; cargo-infer and its tests never need it.
 
 mod bench;
+mod conformance;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ fn usage() -> ExitCode {
          tasks:\n  \
          fixtures         regenerate every fixture under fixtures/ (needs python3; installs onnx, torch, … in a venv)\n  \
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
+         conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
          bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python"
     );
     ExitCode::from(2)
@@ -38,6 +40,19 @@ fn main() -> ExitCode {
         ["fixtures"] => fixtures(),
         ["ci"] => ci(),
         ["bench", "inspect"] => bench::inspect(),
+        ["conformance", rest @ ..] => {
+            let verbose = rest.contains(&"-v");
+            let ort = rest
+                .iter()
+                .position(|a| *a == "--ort")
+                .and_then(|i| rest.get(i + 1))
+                .copied()
+                .unwrap_or("1.32.0");
+            match rest.iter().find(|a| !a.starts_with('-') && **a != ort) {
+                Some(dir) => conformance::conformance(Path::new(dir), ort, verbose),
+                None => return usage(),
+            }
+        }
         _ => return usage(),
     };
     match result {
