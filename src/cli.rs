@@ -65,7 +65,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Model files (ONNX); each is checked, errors in one do not stop the others
+    /// Model files (ONNX) or quoted glob patterns ('models/**/*.onnx'); errors in one do not stop the others
     #[arg(required = true)]
     pub models: Vec<PathBuf>,
     /// Back ends to run: `auto` runs those available here; naming one (or `all`) requires it to pass
@@ -178,11 +178,12 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         },
         runs: args.runs as usize,
     };
+    let models = check::expand_models(&args.models).map_err(ExpectedError::Usage)?;
     let progress = global.format == OutputFormat::Human
         && !global.quiet
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && args.models.len() > 1;
-    let report = check::check_all(&args.models, &selected, &opts, args.jobs as usize, progress);
+        && models.len() > 1;
+    let report = check::check_all(&models, &selected, &opts, args.jobs as usize, progress);
     let text = match global.format {
         OutputFormat::Human => report::human(
             &report,

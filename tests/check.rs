@@ -410,3 +410,85 @@ fn weights_only_formats_are_errors_until_their_back_ends_exist() {
         .unwrap()
         .contains("candle"));
 }
+
+/// The ONNX test layout's own expected output, moved by more than the tolerance inside its
+/// `output_0.pb`, fails the check with the output named.
+#[test]
+fn perturbed_test_data_set_output_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixtures().join("with_test_data");
+    std::fs::copy(src.join("model.onnx"), dir.path().join("model.onnx")).unwrap();
+    for set in ["test_data_set_0", "test_data_set_1"] {
+        std::fs::create_dir(dir.path().join(set)).unwrap();
+        for f in ["input_0.pb", "output_0.pb"] {
+            std::fs::copy(src.join(set).join(f), dir.path().join(set).join(f)).unwrap();
+        }
+    }
+    // The raw float data ends the file: add 0.01 to the last value.
+    let pb = dir.path().join("test_data_set_1/output_0.pb");
+    let mut bytes = std::fs::read(&pb).unwrap();
+    let n = bytes.len();
+    let last = f32::from_le_bytes(bytes[n - 4..].try_into().unwrap()) + 0.01;
+    bytes[n - 4..].copy_from_slice(&last.to_le_bytes());
+    std::fs::write(&pb, bytes).unwrap();
+    let (code, v) = check_json(&[dir.path().join("model.onnx").to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    let m = &v["models"][0];
+    assert!(
+        m["message"].as_str().unwrap().contains("`output`")
+            && m["message"].as_str().unwrap().contains("test_data_set_1"),
+        "{m}"
+    );
+    let failing: Vec<&Value> = m["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["pass"] == false)
+        .collect();
+    assert_eq!(
+        failing.len(),
+        2,
+        "both back ends against the moved expected value: {failing:?}"
+    );
+    assert!(failing
+        .iter()
+        .all(|c| c["right"] == "expected" && c["data_set"] == "test_data_set_1"));
+}
+
+#[test]
+fn glob_patterns_expand_and_github_gets_annotations() {
+    let pattern = fixtures().join("check/../m*.onnx");
+    let out = cargo_infer()
+        .args(["check", "--format", "json"])
+        .arg(&pattern)
+        .arg(fixtures().join("missing.onnx"))
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        paths.iter().any(|p| p.ends_with("mlp.onnx"))
+            && paths.iter().any(|p| p.ends_with("mlp_external.onnx")),
+        "{paths:?}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("::error file=") && l.contains("missing.onnx")),
+        "{stderr}"
+    );
+    let out = cargo_infer()
+        .args(["check"])
+        .arg(fixtures().join("nothing*.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("matches no file"));
+}

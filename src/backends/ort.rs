@@ -112,6 +112,11 @@ struct Runtime {
 /// ONNX Runtime can be loaded once per process; the first library found is the one used.
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
+/// The process's ONNX Runtime environment (loading the library on first use).
+pub fn environment(explicit: Option<&Path>) -> Result<&'static Environment, String> {
+    runtime(explicit).map(|r| &r.env)
+}
+
 fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, String> {
     RUNTIME
         .get_or_init(|| {
@@ -215,7 +220,7 @@ fn onnx_code(t: TensorElementType) -> Option<i32> {
     (1..=26).find(|c| element_type(*c) == Some(t))
 }
 
-fn to_ort(name: &str, t: &HostTensor) -> Result<ort::value::DynValue, BackendError> {
+pub fn to_ort(name: &str, t: &HostTensor) -> Result<ort::value::DynValue, BackendError> {
     let fail =
         |e: ort::Error| BackendError::Failed(format!("input `{name}`: {}", tidy(&e.to_string())));
     let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();

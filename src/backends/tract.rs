@@ -91,7 +91,7 @@ fn onnx_code(dt: DatumType) -> Option<i32> {
     })
 }
 
-fn to_tract(name: &str, t: &HostTensor) -> Result<Tensor, BackendError> {
+pub fn to_tract(name: &str, t: &HostTensor) -> Result<Tensor, BackendError> {
     let dt = datum_type(t.dtype).ok_or_else(|| {
         BackendError::Unsupported(format!(
             "tract has no {} tensors (input `{name}`)",

@@ -451,6 +451,29 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// Checks every model, `jobs` at a time; reports in the order given.
+/// Model arguments: paths, or glob patterns (`'models/**/*.onnx'`, quoted so that the shell
+/// leaves them) expanded here, in sorted order.
+pub fn expand_models(args: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for a in args {
+        let text = a.to_string_lossy();
+        if a.exists() || !text.contains(['*', '?', '[']) {
+            out.push(a.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = glob::glob(&text)
+            .map_err(|e| format!("bad pattern `{text}`: {e}"))?
+            .filter_map(Result::ok)
+            .collect();
+        if found.is_empty() {
+            return Err(format!("`{text}` matches no file"));
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
+}
+
 pub fn check_all(
     models: &[PathBuf],
     backends: &[(&dyn Backend, bool)],
@@ -460,9 +483,19 @@ pub fn check_all(
 ) -> Report {
     quiet_backend_panics();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ModelReport>>> =
         models.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(models.len() as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     std::thread::scope(|s| {
         for _ in 0..jobs.clamp(1, models.len().max(1)) {
             s.spawn(|| loop {
@@ -470,22 +503,14 @@ pub fn check_all(
                 if i >= models.len() {
                     break;
                 }
+                bar.set_message(models[i].display().to_string());
                 let r = check_model(&models[i], backends, opts);
                 *slots[i].lock().unwrap() = Some(r);
-                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                if progress {
-                    eprint!(
-                        "\r\x1b[2Kchecking: {n}/{} {}",
-                        models.len(),
-                        models[i].display()
-                    );
-                }
+                bar.inc(1);
             });
         }
     });
-    if progress {
-        eprint!("\r\x1b[2K");
-    }
+    bar.finish_and_clear();
     let models: Vec<ModelReport> = slots
         .into_iter()
         .map(|m| m.into_inner().unwrap().unwrap())

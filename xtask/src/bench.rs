@@ -289,3 +289,167 @@ pub fn inspect() -> Result {
     }
     Ok(())
 }
+
+/// The suite's largest model (by file size) among the cases with test data.
+fn largest_suite_model(dir: &Path) -> Option<PathBuf> {
+    let mut best: Option<(u64, PathBuf)> = None;
+    for kind in ["node", "simple", "pytorch-converted", "pytorch-operator"] {
+        for e in std::fs::read_dir(dir.join(kind))
+            .ok()?
+            .filter_map(|e| e.ok())
+        {
+            let m = e.path().join("model.onnx");
+            let Ok(meta) = std::fs::metadata(&m) else {
+                continue;
+            };
+            if e.path().join("test_data_set_0").is_dir()
+                && best.as_ref().is_none_or(|(s, _)| meta.len() > *s)
+            {
+                best = Some((meta.len(), m));
+            }
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+/// Criterion's mean estimates, by "group/function".
+fn criterion_means() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root().join("target/criterion")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.ends_with("new/benchmark.json") {
+                let read = |f: &Path| {
+                    std::fs::read(f)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                };
+                let (Some(b), Some(est)) = (read(&p), read(&p.with_file_name("estimates.json")))
+                else {
+                    continue;
+                };
+                let id = format!(
+                    "{}/{}",
+                    b["group_id"].as_str().unwrap_or(""),
+                    b["function_id"].as_str().unwrap_or("")
+                );
+                if let Some(ns) = est["mean"]["point_estimate"].as_f64() {
+                    out.insert(id, ns / 1e6);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Python onnxruntime's own load + first run (median ms of 20) for a model and its inputs.
+fn python_onnxruntime(py: &Path, model: &Path, inputs: &Path) -> Result<f64> {
+    let script = r#"
+import sys, time, statistics, glob, os
+import numpy as np, onnxruntime as ort
+model, inputs = sys.argv[1], sys.argv[2]
+if inputs.endswith(".npz"):
+    feeds = dict(np.load(inputs))
+else:
+    import onnx
+    from onnx import numpy_helper
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    files = sorted(glob.glob(os.path.join(inputs, "input_*.pb")))
+    feeds = {}
+    for n, f in zip(names, files):
+        t = onnx.TensorProto(); t.ParseFromString(open(f, "rb").read())
+        feeds[n] = numpy_helper.to_array(t)
+times = []
+for _ in range(20):
+    t = time.perf_counter()
+    s = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    s.run(None, feeds)
+    times.append((time.perf_counter() - t) * 1e3)
+print(statistics.median(times))
+"#;
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .arg(model)
+        .arg(inputs)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "python onnxruntime failed on {}: {}",
+            model.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}"))
+}
+
+pub fn check(suite: Option<&Path>) -> Result {
+    let py = python::venv(&["onnx==1.23.2", "numpy==2.4.6", crate::ONNXRUNTIME])?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let suite = suite
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root().join("target/onnx-suite"));
+    if !suite.join("node").is_dir() {
+        run(Command::new("bash")
+            .arg(root().join("../shared/conformance/onnx-backend-suite.sh"))
+            .arg(&suite))?;
+    }
+    let largest = largest_suite_model(&suite).ok_or("no suite model with test data")?;
+    eprintln!("largest suite model: {}", largest.display());
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["bench", "--locked", "--bench", "check"])
+        .env("CARGO_INFER_BENCH_EXTRA", &largest))?;
+    let means = criterion_means();
+    let extra = largest
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    println!("| model | back end | own API load+run | `check` load+run+compare | ratio | python onnxruntime load+run |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for name in ["mlp", "cnn", "lstm", "transformer", extra.as_str()] {
+        for backend in ["tract", "ort"] {
+            let (Some(direct), Some(checked)) = (
+                means.get(&format!("{name}/{backend}/direct")),
+                means.get(&format!("{name}/{backend}/check")),
+            ) else {
+                continue;
+            };
+            let python = if backend == "ort" {
+                let (model, inputs) = if name == extra {
+                    (
+                        largest.clone(),
+                        largest.parent().unwrap().join("test_data_set_0"),
+                    )
+                } else {
+                    (
+                        root().join(format!("fixtures/{name}.onnx")),
+                        root().join(format!("fixtures/check/{name}.inputs.npz")),
+                    )
+                };
+                format!("{:.2} ms", python_onnxruntime(&py, &model, &inputs)?)
+            } else {
+                "—".to_string()
+            };
+            println!(
+                "| {name} | {backend} | {direct:.2} ms | {checked:.2} ms | {:.2}× | {python} |",
+                checked / direct
+            );
+        }
+    }
+    Ok(())
+}

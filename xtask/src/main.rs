@@ -24,6 +24,7 @@ fn usage() -> ExitCode {
          fixtures         regenerate every fixture under fixtures/ (needs python3; installs onnx, torch, … in a venv)\n  \
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
+         bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
          bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python"
     );
     ExitCode::from(2)
@@ -40,6 +41,8 @@ fn main() -> ExitCode {
         ["fixtures"] => fixtures(),
         ["ci"] => ci(),
         ["bench", "inspect"] => bench::inspect(),
+        ["bench", "check"] => bench::check(None),
+        ["bench", "check", suite] => bench::check(Some(Path::new(suite))),
         ["conformance", rest @ ..] => {
             let verbose = rest.contains(&"-v");
             let ort = rest
