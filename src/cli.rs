@@ -61,6 +61,94 @@ pub enum Command {
         after_help = "Examples:\n  cargo infer check model.onnx\n  cargo infer check models/*.onnx --backend all --format junit > check.xml\n  cargo infer check model.onnx --input input=x.npy --expected outputs.npz --atol 1e-4\n\nExit codes: 0 every model passed, 1 a check failed, 2 bad input or usage."
     )]
     Check(CheckArgs),
+    /// Which Rust inference stack should run this model on this target? Ranked, with reasons
+    #[command(
+        after_help = "Examples:\n  cargo infer decide model.onnx\n  cargo infer decide model.onnx --target wasm32-unknown-unknown --explain\n  cargo infer decide model.onnx --gpu cuda --format json\n  cargo infer decide llama.gguf --pure-rust\n\nConstraints merge: defaults, then [package.metadata.infer] of the current package, then flags."
+    )]
+    Decide(DecideArgs),
+    /// Which back ends and toolchains are usable on this machine, and how to get the rest
+    #[command(after_help = "Examples:\n  cargo infer doctor\n  cargo infer doctor --format json")]
+    Doctor,
+}
+
+/// Target constraints (shared by decide, init and add).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConstraintArgs {
+    /// Target triple (host, wasm32-unknown-unknown, thumbv7em-none-eabihf, riscv32imac-unknown-none-elf, …)
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Accelerator
+    #[arg(long, value_enum)]
+    pub gpu: Option<crate::decide::constraints::Gpu>,
+    /// Several GPUs
+    #[arg(long)]
+    pub multi_gpu: bool,
+    /// No C/C++ runtime
+    #[arg(long)]
+    pub pure_rust: bool,
+    /// Largest acceptable binary (1MB, 300KB, 2MiB)
+    #[arg(long, value_name = "SIZE", value_parser = crate::decide::constraints::parse_size)]
+    pub max_binary_size: Option<u64>,
+    /// Exact control over numerical precision
+    #[arg(long)]
+    pub exact_precision: bool,
+    /// Production serving with an SLA
+    #[arg(long)]
+    pub serving: bool,
+    /// The model will be trained, not only run
+    #[arg(long)]
+    pub training: bool,
+    /// Force this framework (still explained; refused when a hard constraint excludes it)
+    #[arg(long, value_enum)]
+    pub framework: Option<crate::decide::Framework>,
+}
+
+impl ConstraintArgs {
+    fn partial(&self) -> crate::decide::constraints::Partial {
+        let flag = |b: bool| b.then_some(true);
+        crate::decide::constraints::Partial {
+            target: self.target.clone(),
+            gpu: self.gpu,
+            multi_gpu: flag(self.multi_gpu),
+            pure_rust: flag(self.pure_rust),
+            max_binary_size: self.max_binary_size,
+            exact_precision: flag(self.exact_precision),
+            serving: flag(self.serving),
+            training: flag(self.training),
+            framework: self.framework,
+            ..Default::default()
+        }
+    }
+
+    /// Defaults → `[package.metadata.infer]` → these flags.
+    pub fn merged(
+        &self,
+        manifest_path: Option<&std::path::Path>,
+    ) -> Result<crate::decide::constraints::Constraints, ExpectedError> {
+        let mut c = crate::decide::constraints::Constraints::default();
+        if let Some((from_manifest, path)) =
+            crate::decide::constraints::from_manifest(manifest_path)
+                .map_err(ExpectedError::Usage)?
+        {
+            c.apply(&from_manifest, &path.display().to_string());
+        }
+        c.apply(&self.partial(), "flag");
+        Ok(c)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// Model file or directory
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub constraints: ConstraintArgs,
+    /// Show every rule, whether it fired, and what it did
+    #[arg(long)]
+    pub explain: bool,
+    /// Load the model on every back end available here and use the result as evidence
+    #[arg(long)]
+    pub probe: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -146,6 +234,27 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
             crate::inspect::run(&cli.global, args)
         }
         Command::Check(args) => run_check(&cli.global, args),
+        Command::Decide(args) => {
+            reject_junit(&cli.global)?;
+            let c = args
+                .constraints
+                .merged(cli.global.manifest_path.as_deref())?;
+            let d = crate::decide::decide_model(&args.model, &c, args.probe)?;
+            let style = crate::output::Style {
+                color: crate::output::use_color(cli.global.color),
+            };
+            crate::output::print(&match cli.global.format {
+                OutputFormat::Json => crate::decide::render::json(&d),
+                _ => {
+                    crate::decide::render::human(&d, style, args.explain || cli.global.verbose > 0)
+                }
+            });
+            Ok(exit::OK)
+        }
+        Command::Doctor => {
+            reject_junit(&cli.global)?;
+            crate::doctor::run(&cli.global)
+        }
     }
 }
 

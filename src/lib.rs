@@ -7,6 +7,8 @@
 pub mod backends;
 pub mod check;
 pub mod cli;
+pub mod decide;
+pub mod doctor;
 pub mod error;
 pub mod inspect;
 pub mod model;

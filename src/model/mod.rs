@@ -13,6 +13,7 @@ pub mod onnx;
 pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
+pub mod trivial;
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -5,6 +5,7 @@
 
 mod bench;
 mod conformance;
+mod oplists;
 mod python;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ fn usage() -> ExitCode {
         "usage: cargo xtask <task>\n\n\
          tasks:\n  \
          fixtures         regenerate every fixture under fixtures/ (needs python3; installs onnx, torch, … in a venv)\n  \
+         oplists          regenerate src/decide/oplists/ from the candle-onnx and burn-import sources\n  \
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         ["fixtures"] => fixtures(),
         ["ci"] => ci(),
         ["bench", "inspect"] => bench::inspect(),
+        ["oplists"] => oplists::oplists(),
         ["bench", "check"] => bench::check(None),
         ["bench", "check", suite] => bench::check(Some(Path::new(suite))),
         ["conformance", rest @ ..] => {

@@ -1,0 +1,901 @@
+//! `cargo infer decide`: the decision matrix as data — one table of frameworks and one ordered
+//! list of rules — applied to this model's evidence and these constraints.
+//!
+//! A rule either excludes frameworks (hard constraints: the target, the GPU, pure Rust, binary
+//! size, what the model is made of) or adds to their scores (what the matrix recommends). A new
+//! framework is one row of [`FRAMEWORKS`]; a new rule is one row of [`RULES`].
+
+pub mod constraints;
+pub mod render;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{self, ArchClass, Format, ModelInfo};
+use constraints::{Constraints, Gpu, TargetKind};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Framework {
+    Candle,
+    Ort,
+    Tch,
+    Tract,
+    Burn,
+    Fastembed,
+    Custom,
+}
+
+impl Framework {
+    pub fn as_str(self) -> &'static str {
+        row(self).id
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Maturity {
+    High,
+    Medium,
+    Early,
+    /// Code we generate: as mature as the model is simple.
+    Generated,
+}
+
+/// One row of the framework table (from ../shared/reference/decision-matrix.txt, plus what the
+/// crates need: formats they read, smallest binary that runs a model).
+#[derive(Debug, Serialize)]
+pub struct FrameworkRow {
+    pub framework: Framework,
+    pub id: &'static str,
+    /// The crate a project depends on.
+    pub krate: &'static str,
+    pub backend: &'static str,
+    pub pure_rust: bool,
+    pub gpus: &'static [Gpu],
+    pub wasm: bool,
+    pub bare_metal: bool,
+    pub training: bool,
+    pub maturity: Maturity,
+    pub formats: &'static [Format],
+    /// Typical stripped release binary that runs a small model, bytes (order of magnitude).
+    pub typical_binary: u64,
+    pub best_for: &'static str,
+}
+
+use Format::*;
+use Gpu as G;
+
+pub const FRAMEWORKS: &[FrameworkRow] = &[
+    FrameworkRow {
+        framework: Framework::Candle,
+        id: "candle",
+        krate: "candle-core",
+        backend: "Custom / CUDA / Metal",
+        pure_rust: true,
+        gpus: &[G::Cuda, G::Metal],
+        wasm: true,
+        bare_metal: false,
+        training: true,
+        maturity: Maturity::Medium,
+        formats: &[Safetensors, Gguf, Pytorch, Onnx],
+        typical_binary: 6_000_000,
+        best_for: "Hugging Face models, LLMs",
+    },
+    FrameworkRow {
+        framework: Framework::Ort,
+        id: "ort",
+        krate: "ort",
+        backend: "ONNX Runtime (C++)",
+        pure_rust: false,
+        gpus: &[G::Cuda, G::Tensorrt, G::Rocm],
+        wasm: false,
+        bare_metal: false,
+        training: false,
+        maturity: Maturity::High,
+        formats: &[Onnx],
+        typical_binary: 25_000_000,
+        best_for: "Production, any ONNX model",
+    },
+    FrameworkRow {
+        framework: Framework::Tch,
+        id: "tch",
+        krate: "tch",
+        backend: "LibTorch (C++)",
+        pure_rust: false,
+        gpus: &[G::Cuda, G::Rocm],
+        wasm: false,
+        bare_metal: false,
+        training: true,
+        maturity: Maturity::High,
+        formats: &[Torchscript],
+        typical_binary: 500_000_000,
+        best_for: "PyTorch model portability",
+    },
+    FrameworkRow {
+        framework: Framework::Tract,
+        id: "tract",
+        krate: "tract-onnx",
+        backend: "Custom Rust",
+        pure_rust: true,
+        gpus: &[],
+        wasm: true,
+        bare_metal: false,
+        training: false,
+        maturity: Maturity::Medium,
+        formats: &[Onnx],
+        typical_binary: 8_000_000,
+        best_for: "Edge/embedded, no C++ deps",
+    },
+    FrameworkRow {
+        framework: Framework::Burn,
+        id: "burn",
+        krate: "burn",
+        backend: "Custom / WGPU",
+        pure_rust: true,
+        gpus: &[G::Wgpu, G::Metal],
+        wasm: true,
+        bare_metal: false,
+        training: true,
+        maturity: Maturity::Early,
+        formats: &[Onnx, Safetensors, Pytorch],
+        typical_binary: 5_000_000,
+        best_for: "Training + inference, pure Rust",
+    },
+    FrameworkRow {
+        framework: Framework::Fastembed,
+        id: "fastembed",
+        krate: "fastembed",
+        backend: "ort wrapper",
+        pure_rust: false,
+        gpus: &[G::Cuda, G::Tensorrt],
+        wasm: false,
+        bare_metal: false,
+        training: false,
+        maturity: Maturity::Medium,
+        formats: &[Onnx],
+        typical_binary: 30_000_000,
+        best_for: "Embedding models specifically",
+    },
+    FrameworkRow {
+        framework: Framework::Custom,
+        id: "custom",
+        krate: "(none: generated code)",
+        backend: "generated Rust",
+        pure_rust: true,
+        gpus: &[],
+        wasm: true,
+        bare_metal: true,
+        training: false,
+        maturity: Maturity::Generated,
+        formats: &[Onnx, Safetensors, Pytorch],
+        typical_binary: 300_000,
+        best_for: "Tiny models, no OS, < 1 MB, exact precision",
+    },
+];
+
+pub fn row(f: Framework) -> &'static FrameworkRow {
+    FRAMEWORKS
+        .iter()
+        .find(|r| r.framework == f)
+        .expect("every framework has a row")
+}
+
+/// ONNX Runtime 1.31 (what ort 2.0.0-rc.15 targets): newest IR and ai.onnx opset it loads.
+pub const ORT_MAX_IR: i64 = 13;
+pub const ORT_MAX_OPSET: i64 = 26;
+
+const CANDLE_ONNX_OPS: &str = include_str!("oplists/candle-onnx-0.11.1.txt");
+const BURN_IMPORT_OPS: &str = include_str!("oplists/burn-import-0.22.0.txt");
+
+/// What was measured on this model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub format: Format,
+    pub class: ArchClass,
+    pub parameters: u64,
+    /// Operators each framework lacks (ONNX), with the nodes that use them.
+    pub missing_ops: BTreeMap<Framework, BTreeMap<String, Vec<String>>>,
+    /// Why ONNX Runtime would refuse the file (IR or opset too new).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ort_version_problem: Option<String>,
+    /// Triviality: the summary, or every reason it is not trivial.
+    pub trivial: Result<String, Vec<String>>,
+    pub embedding: bool,
+    /// `--probe`: a real load on each back end available here.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub probe: BTreeMap<Framework, Result<String, String>>,
+}
+
+fn missing(info: &ModelInfo, list: &str) -> BTreeMap<String, Vec<String>> {
+    let known: std::collections::HashSet<&str> = list
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::trim)
+        .collect();
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for n in &info.nodes {
+        let standard = n.domain.is_empty() || n.domain == "ai.onnx";
+        if !standard || !known.contains(n.op_type.as_str()) {
+            let name = if n.name.is_empty() {
+                n.outputs.first().cloned().unwrap_or_default()
+            } else {
+                n.name.clone()
+            };
+            out.entry(model::onnx::op_key(&n.domain, &n.op_type))
+                .or_default()
+                .push(name);
+        }
+    }
+    out
+}
+
+/// Sentence-embedding encoders: an encoder whose inputs are token ids (and a mask) and whose
+/// outputs are hidden states or embeddings, not a task head.
+fn is_embedding(info: &ModelInfo) -> bool {
+    if info.architecture.class != ArchClass::TransformerEncoder {
+        return false;
+    }
+    let has_in = |s: &str| info.inputs.iter().any(|i| i.name.contains(s));
+    let has_out = |s: &str| info.outputs.iter().any(|o| o.name.contains(s));
+    let io = has_in("input_ids")
+        && (has_out("last_hidden_state")
+            || has_out("embedding")
+            || has_out("pooler_output")
+            || has_out("hidden_states"));
+    let config = info.architecture.reasons.iter().any(|r| {
+        r.contains("config.json")
+            && (r.contains("Model`") || r.contains("SentenceTransformer"))
+            && !r.contains("For")
+    });
+    io || config
+}
+
+pub fn gather_evidence(info: &ModelInfo) -> Evidence {
+    let mut missing_ops = BTreeMap::new();
+    let mut ort_version_problem = None;
+    if info.format == Format::Onnx {
+        missing_ops.insert(
+            Framework::Tract,
+            crate::backends::tract::missing_operators(info),
+        );
+        missing_ops.insert(Framework::Candle, missing(info, CANDLE_ONNX_OPS));
+        missing_ops.insert(Framework::Burn, missing(info, BURN_IMPORT_OPS));
+        if let Some(ir) = info.details.ir_version.filter(|ir| *ir > ORT_MAX_IR) {
+            ort_version_problem = Some(format!(
+                "IR version {ir}; ONNX Runtime 1.31 loads up to {ORT_MAX_IR}"
+            ));
+        } else if let Some(op) = info.opsets.get("ai.onnx").filter(|o| **o > ORT_MAX_OPSET) {
+            ort_version_problem = Some(format!(
+                "opset {op}; ONNX Runtime 1.31 supports up to {ORT_MAX_OPSET}"
+            ));
+        }
+    }
+    Evidence {
+        format: info.format,
+        class: info.architecture.class,
+        parameters: info.parameters,
+        missing_ops,
+        ort_version_problem,
+        trivial: model::trivial::check(info, model::trivial::DEFAULT_BUDGET),
+        embedding: is_embedding(info),
+        probe: BTreeMap::new(),
+    }
+}
+
+/// What a rule sees.
+pub struct Ctx<'a> {
+    pub c: &'a Constraints,
+    pub e: &'a Evidence,
+}
+
+/// A rule's effect on the frameworks it names.
+pub enum Effect {
+    /// Excludes these frameworks.
+    Exclude(&'static [Framework]),
+    /// Excludes every framework but these.
+    Only(&'static [Framework]),
+    /// Adds to scores.
+    Score(&'static [(Framework, f64)]),
+    /// Excludes the frameworks the closure names (evidence-dependent), with a reason per framework.
+    ExcludeBy(fn(&Ctx) -> Vec<(Framework, String)>),
+}
+
+pub struct Rule {
+    pub id: &'static str,
+    /// What the rule says, as the matrix or the evidence puts it.
+    pub says: &'static str,
+    pub when: fn(&Ctx) -> bool,
+    pub effect: Effect,
+}
+
+use Framework as F;
+
+const ALL: &[Framework] = &[
+    F::Candle,
+    F::Ort,
+    F::Tch,
+    F::Tract,
+    F::Burn,
+    F::Fastembed,
+    F::Custom,
+];
+
+fn format_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
+    ALL.iter()
+        .filter(|f| !row(**f).formats.contains(&x.e.format))
+        .map(|f| {
+            (
+                *f,
+                format!("{} does not read {} files", f.as_str(), x.e.format.as_str()),
+            )
+        })
+        .collect()
+}
+
+fn op_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
+    x.e.missing_ops
+        .iter()
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(f, m)| {
+            (
+                *f,
+                format!(
+                    "{} lacks {}",
+                    f.as_str(),
+                    crate::backends::tract::describe_missing(m)
+                ),
+            )
+        })
+        .collect()
+}
+
+fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
+    let Some(max) = x.c.max_binary_size else {
+        return vec![];
+    };
+    ALL.iter()
+        .filter(|f| row(**f).typical_binary > max)
+        .map(|f| {
+            (
+                *f,
+                format!(
+                    "{} needs about {} (limit {})",
+                    f.as_str(),
+                    crate::output::human_bytes(row(*f).typical_binary),
+                    crate::output::human_bytes(max)
+                ),
+            )
+        })
+        .collect()
+}
+
+fn gpu_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
+    let g = x.c.gpu;
+    if g == Gpu::None {
+        return vec![];
+    }
+    ALL.iter()
+        .filter(|f| !row(**f).gpus.contains(&g))
+        .map(|f| (*f, format!("{} has no {} support", f.as_str(), g.as_str())))
+        .collect()
+}
+
+fn probe_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
+    x.e.probe
+        .iter()
+        .filter_map(|(f, r)| {
+            r.as_ref()
+                .err()
+                .map(|e| (*f, format!("a real load failed: {e}")))
+        })
+        .collect()
+}
+
+fn trivial(x: &Ctx) -> bool {
+    x.e.trivial.is_ok()
+}
+
+fn weights_only(x: &Ctx) -> bool {
+    matches!(x.e.format, Safetensors | Gguf | Pytorch)
+}
+
+/// The ordered rule list. Exclusions first (hard constraints, then evidence), then scores.
+pub const RULES: &[Rule] = &[
+    Rule {
+        id: "X-FORMAT",
+        says: "a framework must read the model's file format",
+        when: |_| true,
+        effect: Effect::ExcludeBy(format_exclusions),
+    },
+    Rule {
+        id: "X-WASM",
+        says: "WASM deployment → no C/C++ runtimes (ort, tch, fastembed)",
+        when: |x| x.c.target_kind == TargetKind::Wasm,
+        effect: Effect::Exclude(&[F::Ort, F::Tch, F::Fastembed]),
+    },
+    Rule {
+        id: "X-BARE-METAL",
+        says: "bare metal (no OS, no std) → only generated code",
+        when: |x| x.c.target_kind == TargetKind::BareMetal,
+        effect: Effect::Only(&[F::Custom]),
+    },
+    Rule {
+        id: "X-PURE-RUST",
+        says: "pure Rust → no C/C++ runtimes (ort, tch, fastembed)",
+        when: |x| x.c.pure_rust,
+        effect: Effect::Exclude(&[F::Ort, F::Tch, F::Fastembed]),
+    },
+    Rule {
+        id: "X-GPU",
+        says: "the GPU asked for must be supported",
+        when: |x| x.c.gpu != Gpu::None,
+        effect: Effect::ExcludeBy(gpu_exclusions),
+    },
+    Rule {
+        id: "X-TENSORRT",
+        says: "multi-GPU / TensorRT → ort with the TensorRT execution provider",
+        when: |x| x.c.multi_gpu || x.c.gpu == Gpu::Tensorrt,
+        effect: Effect::Only(&[F::Ort]),
+    },
+    Rule {
+        id: "X-TRAINING",
+        says: "training → a framework that trains (burn, candle, tch)",
+        when: |x| x.c.training,
+        effect: Effect::Only(&[F::Burn, F::Candle, F::Tch]),
+    },
+    Rule {
+        id: "X-BINARY-SIZE",
+        says: "the binary must fit --max-binary-size",
+        when: |x| x.c.max_binary_size.is_some(),
+        effect: Effect::ExcludeBy(size_exclusions),
+    },
+    Rule {
+        id: "X-OPS",
+        says: "every operator of the model must be implemented (measured on this model)",
+        when: |x| x.e.format == Onnx,
+        effect: Effect::ExcludeBy(op_exclusions),
+    },
+    Rule {
+        id: "X-ORT-VERSION",
+        says: "ONNX Runtime must know the model's IR version and opset",
+        when: |x| x.e.ort_version_problem.is_some(),
+        effect: Effect::Exclude(&[F::Ort, F::Fastembed]),
+    },
+    Rule {
+        id: "X-NOT-TRIVIAL",
+        says: "generated code only for trivial models (MLP family, budget)",
+        when: |x| !trivial(x),
+        effect: Effect::Exclude(&[F::Custom]),
+    },
+    Rule {
+        id: "X-EMBEDDING-ONLY",
+        says: "fastembed runs sentence-embedding models only",
+        when: |x| !x.e.embedding,
+        effect: Effect::Exclude(&[F::Fastembed]),
+    },
+    Rule {
+        id: "X-PROBE",
+        says: "--probe: a framework whose real load failed is out",
+        when: |x| !x.e.probe.is_empty(),
+        effect: Effect::ExcludeBy(probe_exclusions),
+    },
+    Rule {
+        id: "S-TORCHSCRIPT",
+        says: "Need PyTorch .pt models? → tch-rs (only LibTorch runs TorchScript)",
+        when: |x| x.e.format == Torchscript,
+        effect: Effect::Score(&[(F::Tch, 100.0)]),
+    },
+    Rule {
+        id: "S-ONNX",
+        says: "Need ONNX models? → ort (tract next, burn and candle-onnx after)",
+        when: |x| x.e.format == Onnx,
+        effect: Effect::Score(&[
+            (F::Ort, 30.0),
+            (F::Tract, 20.0),
+            (F::Burn, 8.0),
+            (F::Candle, 5.0),
+        ]),
+    },
+    Rule {
+        id: "S-LLM",
+        says: "Running LLMs (GPT, LLaMA, Mistral)? → candle",
+        when: |x| x.e.class == ArchClass::TransformerDecoder && weights_only(x),
+        effect: Effect::Score(&[(F::Candle, 60.0)]),
+    },
+    Rule {
+        id: "S-HF-WEIGHTS",
+        says: "weights without a graph need architecture code: candle (Hugging Face models), burn",
+        when: |x| weights_only(x),
+        effect: Effect::Score(&[(F::Candle, 25.0), (F::Burn, 10.0)]),
+    },
+    Rule {
+        id: "S-EMBEDDING",
+        says: "sentence-embedding encoder → fastembed-rs",
+        when: |x| x.e.embedding,
+        effect: Effect::Score(&[(F::Fastembed, 45.0)]),
+    },
+    Rule {
+        id: "S-CUDA",
+        says: "CUDA required → ort or tch-rs (most stable GPU support)",
+        when: |x| x.c.gpu == Gpu::Cuda,
+        effect: Effect::Score(&[(F::Ort, 20.0), (F::Tch, 15.0), (F::Candle, 10.0)]),
+    },
+    Rule {
+        id: "S-MULTI-GPU",
+        says: "multi-GPU / TensorRT → ort with TensorRT EP",
+        when: |x| x.c.multi_gpu || x.c.gpu == Gpu::Tensorrt,
+        effect: Effect::Score(&[(F::Ort, 40.0)]),
+    },
+    Rule {
+        id: "S-WASM",
+        says: "Need WASM deployment? → candle or tract",
+        when: |x| x.c.target_kind == TargetKind::Wasm,
+        effect: Effect::Score(&[(F::Tract, 25.0), (F::Candle, 20.0)]),
+    },
+    Rule {
+        id: "S-PURE-RUST",
+        says: "Want pure Rust, no C++ deps? → tract or burn",
+        when: |x| x.c.pure_rust,
+        effect: Effect::Score(&[(F::Tract, 20.0), (F::Burn, 15.0)]),
+    },
+    Rule {
+        id: "S-TRAINING",
+        says: "training + inference, pure Rust → burn",
+        when: |x| x.c.training,
+        effect: Effect::Score(&[(F::Burn, 40.0), (F::Candle, 15.0), (F::Tch, 10.0)]),
+    },
+    Rule {
+        id: "S-SERVING",
+        says: "Production serving with SLA? → ort (most battle-tested)",
+        when: |x| x.c.serving,
+        effect: Effect::Score(&[(F::Ort, 30.0)]),
+    },
+    Rule {
+        id: "S-EDGE",
+        says: "Edge/embedded deployment? → tract (smallest binary, no system libs)",
+        when: |x| x.c.max_binary_size.is_some() || x.c.target_kind == TargetKind::Other,
+        effect: Effect::Score(&[(F::Tract, 20.0), (F::Custom, 10.0)]),
+    },
+    Rule {
+        id: "S-TRIVIAL",
+        says: "extremely simple model (small MLP) → custom inference",
+        when: trivial,
+        effect: Effect::Score(&[(F::Custom, 45.0)]),
+    },
+    Rule {
+        id: "S-TRIVIAL-TARGET",
+        says: "no OS, binary under 1 MB, or exact precision → custom inference",
+        when: |x| {
+            trivial(x)
+                && (x.c.target_kind == TargetKind::BareMetal
+                    || x.c.max_binary_size.is_some_and(|m| m <= 1_000_000)
+                    || x.c.exact_precision)
+        },
+        effect: Effect::Score(&[(F::Custom, 40.0)]),
+    },
+    Rule {
+        id: "S-MATURITY",
+        says: "maturity: high +10, medium +5",
+        when: |_| true,
+        effect: Effect::Score(&[
+            (F::Ort, 10.0),
+            (F::Tch, 10.0),
+            (F::Candle, 5.0),
+            (F::Tract, 5.0),
+            (F::Fastembed, 5.0),
+        ]),
+    },
+    Rule {
+        id: "S-PROBE",
+        says: "--probe: a framework that really loaded the model",
+        when: |x| x.e.probe.values().any(|r| r.is_ok()),
+        effect: Effect::Score(&[(F::Tract, 15.0), (F::Ort, 15.0)]),
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Recommended,
+    Viable,
+    Excluded,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranked {
+    pub framework: Framework,
+    pub verdict: Verdict,
+    pub score: f64,
+    /// `RULE-ID: what it says` for every rule that touched this framework.
+    pub reasons: Vec<String>,
+}
+
+/// Every rule, and what it did (for `--explain`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fired {
+    pub id: &'static str,
+    pub says: &'static str,
+    pub fired: bool,
+    /// What it did: "excluded ort, tch", "+30 ort, +20 tract".
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    pub choice: Framework,
+    pub ranking: Vec<Ranked>,
+    pub constraints: Constraints,
+    pub evidence: Evidence,
+    pub rules: Vec<Fired>,
+    pub model: String,
+}
+
+/// Reads the model and decides; `probe` loads it on the back ends available here.
+pub fn decide_model(
+    path: &Path,
+    c: &Constraints,
+    probe: bool,
+) -> Result<Decision, crate::error::ExpectedError> {
+    let info = model::inspect(path)?;
+    let mut evidence = gather_evidence(&info);
+    if probe {
+        evidence.probe = probe_backends(path, &info);
+    }
+    decide(path, c, evidence).map_err(|e| crate::error::ExpectedError::Usage(e.message))
+}
+
+/// Loads the model on each back end of this build that is available here.
+fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<String, String>> {
+    let mut out = BTreeMap::new();
+    if info.format != Format::Onnx {
+        return out;
+    }
+    let opts = crate::check::CheckOptions {
+        backend: crate::check::BackendChoice::Auto,
+        device: crate::backends::Device::Cpu,
+        inputs: Default::default(),
+        tolerance: Default::default(),
+        runs: 1,
+    };
+    let all = crate::backends::all(None);
+    for b in &all {
+        let f = if b.name() == "tract" {
+            Framework::Tract
+        } else {
+            Framework::Ort
+        };
+        if b.availability().is_err() {
+            continue;
+        }
+        let r = crate::check::check_model(path, &[(b.as_ref(), true)], &opts);
+        let rep = &r.backends[0];
+        out.insert(
+            f,
+            if rep.status == crate::check::BackendStatus::Pass {
+                Ok(format!(
+                    "loaded and ran in {:.1} ms",
+                    rep.load_ms + rep.run_ms
+                ))
+            } else {
+                Err(rep.message.clone())
+            },
+        );
+    }
+    out
+}
+
+/// No framework fits: what excluded each, and which would run the model without the constraints.
+#[derive(Debug, Clone)]
+pub struct NoFit {
+    pub message: String,
+}
+
+pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decision, NoFit> {
+    let ctx = Ctx { c, e: &evidence };
+    let mut score: BTreeMap<Framework, f64> = ALL.iter().map(|f| (*f, 0.0)).collect();
+    let mut excluded: BTreeMap<Framework, Vec<String>> = BTreeMap::new();
+    let mut reasons: BTreeMap<Framework, Vec<String>> = BTreeMap::new();
+    let mut fired = Vec::new();
+    // Rules that exclude for a constraint of the user's (as opposed to what the model is).
+    let constraint_rules = [
+        "X-WASM",
+        "X-BARE-METAL",
+        "X-PURE-RUST",
+        "X-GPU",
+        "X-TENSORRT",
+        "X-TRAINING",
+        "X-BINARY-SIZE",
+    ];
+    let mut excluded_by_constraint: BTreeMap<Framework, bool> = BTreeMap::new();
+    for rule in RULES {
+        let on = (rule.when)(&ctx);
+        let mut effect = String::new();
+        if on {
+            let mut exclude = |f: Framework, why: String| {
+                excluded
+                    .entry(f)
+                    .or_default()
+                    .push(format!("{}: {why}", rule.id));
+                excluded_by_constraint.entry(f).or_insert(true);
+                if !constraint_rules.contains(&rule.id) {
+                    excluded_by_constraint.insert(f, false);
+                }
+            };
+            match &rule.effect {
+                Effect::Exclude(fs) => {
+                    for f in *fs {
+                        exclude(*f, rule.says.to_string());
+                    }
+                    effect = format!(
+                        "excluded {}",
+                        fs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                }
+                Effect::Only(keep) => {
+                    let out: Vec<Framework> =
+                        ALL.iter().copied().filter(|f| !keep.contains(f)).collect();
+                    for f in &out {
+                        exclude(*f, rule.says.to_string());
+                    }
+                    effect = format!(
+                        "kept only {}",
+                        keep.iter()
+                            .map(|f| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                Effect::ExcludeBy(by) => {
+                    let out = by(&ctx);
+                    effect = if out.is_empty() {
+                        "excluded none".into()
+                    } else {
+                        format!(
+                            "excluded {}",
+                            out.iter()
+                                .map(|(f, _)| f.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    for (f, why) in out {
+                        exclude(f, why);
+                    }
+                }
+                Effect::Score(adds) => {
+                    for (f, s) in *adds {
+                        *score.get_mut(f).unwrap() += s;
+                        reasons
+                            .entry(*f)
+                            .or_default()
+                            .push(format!("{} (+{s}): {}", rule.id, rule.says));
+                    }
+                    effect = adds
+                        .iter()
+                        .map(|(f, s)| format!("+{s} {}", f.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                }
+            }
+        }
+        fired.push(Fired {
+            id: rule.id,
+            says: rule.says,
+            fired: on,
+            effect,
+        });
+    }
+    if let Some(trivial) = evidence.trivial.as_ref().ok() {
+        reasons
+            .entry(F::Custom)
+            .or_default()
+            .push(format!("evidence: {trivial}"));
+    }
+
+    let mut ranking: Vec<Ranked> = ALL
+        .iter()
+        .map(|f| {
+            let ex = excluded.get(f);
+            Ranked {
+                framework: *f,
+                verdict: if ex.is_some() {
+                    Verdict::Excluded
+                } else {
+                    Verdict::Viable
+                },
+                score: score[f],
+                reasons: ex
+                    .cloned()
+                    .unwrap_or_else(|| reasons.get(f).cloned().unwrap_or_default()),
+            }
+        })
+        .collect();
+    ranking.sort_by(|a, b| {
+        (a.verdict == Verdict::Excluded)
+            .cmp(&(b.verdict == Verdict::Excluded))
+            .then(b.score.total_cmp(&a.score))
+    });
+
+    // --framework forces the choice, still explained; an excluded one is refused.
+    let choice = match c.framework {
+        Some(f) => {
+            if let Some(why) = excluded.get(&f) {
+                return Err(NoFit {
+                    message: format!(
+                        "--framework {} is excluded here: {}",
+                        f.as_str(),
+                        why.join("; ")
+                    ),
+                });
+            }
+            f
+        }
+        None => match ranking.first().filter(|r| r.verdict != Verdict::Excluded) {
+            Some(r) => r.framework,
+            None => {
+                let ops: Vec<String> = evidence
+                    .missing_ops
+                    .iter()
+                    .filter(|(f, m)| !m.is_empty() && excluded_by_constraint.get(f) != Some(&true))
+                    .map(|(f, m)| {
+                        format!(
+                            "{} lacks {}",
+                            f.as_str(),
+                            crate::backends::tract::describe_missing(m)
+                        )
+                    })
+                    .collect();
+                let would: Vec<&str> = ALL
+                    .iter()
+                    .filter(|f| excluded_by_constraint.get(f) == Some(&true))
+                    .map(|f| f.as_str())
+                    .collect();
+                let mut message = format!("no framework fits {}", path.display());
+                if !ops.is_empty() {
+                    message += &format!(": {}", ops.join("; "));
+                }
+                if would.is_empty() {
+                    message += "; no framework would run it under any constraints";
+                } else {
+                    message += &format!(
+                        "; without your constraints it would run on: {}",
+                        would.join(", ")
+                    );
+                }
+                return Err(NoFit { message });
+            }
+        },
+    };
+    for r in &mut ranking {
+        if r.framework == choice {
+            r.verdict = Verdict::Recommended;
+        }
+    }
+    if let Some(pos) = ranking.iter().position(|r| r.framework == choice) {
+        let chosen = ranking.remove(pos);
+        ranking.insert(0, chosen);
+    }
+    Ok(Decision {
+        choice,
+        ranking,
+        constraints: c.clone(),
+        evidence,
+        rules: fired,
+        model: path.display().to_string(),
+    })
+}
