@@ -66,6 +66,11 @@ pub enum Command {
         after_help = "Examples:\n  cargo infer decide model.onnx\n  cargo infer decide model.onnx --target wasm32-unknown-unknown --explain\n  cargo infer decide model.onnx --gpu cuda --format json\n  cargo infer decide llama.gguf --pure-rust\n\nConstraints merge: defaults, then [package.metadata.infer] of the current package, then flags."
     )]
     Decide(DecideArgs),
+    /// Dependency-free, no_std Rust for a trivial model (MLP family); refuses others, naming why
+    #[command(
+        after_help = "Examples:\n  cargo infer emit model.onnx -o src/model.rs\n  cargo infer emit weights.safetensors --activations relu,relu,softmax -o src/model.rs\n  cargo infer emit model.onnx -o src/model.rs --precision f64 --weights file"
+    )]
+    Emit(EmitArgs),
     /// Which back ends and toolchains are usable on this machine, and how to get the rest
     #[command(after_help = "Examples:\n  cargo infer doctor\n  cargo infer doctor --format json")]
     Doctor,
@@ -135,6 +140,27 @@ impl ConstraintArgs {
         c.apply(&self.partial(), "flag");
         Ok(c)
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmitArgs {
+    /// ONNX model, or safetensors weights of linear layers (with --activations)
+    pub model: PathBuf,
+    /// The Rust file to write
+    #[arg(short, long, value_name = "FILE.rs")]
+    pub output: PathBuf,
+    /// Weights as static arrays, or in a little-endian file next to the module (include_bytes!)
+    #[arg(long, value_enum, default_value = "auto")]
+    pub weights: crate::emit::WeightsMode,
+    /// Accumulate in f32, or in f64 for exactness
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: crate::emit::Precision,
+    /// Largest model (parameters) generated as code
+    #[arg(long, default_value_t = crate::model::trivial::DEFAULT_BUDGET)]
+    pub max_params: u64,
+    /// For weights-only files: the activation after each linear layer, in order (none for none)
+    #[arg(long, value_delimiter = ',')]
+    pub activations: Option<Vec<String>>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -249,6 +275,28 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                     crate::decide::render::human(&d, style, args.explain || cli.global.verbose > 0)
                 }
             });
+            Ok(exit::OK)
+        }
+        Command::Emit(args) => {
+            reject_junit(&cli.global)?;
+            let opts = crate::emit::EmitOptions {
+                precision: args.precision,
+                weights: args.weights,
+                max_params: args.max_params,
+                activations: args.activations.clone(),
+            };
+            let chain = crate::emit::emit(&args.model, &args.output, &opts)
+                .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
+            if !cli.global.quiet {
+                eprintln!(
+                    "wrote {}: {} → {} values, {} layers, {} parameters",
+                    args.output.display(),
+                    chain.n_in,
+                    chain.n_out,
+                    chain.layers.len(),
+                    chain.parameters()
+                );
+            }
             Ok(exit::OK)
         }
         Command::Doctor => {

@@ -27,7 +27,8 @@ pub const EMIT_OPS: &[&str] = &[
     "Dropout",
     "BatchNormalization",
     "Clip",
-    "Concat",
+    "Elu",
+    "Softplus",
     "Constant",
 ];
 

@@ -1,0 +1,212 @@
+//! `cargo infer emit`: dependency-free Rust for trivial models. A chain of dense layers,
+//! element-wise affine steps and activations is read from the model (ONNX, or safetensors weights
+//! with `--activations`), folded (BatchNormalization and constant Mul/Add into the dense layer
+//! before them), and written as one `no_std`, allocation-free, `unsafe`-free module.
+
+pub mod codegen;
+pub mod onnx;
+pub mod weights;
+
+use std::path::Path;
+
+/// An element-wise function applied after a layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Act {
+    Relu,
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+    HardSigmoid(f32, f32),
+    Gelu,
+    GeluTanh,
+    Clip(f32, f32),
+    Elu(f32),
+    Softplus,
+}
+
+impl Act {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Act::Relu => "Relu",
+            Act::LeakyRelu(_) => "LeakyRelu",
+            Act::Sigmoid => "Sigmoid",
+            Act::Tanh => "Tanh",
+            Act::HardSigmoid(..) => "HardSigmoid",
+            Act::Gelu | Act::GeluTanh => "Gelu",
+            Act::Clip(..) => "Clip",
+            Act::Elu(_) => "Elu",
+            Act::Softplus => "Softplus",
+        }
+    }
+}
+
+/// One step of the per-sample computation on a flat vector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Layer {
+    /// `y[o] = b[o] + Σ_i w[o·n_in + i]·x[i]`, weights stored output-major (the order they are read).
+    Dense {
+        n_in: usize,
+        n_out: usize,
+        w: Vec<f32>,
+        b: Vec<f32>,
+    },
+    /// `y = x·scale + shift`, element-wise.
+    Affine {
+        scale: Vec<f32>,
+        shift: Vec<f32>,
+    },
+    Act(Act),
+    Softmax,
+    LogSoftmax,
+}
+
+/// A model as a chain of layers.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub input_name: String,
+    pub output_name: String,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub layers: Vec<Layer>,
+    /// The source operators, for the header comment (`Gemm ×2, Relu ×1`).
+    pub ops: std::collections::BTreeMap<String, u64>,
+}
+
+impl Chain {
+    /// Folds affine steps into the dense layer before them, merges consecutive affine steps, and
+    /// drops identities: fewer passes over the data, same numbers (to rounding).
+    pub fn fold(mut self) -> Chain {
+        let mut out: Vec<Layer> = Vec::new();
+        for l in self.layers.drain(..) {
+            match (out.last_mut(), l) {
+                (Some(Layer::Dense { n_in, w, b, .. }), Layer::Affine { scale, shift }) => {
+                    for (o, (s, t)) in scale.iter().zip(&shift).enumerate() {
+                        for v in &mut w[o * *n_in..(o + 1) * *n_in] {
+                            *v *= s;
+                        }
+                        b[o] = b[o] * s + t;
+                    }
+                }
+                (
+                    Some(Layer::Affine {
+                        scale: s1,
+                        shift: t1,
+                    }),
+                    Layer::Affine {
+                        scale: s2,
+                        shift: t2,
+                    },
+                ) => {
+                    for i in 0..s1.len() {
+                        t1[i] = t1[i] * s2[i] + t2[i];
+                        s1[i] *= s2[i];
+                    }
+                }
+                (_, l) => out.push(l),
+            }
+        }
+        out.retain(|l| !matches!(l, Layer::Affine { scale, shift } if scale.iter().all(|s| *s == 1.0) && shift.iter().all(|t| *t == 0.0)));
+        self.layers = out;
+        self
+    }
+
+    pub fn parameters(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| match l {
+                Layer::Dense { w, b, .. } => w.len() + b.len(),
+                Layer::Affine { scale, shift } => scale.len() + shift.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Precision {
+    /// f32 throughout.
+    F32,
+    /// f64 accumulation and activations (weights and outputs stay f32).
+    F64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WeightsMode {
+    /// Inline up to 65,536 parameters, a file beyond (rustc compiles huge literals slowly).
+    Auto,
+    /// `static` arrays in the module.
+    Inline,
+    /// A little-endian `.bin` file next to the module, through `include_bytes!`.
+    File,
+}
+
+pub struct EmitOptions {
+    pub precision: Precision,
+    pub weights: WeightsMode,
+    pub max_params: u64,
+    /// For weights-only files: the activation after each linear layer.
+    pub activations: Option<Vec<String>>,
+}
+
+/// Reads the model into a chain, or every reason it cannot be generated as code.
+pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
+    let info = crate::model::inspect(path).map_err(|e| e.message)?;
+    if info.parameters > opts.max_params {
+        return Err(format!(
+            "{} parameters, over the budget of {} (--max-params); use `cargo infer decide` to pick a framework",
+            info.parameters, opts.max_params
+        ));
+    }
+    let chain = match info.format {
+        crate::model::Format::Onnx => {
+            if let Err(why) = crate::model::trivial::check(&info, opts.max_params) {
+                return Err(format!("not a trivial model: {}; use `cargo infer decide` to pick a framework", why.join("; ")));
+            }
+            onnx::read(path)?
+        }
+        crate::model::Format::Safetensors => {
+            let acts = opts.activations.as_ref().ok_or(
+                "a safetensors file holds weights only: give the activation after each linear layer with --activations relu,relu,softmax",
+            )?;
+            weights::read(path, &info, acts)?
+        }
+        f => {
+            return Err(format!(
+                "emit reads ONNX, or safetensors weights with --activations; this is {} (convert it with `cargo infer convert` first)",
+                f.as_str()
+            ))
+        }
+    };
+    Ok(chain.fold())
+}
+
+/// Writes the module to `out` (and its weights file, in `--weights file` mode), all or nothing.
+pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<Chain, String> {
+    let chain = read_chain(path, opts)?;
+    let sha = crate::util::sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let source_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let weights_file = out.with_extension("weights.bin");
+    let weights_name = weights_file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (code, blob) = codegen::generate(
+        &chain,
+        &codegen::Header {
+            source: &source_name,
+            sha256: &sha,
+        },
+        opts,
+        &weights_name,
+    );
+    let mut files = vec![(out.to_path_buf(), code.into_bytes())];
+    if let Some(blob) = blob {
+        files.push((weights_file, blob));
+    }
+    crate::util::write_all_or_nothing(&files).map_err(|e| e.to_string())?;
+    Ok(chain)
+}

@@ -1,0 +1,515 @@
+//! `cargo infer emit`: generated code compiled in a `#![no_std]` library crate and run, against
+//! tract and ONNX Runtime, on the trivial fixtures and on random MLPs (depths, widths,
+//! activations, batch sizes drawn from a seeded generator).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cargo_infer::backends::{self, Backend, Device};
+use cargo_infer::tensor::{HostTensor, Rng};
+use prost::Message;
+use tract_onnx::pb;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn cargo_infer() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("cargo-infer").unwrap()
+}
+
+fn tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|d| *d as i64).collect(),
+        data_type: 1,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value as D, Dimension};
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Some(n) => D::DimValue(*n as i64),
+                None => D::DimParam("batch".into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: 1,
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn attr_f(name: &str, f: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 1,
+        f,
+        ..Default::default()
+    }
+}
+
+fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: 2,
+        i,
+        ..Default::default()
+    }
+}
+
+/// A random MLP: 1–4 dense layers (Gemm with transB, or MatMul + Add), random widths, an
+/// activation after each hidden layer, sometimes a folded BatchNormalization, and a Softmax,
+/// LogSoftmax or nothing at the end. Returns the model bytes and the input width.
+fn random_mlp(rng: &mut Rng) -> (Vec<u8>, usize) {
+    let pick = |rng: &mut Rng, n: u64| (rng.next_u64() % n) as usize;
+    let depth = 1 + pick(rng, 4);
+    let mut widths = vec![1 + pick(rng, 40)];
+    for _ in 0..depth {
+        widths.push(1 + pick(rng, 40));
+    }
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    let mut cur = "input".to_string();
+    let mut uniform = |rng: &mut Rng, n: usize, scale: f64| -> Vec<f32> {
+        (0..n)
+            .map(|_| ((rng.unit() * 2.0 - 1.0) * scale) as f32)
+            .collect()
+    };
+    for l in 0..depth {
+        let (i, o) = (widths[l], widths[l + 1]);
+        let scale = 1.5 / (i as f64).sqrt();
+        let next = format!("d{l}");
+        if pick(rng, 2) == 0 {
+            inits.push(tensor(
+                &format!("w{l}"),
+                &[o, i],
+                &uniform(rng, o * i, scale),
+            ));
+            inits.push(tensor(&format!("b{l}"), &[o], &uniform(rng, o, 0.3)));
+            nodes.push(pb::NodeProto {
+                op_type: "Gemm".into(),
+                name: format!("gemm{l}"),
+                input: vec![cur.clone(), format!("w{l}"), format!("b{l}")],
+                output: vec![next.clone()],
+                attribute: vec![attr_i("transB", 1)],
+                ..Default::default()
+            });
+        } else {
+            inits.push(tensor(
+                &format!("w{l}"),
+                &[i, o],
+                &uniform(rng, o * i, scale),
+            ));
+            inits.push(tensor(&format!("b{l}"), &[o], &uniform(rng, o, 0.3)));
+            nodes.push(pb::NodeProto {
+                op_type: "MatMul".into(),
+                input: vec![cur.clone(), format!("w{l}")],
+                output: vec![format!("{next}m")],
+                ..Default::default()
+            });
+            nodes.push(pb::NodeProto {
+                op_type: "Add".into(),
+                input: vec![format!("{next}m"), format!("b{l}")],
+                output: vec![next.clone()],
+                ..Default::default()
+            });
+        }
+        cur = next;
+        if pick(rng, 4) == 0 {
+            let var: Vec<f32> = uniform(rng, o, 0.5).iter().map(|v| v.abs() + 0.5).collect();
+            inits.push(tensor(&format!("bn{l}.s"), &[o], &uniform(rng, o, 1.0)));
+            inits.push(tensor(&format!("bn{l}.b"), &[o], &uniform(rng, o, 0.5)));
+            inits.push(tensor(&format!("bn{l}.m"), &[o], &uniform(rng, o, 0.5)));
+            inits.push(tensor(&format!("bn{l}.v"), &[o], &var));
+            let names = ["s", "b", "m", "v"].map(|k| format!("bn{l}.{k}"));
+            let mut input = vec![cur.clone()];
+            input.extend(names);
+            nodes.push(pb::NodeProto {
+                op_type: "BatchNormalization".into(),
+                input,
+                output: vec![format!("{cur}bn")],
+                ..Default::default()
+            });
+            cur = format!("{cur}bn");
+        }
+        if l + 1 < depth {
+            let (op, attrs) = match pick(rng, 8) {
+                0 => ("Relu", vec![]),
+                1 => ("LeakyRelu", vec![attr_f("alpha", 0.1)]),
+                2 => ("Sigmoid", vec![]),
+                3 => ("Tanh", vec![]),
+                4 => (
+                    "HardSigmoid",
+                    vec![attr_f("alpha", 0.25), attr_f("beta", 0.4)],
+                ),
+                5 => ("Gelu", vec![]),
+                6 => ("Elu", vec![attr_f("alpha", 0.7)]),
+                _ => ("Softplus", vec![]),
+            };
+            nodes.push(pb::NodeProto {
+                op_type: op.into(),
+                input: vec![cur.clone()],
+                output: vec![format!("{cur}a")],
+                attribute: attrs,
+                ..Default::default()
+            });
+            cur = format!("{cur}a");
+        }
+    }
+    match pick(rng, 3) {
+        0 => nodes.push(pb::NodeProto {
+            op_type: "Softmax".into(),
+            input: vec![cur.clone()],
+            output: vec!["output".into()],
+            attribute: vec![attr_i("axis", -1)],
+            ..Default::default()
+        }),
+        1 => nodes.push(pb::NodeProto {
+            op_type: "LogSoftmax".into(),
+            input: vec![cur.clone()],
+            output: vec!["output".into()],
+            attribute: vec![attr_i("axis", -1)],
+            ..Default::default()
+        }),
+        _ => nodes.push(pb::NodeProto {
+            op_type: "Identity".into(),
+            input: vec![cur.clone()],
+            output: vec!["output".into()],
+            ..Default::default()
+        }),
+    }
+    let graph = pb::GraphProto {
+        name: "random_mlp".into(),
+        node: nodes,
+        initializer: inits,
+        input: vec![value_info("input", &[None, Some(widths[0])])],
+        output: vec![value_info("output", &[None, Some(*widths.last().unwrap())])],
+        ..Default::default()
+    };
+    let model = pb::ModelProto {
+        ir_version: 8,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 20,
+        }],
+        producer_name: "cargo-infer tests".into(),
+        graph: Some(graph),
+        ..Default::default()
+    };
+    (model.encode_to_vec(), widths[0])
+}
+
+/// One generated module, the input batch it runs, and where the runner writes its output.
+struct Case {
+    name: String,
+    model: PathBuf,
+    n_in: usize,
+    batch: usize,
+    input: Vec<f32>,
+}
+
+/// Builds a crate whose library is `#![no_std]` with every module in it, and a runner binary
+/// that feeds each module its batch through `predict_batch`; returns the outputs by case.
+fn run_generated(dir: &Path, cases: &[Case], emit_args: &[&[&str]]) -> Vec<Vec<f32>> {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"emitted\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    let mut lib = String::from("#![no_std]\n#![forbid(unsafe_code)]\n");
+    let mut main = String::from(
+        "use std::io::Read;\nfn main() {\n    let dir = std::env::args().nth(1).unwrap();\n",
+    );
+    for (c, extra) in cases.iter().zip(emit_args) {
+        let out = dir.join(format!("src/{}.rs", c.name));
+        cargo_infer()
+            .arg("emit")
+            .arg(&c.model)
+            .arg("-o")
+            .arg(&out)
+            .args(*extra)
+            .assert()
+            .success();
+        lib += &format!("pub mod {};\n", c.name);
+        std::fs::write(
+            dir.join(format!("{}.in", c.name)),
+            c.input
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        main += &format!(
+            "    {{\n        use emitted::{n} as m;\n        let mut b = Vec::new();\n        std::fs::File::open(format!(\"{{dir}}/{n}.in\")).unwrap().read_to_end(&mut b).unwrap();\n        let x: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();\n        let mut y = vec![0f32; x.len() / m::INPUT_SIZE * m::OUTPUT_SIZE];\n        assert_eq!(m::predict_batch(&x, &mut y), Ok(x.len() / m::INPUT_SIZE));\n        assert!(m::predict_batch(&x[1..], &mut y).is_err() || m::INPUT_SIZE == 1);\n        std::fs::write(format!(\"{{dir}}/{n}.out\"), y.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();\n    }}\n",
+            n = c.name
+        );
+    }
+    main += "}\n";
+    std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
+    std::fs::write(dir.join("src/main.rs"), main).unwrap();
+    let status = Command::new(env!("CARGO"))
+        .arg("run")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--")
+        .arg(dir)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "the generated crate did not build or run");
+    cases
+        .iter()
+        .map(|c| {
+            std::fs::read(dir.join(format!("{}.out", c.name)))
+                .unwrap()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        })
+        .collect()
+}
+
+fn reference(
+    backend: &dyn Backend,
+    model: &Path,
+    input: &[f32],
+    batch: usize,
+    n_in: usize,
+) -> Vec<f32> {
+    let info = cargo_infer::model::inspect(model).unwrap();
+    let x = vec![(
+        info.inputs[0].name.clone(),
+        HostTensor::from_f32(vec![batch, n_in], input),
+    )];
+    let (mut loaded, _) = backend
+        .load(model, &info, &x, Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+    let out = loaded.run(&x).unwrap();
+    out[0]
+        .1
+        .to_f64()
+        .unwrap()
+        .iter()
+        .map(|v| *v as f32)
+        .collect()
+}
+
+fn assert_close(name: &str, who: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{name}: lengths vs {who}");
+    for (k, (a, b)) in got.iter().zip(want).enumerate() {
+        let ok = (a - b).abs() <= 1e-6 + 1e-5 * b.abs();
+        assert!(ok, "{name}: element {k}: emitted {a} vs {who} {b}");
+    }
+}
+
+#[test]
+fn emitted_code_matches_tract_and_onnx_runtime_on_fixtures_and_random_mlps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(2024);
+    let mut cases = Vec::new();
+    let mut args: Vec<&[&str]> = Vec::new();
+    for (i, (name, model, n_in)) in [
+        ("fixture_mlp", fixtures().join("mlp.onnx"), 4usize),
+        ("fixture_external", fixtures().join("mlp_external.onnx"), 8),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let batch = if i == 0 { 5 } else { 1 };
+        let input: Vec<f32> = (0..batch * n_in)
+            .map(|_| (rng.unit() * 2.0 - 1.0) as f32)
+            .collect();
+        cases.push(Case {
+            name: name.into(),
+            model,
+            n_in,
+            batch,
+            input,
+        });
+        args.push(if i == 0 { &[] } else { &["--weights", "file"] });
+    }
+    for k in 0..12 {
+        let (bytes, n_in) = random_mlp(&mut rng);
+        let model = dir.path().join(format!("random{k}.onnx"));
+        std::fs::write(&model, bytes).unwrap();
+        let batch = 1 + (rng.next_u64() % 4) as usize;
+        let input: Vec<f32> = (0..batch * n_in)
+            .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
+            .collect();
+        cases.push(Case {
+            name: format!("random{k}"),
+            model,
+            n_in,
+            batch,
+            input,
+        });
+        args.push(match k % 3 {
+            0 => &["--precision", "f64"],
+            1 => &["--weights", "file"],
+            _ => &[],
+        });
+    }
+    let outputs = run_generated(&dir.path().join("crate"), &cases, &args);
+    let all = backends::all(None);
+    for (c, got) in cases.iter().zip(&outputs) {
+        for b in &all {
+            assert!(
+                b.availability().is_ok(),
+                "{} unavailable: install it (cargo xtask ci does)",
+                b.name()
+            );
+            let want = reference(b.as_ref(), &c.model, &c.input, c.batch, c.n_in);
+            assert_close(&c.name, b.name(), got, &want);
+        }
+    }
+}
+
+#[test]
+fn safetensors_linear_layers_with_activations() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("mlp.safetensors");
+    let input: Vec<f32> = (0..8).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let cases = [Case {
+        name: "weights".into(),
+        model: model.clone(),
+        n_in: 4,
+        batch: 2,
+        input: input.clone(),
+    }];
+    let got = run_generated(
+        &dir.path().join("crate"),
+        &cases,
+        &[&["--activations", "relu,softmax"]],
+    );
+    // Reference in f64 from the file's own tensors.
+    let map = std::fs::read(&model).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&map).unwrap();
+    let f = |n: &str| -> Vec<f64> {
+        let t = st.tensor(n).unwrap();
+        match t.dtype() {
+            safetensors::Dtype::F32 => t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            _ => t
+                .data()
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
+                .collect(),
+        }
+    };
+    let (w0, b0, w1, b1) = (
+        f("layers.0.weight"),
+        f("layers.0.bias"),
+        f("layers.1.weight"),
+        f("layers.1.bias"),
+    );
+    let mut want = Vec::new();
+    for x in input.chunks(4) {
+        let h: Vec<f64> = (0..16)
+            .map(|o| (b0[o] + (0..4).map(|i| w0[o * 4 + i] * x[i] as f64).sum::<f64>()).max(0.0))
+            .collect();
+        let z: Vec<f64> = (0..3)
+            .map(|o| b1[o] + (0..16).map(|i| w1[o * 16 + i] * h[i]).sum::<f64>())
+            .collect();
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let s: f64 = z.iter().map(|v| (v - m).exp()).sum();
+        want.extend(z.iter().map(|v| ((v - m).exp() / s) as f32));
+    }
+    assert_close("weights", "f64 reference", &got[0], &want);
+    // Wrong number of activations: refused, naming the layers.
+    let out = cargo_infer()
+        .arg("emit")
+        .arg(&model)
+        .args([
+            "-o",
+            dir.path().join("x.rs").to_str().unwrap(),
+            "--activations",
+            "relu",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("layers.0, layers.1"));
+}
+
+#[test]
+fn non_trivial_models_are_refused_naming_every_offending_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, ops) in [
+        (
+            "cnn.onnx",
+            &["Conv", "MaxPool", "GlobalAveragePool", "conv1", "conv2"][..],
+        ),
+        ("lstm.onnx", &["LSTM", "node `lstm`"][..]),
+        (
+            "transformer.onnx",
+            &[
+                "Gather",
+                "Transpose",
+                "LayerNormalization",
+                "com.microsoft::Gelu",
+            ][..],
+        ),
+    ] {
+        let out_file = dir.path().join("model.rs");
+        let out = cargo_infer()
+            .arg("emit")
+            .arg(fixtures().join(model))
+            .arg("-o")
+            .arg(&out_file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{model}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for op in ops {
+            assert!(err.contains(op), "{model}: `{op}` not named in: {err}");
+        }
+        assert!(err.contains("cargo infer decide"), "{err}");
+        assert!(!out_file.exists(), "nothing is written for a refused model");
+    }
+}
+
+#[test]
+fn header_names_the_source_and_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.rs");
+    cargo_infer()
+        .arg("emit")
+        .arg(fixtures().join("mlp.onnx"))
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let code = std::fs::read_to_string(&out).unwrap();
+    let sha = cargo_infer::util::sha256_file(&fixtures().join("mlp.onnx")).unwrap();
+    assert!(
+        code.contains(&sha) && code.contains("Gemm ×2") && code.contains(env!("CARGO_PKG_VERSION"))
+    );
+    let code_only: String = code
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for word in ["unsafe", "std::", "alloc", "Vec", "Box"] {
+        assert!(!code_only.contains(word), "generated code uses `{word}`");
+    }
+}
