@@ -406,6 +406,19 @@ fn probe_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
         .collect()
 }
 
+fn not_trivial(x: &Ctx) -> Vec<(Framework, String)> {
+    let why = x.e.trivial.as_ref().err().map(|w| {
+        let shown: Vec<&str> = w.iter().take(3).map(String::as_str).collect();
+        let more = if w.len() > 3 {
+            format!(" (+{} more)", w.len() - 3)
+        } else {
+            String::new()
+        };
+        format!("not an MLP-family model: {}{more}", shown.join("; "))
+    });
+    why.map(|w| vec![(F::Custom, w)]).unwrap_or_default()
+}
+
 fn trivial(x: &Ctx) -> bool {
     x.e.trivial.is_ok()
 }
@@ -480,7 +493,7 @@ pub const RULES: &[Rule] = &[
         id: "X-NOT-TRIVIAL",
         says: "generated code only for trivial models (MLP family, budget)",
         when: |x| !trivial(x),
-        effect: Effect::Exclude(&[F::Custom]),
+        effect: Effect::ExcludeBy(not_trivial),
     },
     Rule {
         id: "X-EMBEDDING-ONLY",

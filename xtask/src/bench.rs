@@ -453,3 +453,217 @@ pub fn check(suite: Option<&Path>) -> Result {
     }
     Ok(())
 }
+
+/// Writes an ONNX MLP of Gemm+Relu layers with these widths (python onnx in the bench venv).
+fn mlp_onnx(py: &Path, path: &Path, widths: &[usize]) -> Result {
+    let script = r#"
+import sys, numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+path, widths = sys.argv[1], [int(w) for w in sys.argv[2].split("-")]
+r = np.random.default_rng(0)
+nodes, inits, cur = [], [], "input"
+for i in range(len(widths) - 1):
+    w = (r.standard_normal((widths[i + 1], widths[i])) / np.sqrt(widths[i])).astype(np.float32)
+    b = (r.standard_normal(widths[i + 1]) * 0.1).astype(np.float32)
+    inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(b, f"b{i}")]
+    out = "output" if i == len(widths) - 2 else f"h{i}"
+    nodes.append(helper.make_node("Gemm", [cur, f"w{i}", f"b{i}"], [out if i == len(widths) - 2 else f"g{i}"], transB=1))
+    if i < len(widths) - 2:
+        nodes.append(helper.make_node("Relu", [f"g{i}"], [out]))
+    cur = out
+g = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, widths[0]])],
+                      [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, widths[-1]])], inits)
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+m.ir_version = 8
+onnx.save(m, path)
+"#;
+    let label = widths
+        .iter()
+        .map(|w| w.to_string())
+        .collect::<Vec<_>>()
+        .join("-");
+    run(Command::new(py).arg("-c").arg(script).arg(path).arg(label))
+}
+
+const RUNNER: &str = r#"
+use std::io::Write;
+use std::time::Instant;
+fn main() {
+    let mut x = [0f32; model::INPUT_SIZE];
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = (i % 7) as f32 * 0.1 - 0.3;
+    }
+    let mut best = f64::MAX;
+    let mut sink = 0f32;
+    for _ in 0..15 {
+        let n = ITERS;
+        let t = Instant::now();
+        for _ in 0..n {
+            x[0] = sink * 1e-30;
+            let y = model::predict(std::hint::black_box(&x));
+            sink += y[0];
+        }
+        best = best.min(t.elapsed().as_secs_f64() * 1e9 / n as f64);
+    }
+    let _ = std::io::stdout().write_all(format!("{best} {sink}\n").as_bytes());
+}
+mod model;
+"#;
+
+const TRACT_RUNNER: &str = r#"
+use std::time::Instant;
+use tract_onnx::prelude::*;
+fn main() {
+    let path = std::env::args().nth(1).unwrap();
+    let n_in: usize = std::env::args().nth(2).unwrap().parse().unwrap();
+    let plan = tract_onnx::onnx().model_for_path(&path).unwrap().into_optimized().unwrap().into_runnable().unwrap();
+    let x: Tensor = tract_ndarray::Array2::<f32>::from_shape_fn((1, n_in), |(_, i)| (i % 7) as f32 * 0.1 - 0.3).into();
+    let iters = std::env::args().nth(3).unwrap().parse::<usize>().unwrap();
+    let mut best = f64::MAX;
+    for _ in 0..15 {
+        let t = Instant::now();
+        for _ in 0..iters {
+            let out = plan.run(tvec!(x.clone().into_tvalue())).unwrap();
+            std::hint::black_box(out);
+        }
+        best = best.min(t.elapsed().as_secs_f64() * 1e9 / iters as f64);
+    }
+    println!("{best}");
+}
+"#;
+
+pub fn emit() -> Result {
+    let py = python::venv(python::BENCH_PACKAGES)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo).current_dir(root()).args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "cargo-infer",
+    ]))?;
+    let tool = root().join("target/release/cargo-infer");
+    let dir = root().join("target/bench-emit");
+    let sizes: [&[usize]; 3] = [&[4, 16, 3], &[784, 128, 10], &[512, 512, 512, 10]];
+    let profile = "\n[profile.release]\nopt-level = 3\nlto = true\ncodegen-units = 1\npanic = \"abort\"\nstrip = true\n";
+    // One crate per model, for its own stripped binary; the tract runner once.
+    let tract_dir = dir.join("tract-runner");
+    std::fs::create_dir_all(tract_dir.join("src")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        tract_dir.join("Cargo.toml"),
+        format!("[package]\nname = \"tract-runner\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n[dependencies]\ntract-onnx = \"=0.23.9\"\n{profile}"),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(tract_dir.join("src/main.rs"), TRACT_RUNNER).map_err(|e| e.to_string())?;
+    std::fs::copy(root().join("Cargo.lock"), tract_dir.join("Cargo.lock"))
+        .map_err(|e| e.to_string())?;
+    let target = root().join("target");
+    run(Command::new(&cargo)
+        .current_dir(&tract_dir)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", &target))?;
+    let tract_bin = target.join("release/tract-runner");
+    let tract_size = std::fs::metadata(&tract_bin)
+        .map_err(|e| e.to_string())?
+        .len();
+
+    println!("| MLP | FLOPs | emitted | tract | ONNX Runtime (check --runs) | emitted vs tract | emitted binary | tract binary |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for widths in sizes {
+        let label = widths
+            .iter()
+            .map(|w| w.to_string())
+            .collect::<Vec<_>>()
+            .join("-");
+        let model = dir.join(format!("mlp-{label}.onnx"));
+        mlp_onnx(&py, &model, widths)?;
+        let crate_dir = dir.join(format!("emitted-{label}"));
+        std::fs::create_dir_all(crate_dir.join("src")).map_err(|e| e.to_string())?;
+        run(Command::new(&tool)
+            .arg("emit")
+            .arg(&model)
+            .arg("-o")
+            .arg(crate_dir.join("src/model.rs")))?;
+        let flops: usize = widths.windows(2).map(|w| 2 * w[0] * w[1]).sum();
+        let iters = (200_000_000 / flops.max(1)).clamp(100, 2_000_000);
+        std::fs::write(
+            crate_dir.join("src/main.rs"),
+            RUNNER.replace("ITERS", &iters.to_string()),
+        )
+        .map_err(|e| e.to_string())?;
+        let name = format!("emitted-{label}");
+        std::fs::write(crate_dir.join("Cargo.toml"), format!("[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n{profile}"))
+            .map_err(|e| e.to_string())?;
+        run(Command::new(&cargo)
+            .current_dir(&crate_dir)
+            .args(["build", "--release"])
+            .env("CARGO_TARGET_DIR", &target))?;
+        let bin = target.join(format!("release/{name}"));
+        let out = Command::new(&bin).output().map_err(|e| e.to_string())?;
+        let emitted_ns: f64 = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or("0")
+            .parse()
+            .unwrap_or(0.0);
+        let out = Command::new(&tract_bin)
+            .arg(&model)
+            .arg(widths[0].to_string())
+            .arg((iters / 10).max(10).to_string())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let tract_ns: f64 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0.0);
+        let out = Command::new(&tool)
+            .args([
+                "check",
+                "--backend",
+                "ort",
+                "--format",
+                "json",
+                "--runs",
+                &(iters / 10).clamp(10, 20_000).to_string(),
+            ])
+            .arg(&model)
+            .output()
+            .map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let ort_ns = v["models"][0]["backends"][0]["steady_median_ms"]
+            .as_f64()
+            .unwrap_or(0.0)
+            * 1e6;
+        let emitted_size = std::fs::metadata(&bin).map_err(|e| e.to_string())?.len();
+        let gflops = flops as f64 / emitted_ns;
+        println!(
+            "| {label} | {flops} | {} ({gflops:.1} GFLOP/s) | {} | {} | {:.1}× faster | {} | {} |",
+            ns(emitted_ns),
+            ns(tract_ns),
+            ns(ort_ns),
+            tract_ns / emitted_ns,
+            human(emitted_size),
+            human(tract_size)
+        );
+    }
+    Ok(())
+}
+
+fn ns(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.2} ms", v / 1e6)
+    } else if v >= 1e3 {
+        format!("{:.2} µs", v / 1e3)
+    } else {
+        format!("{v:.0} ns")
+    }
+}
+
+fn human(b: u64) -> String {
+    if b >= 1_000_000 {
+        format!("{:.1} MB", b as f64 / 1e6)
+    } else {
+        format!("{} KB", b / 1000)
+    }
+}

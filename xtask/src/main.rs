@@ -27,6 +27,7 @@ fn usage() -> ExitCode {
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
+         bench emit       generated code vs tract vs ONNX Runtime on three MLPs, and binary sizes\n  \
          bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python"
     );
     ExitCode::from(2)
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         ["bench", "inspect"] => bench::inspect(),
         ["oplists"] => oplists::oplists(),
         ["bench", "check"] => bench::check(None),
+        ["bench", "emit"] => bench::emit(),
         ["bench", "check", suite] => bench::check(Some(Path::new(suite))),
         ["conformance", rest @ ..] => {
             let verbose = rest.contains(&"-v");
