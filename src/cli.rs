@@ -179,8 +179,8 @@ pub struct DecideArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
-    /// Model files (ONNX) or quoted glob patterns ('models/**/*.onnx'); errors in one do not stop the others
-    #[arg(required = true)]
+    /// Model files (ONNX) or quoted glob patterns ('models/**/*.onnx'); errors in one do not stop
+    /// the others. None: the `models` list of [package.metadata.infer]
     pub models: Vec<PathBuf>,
     /// Back ends to run: `auto` runs those available here; naming one (or `all`) requires it to pass
     #[arg(long, value_enum, default_value = "auto")]
@@ -335,7 +335,12 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         },
         runs: args.runs as usize,
     };
-    let models = check::expand_models(&args.models).map_err(ExpectedError::Usage)?;
+    let listed = if args.models.is_empty() {
+        models_from_manifest(global.manifest_path.as_deref())?
+    } else {
+        args.models.clone()
+    };
+    let models = check::expand_models(&listed).map_err(ExpectedError::Usage)?;
     let progress = global.format == OutputFormat::Human
         && !global.quiet
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -357,4 +362,21 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
     }
     crate::output::print(&text);
     Ok(report.exit_code())
+}
+
+/// `models = [...]` of `[package.metadata.infer]`, relative to the manifest's directory.
+fn models_from_manifest(
+    manifest_path: Option<&std::path::Path>,
+) -> Result<Vec<PathBuf>, ExpectedError> {
+    let found =
+        crate::decide::constraints::from_manifest(manifest_path).map_err(ExpectedError::Usage)?;
+    match found {
+        Some((partial, manifest)) if partial.models.as_ref().is_some_and(|m| !m.is_empty()) => {
+            let dir = manifest.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            Ok(partial.models.unwrap_or_default().into_iter().map(|m| dir.join(m)).collect())
+        }
+        _ => Err(ExpectedError::Usage(
+            "no model given: name model files, or list them as `models = [...]` in [package.metadata.infer]".into(),
+        )),
+    }
 }

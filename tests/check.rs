@@ -492,3 +492,47 @@ fn glob_patterns_expand_and_github_gets_annotations() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("matches no file"));
 }
+
+#[test]
+fn models_listed_in_the_manifest_are_checked_when_none_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("models")).unwrap();
+    std::fs::copy(
+        fixtures().join("mlp.onnx"),
+        dir.path().join("models/a.onnx"),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixtures().join("cnn.onnx"),
+        dir.path().join("models/b.onnx"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.infer]\nmodels = [\"models/*.onnx\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    let out = cargo_infer()
+        .args(["check", "--format", "json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["passed"], 2);
+    // Outside any package, no model is a usage error.
+    let out = cargo_infer()
+        .args(["check"])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model given"));
+}

@@ -513,3 +513,62 @@ fn header_names_the_source_and_its_hash() {
         assert!(!code_only.contains(word), "generated code uses `{word}`");
     }
 }
+
+/// PyTorch state_dicts (zip, legacy, nested under `state_dict`) are read without running their
+/// pickles, value for value equal to the same tensors saved as safetensors; emitting from one
+/// gives the same module numbers as from the other.
+#[test]
+fn pytorch_state_dicts_read_exactly_and_emit() {
+    let st_bytes = std::fs::read(fixtures().join("check/state_dict.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
+    for file in ["state_dict.pt", "state_dict_legacy.pt", "checkpoint.pt"] {
+        let weights = cargo_infer::model::pytorch::read_weights(&fixtures().join(file)).unwrap();
+        assert_eq!(weights.len(), 4, "{file}");
+        for w in weights {
+            let t = st
+                .tensor(&w.name)
+                .unwrap_or_else(|_| panic!("{file}: unexpected tensor {}", w.name));
+            assert_eq!(t.shape(), w.shape.as_slice(), "{file}: {}", w.name);
+            let want: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(w.values, want, "{file}: {}", w.name);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input: Vec<f32> = (0..12).map(|i| (i as f32 * 0.37).sin()).collect();
+    let cases = [
+        Case {
+            name: "from_pt".into(),
+            model: fixtures().join("checkpoint.pt"),
+            n_in: 4,
+            batch: 3,
+            input: input.clone(),
+        },
+        Case {
+            name: "from_st".into(),
+            model: fixtures().join("check/state_dict.safetensors"),
+            n_in: 4,
+            batch: 3,
+            input,
+        },
+    ];
+    let acts: &[&str] = &["--activations", "relu,softmax"];
+    let out = run_generated(&dir.path().join("crate"), &cases, &[acts, acts]);
+    assert_eq!(out[0], out[1]);
+    // A state_dict with a dangerous pickle is refused, and nothing is written.
+    let target = dir.path().join("evil.rs");
+    let res = cargo_infer()
+        .arg("emit")
+        .arg(fixtures().join("malicious_nested.pt"))
+        .arg("-o")
+        .arg(&target)
+        .args(acts)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("unsafe pickle"));
+    assert!(!target.exists());
+}

@@ -361,6 +361,7 @@ def pytorch_fixtures():
     import torch
 
     torch.manual_seed(8)
+    os.makedirs(os.path.join(OUT, "check"), exist_ok=True)
     net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
     sd = net.state_dict()
     arrays = [v.numpy() for v in sd.values()]
@@ -368,6 +369,9 @@ def pytorch_fixtures():
     common = dict(format="pytorch", inputs=[], outputs=[], operators={}, opsets={}, architecture="mlp")
 
     torch.save(sd, os.path.join(OUT, "state_dict.pt"))
+    # The same tensors as safetensors: what readers of the .pt files are checked against.
+    from safetensors.torch import save_file as save_torch
+    save_torch({k: v.contiguous() for k, v in sd.items()}, os.path.join(OUT, "check", "state_dict.safetensors"))
     record("state_dict.pt", safety="safe", metadata={}, tensor_names=names, **common, **tensor_facts(arrays))
 
     torch.save(sd, os.path.join(OUT, "state_dict_legacy.pt"), _use_new_zipfile_serialization=False)

@@ -164,18 +164,13 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
             }
             onnx::read(path)?
         }
-        crate::model::Format::Safetensors => {
+        crate::model::Format::Safetensors | crate::model::Format::Pytorch => {
             let acts = opts.activations.as_ref().ok_or(
-                "a safetensors file holds weights only: give the activation after each linear layer with --activations relu,relu,softmax",
+                "this file holds weights only: give the activation after each linear layer with --activations relu,relu,softmax",
             )?;
             weights::read(path, &info, acts)?
         }
-        f => {
-            return Err(format!(
-                "emit reads ONNX, or safetensors weights with --activations; this is {} (convert it with `cargo infer convert` first)",
-                f.as_str()
-            ))
-        }
+        f => return Err(format!("emit reads ONNX, or safetensors / PyTorch state_dict weights with --activations; this is {}", f.as_str())),
     };
     Ok(chain.fold())
 }

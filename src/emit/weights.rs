@@ -1,7 +1,8 @@
-//! Linear layers from a weights-only file (safetensors): `<prefix>.weight` of shape `[out, in]`
+//! Linear layers from a weights-only file (safetensors, or a PyTorch state_dict): `<prefix>.weight` of shape `[out, in]`
 //! and `<prefix>.bias`, ordered by the numbers in their prefixes (`fc1`, `fc2`; `layers.0`,
 //! `layers.1`), with the activations the user names.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::{Act, Chain, Layer};
@@ -66,24 +67,42 @@ fn to_f32(view: &safetensors::tensor::TensorView, name: &str) -> Result<Vec<f32>
     })
 }
 
+/// Every tensor of a safetensors file or a PyTorch state_dict, by name, as (shape, f32 values).
+fn load(path: &Path, info: &ModelInfo) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, String> {
+    let mut out = HashMap::new();
+    match info.format {
+        crate::model::Format::Safetensors => {
+            let map = crate::model::map_file(path).map_err(|e| e.message)?;
+            let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| e.to_string())?;
+            for (name, view) in st.tensors() {
+                out.insert(name.clone(), (view.shape().to_vec(), to_f32(&view, &name)?));
+            }
+        }
+        _ => {
+            for w in crate::model::pytorch::read_weights(path).map_err(|e| e.message)? {
+                out.insert(w.name, (w.shape, w.values));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Chain, String> {
-    let mut prefixes: Vec<String> = info
-        .tensors
-        .iter()
-        .filter_map(|t| t.name.strip_suffix(".weight").map(str::to_string))
+    let tensors = load(path, info)?;
+    let mut prefixes: Vec<String> = tensors
+        .keys()
+        .filter_map(|n| n.strip_suffix(".weight").map(str::to_string))
         .collect();
     prefixes.sort_by_key(|p| natural_key(p));
     if prefixes.is_empty() {
         return Err("no `<layer>.weight` tensors".into());
     }
-    if let Some(t) = info
-        .tensors
-        .iter()
-        .find(|t| !t.name.ends_with(".weight") && !t.name.ends_with(".bias"))
+    if let Some(n) = tensors
+        .keys()
+        .find(|n| !n.ends_with(".weight") && !n.ends_with(".bias"))
     {
         return Err(format!(
-            "tensor `{}` is neither a weight nor a bias of a linear layer",
-            t.name
+            "tensor `{n}` is neither a weight nor a bias of a linear layer"
         ));
     }
     if activations.len() != prefixes.len() {
@@ -94,18 +113,16 @@ pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Cha
             activations.len()
         ));
     }
-    let map = crate::model::map_file(path).map_err(|e| e.message)?;
-    let st = safetensors::SafeTensors::deserialize(&map).map_err(|e| e.to_string())?;
     let mut layers = Vec::new();
     let mut n: Option<usize> = None;
+    let mut first = None;
     let mut ops = std::collections::BTreeMap::new();
     for (prefix, act) in prefixes.iter().zip(activations) {
         let wname = format!("{prefix}.weight");
-        let w = st.tensor(&wname).map_err(|e| e.to_string())?;
-        let [n_out, n_in] = w.shape() else {
+        let (shape, w) = &tensors[&wname];
+        let [n_out, n_in] = shape.as_slice() else {
             return Err(format!(
-                "`{wname}` has shape {:?}; a linear layer's weight is [out, in]",
-                w.shape()
+                "`{wname}` has shape {shape:?}; a linear layer's weight is [out, in]"
             ));
         };
         let (n_out, n_in) = (*n_out, *n_in);
@@ -114,20 +131,20 @@ pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Cha
                 "`{wname}` takes {n_in} inputs but the layer before gives {prev}"
             ));
         }
-        let b = match st.tensor(&format!("{prefix}.bias")) {
-            Ok(b) if b.shape() == [n_out] => to_f32(&b, prefix)?,
-            Ok(b) => {
+        first.get_or_insert(n_in);
+        let b = match tensors.get(&format!("{prefix}.bias")) {
+            Some((s, b)) if s.as_slice() == [n_out] => b.clone(),
+            Some((s, _)) => {
                 return Err(format!(
-                    "`{prefix}.bias` has shape {:?}, expected [{n_out}]",
-                    b.shape()
+                    "`{prefix}.bias` has shape {s:?}, expected [{n_out}]"
                 ))
             }
-            Err(_) => vec![0.0; n_out],
+            None => vec![0.0; n_out],
         };
         layers.push(Layer::Dense {
             n_in,
             n_out,
-            w: to_f32(&w, &wname)?,
+            w: w.clone(),
             b,
         });
         *ops.entry("Linear".to_string()).or_default() += 1;
@@ -137,14 +154,10 @@ pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Cha
         }
         n = Some(n_out);
     }
-    let first = match &layers[0] {
-        Layer::Dense { n_in, .. } => *n_in,
-        _ => unreachable!("the first layer is dense"),
-    };
     Ok(Chain {
         input_name: "input".into(),
         output_name: "output".into(),
-        n_in: first,
+        n_in: first.unwrap(),
         n_out: n.unwrap(),
         layers,
         ops,

@@ -26,6 +26,7 @@ pub struct FoundTensor {
     /// First element used, and elements the storage has, as the pickle declares them.
     pub storage_offset: u64,
     pub storage_numel: Option<u64>,
+    pub stride: Vec<u64>,
 }
 
 /// Tensors and plain values found by walking a pickle's value tree.
@@ -191,7 +192,17 @@ fn rebuild_tensor(args: &[Value], name: &str) -> Option<FoundTensor> {
         .iter()
         .map(|d| d.as_int().and_then(|d| u64::try_from(d).ok()))
         .collect::<Option<Vec<u64>>>()?;
+    let stride = args
+        .get(3)
+        .and_then(Value::items)
+        .map(|s| {
+            s.iter()
+                .filter_map(|d| d.as_int().and_then(|d| u64::try_from(d).ok()))
+                .collect()
+        })
+        .unwrap_or_default();
     Some(FoundTensor {
+        stride,
         name: name.to_string(),
         dtype: dt.to_string(),
         elem_bytes: elem,
@@ -261,7 +272,19 @@ fn safety_of(risk: Risk, findings: Vec<String>) -> Safety {
 
 /// A zip archive written by `torch.save` (a state_dict or any pickled object) or
 /// `torch.jit.save` (TorchScript).
-pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
+/// A `torch.save`/`torch.jit.save` archive, opened: its pickles read (never run) and judged.
+struct ZipCheckpoint {
+    zip: zip::ZipArchive<File>,
+    names: Vec<String>,
+    root: String,
+    torchscript: bool,
+    storage_bytes: HashMap<String, u64>,
+    walked: Walked,
+    risk: Risk,
+    findings: Vec<String>,
+}
+
+fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
     let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| {
         ModelError::new(
@@ -352,18 +375,32 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
         }
     }
 
-    let format = if torchscript {
+    Ok(ZipCheckpoint {
+        zip,
+        names,
+        root,
+        torchscript,
+        storage_bytes,
+        walked,
+        risk,
+        findings,
+    })
+}
+
+pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
+    let mut c = open_zip(path)?;
+    let format = if c.torchscript {
         Format::Torchscript
     } else {
         Format::Pytorch
     };
     let mut info = ModelInfo::new(path, format);
-    if torchscript {
-        info.details.signature = forward_signature(path, &mut zip, &names, &root);
+    if c.torchscript {
+        info.details.signature = forward_signature(path, &mut c.zip, &c.names, &c.root);
     }
-    let (tensors, weight_bytes) = measure(path, &walked.tensors, &storage_bytes)?;
-    finish(&mut info, tensors, weight_bytes, walked.scalars);
-    info.safety = safety_of(risk, findings);
+    let (tensors, weight_bytes) = measure(path, &c.walked.tensors, &c.storage_bytes)?;
+    finish(&mut info, tensors, weight_bytes, c.walked.scalars);
+    info.safety = safety_of(c.risk, c.findings);
     Ok(info)
 }
 
@@ -399,33 +436,34 @@ fn read_entry(
 
 /// Tensors sit either at the top (a state_dict) or under one key such as `state_dict` or `model`;
 /// the key is recorded and the names are given without it.
+/// The key all tensors sit under (`state_dict`, `model`, …), when there is one.
+fn nested_key<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Option<String> {
+    const NESTED: &[&str] = &[
+        "state_dict",
+        "model",
+        "model_state_dict",
+        "module",
+        "net",
+        "params",
+        "weights",
+    ];
+    let first = names.clone().next()?.split_once('.')?.0.to_string();
+    let prefix = format!("{first}.");
+    (NESTED.contains(&first.as_str()) && names.clone().all(|n| n.starts_with(&prefix)))
+        .then_some(first)
+}
+
 fn finish(
     info: &mut ModelInfo,
     mut tensors: Vec<TensorSummary>,
     weight_bytes: u64,
     scalars: BTreeMap<String, String>,
 ) {
-    if let Some(first) = tensors
-        .first()
-        .and_then(|t| t.name.split_once('.'))
-        .map(|(k, _)| k.to_string())
-    {
-        let nested = [
-            "state_dict",
-            "model",
-            "model_state_dict",
-            "module",
-            "net",
-            "params",
-            "weights",
-        ];
-        let prefix = format!("{first}.");
-        if nested.contains(&first.as_str()) && tensors.iter().all(|t| t.name.starts_with(&prefix)) {
-            for t in &mut tensors {
-                t.name = t.name[prefix.len()..].to_string();
-            }
-            info.details.state_dict_key = Some(first);
+    if let Some(key) = nested_key(tensors.iter().map(|t| t.name.as_str())) {
+        for t in &mut tensors {
+            t.name = t.name[key.len() + 1..].to_string();
         }
+        info.details.state_dict_key = Some(key);
     }
     info.metadata = scalars;
     info.set_tensors(tensors);
@@ -464,9 +502,19 @@ fn forward_signature(
 
 /// The legacy `torch.save` stream: magic pickle, protocol pickle, sys-info pickle, the object
 /// pickle, the storage-key list pickle, then each storage as an 8-byte element count and its bytes.
-pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
-    let map = super::map_file(path)?;
-    let data = &map[..];
+/// A legacy stream, opened: its pickles read (never run), and where each storage's bytes are.
+enum Legacy {
+    /// A plain pickle, not `torch.save` output.
+    Plain(pickle::Parsed),
+    Torch {
+        walked: Walked,
+        storages: HashMap<String, (usize, u64)>,
+        risk: Risk,
+        findings: Vec<String>,
+    },
+}
+
+fn open_legacy(path: &Path, data: &[u8]) -> Result<Legacy, ModelError> {
     let err = |m: String| ModelError::new(path, m);
     let mut pos = 0usize;
     let mut next = |what: &str| -> Result<pickle::Parsed, ModelError> {
@@ -477,13 +525,7 @@ pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
     let magic = next("magic number")?;
     let is_torch = matches!(&magic.value, Value::BigInt(b) if b.as_ref() == [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
     if !is_torch {
-        // A plain pickle (not torch.save): still scanned, so that a malicious one is named.
-        let mut info = ModelInfo::new(path, Format::Pytorch);
-        let (risk, findings) = pickle::findings(&magic, false, "pickle");
-        let w = walk(&magic.value);
-        info.metadata = w.scalars;
-        info.safety = safety_of(risk, findings);
-        return Ok(info);
+        return Ok(Legacy::Plain(magic));
     }
     next("protocol version")?;
     next("system info")?;
@@ -491,14 +533,13 @@ pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
     let keys = next("storage keys")?;
     let (risk, findings) = pickle::findings(&object, false, "pickle");
     let walked = walk(&object.value);
-
     // Storages follow in the order of the key list, each an 8-byte count of elements and the data.
     let elem_of: HashMap<&str, u64> = walked
         .tensors
         .iter()
         .map(|t| (t.storage_key.as_str(), t.elem_bytes))
         .collect();
-    let mut storage_bytes = HashMap::new();
+    let mut storages = HashMap::new();
     for key in keys.value.items().unwrap_or_default() {
         let key = key
             .key_text()
@@ -511,12 +552,205 @@ pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
         let bytes = numel.checked_mul(elem).filter(|b| *b <= (data.len() - pos - 8) as u64).ok_or_else(|| {
             err(format!("storage `{key}` claims {numel} elements, more than the file holds (truncated or corrupt)"))
         })?;
+        storages.insert(key, (pos + 8, bytes));
         pos += 8 + bytes as usize;
-        storage_bytes.insert(key, bytes);
     }
+    Ok(Legacy::Torch {
+        walked,
+        storages,
+        risk,
+        findings,
+    })
+}
+
+/// The legacy `torch.save` stream: magic pickle, protocol pickle, sys-info pickle, the object
+/// pickle, the storage-key list pickle, then each storage as an 8-byte element count and its bytes.
+pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
+    let map = super::map_file(path)?;
     let mut info = ModelInfo::new(path, Format::Pytorch);
-    let (tensors, weight_bytes) = measure(path, &walked.tensors, &storage_bytes)?;
-    finish(&mut info, tensors, weight_bytes, walked.scalars);
-    info.safety = safety_of(risk, findings);
+    match open_legacy(path, &map)? {
+        Legacy::Plain(parsed) => {
+            // Not torch.save output: still scanned, so that a malicious pickle is named.
+            let (risk, findings) = pickle::findings(&parsed, false, "pickle");
+            info.metadata = walk(&parsed.value).scalars;
+            info.safety = safety_of(risk, findings);
+        }
+        Legacy::Torch {
+            walked,
+            storages,
+            risk,
+            findings,
+        } => {
+            let sizes: HashMap<String, u64> =
+                storages.iter().map(|(k, (_, b))| (k.clone(), *b)).collect();
+            let (tensors, weight_bytes) = measure(path, &walked.tensors, &sizes)?;
+            finish(&mut info, tensors, weight_bytes, walked.scalars);
+            info.safety = safety_of(risk, findings);
+        }
+    }
     Ok(info)
+}
+
+/// A tensor's values, as f32.
+pub struct Weights {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+fn to_f32(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        "float32" => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        "float64" => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect(),
+        "float16" => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        "bfloat16" => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// Every tensor of a PyTorch state_dict (zip or legacy), read without running the pickle; the
+/// nested key (`state_dict`, `model`) is dropped from the names. Refuses unsafe pickles,
+/// TorchScript, and tensors that are not contiguous floats.
+pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
+    let head = super::read_head(path)?;
+    let (found, mut storage): (
+        Vec<FoundTensor>,
+        Box<dyn FnMut(&str) -> Result<Vec<u8>, ModelError>>,
+    ) = match super::sniff(&head) {
+        super::Sniffed::Zip => {
+            let c = open_zip(path)?;
+            if c.torchscript {
+                return Err(ModelError::new(
+                    path,
+                    "a TorchScript module, not a state_dict: run it with tch",
+                ));
+            }
+            if c.risk == Risk::Dangerous {
+                return Err(ModelError::new(
+                    path,
+                    format!("refusing an unsafe pickle: {}", c.findings.join("; ")),
+                ));
+            }
+            let (mut zip, root) = (c.zip, c.root);
+            (
+                c.walked.tensors,
+                Box::new(move |key: &str| {
+                    read_storage(path, &mut zip, &format!("{root}data/{key}"))
+                }),
+            )
+        }
+        super::Sniffed::LegacyPickle => {
+            let map = super::map_file(path)?;
+            match open_legacy(path, &map)? {
+                Legacy::Plain(_) => {
+                    return Err(ModelError::new(
+                        path,
+                        "a plain pickle, not a torch.save state_dict",
+                    ))
+                }
+                Legacy::Torch {
+                    walked,
+                    storages,
+                    risk,
+                    findings,
+                } => {
+                    if risk == Risk::Dangerous {
+                        return Err(ModelError::new(
+                            path,
+                            format!("refusing an unsafe pickle: {}", findings.join("; ")),
+                        ));
+                    }
+                    (
+                        walked.tensors,
+                        Box::new(move |key: &str| {
+                            let (off, len) = storages.get(key).copied().ok_or_else(|| {
+                                ModelError::new(path, format!("storage `{key}` is missing"))
+                            })?;
+                            Ok(map[off..off + len as usize].to_vec())
+                        }),
+                    )
+                }
+            }
+        }
+        _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
+    };
+    let key = nested_key(found.iter().map(|t| t.name.as_str()));
+    let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut out = Vec::with_capacity(found.len());
+    for t in &found {
+        let shape: Vec<usize> = t.shape.iter().map(|d| *d as usize).collect();
+        let numel: usize = shape.iter().product();
+        let contiguous: Vec<u64> = (0..t.shape.len())
+            .map(|i| t.shape[i + 1..].iter().product())
+            .collect();
+        if numel > 1
+            && t.stride
+                .iter()
+                .zip(&t.shape)
+                .zip(&contiguous)
+                .any(|((s, d), c)| *d > 1 && s != c)
+        {
+            return Err(ModelError::new(
+                path,
+                format!(
+                    "tensor `{}` is not contiguous (stride {:?})",
+                    t.name, t.stride
+                ),
+            ));
+        }
+        if !cache.contains_key(&t.storage_key) {
+            let bytes = storage(&t.storage_key)?;
+            cache.insert(t.storage_key.clone(), bytes);
+        }
+        let bytes = &cache[&t.storage_key];
+        let start = t.storage_offset as usize * t.elem_bytes as usize;
+        let end = start + numel * t.elem_bytes as usize;
+        let slice = bytes.get(start..end).ok_or_else(|| {
+            ModelError::new(path, format!("tensor `{}` runs past its storage", t.name))
+        })?;
+        let values = to_f32(&t.dtype, slice).ok_or_else(|| {
+            ModelError::new(
+                path,
+                format!("tensor `{}` is {}, not a float", t.name, t.dtype),
+            )
+        })?;
+        let name = match &key {
+            Some(k) => t.name[k.len() + 1..].to_string(),
+            None => t.name.clone(),
+        };
+        out.push(Weights {
+            name,
+            shape,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+fn read_storage(
+    path: &Path,
+    zip: &mut zip::ZipArchive<File>,
+    name: &str,
+) -> Result<Vec<u8>, ModelError> {
+    let entry = zip
+        .by_name(name)
+        .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
+    let mut bytes = Vec::new();
+    entry
+        .take(u64::MAX)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
+    Ok(bytes)
 }
