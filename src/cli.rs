@@ -71,6 +71,12 @@ pub enum Command {
         after_help = "Examples:\n  cargo infer emit model.onnx -o src/model.rs\n  cargo infer emit weights.safetensors --activations relu,relu,softmax -o src/model.rs\n  cargo infer emit model.onnx -o src/model.rs --precision f64 --weights file"
     )]
     Emit(EmitArgs),
+    /// New Cargo project for the framework `decide` chooses; its own test runs the model
+    #[command(after_help = "Examples:\n  cargo infer init my-app --model model.onnx\n  cargo infer init edge-app --model mlp.onnx --target thumbv7em-none-eabihf\n  cargo infer init server --model model.onnx --serving --gpu cuda\n\nNever writes into a non-empty directory without --force; a failure leaves nothing behind.")]
+    Init(InitArgs),
+    /// Adds the framework, the model and src/inference.rs to the current crate (Cargo.toml edited in place)
+    #[command(after_help = "Examples:\n  cargo infer add model.onnx\n  cargo infer add model.onnx --framework tract --package my-crate")]
+    Add(AddArgs),
     /// Which back ends and toolchains are usable on this machine, and how to get the rest
     #[command(after_help = "Examples:\n  cargo infer doctor\n  cargo infer doctor --format json")]
     Doctor,
@@ -140,6 +146,40 @@ impl ConstraintArgs {
         c.apply(&self.partial(), "flag");
         Ok(c)
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Directory of the new project (default: the current one, which must be empty)
+    pub path: Option<PathBuf>,
+    /// The model the project runs
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Package name (default: the directory's name)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write into a non-empty directory, replacing files of the same names
+    #[arg(long)]
+    pub force: bool,
+    /// Refer to the model where it is instead of copying it into models/
+    #[arg(long)]
+    pub link: bool,
+    #[command(flatten)]
+    pub constraints: ConstraintArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The model to add
+    pub model: PathBuf,
+    /// The package to edit, in a workspace
+    #[arg(long, short)]
+    pub package: Option<String>,
+    /// Replace a different src/inference.rs or models/ file
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub constraints: ConstraintArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -232,6 +272,16 @@ pub fn main(mut args: Vec<OsString>) -> i32 {
     if args.get(1).is_some_and(|a| a == "infer") {
         args.remove(1);
     }
+    // `--version -v`: the framework versions this release validated.
+    let has = |f: &[&str]| args.iter().skip(1).any(|a| f.iter().any(|x| a == x));
+    if has(&["--version", "-V"]) && has(&["-v", "--verbose"]) {
+        let mut text = format!("cargo-infer {}\nvalidated framework versions:\n", env!("CARGO_PKG_VERSION"));
+        for (k, v) in crate::scaffold::VALIDATED {
+            text += &format!("  {k} {v}\n");
+        }
+        crate::output::print(&text);
+        return exit::OK;
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -296,6 +346,27 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                     chain.layers.len(),
                     chain.parameters()
                 );
+            }
+            Ok(exit::OK)
+        }
+        Command::Init(args) => {
+            reject_junit(&cli.global)?;
+            run_init(&cli.global, args)
+        }
+        Command::Add(args) => {
+            reject_junit(&cli.global)?;
+            let manifest = crate::scaffold::add::find_manifest(cli.global.manifest_path.as_deref(), args.package.as_deref())
+                .map_err(ExpectedError::Usage)?;
+            let c = args.constraints.merged(Some(&manifest))?;
+            let d = crate::decide::decide_model(&args.model, &c, false)?;
+            let changed = crate::scaffold::add::add(&manifest, &args.model, &d, args.force)
+                .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
+            if !cli.global.quiet {
+                if changed.is_empty() {
+                    eprintln!("nothing to do: {} is already set up for {}", manifest.display(), d.choice.as_str());
+                } else {
+                    eprintln!("added {} to {}: {}", d.choice.as_str(), manifest.display(), changed.join(", "));
+                }
             }
             Ok(exit::OK)
         }
@@ -379,4 +450,40 @@ fn models_from_manifest(
             "no model given: name model files, or list them as `models = [...]` in [package.metadata.infer]".into(),
         )),
     }
+}
+
+fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> {
+    use crate::scaffold;
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let model_err = |m: String| ExpectedError::Model(crate::error::ModelError::new(&args.model, m));
+    let info = crate::model::inspect(&args.model)?;
+    let mut c = crate::decide::constraints::Constraints::default();
+    c.apply(&args.constraints.partial(), "flag");
+    let d = crate::decide::decide_model(&args.model, &c, false)?;
+    if !scaffold::SCAFFOLDED.contains(&d.choice) {
+        let names: Vec<&str> = scaffold::SCAFFOLDED.iter().map(|f| f.as_str()).collect();
+        return Err(ExpectedError::Usage(format!(
+            "{}: `decide` chose {}, which `init` does not scaffold in this release (it does {}); pass --framework",
+            args.model.display(),
+            d.choice.as_str(),
+            names.join(", ")
+        )));
+    }
+    let rec = scaffold::record(&args.model, &info, d.choice).map_err(model_err)?;
+    let target = if path == std::path::Path::new(".") { std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))? } else { path.clone() };
+    let opts = scaffold::InitOptions { path: target.clone(), model: args.model.clone(), name: args.name.clone(), force: args.force, link: args.link };
+    let files = scaffold::project_files(&opts, &info, &d, &rec).map_err(model_err)?;
+    scaffold::write_project(&target, &files, args.force).map_err(ExpectedError::Usage)?;
+    if !global.quiet {
+        eprintln!(
+            "created {}: a {} project for {} ({} files; outputs recorded with {})\nnext: cd {} && cargo test",
+            target.display(),
+            d.choice.as_str(),
+            args.model.display(),
+            files.len(),
+            rec.with,
+            path.display()
+        );
+    }
+    Ok(exit::OK)
 }

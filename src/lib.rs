@@ -14,5 +14,6 @@ pub mod error;
 pub mod inspect;
 pub mod model;
 pub mod output;
+pub mod scaffold;
 pub mod tensor;
 pub mod util;

@@ -549,9 +549,11 @@ pub fn emit() -> Result {
     // One crate per model, for its own stripped binary; the tract runner once.
     let tract_dir = dir.join("tract-runner");
     std::fs::create_dir_all(tract_dir.join("src")).map_err(|e| e.to_string())?;
+    // The tract runner keeps the default release profile (stripped), so that it reuses the
+    // release build of tract that `cargo build --release` made; LTO would rebuild it all.
     std::fs::write(
         tract_dir.join("Cargo.toml"),
-        format!("[package]\nname = \"tract-runner\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n[dependencies]\ntract-onnx = \"=0.23.9\"\n{profile}"),
+        "[package]\nname = \"tract-runner\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n[dependencies]\ntract-onnx = \"=0.23.9\"\n[profile.release]\nstrip = true\n",
     )
     .map_err(|e| e.to_string())?;
     std::fs::write(tract_dir.join("src/main.rs"), TRACT_RUNNER).map_err(|e| e.to_string())?;

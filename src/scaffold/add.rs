@@ -1,0 +1,136 @@
+//! `cargo infer add`: the framework, the model and a small `src/inference.rs` added to an existing
+//! crate. `Cargo.toml` is edited with `toml_edit`, so that comments, ordering and formatting
+//! survive; running it twice changes nothing the second time.
+
+use std::path::{Path, PathBuf};
+
+use toml_edit::{DocumentMut, Item, Table};
+
+use super::{dependencies, dep_item, io, metadata_table, render};
+use crate::decide::{Decision, Framework};
+
+/// The manifest of the package to edit: `--package P`, or the one whose directory holds the
+/// current one.
+pub fn find_manifest(manifest_path: Option<&Path>, package: Option<&str>) -> Result<PathBuf, String> {
+    let mut cmd = cargo_metadata::MetadataCommand::new();
+    cmd.no_deps();
+    if let Some(p) = manifest_path {
+        cmd.manifest_path(p);
+    }
+    let meta = cmd.exec().map_err(|e| format!("not in a Cargo project: {}", crate::error::one_line(&e.to_string())))?;
+    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let pkg = match package {
+        Some(name) => meta.packages.iter().find(|p| p.name.as_str() == name).ok_or_else(|| {
+            let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
+            format!("no package `{name}` here (there are: {})", names.join(", "))
+        })?,
+        None => meta
+            .packages
+            .iter()
+            .filter(|p| cwd.starts_with(p.manifest_path.parent().unwrap().as_std_path()))
+            .max_by_key(|p| p.manifest_path.as_str().len())
+            .or_else(|| meta.root_package())
+            .ok_or("several packages here: choose one with --package")?,
+    };
+    Ok(pkg.manifest_path.clone().into_std_path_buf())
+}
+
+/// What `add` did: the files it changed (empty when everything was already in place).
+pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<Vec<String>, String> {
+    if !super::SCAFFOLDED.contains(&d.choice) {
+        return Err(format!("`add` sets up {} in this release; {} is not yet (use --framework)", names(), d.choice.as_str()));
+    }
+    let root = manifest.parent().unwrap();
+    let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
+    let model_file = model.file_name().unwrap().to_string_lossy().into_owned();
+    let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
+    let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let mut changed = Vec::new();
+
+    let text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| format!("{}: {}", manifest.display(), crate::error::one_line(&e.to_string())))?;
+    if !doc.contains_key("dependencies") {
+        doc.insert("dependencies", Item::Table(Table::new()));
+    }
+    let deps = doc["dependencies"].as_table_like_mut().ok_or("[dependencies] is not a table")?;
+    for (k, v, def, feats) in dependencies(d.choice, &d.constraints) {
+        if !deps.contains_key(k) {
+            deps.insert(k, dep_item(&v, def, &feats));
+        }
+    }
+    let package = doc["package"].as_table_mut().ok_or("no [package] table (a virtual workspace manifest?): use --package")?;
+    if !package.contains_key("metadata") {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        package.insert("metadata", Item::Table(t));
+    }
+    let metadata = package["metadata"].as_table_mut().ok_or("[package.metadata] is not a table")?;
+    let wanted = metadata_table(&format!("models/{model_file}"), &sha, d);
+    match metadata.get_mut("infer").and_then(Item::as_table_mut) {
+        Some(existing) => {
+            for (k, v) in wanted.iter() {
+                let same = existing.get(k).map(|e| e.to_string().trim().to_string()) == Some(v.to_string().trim().to_string());
+                if !same {
+                    existing.insert(k, v.clone());
+                }
+            }
+        }
+        None => {
+            metadata.insert("infer", Item::Table(wanted));
+        }
+    }
+    let new_text = doc.to_string();
+    if new_text != text {
+        writes.push((manifest.to_path_buf(), new_text.into_bytes()));
+        changed.push("Cargo.toml".to_string());
+    }
+
+    let mut want_file = |rel: PathBuf, bytes: Vec<u8>, what: &str| -> Result<(), String> {
+        let path = root.join(&rel);
+        match std::fs::read(&path) {
+            Ok(old) if old == bytes => Ok(()),
+            Ok(_) if !force => Err(format!("{} exists and differs; pass --force to replace it ({what})", path.display())),
+            _ => {
+                changed.push(rel.display().to_string());
+                writes.push((path, bytes));
+                Ok(())
+            }
+        }
+    };
+    want_file(PathBuf::from("models").join(&model_file), std::fs::read(model).map_err(|e| e.to_string())?, "the model")?;
+    for ext in &info.details.external_data {
+        let src = crate::model::relative_to(model, &ext.file);
+        want_file(PathBuf::from("models").join(&ext.file), std::fs::read(&src).map_err(|e| e.to_string())?, "external data")?;
+    }
+    let module = if d.choice == Framework::Custom {
+        let opts = crate::emit::EmitOptions {
+            precision: crate::emit::Precision::F32,
+            weights: crate::emit::WeightsMode::Inline,
+            max_params: crate::model::trivial::DEFAULT_BUDGET,
+            activations: None,
+        };
+        let chain = crate::emit::read_chain(model, &opts)?;
+        crate::emit::codegen::generate(&chain, &crate::emit::codegen::Header { source: &model_file, sha256: &sha }, &opts, "").0
+    } else {
+        let shapes: Vec<Vec<usize>> = info
+            .inputs
+            .iter()
+            .map(|i| i.shape.iter().map(|d| match d { crate::model::Dim::Known(n) if *n > 0 => *n as usize, _ => 1 }).collect())
+            .collect();
+        let inputs = info.inputs.iter().zip(&shapes).map(|(v, s)| io(v, s)).collect::<Result<Vec<_>, _>>()?;
+        let ctx = minijinja::context! { model_file => model_file, inputs => inputs };
+        render(&format!("{}/inference.rs", d.choice.as_str()), &ctx)?
+    };
+    want_file(PathBuf::from("src/inference.rs"), module.into_bytes(), "the inference module")?;
+    for (p, _) in &writes {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+    }
+    crate::util::write_all_or_nothing(&writes)?;
+    Ok(changed)
+}
+
+fn names() -> String {
+    super::SCAFFOLDED.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,469 @@
+//! `cargo infer init` and `add`: a project (or an existing crate) set up for the framework that
+//! `decide` chose, whose own test runs the model against outputs recorded at scaffold time.
+//!
+//! Files are rendered from `templates/` (embedded, minijinja), `Cargo.toml` is built or edited
+//! with `toml_edit`, and everything is written to a temporary directory first and moved into place
+//! at the end, so that a failure leaves nothing behind.
+
+pub mod add;
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{context, Environment};
+use serde::Serialize;
+use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
+
+use crate::backends::{Backend, Device};
+use crate::decide::constraints::{Constraints, Gpu, TargetKind};
+use crate::decide::{Decision, Framework};
+use crate::model::{Dim, ModelInfo};
+use crate::tensor::HostTensor;
+
+/// Versions of each framework's crates that this release of cargo-infer validated (the
+/// scaffold tests build and run them); shown by `cargo infer --version -v`.
+pub const VALIDATED: &[(&str, &str)] = &[
+    ("tract-onnx", "0.23.9"),
+    ("ort", "2.0.0-rc.15"),
+    ("npyz", "0.8"),
+    ("tch", "0.26.0"),
+    ("candle-core", "0.11.1"),
+    ("burn", "0.22.0"),
+];
+
+pub fn validated(krate: &str) -> &'static str {
+    VALIDATED.iter().find(|(k, _)| *k == krate).map(|(_, v)| *v).expect("validated version")
+}
+
+/// Frameworks `init` and `add` scaffold in this release.
+pub const SCAFFOLDED: &[Framework] = &[Framework::Tract, Framework::Ort, Framework::Custom];
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("common/README.md", include_str!("../../templates/common/README.md.j2")),
+    ("common/model.yml", include_str!("../../templates/common/model.yml.j2")),
+    ("tract/main.rs", include_str!("../../templates/tract/main.rs.j2")),
+    ("tract/test.rs", include_str!("../../templates/tract/test.rs.j2")),
+    ("tract/inference.rs", include_str!("../../templates/tract/inference.rs.j2")),
+    ("ort/main.rs", include_str!("../../templates/ort/main.rs.j2")),
+    ("ort/test.rs", include_str!("../../templates/ort/test.rs.j2")),
+    ("ort/inference.rs", include_str!("../../templates/ort/inference.rs.j2")),
+    ("custom/main.rs", include_str!("../../templates/custom/main.rs.j2")),
+    ("custom/test.rs", include_str!("../../templates/custom/test.rs.j2")),
+];
+
+fn env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_keep_trailing_newline(true);
+    for (name, src) in TEMPLATES {
+        env.add_template(name, src).expect("templates parse");
+    }
+    env
+}
+
+pub fn render(template: &str, ctx: &minijinja::Value) -> Result<String, String> {
+    env().get_template(template).and_then(|t| t.render(ctx)).map_err(|e| format!("template {template}: {e}"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Io {
+    pub name: String,
+    pub dtype: String,
+    pub rust_type: &'static str,
+    /// Concrete dimensions (symbolic ones at 1), comma-separated.
+    pub dims: String,
+    pub dims_i64: String,
+    pub numel: usize,
+    pub sample: &'static str,
+}
+
+fn rust_type(dtype: &str) -> Option<(&'static str, &'static str)> {
+    Some(match dtype {
+        "float32" => ("f32", "0.5"),
+        "float64" => ("f64", "0.5"),
+        "int64" => ("i64", "0"),
+        "int32" => ("i32", "0"),
+        "int8" => ("i8", "0"),
+        "uint8" => ("u8", "0"),
+        "bool" => ("bool", "false"),
+        _ => return None,
+    })
+}
+
+fn io(v: &crate::model::ValueSpec, shape: &[usize]) -> Result<Io, String> {
+    let (rust_type, sample) = rust_type(&v.dtype).ok_or_else(|| format!("`{}` is {}: not scaffolded yet", v.name, v.dtype))?;
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    Ok(Io {
+        name: v.name.clone(),
+        dtype: v.dtype.clone(),
+        rust_type,
+        dims: dims.join(", "),
+        dims_i64: dims.iter().map(|d| format!("{d}i64")).collect::<Vec<_>>().join(", "),
+        numel: shape.iter().product(),
+        sample,
+    })
+}
+
+/// A `.npy` file of a tensor (the dtypes numpy has).
+pub fn npy(t: &HostTensor) -> Result<Vec<u8>, String> {
+    let descr = match t.dtype {
+        1 => "<f4",
+        11 => "<f8",
+        10 => "<f2",
+        2 => "|u1",
+        3 => "|i1",
+        4 => "<u2",
+        5 => "<i2",
+        6 => "<i4",
+        7 => "<i8",
+        12 => "<u4",
+        13 => "<u8",
+        9 => "|b1",
+        _ => return Err(format!("{} cannot be stored as .npy", t.dtype_name())),
+    };
+    let shape = match t.shape.len() {
+        0 => "()".to_string(),
+        1 => format!("({},)", t.shape[0]),
+        _ => format!("({})", t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(&t.data);
+    Ok(out)
+}
+
+fn as_f64(t: &HostTensor) -> Result<HostTensor, String> {
+    let v = t.to_f64().ok_or_else(|| format!("{} outputs cannot be recorded", t.dtype_name()))?;
+    HostTensor::from_bytes(11, t.shape.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+/// What the scaffold records: synthetic inputs (seed 0, symbolic dimensions at 1) and the
+/// outputs of the back end that stands for the framework.
+pub struct Recorded {
+    pub with: String,
+    pub inputs: Vec<(String, HostTensor)>,
+    pub outputs: Vec<(String, HostTensor)>,
+}
+
+pub fn record(path: &Path, info: &ModelInfo, framework: Framework) -> Result<Recorded, String> {
+    let (sets, _) = crate::check::inputs::data_sets(path, info, &Default::default())?;
+    let set = sets.into_iter().find(|s| s.name == "synthetic").ok_or("could not synthesise inputs")?;
+    let all = crate::backends::all(None);
+    let preferred = if framework == Framework::Ort { "ort" } else { "tract" };
+    let mut order: Vec<&Box<dyn Backend>> = all.iter().filter(|b| b.name() == preferred).collect();
+    order.extend(all.iter().filter(|b| b.name() != preferred));
+    let mut why = Vec::new();
+    for b in order {
+        let version = match b.availability() {
+            Ok(v) => v,
+            Err(e) => {
+                why.push(format!("{}: {e}", b.name()));
+                continue;
+            }
+        };
+        match b.load(path, info, &set.inputs, Device::Cpu).and_then(|(mut l, _)| l.run(&set.inputs)) {
+            Ok(outputs) => return Ok(Recorded { with: version, inputs: set.inputs, outputs }),
+            Err(e) => why.push(format!("{}: {e}", b.name())),
+        }
+    }
+    Err(format!("no back end could run the model to record its outputs ({})", why.join("; ")))
+}
+
+/// Dependencies the framework needs under these constraints: (crate, version, default features,
+/// features).
+pub fn dependencies(f: Framework, c: &Constraints) -> Vec<(&'static str, String, bool, Vec<&'static str>)> {
+    match f {
+        Framework::Tract => {
+            let mut features = vec![];
+            if c.target_kind == TargetKind::Wasm {
+                features.push("getrandom-js");
+            }
+            vec![("tract-onnx", format!("={}", validated("tract-onnx")), true, features)]
+        }
+        Framework::Ort => {
+            let mut features = vec!["std", "load-dynamic"];
+            match c.gpu {
+                Gpu::Cuda => features.push("cuda"),
+                Gpu::Tensorrt => features.push("tensorrt"),
+                Gpu::Rocm => features.push("rocm"),
+                _ => {}
+            }
+            if c.multi_gpu && !features.contains(&"tensorrt") {
+                features.push("tensorrt");
+            }
+            vec![("ort", format!("={}", validated("ort")), false, features)]
+        }
+        _ => vec![],
+    }
+}
+
+fn dep_item(version: &str, default_features: bool, features: &[&str]) -> Item {
+    if default_features && features.is_empty() {
+        return value(version);
+    }
+    let mut t = InlineTable::new();
+    t.insert("version", version.into());
+    if !default_features {
+        t.insert("default-features", false.into());
+    }
+    if !features.is_empty() {
+        let mut a = Array::new();
+        for f in features {
+            a.push(*f);
+        }
+        t.insert("features", a.into());
+    }
+    value(t)
+}
+
+/// `[package.metadata.infer]`: the model, its hash, the choice and the constraints that were set.
+pub fn metadata_table(model: &str, sha256: &str, d: &Decision) -> Table {
+    let mut t = Table::new();
+    t.insert("model", value(model));
+    t.insert("sha256", value(sha256));
+    t.insert("choice", value(d.choice.as_str()));
+    let c = &d.constraints;
+    if let Some(target) = &c.target {
+        t.insert("target", value(target.as_str()));
+    }
+    if c.gpu != Gpu::None {
+        t.insert("gpu", value(c.gpu.as_str()));
+    }
+    for (on, key) in [(c.multi_gpu, "multi-gpu"), (c.pure_rust, "pure-rust"), (c.exact_precision, "exact-precision"), (c.serving, "serving"), (c.training, "training")] {
+        if on {
+            t.insert(key, value(true));
+        }
+    }
+    if let Some(m) = c.max_binary_size {
+        t.insert("max-binary-size", value(m as i64));
+    }
+    t
+}
+
+pub struct InitOptions {
+    pub path: PathBuf,
+    pub model: PathBuf,
+    pub name: Option<String>,
+    pub force: bool,
+    pub link: bool,
+}
+
+/// The files of a new project, by relative path.
+pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &Recorded) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+    let f = d.choice;
+    let name = opts.name.clone().unwrap_or_else(|| {
+        opts.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model-app".into())
+    });
+    let crate_name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    if crate_name.is_empty() || crate_name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(format!("`{name}` is not a valid package name; give one with --name"));
+    }
+    let model_file = opts.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let sha = crate::util::sha256_file(&opts.model).map_err(|e| e.to_string())?;
+    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+
+    // Cargo.toml.
+    let mut doc = DocumentMut::new();
+    let mut package = Table::new();
+    package.insert("name", value(crate_name.as_str()));
+    package.insert("version", value("0.1.0"));
+    package.insert("edition", value("2021"));
+    package.insert("publish", value(false));
+    doc.insert("package", Item::Table(package));
+    let mut deps = Table::new();
+    for (k, v, def, feats) in dependencies(f, &d.constraints) {
+        deps.insert(k, dep_item(&v, def, &feats));
+    }
+    doc.insert("dependencies", Item::Table(deps));
+    let mut dev = Table::new();
+    dev.insert("npyz", value(validated("npyz")));
+    doc.insert("dev-dependencies", Item::Table(dev));
+    let model_ref = if opts.link {
+        std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?.display().to_string()
+    } else {
+        format!("models/{model_file}")
+    };
+    let mut meta = Table::new();
+    meta.set_implicit(true);
+    let mut infer = metadata_table(&model_ref, &sha, d);
+    infer.set_position(Some(0));
+    meta.insert("infer", Item::Table(infer));
+    doc["package"].as_table_mut().unwrap().insert("metadata", Item::Table(meta));
+    if f != Framework::Custom {
+        // Frameworks are slow unoptimised; this also lets projects share compiled dependencies.
+        let mut star = Table::new();
+        star.insert("opt-level", value(1));
+        let mut pkg = Table::new();
+        pkg.set_implicit(true);
+        pkg.insert("*", Item::Table(star));
+        let mut devp = Table::new();
+        devp.set_implicit(true);
+        devp.insert("package", Item::Table(pkg));
+        let mut profile = Table::new();
+        profile.set_implicit(true);
+        profile.insert("dev", Item::Table(devp));
+        doc.insert("profile", Item::Table(profile));
+    }
+    files.push(("Cargo.toml".into(), doc.to_string().into_bytes()));
+
+    // The model, its external data, the recorded data.
+    if !opts.link {
+        files.push((PathBuf::from("models").join(&model_file), std::fs::read(&opts.model).map_err(|e| e.to_string())?));
+        for ext in &info.details.external_data {
+            let src = crate::model::relative_to(&opts.model, &ext.file);
+            files.push((PathBuf::from("models").join(&ext.file), std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?));
+        }
+    }
+    for (k, (_, t)) in rec.inputs.iter().enumerate() {
+        files.push((format!("tests/data/input_{k}.npy").into(), npy(t)?));
+    }
+    for (k, (_, t)) in rec.outputs.iter().enumerate() {
+        files.push((format!("tests/data/output_{k}.npy").into(), npy(&as_f64(t)?)?));
+    }
+
+    let shapes: Vec<Vec<usize>> = rec.inputs.iter().map(|(_, t)| t.shape.clone()).collect();
+    let inputs = info.inputs.iter().zip(&shapes).map(|(v, s)| io(v, s)).collect::<Result<Vec<_>, _>>()?;
+    let outputs = info
+        .outputs
+        .iter()
+        .zip(&rec.outputs)
+        .map(|(v, (_, t))| io(&crate::model::ValueSpec { dtype: t.dtype_name().to_string(), ..v.clone() }, &t.shape))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (atol, rtol) = ("1e-4", "1e-4");
+    let device = match d.constraints.gpu {
+        Gpu::Cuda => Some("CUDA"),
+        Gpu::Tensorrt => Some("TensorRT"),
+        _ if d.constraints.multi_gpu => Some("TensorRT"),
+        _ => None,
+    };
+    let c = &d.constraints;
+    let constraints_text = {
+        let mut v = vec![format!("target {}", c.target.as_deref().unwrap_or("host"))];
+        if c.gpu != Gpu::None {
+            v.push(format!("GPU {}", c.gpu.as_str()));
+        }
+        if c.pure_rust {
+            v.push("pure Rust".into());
+        }
+        if let Some(m) = c.max_binary_size {
+            v.push(format!("binary ≤ {}", crate::output::human_bytes(m)));
+        }
+        v.join(", ")
+    };
+    let reasons: Vec<String> = d.ranking.first().map(|r| r.reasons.clone()).unwrap_or_default();
+    let (setup, deploy) = match (f, c.target_kind) {
+        (Framework::Ort, _) => (
+            "pip install onnxruntime   # or any ONNX Runtime ≥ 1.17\nexport ORT_DYLIB_PATH=$(python3 -c 'import onnxruntime, glob, os; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\", \"libonnxruntime.so*\"))[0])')\n".to_string(),
+            "Deploy: ship libonnxruntime next to the binary and set ORT_DYLIB_PATH (`load-dynamic`), or switch the `ort` dependency to its default features to link the prebuilt ONNX Runtime that `ort` downloads at build time.".to_string(),
+        ),
+        (_, TargetKind::Wasm) => (String::new(), format!("Deploy: `cargo build-target` builds for {} (see .cargo/config.toml).", c.target.as_deref().unwrap_or(""))),
+        (_, TargetKind::BareMetal) => (String::new(), format!("Deploy: `cargo build-target` builds for {}; `src/model.rs` needs no std and no allocator.", c.target.as_deref().unwrap_or(""))),
+        _ => (String::new(), String::new()),
+    };
+    let ctx = context! {
+        name => crate_name,
+        model_file => model_file,
+        model_format => info.format.as_str(),
+        class => info.architecture.class.as_str(),
+        framework => f.as_str(),
+        version => env!("CARGO_PKG_VERSION"),
+        constraints_text => constraints_text,
+        reasons => reasons,
+        recorded_with => rec.with,
+        atol => atol,
+        rtol => rtol,
+        inputs => inputs,
+        outputs => outputs,
+        device => device,
+        sample => "0.5f32",
+        setup => setup,
+        deploy => deploy,
+        needs_onnxruntime => f == Framework::Ort,
+        check_backend => match f { Framework::Ort => "ort", Framework::Tract | Framework::Custom => "tract", _ => "" },
+    };
+    let dir = f.as_str();
+    files.push(("src/main.rs".into(), render(&format!("{dir}/main.rs"), &ctx)?.into_bytes()));
+    files.push(("tests/model.rs".into(), render(&format!("{dir}/test.rs"), &ctx)?.into_bytes()));
+    files.push(("README.md".into(), render("common/README.md", &ctx)?.into_bytes()));
+    files.push((".github/workflows/model.yml".into(), render("common/model.yml", &ctx)?.into_bytes()));
+    files.push((".gitignore".into(), b"/target\n".to_vec()));
+    if f == Framework::Custom {
+        let opts_emit = crate::emit::EmitOptions {
+            precision: if c.exact_precision { crate::emit::Precision::F64 } else { crate::emit::Precision::F32 },
+            weights: crate::emit::WeightsMode::Auto,
+            max_params: crate::model::trivial::DEFAULT_BUDGET,
+            activations: None,
+        };
+        let chain = crate::emit::read_chain(&opts.model, &opts_emit)?;
+        let (code, blob) = crate::emit::codegen::generate(&chain, &crate::emit::codegen::Header { source: &model_file, sha256: &sha }, &opts_emit, "model.weights.bin");
+        files.push(("src/model.rs".into(), code.into_bytes()));
+        if let Some(b) = blob {
+            files.push(("src/model.weights.bin".into(), b));
+        }
+    }
+    if let Some(target) = c.target.as_deref().filter(|_| matches!(c.target_kind, TargetKind::Wasm | TargetKind::BareMetal)) {
+        files.push((
+            ".cargo/config.toml".into(),
+            format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n[alias]\nbuild-target = \"build --release --target {target}\"\n").into_bytes(),
+        ));
+    }
+    if !opts.link {
+        // The model path in the generated code is relative to the manifest.
+    } else {
+        for (p, bytes) in files.iter_mut() {
+            if p.extension().is_some_and(|e| e == "rs") {
+                let text = String::from_utf8_lossy(bytes).replace(
+                    &format!("concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/models/{model_file}\")"),
+                    &format!("{model_ref:?}"),
+                );
+                *bytes = text.into_bytes();
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Writes the project: into a fresh temporary sibling directory, then moved into place.
+pub fn write_project(target: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -> Result<(), String> {
+    let exists = target.exists();
+    if exists && !force {
+        let empty = std::fs::read_dir(target).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !empty {
+            return Err(format!("{} exists and is not empty; pass --force to write into it", target.display()));
+        }
+    }
+    if exists {
+        // Into an existing directory: each file written all-or-nothing.
+        for (p, _) in files {
+            if let Some(parent) = target.join(p).parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+        }
+        let absolute: Vec<(PathBuf, Vec<u8>)> = files.iter().map(|(p, b)| (target.join(p), b.clone())).collect();
+        return crate::util::write_all_or_nothing(&absolute);
+    }
+    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !parent.is_dir() {
+        return Err(format!("{}: no such directory", parent.display()));
+    }
+    let tmp = tempfile::Builder::new().prefix(".cargo-infer-init-").tempdir_in(parent).map_err(|e| format!("{}: cannot write: {e}", parent.display()))?;
+    for (p, bytes) in files {
+        let full = tmp.path().join(p);
+        std::fs::create_dir_all(full.parent().unwrap()).map_err(|e| e.to_string())?;
+        std::fs::write(&full, bytes).map_err(|e| format!("{}: {e}", full.display()))?;
+    }
+    let kept = tmp.keep();
+    std::fs::rename(&kept, target).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&kept);
+        format!("{}: cannot create: {e}", target.display())
+    })
+}
+
+/// Shape of the symbolic dimensions left at 1, for messages.
+pub fn defaulted_dims(info: &ModelInfo) -> Vec<String> {
+    info.inputs.iter().flat_map(|i| i.shape.iter()).filter_map(|d| if let Dim::Symbolic(s) = d { Some(s.clone()) } else { None }).collect()
+}
