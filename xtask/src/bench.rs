@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::{python, root, run, Result};
+use crate::{python, root, run, target_dir, Result};
 
 const RUNS: usize = 5;
 
@@ -220,7 +220,7 @@ pub fn inspect() -> Result {
         "-p",
         "cargo-infer",
     ]))?;
-    let tool = root().join("target/release/cargo-infer");
+    let tool = target_dir().join("release/cargo-infer");
     let dir: PathBuf = std::env::temp_dir().join("cargo-infer-bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let onnx = dir.join("mlp-1gb.onnx");
@@ -315,7 +315,7 @@ fn largest_suite_model(dir: &Path) -> Option<PathBuf> {
 /// Criterion's mean estimates, by "group/function".
 fn criterion_means() -> std::collections::BTreeMap<String, f64> {
     let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![root().join("target/criterion")];
+    let mut stack = vec![target_dir().join("criterion")];
     while let Some(d) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
@@ -399,7 +399,7 @@ pub fn check(suite: Option<&Path>) -> Result {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let suite = suite
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| root().join("target/onnx-suite"));
+        .unwrap_or_else(|| target_dir().join("onnx-suite"));
     if !suite.join("node").is_dir() {
         run(Command::new("bash")
             .arg(root().join("../shared/conformance/onnx-backend-suite.sh"))
@@ -542,8 +542,8 @@ pub fn emit() -> Result {
         "-p",
         "cargo-infer",
     ]))?;
-    let tool = root().join("target/release/cargo-infer");
-    let dir = root().join("target/bench-emit");
+    let tool = target_dir().join("release/cargo-infer");
+    let dir = target_dir().join("bench-emit");
     let sizes: [&[usize]; 3] = [&[4, 16, 3], &[784, 128, 10], &[512, 512, 512, 10]];
     let profile = "\n[profile.release]\nopt-level = 3\nlto = true\ncodegen-units = 1\npanic = \"abort\"\nstrip = true\n";
     // One crate per model, for its own stripped binary; the tract runner once.
@@ -559,7 +559,7 @@ pub fn emit() -> Result {
     std::fs::write(tract_dir.join("src/main.rs"), TRACT_RUNNER).map_err(|e| e.to_string())?;
     std::fs::copy(root().join("Cargo.lock"), tract_dir.join("Cargo.lock"))
         .map_err(|e| e.to_string())?;
-    let target = root().join("target");
+    let target = target_dir();
     run(Command::new(&cargo)
         .current_dir(&tract_dir)
         .args(["build", "--release"])

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{root, run, Result};
+use crate::{root, run, target_dir, Result};
 
 const CHUNK: usize = 150;
 /// Tolerances of the reference figures (python onnxruntime, tract's CLI): rtol 1e-3, atol 1e-5.
@@ -166,7 +166,7 @@ pub fn conformance(dir: &Path, ort_version: &str, verbose: bool) -> Result {
     run(Command::new(&cargo)
         .current_dir(root())
         .args(["build", "--locked", "-p", "cargo-infer"]))?;
-    let tool = root().join("target/debug/cargo-infer");
+    let tool = target_dir().join("debug/cargo-infer");
     let lib = onnxruntime_library(ort_version)?;
     // SAFETY: single-threaded here; the variable is read by the child processes only.
     unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };
@@ -267,7 +267,7 @@ pub fn conformance(dir: &Path, ort_version: &str, verbose: bool) -> Result {
         .iter()
         .map(|c| serde_json::json!({"case": short(&c.path, dir), "status": c.statuses, "message": c.messages, "disagree": c.disagree}))
         .collect();
-    let out = root().join("target/conformance.json");
+    let out = target_dir().join("conformance.json");
     std::fs::write(&out, serde_json::to_string_pretty(&json).unwrap())
         .map_err(|e| e.to_string())?;
     eprintln!("per-case results: {}", out.display());

@@ -18,6 +18,11 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Cargo's target directory (CARGO_TARGET_DIR when set).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
 fn usage() -> ExitCode {
     eprintln!(
         "usage: cargo xtask <task>\n\n\

@@ -5,13 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{root, run, Result};
+use crate::{root, run, target_dir, Result};
 
 pub const CANDLE_ONNX: &str = "0.11.1";
 pub const BURN_IMPORT: &str = "0.22.0";
 
 fn fetch() -> Result<PathBuf> {
-    let dir = root().join("target/oplists-fetch");
+    let dir = target_dir().join("oplists-fetch");
     std::fs::create_dir_all(dir.join("src")).map_err(|e| e.to_string())?;
     std::fs::write(
         dir.join("Cargo.toml"),

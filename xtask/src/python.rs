@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::{root, run, Result};
+use crate::{run, target_dir, Result};
 
 /// What `fixtures.py` imports, pinned.
 pub const FIXTURE_PACKAGES: &[&str] = &[
@@ -41,7 +41,7 @@ fn installed(py: &Path, name: &str, version: &str) -> bool {
 
 /// Creates (once) `target/pyenv` and installs `packages` into it; returns its python.
 pub fn venv(packages: &[&str]) -> Result<PathBuf> {
-    let dir = root().join("target/pyenv");
+    let dir = target_dir().join("pyenv");
     let py = dir.join("bin/python");
     if !py.exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&dir))?;
