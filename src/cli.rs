@@ -72,10 +72,14 @@ pub enum Command {
     )]
     Emit(EmitArgs),
     /// New Cargo project for the framework `decide` chooses; its own test runs the model
-    #[command(after_help = "Examples:\n  cargo infer init my-app --model model.onnx\n  cargo infer init edge-app --model mlp.onnx --target thumbv7em-none-eabihf\n  cargo infer init server --model model.onnx --serving --gpu cuda\n\nNever writes into a non-empty directory without --force; a failure leaves nothing behind.")]
+    #[command(
+        after_help = "Examples:\n  cargo infer init my-app --model model.onnx\n  cargo infer init edge-app --model mlp.onnx --target thumbv7em-none-eabihf\n  cargo infer init server --model model.onnx --serving --gpu cuda\n\nNever writes into a non-empty directory without --force; a failure leaves nothing behind."
+    )]
     Init(InitArgs),
     /// Adds the framework, the model and src/inference.rs to the current crate (Cargo.toml edited in place)
-    #[command(after_help = "Examples:\n  cargo infer add model.onnx\n  cargo infer add model.onnx --framework tract --package my-crate")]
+    #[command(
+        after_help = "Examples:\n  cargo infer add model.onnx\n  cargo infer add model.onnx --framework tract --package my-crate"
+    )]
     Add(AddArgs),
     /// Which back ends and toolchains are usable on this machine, and how to get the rest
     #[command(after_help = "Examples:\n  cargo infer doctor\n  cargo infer doctor --format json")]
@@ -275,7 +279,10 @@ pub fn main(mut args: Vec<OsString>) -> i32 {
     // `--version -v`: the framework versions this release validated.
     let has = |f: &[&str]| args.iter().skip(1).any(|a| f.iter().any(|x| a == x));
     if has(&["--version", "-V"]) && has(&["-v", "--verbose"]) {
-        let mut text = format!("cargo-infer {}\nvalidated framework versions:\n", env!("CARGO_PKG_VERSION"));
+        let mut text = format!(
+            "cargo-infer {}\nvalidated framework versions:\n",
+            env!("CARGO_PKG_VERSION")
+        );
         for (k, v) in crate::scaffold::VALIDATED {
             text += &format!("  {k} {v}\n");
         }
@@ -355,17 +362,29 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
         }
         Command::Add(args) => {
             reject_junit(&cli.global)?;
-            let manifest = crate::scaffold::add::find_manifest(cli.global.manifest_path.as_deref(), args.package.as_deref())
-                .map_err(ExpectedError::Usage)?;
+            let manifest = crate::scaffold::add::find_manifest(
+                cli.global.manifest_path.as_deref(),
+                args.package.as_deref(),
+            )
+            .map_err(ExpectedError::Usage)?;
             let c = args.constraints.merged(Some(&manifest))?;
             let d = crate::decide::decide_model(&args.model, &c, false)?;
             let changed = crate::scaffold::add::add(&manifest, &args.model, &d, args.force)
                 .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
             if !cli.global.quiet {
                 if changed.is_empty() {
-                    eprintln!("nothing to do: {} is already set up for {}", manifest.display(), d.choice.as_str());
+                    eprintln!(
+                        "nothing to do: {} is already set up for {}",
+                        manifest.display(),
+                        d.choice.as_str()
+                    );
                 } else {
-                    eprintln!("added {} to {}: {}", d.choice.as_str(), manifest.display(), changed.join(", "));
+                    eprintln!(
+                        "added {} to {}: {}",
+                        d.choice.as_str(),
+                        manifest.display(),
+                        changed.join(", ")
+                    );
                 }
             }
             Ok(exit::OK)
@@ -470,8 +489,18 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         )));
     }
     let rec = scaffold::record(&args.model, &info, d.choice).map_err(model_err)?;
-    let target = if path == std::path::Path::new(".") { std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))? } else { path.clone() };
-    let opts = scaffold::InitOptions { path: target.clone(), model: args.model.clone(), name: args.name.clone(), force: args.force, link: args.link };
+    let target = if path == std::path::Path::new(".") {
+        std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))?
+    } else {
+        path.clone()
+    };
+    let opts = scaffold::InitOptions {
+        path: target.clone(),
+        model: args.model.clone(),
+        name: args.name.clone(),
+        force: args.force,
+        link: args.link,
+    };
     let files = scaffold::project_files(&opts, &info, &d, &rec).map_err(model_err)?;
     scaffold::write_project(&target, &files, args.force).map_err(ExpectedError::Usage)?;
     if !global.quiet {

@@ -20,7 +20,10 @@ fn shared_target() -> PathBuf {
 
 fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(dir).args(args).arg("--offline").env("CARGO_TARGET_DIR", shared_target());
+    cmd.current_dir(dir)
+        .args(args)
+        .arg("--offline")
+        .env("CARGO_TARGET_DIR", shared_target());
     if let Ok((lib, _)) = cargo_infer::backends::ort::find_library(None) {
         cmd.env("ORT_DYLIB_PATH", lib);
     }
@@ -37,9 +40,20 @@ fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
 
 fn init(dir: &Path, model: &str, flags: &[&str]) -> PathBuf {
     let project = dir.join(model.replace('.', "-"));
-    cargo_infer().arg("init").arg(&project).arg("--model").arg(fixtures().join(model)).args(flags).assert().success();
+    cargo_infer()
+        .arg("init")
+        .arg(&project)
+        .arg("--model")
+        .arg(fixtures().join(model))
+        .args(flags)
+        .assert()
+        .success();
     // Resolve like this workspace does, so that the shared target directory is reused.
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
+        project.join("Cargo.lock"),
+    )
+    .unwrap();
     project
 }
 
@@ -54,14 +68,27 @@ fn generated_projects_build_run_and_pass_their_own_tests() {
     ] {
         let project = init(dir.path(), model, flags);
         let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
-        assert!(manifest.contains(&format!("choice = \"{framework}\"")), "{model}: {manifest}");
+        assert!(
+            manifest.contains(&format!("choice = \"{framework}\"")),
+            "{model}: {manifest}"
+        );
         assert!(manifest.contains("sha256 = "));
-        for f in ["README.md", ".github/workflows/model.yml", "tests/model.rs", "src/main.rs", "tests/data/input_0.npy", "tests/data/output_0.npy"] {
+        for f in [
+            "README.md",
+            ".github/workflows/model.yml",
+            "tests/model.rs",
+            "src/main.rs",
+            "tests/data/input_0.npy",
+            "tests/data/output_0.npy",
+        ] {
             assert!(project.join(f).is_file(), "{model}: {f} missing");
         }
         let out = cargo(&project, &["test"]);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("test reproduces_recorded_outputs ... ok"), "{model}: {text}");
+        assert!(
+            text.contains("test reproduces_recorded_outputs ... ok"),
+            "{model}: {text}"
+        );
         let out = cargo(&project, &["run", "--quiet"]);
         assert!(!out.stdout.is_empty(), "{model}: main printed nothing");
     }
@@ -77,8 +104,16 @@ fn the_recorded_test_catches_a_changed_model() {
     let marker = "static B1: [f32; 3] = [\n    ";
     assert!(code.contains(marker), "{code}");
     std::fs::write(&path, code.replace(marker, &format!("{marker}1.0 + "))).unwrap();
-    let out = Command::new(env!("CARGO")).current_dir(&project).args(["test", "--offline"]).env("CARGO_TARGET_DIR", shared_target()).output().unwrap();
-    assert!(!out.status.success(), "a changed model passed the recorded test");
+    let out = Command::new(env!("CARGO"))
+        .current_dir(&project)
+        .args(["test", "--offline"])
+        .env("CARGO_TARGET_DIR", shared_target())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a changed model passed the recorded test"
+    );
 }
 
 #[test]
@@ -87,19 +122,40 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
     let busy = dir.path().join("busy");
     std::fs::create_dir(&busy).unwrap();
     std::fs::write(busy.join("keep.txt"), "mine").unwrap();
-    let out = cargo_infer().arg("init").arg(&busy).arg("--model").arg(fixtures().join("cnn.onnx")).output().unwrap();
+    let out = cargo_infer()
+        .arg("init")
+        .arg(&busy)
+        .arg("--model")
+        .arg(fixtures().join("cnn.onnx"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
     // A bad model: exit 2, no directory, no temporary left over.
     let target = dir.path().join("new");
-    let out = cargo_infer().arg("init").arg(&target).arg("--model").arg(fixtures().join("bad/absurd-dims.onnx")).output().unwrap();
+    let out = cargo_infer()
+        .arg("init")
+        .arg(&target)
+        .arg("--model")
+        .arg(fixtures().join("bad/absurd-dims.onnx"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(!target.exists());
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left.len(), 1, "{left:?}");
     // A framework this release does not scaffold: a clear refusal.
-    let out = cargo_infer().arg("init").arg(&target).arg("--model").arg(fixtures().join("tiny-llama.gguf")).output().unwrap();
+    let out = cargo_infer()
+        .arg("init")
+        .arg(&target)
+        .arg("--model")
+        .arg(fixtures().join("tiny-llama.gguf"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("candle"));
     assert!(!target.exists());
@@ -108,27 +164,59 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
 #[test]
 fn wasm_scaffold_has_no_sys_or_cpp_crates() {
     let dir = tempfile::tempdir().unwrap();
-    let project = init(dir.path(), "lstm.onnx", &["--target", "wasm32-unknown-unknown"]);
+    let project = init(
+        dir.path(),
+        "lstm.onnx",
+        &["--target", "wasm32-unknown-unknown"],
+    );
     let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("getrandom-js"), "{manifest}");
-    assert!(std::fs::read_to_string(project.join(".cargo/config.toml")).unwrap().contains("wasm32-unknown-unknown"));
-    let out = cargo(&project, &["metadata", "--format-version", "1", "--filter-platform", "wasm32-unknown-unknown"]);
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let resolved: Vec<String> = meta["resolve"]["nodes"]
-        .as_array()
+    assert!(std::fs::read_to_string(project.join(".cargo/config.toml"))
         .unwrap()
-        .iter()
-        .map(|n| n["id"].as_str().unwrap().to_string())
-        .collect();
+        .contains("wasm32-unknown-unknown"));
+    let out = cargo(
+        &project,
+        &[
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            "wasm32-unknown-unknown",
+        ],
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // What the WASM binary links: the closure of normal (not build) dependencies from the root.
+    let nodes = meta["resolve"]["nodes"].as_array().unwrap();
+    let root = meta["resolve"]["root"].as_str().unwrap().to_string();
+    let mut seen = vec![root.clone()];
+    let mut todo = vec![root];
+    while let Some(id) = todo.pop() {
+        let node = nodes.iter().find(|n| n["id"] == id.as_str()).unwrap();
+        for d in node["deps"].as_array().unwrap() {
+            let normal = d["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
+            let dep = d["pkg"].as_str().unwrap().to_string();
+            if normal && !seen.contains(&dep) {
+                seen.push(dep.clone());
+                todo.push(dep);
+            }
+        }
+    }
     let names: Vec<&str> = meta["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| resolved.iter().any(|id| id == p["id"].as_str().unwrap()))
+        .filter(|p| seen.iter().any(|id| id == p["id"].as_str().unwrap()))
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert!(names.contains(&"tract-onnx"));
-    for bad in names.iter().filter(|n| n.ends_with("-sys") || ["cc", "cmake", "cxx", "ort", "tch"].contains(n)) {
+    for bad in names
+        .iter()
+        .filter(|n| n.ends_with("-sys") || ["cc", "cmake", "cxx", "ort", "tch"].contains(n))
+    {
         panic!("the WASM dependency graph holds {bad}");
     }
 }
@@ -140,18 +228,40 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
     std::fs::write(dir.path().join("Cargo.toml"), original).unwrap();
     std::fs::create_dir(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("src/lib.rs"), "pub mod inference;\n").unwrap();
-    let add = || cargo_infer().args(["add", "--framework", "tract"]).arg(fixtures().join("cnn.onnx")).current_dir(dir.path()).output().unwrap();
+    let add = || {
+        cargo_infer()
+            .args(["add", "--framework", "tract"])
+            .arg(fixtures().join("cnn.onnx"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
     let out = add();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let edited = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
     // Every original line is still there, in order.
     let mut rest = edited.as_str();
     for line in original.lines() {
-        let at = rest.find(line).unwrap_or_else(|| panic!("lost `{line}` in:\n{edited}"));
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("lost `{line}` in:\n{edited}"));
         rest = &rest[at + line.len()..];
     }
-    assert!(edited.contains("tract-onnx = \"=0.23.9\"") && edited.contains("[package.metadata.infer]") && edited.contains("choice = \"tract\""), "{edited}");
-    assert!(dir.path().join("models/cnn.onnx").is_file() && dir.path().join("src/inference.rs").is_file());
+    assert!(
+        edited.contains("tract-onnx = \"=0.23.9\"")
+            && edited.contains("[package.metadata.infer]")
+            && edited.contains("choice = \"tract\""),
+        "{edited}"
+    );
+    assert!(
+        dir.path().join("models/cnn.onnx").is_file()
+            && dir.path().join("src/inference.rs").is_file()
+    );
     let snapshot = |d: &Path| -> Vec<(PathBuf, Vec<u8>)> {
         let mut v = Vec::new();
         for p in ["Cargo.toml", "src/inference.rs", "models/cnn.onnx"] {
@@ -162,10 +272,22 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
     let before = snapshot(dir.path());
     let out = add();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(snapshot(dir.path()), before, "a second add changed something");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to do"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "a second add changed something"
+    );
     // The crate builds with the module it was given.
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
+        dir.path().join("Cargo.lock"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("src/lib.rs"), "pub mod inference;\n").unwrap();
     let manifest = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
     std::fs::write(dir.path().join("Cargo.toml"), manifest.replace("log = \"0.4\"\nserde = { version = \"1\", features = [\"derive\"] }   # trailing note\n", "")).unwrap();
@@ -176,5 +298,8 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
 fn validated_versions_are_listed() {
     let out = cargo_infer().args(["--version", "-v"]).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("tract-onnx 0.23.9") && text.contains("ort 2.0.0-rc.15"), "{text}");
+    assert!(
+        text.contains("tract-onnx 0.23.9") && text.contains("ort 2.0.0-rc.15"),
+        "{text}"
+    );
 }

@@ -6,24 +6,36 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, Table};
 
-use super::{dependencies, dep_item, io, metadata_table, render};
+use super::{dep_item, dependencies, io, metadata_table, render};
 use crate::decide::{Decision, Framework};
 
 /// The manifest of the package to edit: `--package P`, or the one whose directory holds the
 /// current one.
-pub fn find_manifest(manifest_path: Option<&Path>, package: Option<&str>) -> Result<PathBuf, String> {
+pub fn find_manifest(
+    manifest_path: Option<&Path>,
+    package: Option<&str>,
+) -> Result<PathBuf, String> {
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.no_deps();
     if let Some(p) = manifest_path {
         cmd.manifest_path(p);
     }
-    let meta = cmd.exec().map_err(|e| format!("not in a Cargo project: {}", crate::error::one_line(&e.to_string())))?;
+    let meta = cmd.exec().map_err(|e| {
+        format!(
+            "not in a Cargo project: {}",
+            crate::error::one_line(&e.to_string())
+        )
+    })?;
     let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
     let pkg = match package {
-        Some(name) => meta.packages.iter().find(|p| p.name.as_str() == name).ok_or_else(|| {
-            let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
-            format!("no package `{name}` here (there are: {})", names.join(", "))
-        })?,
+        Some(name) => meta
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
+                format!("no package `{name}` here (there are: {})", names.join(", "))
+            })?,
         None => meta
             .packages
             .iter()
@@ -36,9 +48,18 @@ pub fn find_manifest(manifest_path: Option<&Path>, package: Option<&str>) -> Res
 }
 
 /// What `add` did: the files it changed (empty when everything was already in place).
-pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<Vec<String>, String> {
+pub fn add(
+    manifest: &Path,
+    model: &Path,
+    d: &Decision,
+    force: bool,
+) -> Result<Vec<String>, String> {
     if !super::SCAFFOLDED.contains(&d.choice) {
-        return Err(format!("`add` sets up {} in this release; {} is not yet (use --framework)", names(), d.choice.as_str()));
+        return Err(format!(
+            "`add` sets up {} in this release; {} is not yet (use --framework)",
+            names(),
+            d.choice.as_str()
+        ));
     }
     let root = manifest.parent().unwrap();
     let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
@@ -47,29 +68,43 @@ pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<V
     let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut changed = Vec::new();
 
-    let text = std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| format!("{}: {}", manifest.display(), crate::error::one_line(&e.to_string())))?;
+    let text =
+        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        format!(
+            "{}: {}",
+            manifest.display(),
+            crate::error::one_line(&e.to_string())
+        )
+    })?;
     if !doc.contains_key("dependencies") {
         doc.insert("dependencies", Item::Table(Table::new()));
     }
-    let deps = doc["dependencies"].as_table_like_mut().ok_or("[dependencies] is not a table")?;
+    let deps = doc["dependencies"]
+        .as_table_like_mut()
+        .ok_or("[dependencies] is not a table")?;
     for (k, v, def, feats) in dependencies(d.choice, &d.constraints) {
         if !deps.contains_key(k) {
             deps.insert(k, dep_item(&v, def, &feats));
         }
     }
-    let package = doc["package"].as_table_mut().ok_or("no [package] table (a virtual workspace manifest?): use --package")?;
+    let package = doc["package"]
+        .as_table_mut()
+        .ok_or("no [package] table (a virtual workspace manifest?): use --package")?;
     if !package.contains_key("metadata") {
         let mut t = Table::new();
         t.set_implicit(true);
         package.insert("metadata", Item::Table(t));
     }
-    let metadata = package["metadata"].as_table_mut().ok_or("[package.metadata] is not a table")?;
+    let metadata = package["metadata"]
+        .as_table_mut()
+        .ok_or("[package.metadata] is not a table")?;
     let wanted = metadata_table(&format!("models/{model_file}"), &sha, d);
     match metadata.get_mut("infer").and_then(Item::as_table_mut) {
         Some(existing) => {
             for (k, v) in wanted.iter() {
-                let same = existing.get(k).map(|e| e.to_string().trim().to_string()) == Some(v.to_string().trim().to_string());
+                let same = existing.get(k).map(|e| e.to_string().trim().to_string())
+                    == Some(v.to_string().trim().to_string());
                 if !same {
                     existing.insert(k, v.clone());
                 }
@@ -89,7 +124,10 @@ pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<V
         let path = root.join(&rel);
         match std::fs::read(&path) {
             Ok(old) if old == bytes => Ok(()),
-            Ok(_) if !force => Err(format!("{} exists and differs; pass --force to replace it ({what})", path.display())),
+            Ok(_) if !force => Err(format!(
+                "{} exists and differs; pass --force to replace it ({what})",
+                path.display()
+            )),
             _ => {
                 changed.push(rel.display().to_string());
                 writes.push((path, bytes));
@@ -97,10 +135,18 @@ pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<V
             }
         }
     };
-    want_file(PathBuf::from("models").join(&model_file), std::fs::read(model).map_err(|e| e.to_string())?, "the model")?;
+    want_file(
+        PathBuf::from("models").join(&model_file),
+        std::fs::read(model).map_err(|e| e.to_string())?,
+        "the model",
+    )?;
     for ext in &info.details.external_data {
         let src = crate::model::relative_to(model, &ext.file);
-        want_file(PathBuf::from("models").join(&ext.file), std::fs::read(&src).map_err(|e| e.to_string())?, "external data")?;
+        want_file(
+            PathBuf::from("models").join(&ext.file),
+            std::fs::read(&src).map_err(|e| e.to_string())?,
+            "external data",
+        )?;
     }
     let module = if d.choice == Framework::Custom {
         let opts = crate::emit::EmitOptions {
@@ -110,18 +156,44 @@ pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<V
             activations: None,
         };
         let chain = crate::emit::read_chain(model, &opts)?;
-        crate::emit::codegen::generate(&chain, &crate::emit::codegen::Header { source: &model_file, sha256: &sha }, &opts, "").0
+        crate::emit::codegen::generate(
+            &chain,
+            &crate::emit::codegen::Header {
+                source: &model_file,
+                sha256: &sha,
+            },
+            &opts,
+            "",
+        )
+        .0
     } else {
         let shapes: Vec<Vec<usize>> = info
             .inputs
             .iter()
-            .map(|i| i.shape.iter().map(|d| match d { crate::model::Dim::Known(n) if *n > 0 => *n as usize, _ => 1 }).collect())
+            .map(|i| {
+                i.shape
+                    .iter()
+                    .map(|d| match d {
+                        crate::model::Dim::Known(n) if *n > 0 => *n as usize,
+                        _ => 1,
+                    })
+                    .collect()
+            })
             .collect();
-        let inputs = info.inputs.iter().zip(&shapes).map(|(v, s)| io(v, s)).collect::<Result<Vec<_>, _>>()?;
+        let inputs = info
+            .inputs
+            .iter()
+            .zip(&shapes)
+            .map(|(v, s)| io(v, s))
+            .collect::<Result<Vec<_>, _>>()?;
         let ctx = minijinja::context! { model_file => model_file, inputs => inputs };
         render(&format!("{}/inference.rs", d.choice.as_str()), &ctx)?
     };
-    want_file(PathBuf::from("src/inference.rs"), module.into_bytes(), "the inference module")?;
+    want_file(
+        PathBuf::from("src/inference.rs"),
+        module.into_bytes(),
+        "the inference module",
+    )?;
     for (p, _) in &writes {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -132,5 +204,9 @@ pub fn add(manifest: &Path, model: &Path, d: &Decision, force: bool) -> Result<V
 }
 
 fn names() -> String {
-    super::SCAFFOLDED.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+    super::SCAFFOLDED
+        .iter()
+        .map(|f| f.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

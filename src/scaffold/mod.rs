@@ -31,23 +31,57 @@ pub const VALIDATED: &[(&str, &str)] = &[
 ];
 
 pub fn validated(krate: &str) -> &'static str {
-    VALIDATED.iter().find(|(k, _)| *k == krate).map(|(_, v)| *v).expect("validated version")
+    VALIDATED
+        .iter()
+        .find(|(k, _)| *k == krate)
+        .map(|(_, v)| *v)
+        .expect("validated version")
 }
 
 /// Frameworks `init` and `add` scaffold in this release.
 pub const SCAFFOLDED: &[Framework] = &[Framework::Tract, Framework::Ort, Framework::Custom];
 
 const TEMPLATES: &[(&str, &str)] = &[
-    ("common/README.md", include_str!("../../templates/common/README.md.j2")),
-    ("common/model.yml", include_str!("../../templates/common/model.yml.j2")),
-    ("tract/main.rs", include_str!("../../templates/tract/main.rs.j2")),
-    ("tract/test.rs", include_str!("../../templates/tract/test.rs.j2")),
-    ("tract/inference.rs", include_str!("../../templates/tract/inference.rs.j2")),
-    ("ort/main.rs", include_str!("../../templates/ort/main.rs.j2")),
-    ("ort/test.rs", include_str!("../../templates/ort/test.rs.j2")),
-    ("ort/inference.rs", include_str!("../../templates/ort/inference.rs.j2")),
-    ("custom/main.rs", include_str!("../../templates/custom/main.rs.j2")),
-    ("custom/test.rs", include_str!("../../templates/custom/test.rs.j2")),
+    (
+        "common/README.md",
+        include_str!("../../templates/common/README.md.j2"),
+    ),
+    (
+        "common/model.yml",
+        include_str!("../../templates/common/model.yml.j2"),
+    ),
+    (
+        "tract/main.rs",
+        include_str!("../../templates/tract/main.rs.j2"),
+    ),
+    (
+        "tract/test.rs",
+        include_str!("../../templates/tract/test.rs.j2"),
+    ),
+    (
+        "tract/inference.rs",
+        include_str!("../../templates/tract/inference.rs.j2"),
+    ),
+    (
+        "ort/main.rs",
+        include_str!("../../templates/ort/main.rs.j2"),
+    ),
+    (
+        "ort/test.rs",
+        include_str!("../../templates/ort/test.rs.j2"),
+    ),
+    (
+        "ort/inference.rs",
+        include_str!("../../templates/ort/inference.rs.j2"),
+    ),
+    (
+        "custom/main.rs",
+        include_str!("../../templates/custom/main.rs.j2"),
+    ),
+    (
+        "custom/test.rs",
+        include_str!("../../templates/custom/test.rs.j2"),
+    ),
 ];
 
 fn env() -> Environment<'static> {
@@ -60,7 +94,10 @@ fn env() -> Environment<'static> {
 }
 
 pub fn render(template: &str, ctx: &minijinja::Value) -> Result<String, String> {
-    env().get_template(template).and_then(|t| t.render(ctx)).map_err(|e| format!("template {template}: {e}"))
+    env()
+        .get_template(template)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| format!("template {template}: {e}"))
 }
 
 #[derive(Debug, Serialize)]
@@ -89,14 +126,19 @@ fn rust_type(dtype: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn io(v: &crate::model::ValueSpec, shape: &[usize]) -> Result<Io, String> {
-    let (rust_type, sample) = rust_type(&v.dtype).ok_or_else(|| format!("`{}` is {}: not scaffolded yet", v.name, v.dtype))?;
+    let (rust_type, sample) = rust_type(&v.dtype)
+        .ok_or_else(|| format!("`{}` is {}: not scaffolded yet", v.name, v.dtype))?;
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     Ok(Io {
         name: v.name.clone(),
         dtype: v.dtype.clone(),
         rust_type,
         dims: dims.join(", "),
-        dims_i64: dims.iter().map(|d| format!("{d}i64")).collect::<Vec<_>>().join(", "),
+        dims_i64: dims
+            .iter()
+            .map(|d| format!("{d}i64"))
+            .collect::<Vec<_>>()
+            .join(", "),
         numel: shape.iter().product(),
         sample,
     })
@@ -122,7 +164,14 @@ pub fn npy(t: &HostTensor) -> Result<Vec<u8>, String> {
     let shape = match t.shape.len() {
         0 => "()".to_string(),
         1 => format!("({},)", t.shape[0]),
-        _ => format!("({})", t.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        _ => format!(
+            "({})",
+            t.shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
@@ -137,8 +186,14 @@ pub fn npy(t: &HostTensor) -> Result<Vec<u8>, String> {
 }
 
 fn as_f64(t: &HostTensor) -> Result<HostTensor, String> {
-    let v = t.to_f64().ok_or_else(|| format!("{} outputs cannot be recorded", t.dtype_name()))?;
-    HostTensor::from_bytes(11, t.shape.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    let v = t
+        .to_f64()
+        .ok_or_else(|| format!("{} outputs cannot be recorded", t.dtype_name()))?;
+    HostTensor::from_bytes(
+        11,
+        t.shape.clone(),
+        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    )
 }
 
 /// What the scaffold records: synthetic inputs (seed 0, symbolic dimensions at 1) and the
@@ -151,9 +206,16 @@ pub struct Recorded {
 
 pub fn record(path: &Path, info: &ModelInfo, framework: Framework) -> Result<Recorded, String> {
     let (sets, _) = crate::check::inputs::data_sets(path, info, &Default::default())?;
-    let set = sets.into_iter().find(|s| s.name == "synthetic").ok_or("could not synthesise inputs")?;
+    let set = sets
+        .into_iter()
+        .find(|s| s.name == "synthetic")
+        .ok_or("could not synthesise inputs")?;
     let all = crate::backends::all(None);
-    let preferred = if framework == Framework::Ort { "ort" } else { "tract" };
+    let preferred = if framework == Framework::Ort {
+        "ort"
+    } else {
+        "tract"
+    };
     let mut order: Vec<&Box<dyn Backend>> = all.iter().filter(|b| b.name() == preferred).collect();
     order.extend(all.iter().filter(|b| b.name() != preferred));
     let mut why = Vec::new();
@@ -165,24 +227,44 @@ pub fn record(path: &Path, info: &ModelInfo, framework: Framework) -> Result<Rec
                 continue;
             }
         };
-        match b.load(path, info, &set.inputs, Device::Cpu).and_then(|(mut l, _)| l.run(&set.inputs)) {
-            Ok(outputs) => return Ok(Recorded { with: version, inputs: set.inputs, outputs }),
+        match b
+            .load(path, info, &set.inputs, Device::Cpu)
+            .and_then(|(mut l, _)| l.run(&set.inputs))
+        {
+            Ok(outputs) => {
+                return Ok(Recorded {
+                    with: version,
+                    inputs: set.inputs,
+                    outputs,
+                })
+            }
             Err(e) => why.push(format!("{}: {e}", b.name())),
         }
     }
-    Err(format!("no back end could run the model to record its outputs ({})", why.join("; ")))
+    Err(format!(
+        "no back end could run the model to record its outputs ({})",
+        why.join("; ")
+    ))
 }
 
 /// Dependencies the framework needs under these constraints: (crate, version, default features,
 /// features).
-pub fn dependencies(f: Framework, c: &Constraints) -> Vec<(&'static str, String, bool, Vec<&'static str>)> {
+pub fn dependencies(
+    f: Framework,
+    c: &Constraints,
+) -> Vec<(&'static str, String, bool, Vec<&'static str>)> {
     match f {
         Framework::Tract => {
             let mut features = vec![];
             if c.target_kind == TargetKind::Wasm {
                 features.push("getrandom-js");
             }
-            vec![("tract-onnx", format!("={}", validated("tract-onnx")), true, features)]
+            vec![(
+                "tract-onnx",
+                format!("={}", validated("tract-onnx")),
+                true,
+                features,
+            )]
         }
         Framework::Ort => {
             let mut features = vec!["std", "load-dynamic"];
@@ -233,7 +315,13 @@ pub fn metadata_table(model: &str, sha256: &str, d: &Decision) -> Table {
     if c.gpu != Gpu::None {
         t.insert("gpu", value(c.gpu.as_str()));
     }
-    for (on, key) in [(c.multi_gpu, "multi-gpu"), (c.pure_rust, "pure-rust"), (c.exact_precision, "exact-precision"), (c.serving, "serving"), (c.training, "training")] {
+    for (on, key) in [
+        (c.multi_gpu, "multi-gpu"),
+        (c.pure_rust, "pure-rust"),
+        (c.exact_precision, "exact-precision"),
+        (c.serving, "serving"),
+        (c.training, "training"),
+    ] {
         if on {
             t.insert(key, value(true));
         }
@@ -253,16 +341,39 @@ pub struct InitOptions {
 }
 
 /// The files of a new project, by relative path.
-pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &Recorded) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+pub fn project_files(
+    opts: &InitOptions,
+    info: &ModelInfo,
+    d: &Decision,
+    rec: &Recorded,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
     let f = d.choice;
     let name = opts.name.clone().unwrap_or_else(|| {
-        opts.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model-app".into())
+        opts.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model-app".into())
     });
-    let crate_name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '-' }).collect();
+    let crate_name: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     if crate_name.is_empty() || crate_name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!("`{name}` is not a valid package name; give one with --name"));
+        return Err(format!(
+            "`{name}` is not a valid package name; give one with --name"
+        ));
     }
-    let model_file = opts.model.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let model_file = opts
+        .model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let sha = crate::util::sha256_file(&opts.model).map_err(|e| e.to_string())?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
 
@@ -283,7 +394,10 @@ pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &R
     dev.insert("npyz", value(validated("npyz")));
     doc.insert("dev-dependencies", Item::Table(dev));
     let model_ref = if opts.link {
-        std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?.display().to_string()
+        std::fs::canonicalize(&opts.model)
+            .map_err(|e| e.to_string())?
+            .display()
+            .to_string()
     } else {
         format!("models/{model_file}")
     };
@@ -292,7 +406,10 @@ pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &R
     let mut infer = metadata_table(&model_ref, &sha, d);
     infer.set_position(Some(0));
     meta.insert("infer", Item::Table(infer));
-    doc["package"].as_table_mut().unwrap().insert("metadata", Item::Table(meta));
+    doc["package"]
+        .as_table_mut()
+        .unwrap()
+        .insert("metadata", Item::Table(meta));
     if f != Framework::Custom {
         // Frameworks are slow unoptimised; this also lets projects share compiled dependencies.
         let mut star = Table::new();
@@ -312,26 +429,48 @@ pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &R
 
     // The model, its external data, the recorded data.
     if !opts.link {
-        files.push((PathBuf::from("models").join(&model_file), std::fs::read(&opts.model).map_err(|e| e.to_string())?));
+        files.push((
+            PathBuf::from("models").join(&model_file),
+            std::fs::read(&opts.model).map_err(|e| e.to_string())?,
+        ));
         for ext in &info.details.external_data {
             let src = crate::model::relative_to(&opts.model, &ext.file);
-            files.push((PathBuf::from("models").join(&ext.file), std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?));
+            files.push((
+                PathBuf::from("models").join(&ext.file),
+                std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
+            ));
         }
     }
     for (k, (_, t)) in rec.inputs.iter().enumerate() {
         files.push((format!("tests/data/input_{k}.npy").into(), npy(t)?));
     }
     for (k, (_, t)) in rec.outputs.iter().enumerate() {
-        files.push((format!("tests/data/output_{k}.npy").into(), npy(&as_f64(t)?)?));
+        files.push((
+            format!("tests/data/output_{k}.npy").into(),
+            npy(&as_f64(t)?)?,
+        ));
     }
 
     let shapes: Vec<Vec<usize>> = rec.inputs.iter().map(|(_, t)| t.shape.clone()).collect();
-    let inputs = info.inputs.iter().zip(&shapes).map(|(v, s)| io(v, s)).collect::<Result<Vec<_>, _>>()?;
+    let inputs = info
+        .inputs
+        .iter()
+        .zip(&shapes)
+        .map(|(v, s)| io(v, s))
+        .collect::<Result<Vec<_>, _>>()?;
     let outputs = info
         .outputs
         .iter()
         .zip(&rec.outputs)
-        .map(|(v, (_, t))| io(&crate::model::ValueSpec { dtype: t.dtype_name().to_string(), ..v.clone() }, &t.shape))
+        .map(|(v, (_, t))| {
+            io(
+                &crate::model::ValueSpec {
+                    dtype: t.dtype_name().to_string(),
+                    ..v.clone()
+                },
+                &t.shape,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let (atol, rtol) = ("1e-4", "1e-4");
     let device = match d.constraints.gpu {
@@ -354,7 +493,11 @@ pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &R
         }
         v.join(", ")
     };
-    let reasons: Vec<String> = d.ranking.first().map(|r| r.reasons.clone()).unwrap_or_default();
+    let reasons: Vec<String> = d
+        .ranking
+        .first()
+        .map(|r| r.reasons.clone())
+        .unwrap_or_default();
     let (setup, deploy) = match (f, c.target_kind) {
         (Framework::Ort, _) => (
             "pip install onnxruntime   # or any ONNX Runtime ≥ 1.17\nexport ORT_DYLIB_PATH=$(python3 -c 'import onnxruntime, glob, os; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\", \"libonnxruntime.so*\"))[0])')\n".to_string(),
@@ -386,26 +529,54 @@ pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &R
         check_backend => match f { Framework::Ort => "ort", Framework::Tract | Framework::Custom => "tract", _ => "" },
     };
     let dir = f.as_str();
-    files.push(("src/main.rs".into(), render(&format!("{dir}/main.rs"), &ctx)?.into_bytes()));
-    files.push(("tests/model.rs".into(), render(&format!("{dir}/test.rs"), &ctx)?.into_bytes()));
-    files.push(("README.md".into(), render("common/README.md", &ctx)?.into_bytes()));
-    files.push((".github/workflows/model.yml".into(), render("common/model.yml", &ctx)?.into_bytes()));
+    files.push((
+        "src/main.rs".into(),
+        render(&format!("{dir}/main.rs"), &ctx)?.into_bytes(),
+    ));
+    files.push((
+        "tests/model.rs".into(),
+        render(&format!("{dir}/test.rs"), &ctx)?.into_bytes(),
+    ));
+    files.push((
+        "README.md".into(),
+        render("common/README.md", &ctx)?.into_bytes(),
+    ));
+    files.push((
+        ".github/workflows/model.yml".into(),
+        render("common/model.yml", &ctx)?.into_bytes(),
+    ));
     files.push((".gitignore".into(), b"/target\n".to_vec()));
     if f == Framework::Custom {
         let opts_emit = crate::emit::EmitOptions {
-            precision: if c.exact_precision { crate::emit::Precision::F64 } else { crate::emit::Precision::F32 },
+            precision: if c.exact_precision {
+                crate::emit::Precision::F64
+            } else {
+                crate::emit::Precision::F32
+            },
             weights: crate::emit::WeightsMode::Auto,
             max_params: crate::model::trivial::DEFAULT_BUDGET,
             activations: None,
         };
         let chain = crate::emit::read_chain(&opts.model, &opts_emit)?;
-        let (code, blob) = crate::emit::codegen::generate(&chain, &crate::emit::codegen::Header { source: &model_file, sha256: &sha }, &opts_emit, "model.weights.bin");
+        let (code, blob) = crate::emit::codegen::generate(
+            &chain,
+            &crate::emit::codegen::Header {
+                source: &model_file,
+                sha256: &sha,
+            },
+            &opts_emit,
+            "model.weights.bin",
+        );
         files.push(("src/model.rs".into(), code.into_bytes()));
         if let Some(b) = blob {
             files.push(("src/model.weights.bin".into(), b));
         }
     }
-    if let Some(target) = c.target.as_deref().filter(|_| matches!(c.target_kind, TargetKind::Wasm | TargetKind::BareMetal)) {
+    if let Some(target) = c
+        .target
+        .as_deref()
+        .filter(|_| matches!(c.target_kind, TargetKind::Wasm | TargetKind::BareMetal))
+    {
         files.push((
             ".cargo/config.toml".into(),
             format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n[alias]\nbuild-target = \"build --release --target {target}\"\n").into_bytes(),
@@ -428,29 +599,48 @@ pub fn project_files(opts: &InitOptions, info: &ModelInfo, d: &Decision, rec: &R
 }
 
 /// Writes the project: into a fresh temporary sibling directory, then moved into place.
-pub fn write_project(target: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -> Result<(), String> {
+pub fn write_project(
+    target: &Path,
+    files: &[(PathBuf, Vec<u8>)],
+    force: bool,
+) -> Result<(), String> {
     let exists = target.exists();
     if exists && !force {
-        let empty = std::fs::read_dir(target).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(target)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if !empty {
-            return Err(format!("{} exists and is not empty; pass --force to write into it", target.display()));
+            return Err(format!(
+                "{} exists and is not empty; pass --force to write into it",
+                target.display()
+            ));
         }
     }
     if exists {
         // Into an existing directory: each file written all-or-nothing.
         for (p, _) in files {
             if let Some(parent) = target.join(p).parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
         }
-        let absolute: Vec<(PathBuf, Vec<u8>)> = files.iter().map(|(p, b)| (target.join(p), b.clone())).collect();
+        let absolute: Vec<(PathBuf, Vec<u8>)> = files
+            .iter()
+            .map(|(p, b)| (target.join(p), b.clone()))
+            .collect();
         return crate::util::write_all_or_nothing(&absolute);
     }
-    let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !parent.is_dir() {
         return Err(format!("{}: no such directory", parent.display()));
     }
-    let tmp = tempfile::Builder::new().prefix(".cargo-infer-init-").tempdir_in(parent).map_err(|e| format!("{}: cannot write: {e}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".cargo-infer-init-")
+        .tempdir_in(parent)
+        .map_err(|e| format!("{}: cannot write: {e}", parent.display()))?;
     for (p, bytes) in files {
         let full = tmp.path().join(p);
         std::fs::create_dir_all(full.parent().unwrap()).map_err(|e| e.to_string())?;
@@ -465,5 +655,15 @@ pub fn write_project(target: &Path, files: &[(PathBuf, Vec<u8>)], force: bool) -
 
 /// Shape of the symbolic dimensions left at 1, for messages.
 pub fn defaulted_dims(info: &ModelInfo) -> Vec<String> {
-    info.inputs.iter().flat_map(|i| i.shape.iter()).filter_map(|d| if let Dim::Symbolic(s) = d { Some(s.clone()) } else { None }).collect()
+    info.inputs
+        .iter()
+        .flat_map(|i| i.shape.iter())
+        .filter_map(|d| {
+            if let Dim::Symbolic(s) = d {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
 }

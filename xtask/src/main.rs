@@ -20,7 +20,9 @@ fn root() -> PathBuf {
 
 /// Cargo's target directory (CARGO_TARGET_DIR when set).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 fn usage() -> ExitCode {
