@@ -290,26 +290,25 @@ pub fn inspect() -> Result {
     Ok(())
 }
 
-/// The suite's largest model (by file size) among the cases with test data.
-fn largest_suite_model(dir: &Path) -> Option<PathBuf> {
-    let mut best: Option<(u64, PathBuf)> = None;
+/// The suite's largest model (by file size) that both back ends pass, so that both can be timed.
+fn largest_suite_model(dir: &Path, tool: &Path) -> Option<PathBuf> {
+    let mut all: Vec<(u64, PathBuf)> = Vec::new();
     for kind in ["node", "simple", "pytorch-converted", "pytorch-operator"] {
-        for e in std::fs::read_dir(dir.join(kind))
-            .ok()?
-            .filter_map(|e| e.ok())
-        {
+        for e in std::fs::read_dir(dir.join(kind)).ok()?.filter_map(|e| e.ok()) {
             let m = e.path().join("model.onnx");
-            let Ok(meta) = std::fs::metadata(&m) else {
-                continue;
-            };
-            if e.path().join("test_data_set_0").is_dir()
-                && best.as_ref().is_none_or(|(s, _)| meta.len() > *s)
-            {
-                best = Some((meta.len(), m));
+            if let (Ok(meta), true) = (std::fs::metadata(&m), e.path().join("test_data_set_0").is_dir()) {
+                all.push((meta.len(), m));
             }
         }
     }
-    best.map(|(_, p)| p)
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.into_iter().take(40).map(|(_, m)| m).find(|m| {
+        Command::new(tool)
+            .args(["check", "--backend", "all", "--rtol", "1e-3", "--atol", "1e-5", "--format", "json"])
+            .arg(m)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
 }
 
 /// Criterion's mean estimates, by "group/function".
@@ -405,7 +404,8 @@ pub fn check(suite: Option<&Path>) -> Result {
             .arg(root().join("../shared/conformance/onnx-backend-suite.sh"))
             .arg(&suite))?;
     }
-    let largest = largest_suite_model(&suite).ok_or("no suite model with test data")?;
+    run(Command::new(&cargo).current_dir(root()).args(["build", "--locked", "-p", "cargo-infer"]))?;
+    let largest = largest_suite_model(&suite, &target_dir().join("debug/cargo-infer")).ok_or("no suite model that both back ends pass")?;
     eprintln!("largest suite model: {}", largest.display());
     run(Command::new(&cargo)
         .current_dir(root())
