@@ -154,6 +154,32 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 impl Constraints {
+    /// `target host, gpu cuda, pure-rust, max binary 1.0 MB`: the constraints that are set.
+    pub fn describe(&self) -> String {
+        let mut v = vec![format!(
+            "target {}",
+            self.target.as_deref().unwrap_or("host")
+        )];
+        if self.gpu != Gpu::None {
+            v.push(format!("gpu {}", self.gpu.as_str()));
+        }
+        for (on, name) in [
+            (self.multi_gpu, "multi-gpu"),
+            (self.pure_rust, "pure-rust"),
+            (self.exact_precision, "exact-precision"),
+            (self.serving, "serving"),
+            (self.training, "training"),
+        ] {
+            if on {
+                v.push(name.to_string());
+            }
+        }
+        if let Some(m) = self.max_binary_size {
+            v.push(format!("max binary {}", crate::output::human_bytes(m)));
+        }
+        v.join(", ")
+    }
+
     /// Applies one layer of settings (manifest or flags) on top.
     pub fn apply(&mut self, p: &Partial, source: &str) {
         let mut set = |key: &str| {

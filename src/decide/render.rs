@@ -14,24 +14,7 @@ pub fn human(d: &Decision, style: Style, explain: bool) -> String {
         style.good(d.choice.as_str())
     );
     let c = &d.constraints;
-    let mut cs = vec![format!("target {}", c.target.as_deref().unwrap_or("host"))];
-    if c.gpu != super::Gpu::None {
-        cs.push(format!("gpu {}", c.gpu.as_str()));
-    }
-    for (on, name) in [
-        (c.multi_gpu, "multi-gpu"),
-        (c.pure_rust, "pure-rust"),
-        (c.exact_precision, "exact-precision"),
-        (c.serving, "serving"),
-        (c.training, "training"),
-    ] {
-        if on {
-            cs.push(name.to_string());
-        }
-    }
-    if let Some(m) = c.max_binary_size {
-        cs.push(format!("max binary {}", crate::output::human_bytes(m)));
-    }
+    let mut cs = vec![c.describe()];
     if !c.sources.is_empty() {
         let from: Vec<String> = c
             .sources

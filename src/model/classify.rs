@@ -3,41 +3,20 @@
 
 use super::{ArchClass, Architecture, Format, ModelInfo};
 
-/// Operators an MLP is made of (anything else makes a graph something more).
-pub const MLP_OPS: &[&str] = &[
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Relu",
-    "LeakyRelu",
-    "Sigmoid",
-    "Tanh",
-    "HardSigmoid",
-    "Gelu",
-    "Softmax",
-    "LogSoftmax",
-    "Flatten",
-    "Reshape",
-    "Squeeze",
-    "Unsqueeze",
-    "Identity",
-    "Dropout",
-    "BatchNormalization",
-    "Clip",
+/// Operators an MLP is made of besides those `emit` generates (shape plumbing, more activations).
+const MLP_EXTRA: &[&str] = &[
     "Concat",
-    "Constant",
     "Cast",
     "Shape",
     "Gather",
-    "Elu",
     "Selu",
-    "Softplus",
     "HardSwish",
     "PRelu",
 ];
+
+fn mlp_op(op: &str) -> bool {
+    super::trivial::EMIT_OPS.contains(&op) || MLP_EXTRA.contains(&op)
+}
 
 pub fn classify(info: &mut ModelInfo, config: Option<&serde_json::Value>) {
     let arch = config
@@ -263,10 +242,7 @@ fn from_operators(info: &ModelInfo) -> Architecture {
         return arch(ArchClass::Cnn, reasons);
     }
     let dense = found(&["Gemm", "MatMul"]);
-    let others: Vec<&String> = ops
-        .keys()
-        .filter(|k| !MLP_OPS.contains(&k.as_str()))
-        .collect();
+    let others: Vec<&String> = ops.keys().filter(|k| !mlp_op(k)).collect();
     if !dense.is_empty() && others.is_empty() {
         reasons.push(format!(
             "dense layers ({}) and element-wise operators only",

@@ -331,7 +331,7 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
     let mut pickles: Vec<&String> = names.iter().filter(|n| n.ends_with(".pkl")).collect();
     pickles.sort_by_key(|n| (*n != &data_pkl, (*n).clone()));
     for name in pickles {
-        let bytes = read_entry(path, &mut zip, name)?;
+        let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
         let parsed = match pickle::parse(&bytes) {
             Ok(p) => p,
             Err(e) if *name == data_pkl => {
@@ -365,7 +365,7 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
         .iter()
         .filter(|n| !n.ends_with(".pkl") && !n.starts_with(&format!("{root}data/")))
     {
-        let bytes = read_entry(path, &mut zip, name)?;
+        let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
         if bytes.len() > 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]) {
             if let Ok(parsed) = pickle::parse(&bytes) {
                 let (r, f) = pickle::findings(&parsed, torchscript, name);
@@ -404,38 +404,35 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
     Ok(info)
 }
 
+/// An archive entry, refusing one that claims more than `limit` bytes (a pickle, a storage).
 fn read_entry(
     path: &Path,
     zip: &mut zip::ZipArchive<File>,
     name: &str,
+    limit: u64,
 ) -> Result<Vec<u8>, ModelError> {
     let entry = zip
         .by_name(name)
         .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
-    if entry.size() > MAX_PICKLE {
+    if entry.size() > limit {
         return Err(ModelError::new(
             path,
             format!(
-                "{name} claims {} bytes, too large for a pickle",
+                "{name} claims {} bytes, more than the {limit} expected",
                 entry.size()
             ),
         ));
     }
     let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry
-        .take(MAX_PICKLE)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            ModelError::new(
-                path,
-                format!("{name} unreadable (truncated or corrupt archive): {e}"),
-            )
-        })?;
+    entry.take(limit).read_to_end(&mut bytes).map_err(|e| {
+        ModelError::new(
+            path,
+            format!("{name} unreadable (truncated or corrupt archive): {e}"),
+        )
+    })?;
     Ok(bytes)
 }
 
-/// Tensors sit either at the top (a state_dict) or under one key such as `state_dict` or `model`;
-/// the key is recorded and the names are given without it.
 /// The key all tensors sit under (`state_dict`, `model`, …), when there is one.
 fn nested_key<'a>(names: impl Iterator<Item = &'a str> + Clone) -> Option<String> {
     const NESTED: &[&str] = &[
@@ -643,11 +640,16 @@ pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
                     format!("refusing an unsafe pickle: {}", c.findings.join("; ")),
                 ));
             }
-            let (mut zip, root) = (c.zip, c.root);
+            let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
             (
                 c.walked.tensors,
                 Box::new(move |key: &str| {
-                    read_storage(path, &mut zip, &format!("{root}data/{key}"))
+                    read_entry(
+                        path,
+                        &mut zip,
+                        &format!("{root}data/{key}"),
+                        sizes.get(key).copied().unwrap_or(0),
+                    )
                 }),
             )
         }
@@ -737,20 +739,4 @@ pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
         });
     }
     Ok(out)
-}
-
-fn read_storage(
-    path: &Path,
-    zip: &mut zip::ZipArchive<File>,
-    name: &str,
-) -> Result<Vec<u8>, ModelError> {
-    let entry = zip
-        .by_name(name)
-        .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
-    let mut bytes = Vec::new();
-    entry
-        .take(u64::MAX)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
-    Ok(bytes)
 }

@@ -149,22 +149,13 @@ pub fn add(
         )?;
     }
     let module = if d.choice == Framework::Custom {
-        let opts = crate::emit::EmitOptions {
-            precision: crate::emit::Precision::F32,
-            weights: crate::emit::WeightsMode::Inline,
-            max_params: crate::model::trivial::DEFAULT_BUDGET,
-            activations: None,
-        };
-        let chain = crate::emit::read_chain(model, &opts)?;
-        crate::emit::codegen::generate(
-            &chain,
-            &crate::emit::codegen::Header {
-                source: &model_file,
-                sha256: &sha,
-            },
-            &opts,
-            "",
-        )
+        super::generated_module(
+            model,
+            &model_file,
+            &sha,
+            crate::emit::Precision::F32,
+            crate::emit::WeightsMode::Inline,
+        )?
         .0
     } else {
         let shapes: Vec<Vec<usize>> = info

@@ -480,19 +480,7 @@ pub fn project_files(
         _ => None,
     };
     let c = &d.constraints;
-    let constraints_text = {
-        let mut v = vec![format!("target {}", c.target.as_deref().unwrap_or("host"))];
-        if c.gpu != Gpu::None {
-            v.push(format!("GPU {}", c.gpu.as_str()));
-        }
-        if c.pure_rust {
-            v.push("pure Rust".into());
-        }
-        if let Some(m) = c.max_binary_size {
-            v.push(format!("binary ≤ {}", crate::output::human_bytes(m)));
-        }
-        v.join(", ")
-    };
+    let constraints_text = c.describe();
     let reasons: Vec<String> = d
         .ranking
         .first()
@@ -547,26 +535,18 @@ pub fn project_files(
     ));
     files.push((".gitignore".into(), b"/target\n".to_vec()));
     if f == Framework::Custom {
-        let opts_emit = crate::emit::EmitOptions {
-            precision: if c.exact_precision {
-                crate::emit::Precision::F64
-            } else {
-                crate::emit::Precision::F32
-            },
-            weights: crate::emit::WeightsMode::Auto,
-            max_params: crate::model::trivial::DEFAULT_BUDGET,
-            activations: None,
+        let precision = if c.exact_precision {
+            crate::emit::Precision::F64
+        } else {
+            crate::emit::Precision::F32
         };
-        let chain = crate::emit::read_chain(&opts.model, &opts_emit)?;
-        let (code, blob) = crate::emit::codegen::generate(
-            &chain,
-            &crate::emit::codegen::Header {
-                source: &model_file,
-                sha256: &sha,
-            },
-            &opts_emit,
-            "model.weights.bin",
-        );
+        let (code, blob) = generated_module(
+            &opts.model,
+            &model_file,
+            &sha,
+            precision,
+            crate::emit::WeightsMode::Auto,
+        )?;
         files.push(("src/model.rs".into(), code.into_bytes()));
         if let Some(b) = blob {
             files.push(("src/model.weights.bin".into(), b));
@@ -596,6 +576,33 @@ pub fn project_files(
         }
     }
     Ok(files)
+}
+
+/// The `emit` module for a model (and its weights file, when the weights go to one).
+pub fn generated_module(
+    model: &Path,
+    model_file: &str,
+    sha: &str,
+    precision: crate::emit::Precision,
+    weights: crate::emit::WeightsMode,
+) -> Result<(String, Option<Vec<u8>>), String> {
+    let opts = crate::emit::EmitOptions {
+        precision,
+        weights,
+        max_params: crate::model::trivial::DEFAULT_BUDGET,
+        activations: None,
+    };
+    let chain = crate::emit::read_chain(model, &opts)?;
+    let header = crate::emit::codegen::Header {
+        source: model_file,
+        sha256: sha,
+    };
+    Ok(crate::emit::codegen::generate(
+        &chain,
+        &header,
+        &opts,
+        "model.weights.bin",
+    ))
 }
 
 /// Writes the project: into a fresh temporary sibling directory, then moved into place.

@@ -294,9 +294,15 @@ pub fn inspect() -> Result {
 fn largest_suite_model(dir: &Path, tool: &Path) -> Option<PathBuf> {
     let mut all: Vec<(u64, PathBuf)> = Vec::new();
     for kind in ["node", "simple", "pytorch-converted", "pytorch-operator"] {
-        for e in std::fs::read_dir(dir.join(kind)).ok()?.filter_map(|e| e.ok()) {
+        for e in std::fs::read_dir(dir.join(kind))
+            .ok()?
+            .filter_map(|e| e.ok())
+        {
             let m = e.path().join("model.onnx");
-            if let (Ok(meta), true) = (std::fs::metadata(&m), e.path().join("test_data_set_0").is_dir()) {
+            if let (Ok(meta), true) = (
+                std::fs::metadata(&m),
+                e.path().join("test_data_set_0").is_dir(),
+            ) {
                 all.push((meta.len(), m));
             }
         }
@@ -304,7 +310,17 @@ fn largest_suite_model(dir: &Path, tool: &Path) -> Option<PathBuf> {
     all.sort_by(|a, b| b.0.cmp(&a.0));
     all.into_iter().take(40).map(|(_, m)| m).find(|m| {
         Command::new(tool)
-            .args(["check", "--backend", "all", "--rtol", "1e-3", "--atol", "1e-5", "--format", "json"])
+            .args([
+                "check",
+                "--backend",
+                "all",
+                "--rtol",
+                "1e-3",
+                "--atol",
+                "1e-5",
+                "--format",
+                "json",
+            ])
             .arg(m)
             .output()
             .is_ok_and(|o| o.status.success())
@@ -404,8 +420,11 @@ pub fn check(suite: Option<&Path>) -> Result {
             .arg(root().join("../shared/conformance/onnx-backend-suite.sh"))
             .arg(&suite))?;
     }
-    run(Command::new(&cargo).current_dir(root()).args(["build", "--locked", "-p", "cargo-infer"]))?;
-    let largest = largest_suite_model(&suite, &target_dir().join("debug/cargo-infer")).ok_or("no suite model that both back ends pass")?;
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .args(["build", "--locked", "-p", "cargo-infer"]))?;
+    let largest = largest_suite_model(&suite, &target_dir().join("debug/cargo-infer"))
+        .ok_or("no suite model that both back ends pass")?;
     eprintln!("largest suite model: {}", largest.display());
     run(Command::new(&cargo)
         .current_dir(root())
