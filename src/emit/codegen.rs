@@ -415,50 +415,12 @@ fn dot(w: &[f32], x: &[f32]) -> Acc {
     if used.contains("dense") {
         out.push_str(
             r#"
-/// y = f(b + W·x), W stored output-major. Four rows at a time, so that each load of `x` serves
-/// four outputs; every row is summed exactly as `dot` sums it.
+/// y = f(b + W·x), W stored output-major.
 #[inline(always)]
 fn dense(w: &[f32], b: &[f32], x: &[f32], y: &mut [f32], f: impl Fn(Acc) -> Acc) {
-    let n = x.len();
-    let mut blocks = w.chunks_exact(4 * n);
-    let mut outs = y.chunks_exact_mut(4);
-    let mut biases = b.chunks_exact(4);
-    for ((block, ys), bs) in (&mut blocks).zip(&mut outs).zip(&mut biases) {
-        let (r0, rest) = block.split_at(n);
-        let (r1, rest) = rest.split_at(n);
-        let (r2, r3) = rest.split_at(n);
-        let s = dot4([r0, r1, r2, r3], x);
-        for k in 0..4 {
-            ys[k] = f(bs[k] as Acc + s[k]) as f32;
-        }
-    }
-    for ((row, bias), out) in blocks.remainder().chunks_exact(n).zip(biases.remainder()).zip(outs.into_remainder().iter_mut()) {
+    for ((row, bias), out) in w.chunks_exact(x.len()).zip(b).zip(y.iter_mut()) {
         *out = f(*bias as Acc + dot(row, x)) as f32;
     }
-}
-
-/// Four `dot`s sharing the loads of `x`.
-#[inline(always)]
-fn dot4(r: [&[f32]; 4], x: &[f32]) -> [Acc; 4] {
-    let mut acc = [[0.0 as Acc; 8]; 4];
-    let n = x.len() / 8 * 8;
-    for (i, xc) in x[..n].chunks_exact(8).enumerate() {
-        for (row, a) in r.iter().zip(acc.iter_mut()) {
-            let wc = &row[i * 8..i * 8 + 8];
-            for k in 0..8 {
-                a[k] += wc[k] as Acc * xc[k] as Acc;
-            }
-        }
-    }
-    let mut out = [0.0 as Acc; 4];
-    for ((row, a), o) in r.iter().zip(&acc).zip(out.iter_mut()) {
-        let mut s = ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-        for (wv, xv) in row[n..].iter().zip(&x[n..]) {
-            s += *wv as Acc * *xv as Acc;
-        }
-        *o = s;
-    }
-    out
 }
 "#,
         );
