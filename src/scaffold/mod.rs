@@ -16,7 +16,7 @@ use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 use crate::backends::{Backend, Device};
 use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
-use crate::model::{Dim, ModelInfo};
+use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
 /// Versions of each framework's crates that this release of cargo-infer validated (the
@@ -562,9 +562,8 @@ pub fn project_files(
             format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n[alias]\nbuild-target = \"build --release --target {target}\"\n").into_bytes(),
         ));
     }
-    if !opts.link {
-        // The model path in the generated code is relative to the manifest.
-    } else {
+    if opts.link {
+        // The generated code names the model where it is, instead of under the manifest.
         for (p, bytes) in files.iter_mut() {
             if p.extension().is_some_and(|e| e == "rs") {
                 let text = String::from_utf8_lossy(bytes).replace(
@@ -658,19 +657,4 @@ pub fn write_project(
         let _ = std::fs::remove_dir_all(&kept);
         format!("{}: cannot create: {e}", target.display())
     })
-}
-
-/// Shape of the symbolic dimensions left at 1, for messages.
-pub fn defaulted_dims(info: &ModelInfo) -> Vec<String> {
-    info.inputs
-        .iter()
-        .flat_map(|i| i.shape.iter())
-        .filter_map(|d| {
-            if let Dim::Symbolic(s) = d {
-                Some(s.clone())
-            } else {
-                None
-            }
-        })
-        .collect()
 }
