@@ -47,6 +47,14 @@ pub fn write_all_or_nothing(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
             cleanup(&temps);
             return Err(format!("{}: cannot write: {e}", path.display()));
         }
+        // Temporary files are created owner-only; the result gets the usual 0644.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
         match tmp.keep() {
             Ok((_, p)) => temps.push((p, path)),
             Err(e) => {

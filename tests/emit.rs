@@ -499,6 +499,15 @@ fn header_names_the_source_and_its_hash() {
         .arg(&out)
         .assert()
         .success();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "written like any source file"
+        );
+    }
     let code = std::fs::read_to_string(&out).unwrap();
     let sha = cargo_infer::util::sha256_file(&fixtures().join("mlp.onnx")).unwrap();
     assert!(

@@ -67,6 +67,15 @@ fn generated_projects_build_run_and_pass_their_own_tests() {
         ("mlp_external.onnx", &["--framework", "tract"][..], "tract"),
     ] {
         let project = init(dir.path(), model, flags);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&project).unwrap().permissions().mode() & 0o777,
+                0o755,
+                "{model}: project directory mode"
+            );
+        }
         let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
         assert!(
             manifest.contains(&format!("choice = \"{framework}\"")),

@@ -653,6 +653,12 @@ pub fn write_project(
         std::fs::write(&full, bytes).map_err(|e| format!("{}: {e}", full.display()))?;
     }
     let kept = tmp.keep();
+    // The temporary directory and its files are owner-only; the project gets the usual modes.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755));
+    }
     std::fs::rename(&kept, target).map_err(|e| {
         let _ = std::fs::remove_dir_all(&kept);
         format!("{}: cannot create: {e}", target.display())

@@ -529,6 +529,33 @@ fn main() {
 mod model;
 "#;
 
+/// The smallest program that runs the generated module: `no_std`, `no_main`, libc's `write` for
+/// its one output value. Its stripped size is what the module costs a deployed binary.
+const NO_STD_RUNNER: &str = r#"#![no_std]
+#![no_main]
+mod model;
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[link(name = "c")]
+extern "C" {
+    fn write(fd: i32, buf: *const u8, n: usize) -> isize;
+}
+
+#[no_mangle]
+pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
+    let x = [0.25f32; model::INPUT_SIZE];
+    let y = model::predict(core::hint::black_box(&x));
+    let b = y[0].to_bits().to_le_bytes();
+    // SAFETY: writes 4 bytes this function owns to stdout.
+    unsafe { write(1, b.as_ptr(), 4) };
+    0
+}
+"#;
+
 const TRACT_RUNNER: &str = r#"
 use std::time::Instant;
 use tract_onnx::prelude::*;
@@ -588,7 +615,7 @@ pub fn emit() -> Result {
         .map_err(|e| e.to_string())?
         .len();
 
-    println!("| MLP | FLOPs | emitted | tract | ONNX Runtime (check --runs) | emitted vs tract | emitted binary | tract binary |");
+    println!("| MLP | FLOPs | emitted | tract | ONNX Runtime (check --runs) | emitted vs tract | emitted binary (no_std runner) | tract binary |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for widths in sizes {
         let label = widths
@@ -656,7 +683,29 @@ pub fn emit() -> Result {
             .as_f64()
             .unwrap_or(0.0)
             * 1e6;
-        let emitted_size = std::fs::metadata(&bin).map_err(|e| e.to_string())?.len();
+        // The no_std runner, for the size the generated module costs a deployed binary.
+        let small_dir = dir.join(format!("nostd-{label}"));
+        std::fs::create_dir_all(small_dir.join("src")).map_err(|e| e.to_string())?;
+        for f in std::fs::read_dir(crate_dir.join("src"))
+            .map_err(|e| e.to_string())?
+            .filter_map(|e| e.ok())
+        {
+            if f.file_name() != "main.rs" {
+                std::fs::copy(f.path(), small_dir.join("src").join(f.file_name()))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        std::fs::write(small_dir.join("src/main.rs"), NO_STD_RUNNER).map_err(|e| e.to_string())?;
+        let small = format!("nostd-{label}");
+        std::fs::write(small_dir.join("Cargo.toml"), format!("[package]\nname = \"{small}\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n{profile}\n[profile.dev]\npanic = \"abort\"\n"))
+            .map_err(|e| e.to_string())?;
+        run(Command::new(&cargo)
+            .current_dir(&small_dir)
+            .args(["build", "--release"])
+            .env("CARGO_TARGET_DIR", &target))?;
+        let emitted_size = std::fs::metadata(target.join(format!("release/{small}")))
+            .map_err(|e| e.to_string())?
+            .len();
         let gflops = flops as f64 / emitted_ns;
         println!(
             "| {label} | {flops} | {} ({gflops:.1} GFLOP/s) | {} | {} | {:.1}× faster | {} | {} |",
@@ -685,6 +734,6 @@ fn human(b: u64) -> String {
     if b >= 1_000_000 {
         format!("{:.1} MB", b as f64 / 1e6)
     } else {
-        format!("{} KB", b / 1000)
+        format!("{:.1} KB", b as f64 / 1000.0)
     }
 }
