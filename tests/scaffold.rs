@@ -19,11 +19,19 @@ fn shared_target() -> PathBuf {
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
+    cargo_with(dir, args, true)
+}
+
+/// `offline`: builds use only what the workspace's own build already fetched. Resolving for
+/// another platform (wasm32) may need crates the host build never downloaded, so that runs online.
+fn cargo_with(dir: &Path, args: &[&str], offline: bool) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(dir)
         .args(args)
-        .arg("--offline")
         .env("CARGO_TARGET_DIR", shared_target());
+    if offline {
+        cmd.arg("--offline");
+    }
     if let Ok((lib, _)) = cargo_infer::backends::ort::find_library(None) {
         cmd.env("ORT_DYLIB_PATH", lib);
     }
@@ -183,7 +191,7 @@ fn wasm_scaffold_has_no_sys_or_cpp_crates() {
     assert!(std::fs::read_to_string(project.join(".cargo/config.toml"))
         .unwrap()
         .contains("wasm32-unknown-unknown"));
-    let out = cargo(
+    let out = cargo_with(
         &project,
         &[
             "metadata",
@@ -192,6 +200,7 @@ fn wasm_scaffold_has_no_sys_or_cpp_crates() {
             "--filter-platform",
             "wasm32-unknown-unknown",
         ],
+        false,
     );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     // What the WASM binary links: the closure of normal (not build) dependencies from the root.
