@@ -84,7 +84,7 @@ fn random_mlp(rng: &mut Rng) -> (Vec<u8>, usize) {
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
     let mut cur = "input".to_string();
-    let mut uniform = |rng: &mut Rng, n: usize, scale: f64| -> Vec<f32> {
+    let uniform = |rng: &mut Rng, n: usize, scale: f64| -> Vec<f32> {
         (0..n)
             .map(|_| ((rng.unit() * 2.0 - 1.0) * scale) as f32)
             .collect()
