@@ -617,6 +617,17 @@ fn to_f32(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
+/// Weights are never taken from a pickle that would run code if Python loaded it.
+fn refuse_unsafe(path: &Path, risk: Risk, findings: &[String]) -> Result<(), ModelError> {
+    if risk == Risk::Dangerous {
+        return Err(ModelError::new(
+            path,
+            format!("refusing an unsafe pickle: {}", findings.join("; ")),
+        ));
+    }
+    Ok(())
+}
+
 /// Every tensor of a PyTorch state_dict (zip or legacy), read without running the pickle; the
 /// nested key (`state_dict`, `model`) is dropped from the names. Refuses unsafe pickles,
 /// TorchScript, and tensors that are not contiguous floats.
@@ -634,12 +645,7 @@ pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
                     "a TorchScript module, not a state_dict: run it with tch",
                 ));
             }
-            if c.risk == Risk::Dangerous {
-                return Err(ModelError::new(
-                    path,
-                    format!("refusing an unsafe pickle: {}", c.findings.join("; ")),
-                ));
-            }
+            refuse_unsafe(path, c.risk, &c.findings)?;
             let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
             (
                 c.walked.tensors,
@@ -668,12 +674,7 @@ pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
                     risk,
                     findings,
                 } => {
-                    if risk == Risk::Dangerous {
-                        return Err(ModelError::new(
-                            path,
-                            format!("refusing an unsafe pickle: {}", findings.join("; ")),
-                        ));
-                    }
+                    refuse_unsafe(path, risk, &findings)?;
                     (
                         walked.tensors,
                         Box::new(move |key: &str| {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, Table};
 
-use super::{dep_item, dependencies, io, metadata_table, render};
+use super::{dep_item, dependencies, metadata_table, render};
 use crate::decide::{Decision, Framework};
 
 /// The manifest of the package to edit: `--package P`, or the one whose directory holds the
@@ -171,12 +171,7 @@ pub fn add(
                     .collect()
             })
             .collect();
-        let inputs = info
-            .inputs
-            .iter()
-            .zip(&shapes)
-            .map(|(v, s)| io(v, s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let inputs = super::ios(&info.inputs, &shapes)?;
         let ctx = minijinja::context! { model_file => model_file, inputs => inputs };
         render(&format!("{}/inference.rs", d.choice.as_str()), &ctx)?
     };

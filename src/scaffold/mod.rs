@@ -144,6 +144,11 @@ fn io(v: &crate::model::ValueSpec, shape: &[usize]) -> Result<Io, String> {
     })
 }
 
+/// Template facts for each input, at these concrete shapes.
+pub fn ios(specs: &[crate::model::ValueSpec], shapes: &[Vec<usize>]) -> Result<Vec<Io>, String> {
+    specs.iter().zip(shapes).map(|(v, s)| io(v, s)).collect()
+}
+
 /// A `.npy` file of a tensor (the dtypes numpy has).
 pub fn npy(t: &HostTensor) -> Result<Vec<u8>, String> {
     let descr = match t.dtype {
@@ -452,12 +457,7 @@ pub fn project_files(
     }
 
     let shapes: Vec<Vec<usize>> = rec.inputs.iter().map(|(_, t)| t.shape.clone()).collect();
-    let inputs = info
-        .inputs
-        .iter()
-        .zip(&shapes)
-        .map(|(v, s)| io(v, s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = ios(&info.inputs, &shapes)?;
     let outputs = info
         .outputs
         .iter()
