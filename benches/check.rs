@@ -92,8 +92,7 @@ fn bench(c: &mut Criterion) {
                     given: args.clone(),
                     ..Default::default()
                 },
-                tolerance: Default::default(),
-                runs: 1,
+                ..Default::default()
             };
             let mut g = c.benchmark_group(format!("{name}/{backend}"));
             g.sample_size(20);

@@ -81,6 +81,12 @@ pub enum Command {
         after_help = "Examples:\n  cargo infer add model.onnx\n  cargo infer add model.onnx --framework tract --package my-crate"
     )]
     Add(AddArgs),
+    /// Weights into .safetensors: from a PyTorch state_dict (never unpickled by Python), an ONNX
+    /// model's initializers, or safetensors (to cast)
+    #[command(
+        after_help = "Examples:\n  cargo infer convert model.pt model.safetensors\n  cargo infer convert checkpoint.pt model.safetensors --key ema --dtype bf16\n  cargo infer convert model.onnx weights.safetensors\n\nUnsafe pickles are refused; __metadata__ records the source file and its sha256."
+    )]
+    Convert(ConvertArgs),
     /// Which back ends and toolchains are usable on this machine, and how to get the rest
     #[command(after_help = "Examples:\n  cargo infer doctor\n  cargo infer doctor --format json")]
     Doctor,
@@ -208,6 +214,23 @@ pub struct EmitArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// PyTorch checkpoint (zip or legacy), TorchScript module, ONNX model or safetensors file
+    pub input: PathBuf,
+    /// The .safetensors file to write
+    pub output: PathBuf,
+    /// The nested dict of a checkpoint to take (default: the one every tensor is under, if any)
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Cast floating-point tensors (integers and bools are kept as they are)
+    #[arg(long, value_enum)]
+    pub dtype: Option<crate::convert::CastTo>,
+    /// Replace OUTPUT if it exists
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct DecideArgs {
     /// Model file or directory
     pub model: PathBuf,
@@ -256,6 +279,14 @@ pub struct CheckArgs {
     /// Size of a symbolic dimension: NAME=N (default 1)
     #[arg(long, value_name = "NAME=N")]
     pub dim: Vec<crate::check::inputs::DimArg>,
+    /// A TorchScript input's shape (and dtype, float32 by default), which TorchScript does not
+    /// record: NAME=1x3x224x224[:int64]
+    #[arg(long, value_name = "NAME=SHAPE[:DTYPE]")]
+    pub input_shape: Vec<crate::check::inputs::ShapeArg>,
+    /// The same model in another format (a TorchScript module's ONNX export, or the reverse): both
+    /// run on the same inputs and their outputs are compared, by position
+    #[arg(long, value_name = "MODEL")]
+    pub pair: Option<PathBuf>,
     /// Runs per model and back end; with N > 1 the report adds the median and p95 of runs 2..N
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
@@ -360,6 +391,23 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
             reject_junit(&cli.global)?;
             run_init(&cli.global, args)
         }
+        Command::Convert(args) => {
+            reject_junit(&cli.global)?;
+            let opts = crate::convert::ConvertOptions {
+                key: args.key.clone(),
+                dtype: args.dtype,
+                force: args.force,
+            };
+            let done = crate::convert::convert(&args.input, &args.output, &opts)?;
+            match cli.global.format {
+                OutputFormat::Json => crate::output::print(
+                    &(serde_json::to_string_pretty(&done).expect("plain data") + "\n"),
+                ),
+                _ if cli.global.quiet => {}
+                _ => eprint!("{}", crate::convert::human(&done)),
+            }
+            Ok(exit::OK)
+        }
         Command::Add(args) => {
             reject_junit(&cli.global)?;
             let manifest = crate::scaffold::add::find_manifest(
@@ -418,12 +466,14 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
             seed: args.seed,
             ranges: args.val_range.clone(),
             dims: args.dim.clone(),
+            shapes: args.input_shape.clone(),
         },
         tolerance: check::compare::ToleranceArgs {
             atol: args.atol,
             rtol: args.rtol,
         },
         runs: args.runs as usize,
+        pair: args.pair.clone(),
     };
     let listed = if args.models.is_empty() {
         models_from_manifest(global.manifest_path.as_deref())?

@@ -35,6 +35,7 @@ fn item(name: &str, status: &'static str, detail: impl Into<String>) -> Item {
 }
 
 /// `torch/lib/libtorch_cpu.so` of `LIBTORCH`, or of python3's torch package (found without importing it).
+#[cfg_attr(feature = "tch", allow(dead_code))]
 fn libtorch() -> Option<PathBuf> {
     let lib = |dir: &Path| Some(dir.join("lib/libtorch_cpu.so")).filter(|p| p.is_file());
     if let Some(d) = std::env::var_os("LIBTORCH") {
@@ -75,11 +76,16 @@ pub fn report() -> Report {
         Ok(v) => item("ort", "available", v),
         Err(why) => item("ort", "unavailable", why),
     });
-    let torch = libtorch();
+    #[cfg(feature = "tch")]
+    backends.push(match crate::backends::tch::Tch.availability() {
+        Ok(v) => item("tch", "available", v),
+        Err(why) => item("tch", "unavailable", why),
+    });
+    #[cfg(not(feature = "tch"))]
     backends.push(item(
         "tch",
         "not-built",
-        match torch {
+        match libtorch() {
             Some(p) => format!("libtorch found at {}, but this build lacks the back end: rebuild with `--features tch`", p.display()),
             None => "not available in this build: rebuild with `--features tch` (and LIBTORCH pointing at libtorch 2.13)".to_string(),
         },

@@ -7,6 +7,7 @@
 pub mod backends;
 pub mod check;
 pub mod cli;
+pub mod convert;
 pub mod decide;
 pub mod doctor;
 pub mod emit;

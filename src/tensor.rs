@@ -161,9 +161,11 @@ impl HostTensor {
     /// Reads an ONNX `TensorProto` (`input_0.pb`, `output_0.pb`); returns its name too.
     pub fn from_pb(bytes: &[u8]) -> Result<(String, HostTensor), String> {
         let t = TensorFull::decode(bytes).map_err(|e| format!("not a TensorProto: {e}"))?;
-        if t.data_location == 1 {
-            return Err("TensorProto with external data is not supported here".into());
-        }
+        Self::from_full(t, None)
+    }
+
+    /// A decoded `TensorProto`; external data is read relative to `base` when given.
+    fn from_full(mut t: TensorFull, base: Option<&Path>) -> Result<(String, HostTensor), String> {
         let shape: Vec<usize> = t
             .dims
             .iter()
@@ -200,8 +202,11 @@ impl HostTensor {
         if bits == 0 {
             return Err(format!("unsupported TensorProto data_type {}", t.data_type));
         }
-        let data = if !t.raw_data.is_empty() || numel == 0 {
-            t.raw_data
+        let data = if t.data_location == 1 {
+            let base = base.ok_or("TensorProto with external data is not supported here")?;
+            external_bytes(&t, base, Self::byte_len(t.data_type, numel))?
+        } else if !t.raw_data.is_empty() || numel == 0 {
+            std::mem::take(&mut t.raw_data)
         } else {
             // The declared shape is not trusted for the allocation: the data decides, then is checked.
             let mut out = Vec::new();
@@ -382,8 +387,94 @@ struct TensorFull {
     double_data: Vec<f64>,
     #[prost(uint64, repeated, tag = "11")]
     uint64_data: Vec<u64>,
+    #[prost(message, repeated, tag = "13")]
+    external_data: Vec<crate::model::onnx::proto::StringStringEntry>,
     #[prost(int32, tag = "14")]
     data_location: i32,
+}
+
+/// The initializers of an ONNX model, with their payloads (for `convert`, not for inspecting).
+#[derive(Clone, PartialEq, prost::Message)]
+struct ModelInitializers {
+    #[prost(message, optional, tag = "7")]
+    graph: Option<GraphInitializers>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct GraphInitializers {
+    #[prost(message, repeated, tag = "5")]
+    initializer: Vec<TensorFull>,
+}
+
+/// Every initializer of an ONNX model, by name, external data read from the files it names next
+/// to the model.
+pub fn onnx_initializers(
+    path: &Path,
+) -> Result<Vec<(String, HostTensor)>, crate::error::ModelError> {
+    use crate::error::ModelError;
+    let bytes = crate::model::map_file(path)?;
+    let model = ModelInitializers::decode(&bytes[..])
+        .map_err(|e| ModelError::new(path, format!("not an ONNX model: {e}")))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    model
+        .graph
+        .unwrap_or_default()
+        .initializer
+        .into_iter()
+        .map(|t| {
+            let name = t.name.clone();
+            HostTensor::from_full(t, Some(base))
+                .map_err(|e| ModelError::new(path, format!("initializer `{name}`: {e}")))
+        })
+        .collect()
+}
+
+/// The bytes of an external-data tensor: `location` (relative, inside the model's directory),
+/// `offset`, `length`.
+fn external_bytes(t: &TensorFull, base: &Path, expected: usize) -> Result<Vec<u8>, String> {
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.as_str())
+    };
+    let location = get("location").ok_or("external data names no location")?;
+    let rel = Path::new(location);
+    if rel.is_absolute()
+        || rel
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "external data location `{location}` leaves the model's directory"
+        ));
+    }
+    let num = |k: &str| -> Result<Option<u64>, String> {
+        get(k)
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| format!("bad external-data {k} `{v}`"))
+            })
+            .transpose()
+    };
+    let offset = num("offset")?.unwrap_or(0);
+    let length = num("length")?.unwrap_or(expected as u64);
+    let file = base.join(rel);
+    let mut f =
+        std::fs::File::open(&file).map_err(|e| format!("external data {}: {e}", file.display()))?;
+    let size = f.metadata().map_err(|e| e.to_string())?.len();
+    if offset.checked_add(length).is_none_or(|end| end > size) {
+        return Err(format!(
+            "reads bytes {offset}..{} of `{location}`, which has {size} bytes",
+            offset.saturating_add(length)
+        ));
+    }
+    use std::io::{Read, Seek};
+    f.seek(std::io::SeekFrom::Start(offset))
+        .map_err(|e| e.to_string())?;
+    let mut out = vec![0u8; length as usize];
+    f.read_exact(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 /// Deterministic pseudo-random numbers (splitmix64) for synthetic inputs.

@@ -1,46 +1,12 @@
 //! `cargo infer check` through the CLI, on both back ends. These tests need ONNX Runtime
 //! (`cargo xtask ci` installs it): they fail, not skip, when it is missing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn cargo_infer() -> Command {
-    Command::cargo_bin("cargo-infer").unwrap()
-}
-
-/// Runs check with JSON output; returns the exit code and the report.
-fn check_json(args: &[&str]) -> (i32, Value) {
-    let out = cargo_infer()
-        .arg("check")
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let code = out.status.code().unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, v)
-}
-
-fn backend<'a>(model: &'a Value, name: &str) -> &'a Value {
-    model["backends"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["name"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {model}"))
-}
+mod common;
+use common::{backend, cargo_infer, check_json, fixtures, MALICIOUS, PWNED};
 
 fn onnx_fixtures() -> Vec<String> {
     let expected: serde_json::Map<String, Value> =
@@ -535,4 +501,61 @@ fn models_listed_in_the_manifest_are_checked_when_none_is_given() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model given"));
+}
+
+#[cfg(not(feature = "tch"))]
+#[test]
+fn the_default_build_says_how_to_get_tch() {
+    let out = cargo_infer()
+        .args(["check", "--backend", "tch"])
+        .arg(fixtures().join("mlp.torchscript.pt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rebuild with `--features tch`"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Auto: the TorchScript module is an error that names the missing back end, not a pass.
+    let (code, v) = check_json(&[fixtures().join("mlp.torchscript.pt").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let msg = v["models"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("tch (rebuild with `--features tch`)"), "{msg}");
+    let out = cargo_infer()
+        .args(["doctor", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tch = v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == "tch")
+        .unwrap();
+    assert_eq!(tch["status"], "not-built");
+    assert!(tch["detail"].as_str().unwrap().contains("--features tch"));
+}
+
+#[test]
+fn unsafe_checkpoints_fail_the_check_and_benign_ones_are_not_flagged() {
+    let marker = Path::new(PWNED);
+    let _ = std::fs::remove_file(marker);
+    for name in MALICIOUS {
+        let (code, v) = check_json(&[fixtures().join(name).to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {v}");
+        let m = &v["models"][0];
+        assert_eq!(m["status"], "fail");
+        let msg = m["message"].as_str().unwrap();
+        assert!(
+            msg.contains("unsafe pickle") && msg.contains("dangerous global"),
+            "{msg}"
+        );
+    }
+    assert!(!marker.exists(), "a payload ran");
+    for name in ["state_dict.pt", "state_dict_legacy.pt", "checkpoint.pt"] {
+        let (code, v) = check_json(&[fixtures().join(name).to_str().unwrap()]);
+        let msg = v["models"][0]["message"].as_str().unwrap();
+        assert_eq!(code, 2, "{name}: {v}");
+        assert!(!msg.contains("unsafe"), "{name}: {msg}");
+        assert!(msg.contains("weights"), "{name}: {msg}");
+    }
 }

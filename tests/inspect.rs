@@ -1,23 +1,17 @@
 //! `cargo infer inspect` against every fixture, compared with what the generator wrote
 //! (`fixtures/expected.json`), and against every kind of bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
+mod common;
+use common::{cargo_infer, fixtures};
 
 fn expected() -> serde_json::Map<String, Value> {
     let text =
         std::fs::read_to_string(fixtures().join("expected.json")).expect("fixtures/expected.json");
     serde_json::from_str(&text).unwrap()
-}
-
-fn cargo_infer() -> Command {
-    Command::cargo_bin("cargo-infer").unwrap()
 }
 
 fn inspect_json(path: &Path) -> Value {
@@ -315,13 +309,9 @@ fn corrupted_bytes_never_panic() {
 
 #[test]
 fn malicious_pickles_are_reported_and_never_run() {
-    let marker = Path::new("/tmp/cargo-infer-pwned");
+    let marker = Path::new(common::PWNED);
     let _ = std::fs::remove_file(marker);
-    for name in [
-        "malicious_global.pt",
-        "malicious_memo.pkl",
-        "malicious_nested.pt",
-    ] {
+    for name in common::MALICIOUS {
         let got = inspect_json(&fixtures().join(name));
         assert_eq!(got["safety"]["verdict"], "unsafe", "{name}");
         assert_eq!(got["safety"]["risk"], "dangerous", "{name}");

@@ -377,6 +377,14 @@ def pytorch_fixtures():
     torch.save(sd, os.path.join(OUT, "state_dict_legacy.pt"), _use_new_zipfile_serialization=False)
     record("state_dict_legacy.pt", safety="safe", metadata={}, tensor_names=names, **common, **tensor_facts(arrays))
 
+    # Views saved as views: a transposed weight, a slice at an offset, an int64 buffer, and a bf16
+    # copy — convert must gather them by their strides. The reference is saved contiguous.
+    w = torch.arange(48, dtype=torch.float32).reshape(6, 8) / 7
+    views = {"transposed": w.t(), "rows": w[2:5], "every_other": w[:, ::2], "steps": torch.arange(5),
+             "half": w.to(torch.bfloat16)}
+    torch.save(views, os.path.join(OUT, "check", "strided.pt"))
+    save_torch({k: v.contiguous() for k, v in views.items()}, os.path.join(OUT, "check", "strided.safetensors"))
+
     torch.save({"epoch": 7, "arch": "mlp-4-16-3", "state_dict": sd}, os.path.join(OUT, "checkpoint.pt"))
     record("checkpoint.pt", safety="safe", metadata={"epoch": "7", "arch": "mlp-4-16-3"}, state_dict_key="state_dict",
            tensor_names=names, **common, **tensor_facts(arrays))
@@ -397,6 +405,34 @@ def pytorch_fixtures():
     record("mlp.torchscript.pt", format="torchscript", inputs=[], outputs=[], operators={}, opsets={}, architecture="mlp",
            safety="safe", metadata=None, tensor_names=[n for n, _ in m.named_parameters()],
            signature="forward(self, x: Tensor) -> Tensor", **tensor_facts(ts_arrays))
+
+    # Reference outputs of the TorchScript module, computed by torch itself.
+    x = torch.from_numpy(np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4))
+    with torch.no_grad():
+        probs = m(x).numpy()
+    np.savez(os.path.join(OUT, "check", "mlp.torchscript.inputs.npz"), x=x.numpy())
+    np.savez(os.path.join(OUT, "check", "mlp.torchscript.expected.npz"), output_0=probs)
+
+    # The TorchScript module's ONNX export (torch's TorchScript exporter), and a copy of it with one
+    # bias changed: `check --pair` must pass the first and catch the second.
+    import onnx
+    from onnx import numpy_helper
+    pair = os.path.join(OUT, "pair")
+    os.makedirs(pair, exist_ok=True)
+    buf = io.BytesIO()
+    torch.onnx.export(m, (torch.zeros(1, 4),), buf, input_names=["x"], output_names=["probs"],
+                      dynamic_axes={"x": {0: "batch"}, "probs": {0: "batch"}}, dynamo=False)
+    exported = onnx.load_from_string(buf.getvalue())
+    onnx.save_model(exported, os.path.join(pair, "mlp.onnx"))
+    for init in exported.graph.initializer:
+        if init.name.endswith("fc2.bias"):
+            altered = numpy_helper.to_array(init).copy()
+            altered[0] += 0.05
+            init.CopyFrom(numpy_helper.from_array(altered, init.name))
+            break
+    else:
+        raise SystemExit("the export has no fc2.bias initializer")
+    onnx.save_model(exported, os.path.join(pair, "mlp_altered.onnx"))
 
     # Malicious checkpoints. Their payload would create this file; tests assert it never appears.
     marker = "/tmp/cargo-infer-pwned"

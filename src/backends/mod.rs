@@ -2,6 +2,8 @@
 //! it. The same conformance suite runs against each (`tests/backends.rs`, `cargo xtask conformance`).
 
 pub mod ort;
+#[cfg(feature = "tch")]
+pub mod tch;
 pub mod tract;
 
 use std::path::Path;
@@ -44,6 +46,8 @@ pub struct LoadNotes {
 
 pub trait Backend: Send + Sync {
     fn name(&self) -> &'static str;
+    /// The model formats it runs.
+    fn formats(&self) -> &'static [crate::model::Format];
     /// The back end's version when it is usable here, or why not and how to get it.
     fn availability(&self) -> Result<String, String>;
     /// Prepares `model` for these inputs (their dtypes and shapes fix symbolic dimensions).
@@ -63,8 +67,21 @@ pub trait Loaded {
 
 /// The back ends this build has, in report order.
 pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
-    vec![Box::new(tract::Tract), Box::new(ort::Ort::new(ort_lib))]
+    #[allow(unused_mut)]
+    let mut all: Vec<Box<dyn Backend>> =
+        vec![Box::new(tract::Tract), Box::new(ort::Ort::new(ort_lib))];
+    #[cfg(feature = "tch")]
+    all.push(Box::new(tch::Tch));
+    all
 }
+
+/// The back ends that run a model of this format, in a build with every feature, and the cargo
+/// feature each needs (None: always built).
+pub const FOR_FORMAT: &[(crate::model::Format, &str, Option<&str>)] = &[
+    (crate::model::Format::Onnx, "tract", None),
+    (crate::model::Format::Onnx, "ort", None),
+    (crate::model::Format::Torchscript, "tch", Some("tch")),
+];
 
 /// Shortens a library's error to its first meaningful line (C++ back ends print pages).
 pub fn first_line(msg: &str) -> String {

@@ -127,8 +127,11 @@ fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, String> {
                     path.display()
                 )
             })?;
+            // One thread pool for every session: `check` loads many models, and a session of its
+            // own pool pays for creating and joining threads on every load.
             let env = builder
                 .with_name("cargo-infer")
+                .with_global_thread_pool(ort::environment::GlobalThreadPoolOptions::default())
                 .build()
                 .map_err(|e| format!("ONNX Runtime: {e}"))?;
             let version = ort::info()
@@ -304,6 +307,10 @@ impl Loaded for OrtLoaded {
 impl Backend for Ort {
     fn name(&self) -> &'static str {
         "ort"
+    }
+
+    fn formats(&self) -> &'static [crate::model::Format] {
+        &[crate::model::Format::Onnx]
     }
 
     fn availability(&self) -> Result<String, String> {

@@ -81,6 +81,173 @@ impl std::str::FromStr for DimArg {
     }
 }
 
+/// `--input-shape name=1x3x224x224[:dtype]`: a TorchScript input's shape (and dtype, float32 by
+/// default), which TorchScript does not record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapeArg {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+}
+
+impl std::str::FromStr for ShapeArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: expected name=1x3x224x224[:dtype]"))?;
+        let (dims, dtype) = rest.split_once(':').unwrap_or((rest, "float32"));
+        if !(1..=26).any(|c| crate::model::dtype::onnx(c).0 == dtype) {
+            return Err(format!(
+                "`{s}`: `{dtype}` is not a dtype (float32, int64, …)"
+            ));
+        }
+        let shape = if dims.is_empty() || dims == "scalar" {
+            Vec::new()
+        } else {
+            dims.split('x')
+                .map(|d| {
+                    d.parse::<usize>()
+                        .map_err(|_| format!("`{s}`: `{d}` is not a size"))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok(ShapeArg {
+            name: name.to_string(),
+            shape,
+            dtype: dtype.to_string(),
+        })
+    }
+}
+
+/// The inputs of a TorchScript module's `forward`, for data sets: names from its signature (else
+/// from the shapes or files given), shapes from `--input-shape`. TorchScript records no shapes,
+/// so an input that has neither a shape nor a file is an error — never a guess.
+pub fn torchscript_inputs(
+    info: &ModelInfo,
+    shapes: &[ShapeArg],
+    given: &[InputArg],
+) -> Result<Vec<crate::model::ValueSpec>, String> {
+    let given_names: Vec<&str> = given
+        .iter()
+        .filter_map(|g| match g {
+            InputArg::Named(n, _) => Some(n.as_str()),
+            InputArg::All(_) => None,
+        })
+        .collect();
+    let names: Vec<String> = match info.details.signature.as_deref().and_then(forward_params) {
+        Some(params) => {
+            let mut names = Vec::new();
+            for (name, ty) in params {
+                if ty != "Tensor" {
+                    return Err(format!(
+                        "forward takes `{name}: {ty}`; check feeds tensors only"
+                    ));
+                }
+                names.push(name);
+            }
+            names
+        }
+        None if !shapes.is_empty() => shapes.iter().map(|s| s.name.clone()).collect(),
+        None => given_names.iter().map(|n| n.to_string()).collect(),
+    };
+    for s in shapes {
+        if !names.contains(&s.name) {
+            return Err(format!(
+                "--input-shape `{}`: forward has no such input (it takes: {})",
+                s.name,
+                names.join(", ")
+            ));
+        }
+    }
+    let all_given = given.iter().any(|g| matches!(g, InputArg::All(_)));
+    let mut missing = Vec::new();
+    let specs = names
+        .iter()
+        .map(|name| match shapes.iter().find(|s| &s.name == name) {
+            Some(s) => crate::model::ValueSpec {
+                name: name.clone(),
+                dtype: s.dtype.clone(),
+                shape: s.shape.iter().map(|d| Dim::Known(*d as i64)).collect(),
+                shape_known: true,
+            },
+            None => {
+                if !all_given && !given_names.contains(&name.as_str()) {
+                    missing.push(name.as_str());
+                }
+                crate::model::ValueSpec {
+                    name: name.clone(),
+                    dtype: "float32".into(),
+                    shape: Vec::new(),
+                    shape_known: false,
+                }
+            }
+        })
+        .collect();
+    if names.is_empty() {
+        return Err(
+            "TorchScript records no input signature here: give --input-shape NAME=1x3x224x224 or --input NAME=FILE"
+                .into(),
+        );
+    }
+    if !missing.is_empty() {
+        let example: Vec<String> = missing
+            .iter()
+            .map(|n| format!("--input-shape {n}=1x…"))
+            .collect();
+        return Err(format!(
+            "TorchScript records no input shapes; give {} (or --input NAME=FILE)",
+            example.join(" ")
+        ));
+    }
+    Ok(specs)
+}
+
+/// `forward(self, x: Tensor, mask: Tensor) -> Tensor` → [(x, Tensor), (mask, Tensor)].
+fn forward_params(sig: &str) -> Option<Vec<(String, String)>> {
+    let open = sig.find('(')?;
+    let mut depth = 0;
+    let mut close = None;
+    for (i, c) in sig[open..].char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let inner = &sig[open + 1..close?];
+    let mut params = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    let mut parts = Vec::new();
+    for (i, c) in inner.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&inner[start..]);
+    for p in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let (name, ty) = p.split_once(':').unwrap_or((p, "Tensor"));
+        if name.trim() == "self" {
+            continue;
+        }
+        let ty = ty.split('=').next().unwrap_or(ty).trim();
+        params.push((name.trim().to_string(), ty.to_string()));
+    }
+    Some(params)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct InputOptions {
     pub given: Vec<InputArg>,
@@ -88,6 +255,8 @@ pub struct InputOptions {
     pub seed: u64,
     pub ranges: Vec<ValRange>,
     pub dims: Vec<DimArg>,
+    /// TorchScript inputs' shapes.
+    pub shapes: Vec<ShapeArg>,
 }
 
 #[derive(Debug, Clone)]
@@ -537,4 +706,37 @@ fn synthetic(
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod torchscript_tests {
+    use super::*;
+
+    #[test]
+    fn forward_params_skip_self_and_keep_types() {
+        let p = forward_params("forward(self: __torch__.Net, x: Tensor, mask: Optional[Tensor]=None, n: int=3) -> Tuple[Tensor, Tensor]").unwrap();
+        let names: Vec<(&str, &str)> = p.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        assert_eq!(
+            names,
+            [("x", "Tensor"), ("mask", "Optional[Tensor]"), ("n", "int")]
+        );
+        assert_eq!(forward_params("forward(self) -> Tensor").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn shape_args_parse_and_refuse() {
+        let s: ShapeArg = "x=1x3x224x224".parse().unwrap();
+        assert_eq!(
+            (s.name.as_str(), s.shape.as_slice(), s.dtype.as_str()),
+            ("x", &[1, 3, 224, 224][..], "float32")
+        );
+        let s: ShapeArg = "ids=2x7:int64".parse().unwrap();
+        assert_eq!(
+            (s.shape.as_slice(), s.dtype.as_str()),
+            (&[2, 7][..], "int64")
+        );
+        assert!("x=1xq".parse::<ShapeArg>().is_err());
+        assert!("x=1x2:float99".parse::<ShapeArg>().is_err());
+        assert!("x".parse::<ShapeArg>().is_err());
+    }
 }

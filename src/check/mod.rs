@@ -36,6 +36,21 @@ pub struct CheckOptions {
     pub tolerance: ToleranceArgs,
     /// Runs per data set for steady-state timing (the first run is timed apart).
     pub runs: usize,
+    /// A twin of the model in another format (TorchScript ↔ ONNX), compared with it.
+    pub pair: Option<PathBuf>,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            backend: BackendChoice::Auto,
+            device: Device::Cpu,
+            inputs: InputOptions::default(),
+            tolerance: ToleranceArgs::default(),
+            runs: 1,
+            pair: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,6 +102,9 @@ pub struct ModelReport {
     pub comparisons: Vec<Comparison>,
     pub data_sets: Vec<String>,
     pub notes: Vec<String>,
+    /// `--pair`: the model's twin in another format, run on its own back ends with the same inputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pair: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,6 +133,49 @@ impl Report {
     }
 }
 
+impl BackendReport {
+    fn new(name: &str, required: bool) -> BackendReport {
+        BackendReport {
+            name: name.to_string(),
+            status: BackendStatus::Pass,
+            message: String::new(),
+            load_ms: 0.0,
+            run_ms: 0.0,
+            steady_median_ms: None,
+            steady_p95_ms: None,
+            version: None,
+            required,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Why no back end of this build runs a model of this kind, and what would.
+fn no_backend_for(info: &model::ModelInfo) -> String {
+    let needs: Vec<String> = crate::backends::FOR_FORMAT
+        .iter()
+        .filter(|(f, _, _)| *f == info.format)
+        .map(|(_, name, feature)| match feature {
+            Some(feat) => format!("{name} (rebuild with `--features {feat}`)"),
+            None => name.to_string(),
+        })
+        .collect();
+    if !needs.is_empty() {
+        return format!(
+            "a {} model runs on {}, which this build lacks",
+            info.format.as_str(),
+            needs.join(" or ")
+        );
+    }
+    match info.format {
+        Format::Pytorch => "a PyTorch state_dict holds weights without the code that uses them: nothing can run it as is; export TorchScript or ONNX to check it, or `cargo infer convert` it to safetensors".into(),
+        f => format!(
+            "a {} file holds weights only; checking it needs the candle back end, which this build lacks",
+            f.as_str()
+        ),
+    }
+}
+
 /// Which of this build's back ends to run, and whether each is required.
 pub fn select<'a>(
     all: &'a [Box<dyn Backend>],
@@ -126,12 +187,13 @@ pub fn select<'a>(
         BackendChoice::All => all.iter().map(|b| (b.as_ref(), true)).collect(),
         BackendChoice::Tract => vec![(by_name("tract").unwrap(), true)],
         BackendChoice::Ort => vec![(by_name("ort").unwrap(), true)],
-        BackendChoice::Tch => {
-            return Err(
+        BackendChoice::Tch => match by_name("tch") {
+            Some(b) => vec![(b, true)],
+            None => return Err(
                 "the tch back end is not available in this build; rebuild with `--features tch`"
                     .into(),
-            )
-        }
+            ),
+        },
         BackendChoice::Candle => return Err(
             "the candle back end is not available in this build; rebuild with `--features candle`"
                 .into(),
@@ -169,6 +231,7 @@ pub fn check_model(
         comparisons: Vec::new(),
         data_sets: Vec::new(),
         notes: Vec::new(),
+        pair: None,
     };
     let info = match model::inspect(path) {
         Ok(i) => i,
@@ -177,14 +240,80 @@ pub fn check_model(
             return report;
         }
     };
-    if info.format != Format::Onnx {
-        report.message = format!(
-            "a {} model needs the candle or tch back end, which this build lacks; check runs ONNX models on tract and ort",
-            info.format.as_str()
-        );
+    let pair = match &opts.pair {
+        None => None,
+        Some(p) => match model::inspect(p) {
+            Ok(i) => Some((p.as_path(), i)),
+            Err(e) => {
+                report.message = e.message;
+                return report;
+            }
+        },
+    };
+    report.pair = opts.pair.as_ref().map(|p| p.display().to_string());
+    // A pickle that would run code when Python loads it is a failed check, whatever else holds.
+    for (p, i) in std::iter::once((path, &info)).chain(pair.iter().map(|(p, i)| (*p, i))) {
+        if i.safety.verdict == model::Verdict::Unsafe {
+            report.status = ModelStatus::Fail;
+            report.message = format!(
+                "{}: unsafe pickle, not loaded: {}",
+                p.display(),
+                i.safety.findings.join("; ")
+            );
+            return report;
+        }
+    }
+
+    // Which back end runs which file: each runs the files of its formats.
+    let mut units: Vec<(&dyn Backend, bool, &Path, &model::ModelInfo)> = Vec::new();
+    for &(backend, required) in backends {
+        let fmts = backend.formats();
+        if fmts.contains(&info.format) {
+            units.push((backend, required, path, &info));
+        } else if let Some((p, pi)) = pair.as_ref().filter(|(_, pi)| fmts.contains(&pi.format)) {
+            units.push((backend, required, p, pi));
+        } else if required {
+            report.backends.push(BackendReport {
+                status: BackendStatus::Unsupported,
+                message: format!(
+                    "{} runs {} models, not {}",
+                    backend.name(),
+                    fmts.iter()
+                        .map(|f| f.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    info.format.as_str()
+                ),
+                ..BackendReport::new(backend.name(), required)
+            });
+        }
+    }
+    if units.is_empty() && report.backends.is_empty() {
+        report.message = no_backend_for(&info);
         return report;
     }
-    let (sets, notes) = match inputs::data_sets(path, &info, &opts.inputs) {
+
+    // The inputs come from the file that declares them: an ONNX twin declares what a TorchScript
+    // module does not.
+    let (sig_path, sig_info) = match &pair {
+        Some((p, pi)) if info.format == Format::Torchscript => (*p, pi.clone()),
+        _ => (path, info.clone()),
+    };
+    let sig_info = if sig_info.format == Format::Torchscript {
+        match inputs::torchscript_inputs(&sig_info, &opts.inputs.shapes, &opts.inputs.given) {
+            Ok(specs) => model::ModelInfo {
+                inputs: specs,
+                ..sig_info
+            },
+            Err(e) => {
+                report.message = e;
+                return report;
+            }
+        }
+    } else {
+        sig_info
+    };
+    let (sets, notes) = match inputs::data_sets(sig_path, &sig_info, &opts.inputs) {
         Ok(x) => x,
         Err(e) => {
             report.message = e;
@@ -196,18 +325,18 @@ pub fn check_model(
 
     // Outputs per back end, per data set.
     let mut results: Vec<(String, Vec<Vec<Named>>)> = Vec::new();
-    for &(backend, required) in backends {
-        let mut b = BackendReport {
-            name: backend.name().to_string(),
-            status: BackendStatus::Pass,
-            message: String::new(),
-            load_ms: 0.0,
-            run_ms: 0.0,
-            steady_median_ms: None,
-            steady_p95_ms: None,
-            version: None,
-            required,
-            notes: Vec::new(),
+    for (backend, required, unit_path, unit_info) in units {
+        let mut b = BackendReport::new(backend.name(), required);
+        // A TorchScript module names no outputs: it gets the names of its ONNX twin.
+        let named;
+        let unit_info = if unit_info.format == Format::Torchscript && pair.is_some() {
+            named = model::ModelInfo {
+                outputs: sig_info.outputs.clone(),
+                ..unit_info.clone()
+            };
+            &named
+        } else {
+            unit_info
         };
         match backend.availability() {
             Err(why) => {
@@ -220,7 +349,7 @@ pub fn check_model(
                 // error of that back end; the other back ends and models go on.
                 IN_BACKEND.with(|f| f.set(true));
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_backend(backend, path, &info, &sets, opts, &mut b)
+                    run_backend(backend, unit_path, unit_info, &sets, opts, &mut b)
                 }));
                 IN_BACKEND.with(|f| f.set(false));
                 let ran = ran.unwrap_or_else(|payload| {

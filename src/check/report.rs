@@ -22,7 +22,14 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
             ModelStatus::Fail => style.bad("FAIL "),
             ModelStatus::Error => style.bad("ERROR"),
         };
-        let _ = writeln!(out, "{tag} {}", style.bold(&m.path));
+        match &m.pair {
+            Some(p) => {
+                let _ = writeln!(out, "{tag} {} paired with {p}", style.bold(&m.path));
+            }
+            None => {
+                let _ = writeln!(out, "{tag} {}", style.bold(&m.path));
+            }
+        }
         if !m.message.is_empty() {
             let _ = writeln!(out, "      {}", m.message);
         }

@@ -675,39 +675,28 @@ pub fn decide_model(
 /// Loads the model on each back end of this build that is available here.
 fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<String, String>> {
     let mut out = BTreeMap::new();
-    if info.format != Format::Onnx {
-        return out;
-    }
-    let opts = crate::check::CheckOptions {
-        backend: crate::check::BackendChoice::Auto,
-        device: crate::backends::Device::Cpu,
-        inputs: Default::default(),
-        tolerance: Default::default(),
-        runs: 1,
-    };
+    let opts = crate::check::CheckOptions::default();
     let all = crate::backends::all(None);
-    for b in &all {
-        let f = if b.name() == "tract" {
-            Framework::Tract
-        } else {
-            Framework::Ort
+    for b in all.iter().filter(|b| b.formats().contains(&info.format)) {
+        let f = match b.name() {
+            "tract" => Framework::Tract,
+            "ort" => Framework::Ort,
+            "tch" => Framework::Tch,
+            _ => continue,
         };
         if b.availability().is_err() {
             continue;
         }
         let r = crate::check::check_model(path, &[(b.as_ref(), true)], &opts);
-        let rep = &r.backends[0];
-        out.insert(
-            f,
-            if rep.status == crate::check::BackendStatus::Pass {
-                Ok(format!(
-                    "loaded and ran in {:.1} ms",
-                    rep.load_ms + rep.run_ms
-                ))
-            } else {
-                Err(rep.message.clone())
-            },
-        );
+        let verdict = match r.backends.first() {
+            Some(rep) if rep.status == crate::check::BackendStatus::Pass => Ok(format!(
+                "loaded and ran in {:.1} ms",
+                rep.load_ms + rep.run_ms
+            )),
+            Some(rep) if !rep.message.is_empty() => Err(rep.message.clone()),
+            _ => Err(r.message.clone()),
+        };
+        out.insert(f, verdict);
     }
     out
 }

@@ -397,12 +397,40 @@ fn hex_preview(bytes: &[u8]) -> String {
 
 /// Maps a file read-only. Mapping, rather than reading, lets the kernel bring in only the pages
 /// a reader touches: the weights are skipped and never become resident.
-pub(crate) fn map_file(path: &Path) -> Result<memmap2::Mmap, ModelError> {
-    let f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+/// A model file's bytes: read into memory when small, mapped when large.
+pub(crate) enum FileBytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Read(v) => v,
+            FileBytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// Files below this size are read: mapping and unmapping costs more than copying them (and an
+/// unmap interrupts every core the process runs threads on, e.g. a runtime's thread pool).
+const MAP_THRESHOLD: u64 = 4 << 20;
+
+pub(crate) fn map_file(path: &Path) -> Result<FileBytes, ModelError> {
+    let mut f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    let len = f.metadata().map_err(|e| ModelError::io(path, &e))?.len();
+    if len < MAP_THRESHOLD {
+        let mut v = Vec::with_capacity(len as usize);
+        std::io::Read::read_to_end(&mut f, &mut v).map_err(|e| ModelError::io(path, &e))?;
+        return Ok(FileBytes::Read(v));
+    }
     // SAFETY: the map is read-only and private to this process; if another process truncates
     // the file while we read it, we may see a SIGBUS, as with any mapped read (ripgrep accepts
     // the same trade-off).
-    unsafe { memmap2::Mmap::map(&f) }.map_err(|e| ModelError::io(path, &e))
+    unsafe { memmap2::Mmap::map(&f) }
+        .map(FileBytes::Mapped)
+        .map_err(|e| ModelError::io(path, &e))
 }
 
 /// Product of dimensions, or an error when it cannot be a real tensor.

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use super::pickle::{self, Object, Value};
 use super::{dtype, Format, ModelInfo, Risk, Safety, TensorSummary, Verdict};
 use crate::error::ModelError;
+use crate::tensor::HostTensor;
 
 /// The largest pickle we read into memory from a zip entry; real ones are a few MB at most.
 const MAX_PICKLE: u64 = 256 * 1024 * 1024;
@@ -595,28 +596,6 @@ pub struct Weights {
     pub values: Vec<f32>,
 }
 
-fn to_f32(dtype: &str, bytes: &[u8]) -> Option<Vec<f32>> {
-    Some(match dtype {
-        "float32" => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
-        "float64" => bytes
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
-            .collect(),
-        "float16" => bytes
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        "bfloat16" => bytes
-            .chunks_exact(2)
-            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        _ => return None,
-    })
-}
-
 /// Weights are never taken from a pickle that would run code if Python loaded it.
 fn refuse_unsafe(path: &Path, risk: Risk, findings: &[String]) -> Result<(), ModelError> {
     if risk == Risk::Dangerous {
@@ -628,116 +607,202 @@ fn refuse_unsafe(path: &Path, risk: Risk, findings: &[String]) -> Result<(), Mod
     Ok(())
 }
 
-/// Every tensor of a PyTorch state_dict (zip or legacy), read without running the pickle; the
-/// nested key (`state_dict`, `model`) is dropped from the names. Refuses unsafe pickles,
-/// TorchScript, and tensors that are not contiguous floats.
-pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
+/// The tensors of a PyTorch state_dict or checkpoint, read without running its pickle.
+pub struct Checkpoint {
+    /// By full dotted name (`state_dict.fc1.weight`), contiguous, in the pickle's order.
+    pub tensors: Vec<(String, HostTensor)>,
+    /// The key every tensor is nested under, when there is one (`state_dict`, `model`).
+    pub nested_key: Option<String>,
+    /// Plain values next to the tensors (`epoch`, `arch`).
+    pub scalars: BTreeMap<String, String>,
+    /// The parameters of a TorchScript module rather than a state_dict.
+    pub torchscript: bool,
+}
+
+/// Copies a tensor's elements out of its storage into row-major order, following its strides
+/// (transposed and sliced tensors are saved as views of a larger storage).
+fn gather(path: &Path, t: &FoundTensor, storage: &[u8]) -> Result<Vec<u8>, ModelError> {
+    let esize = t.elem_bytes as usize;
+    let numel: u64 = t.shape.iter().product();
+    if numel == 0 {
+        return Ok(Vec::new());
+    }
+    if t.stride.len() != t.shape.len() {
+        return Err(ModelError::new(
+            path,
+            format!(
+                "tensor `{}` has {} strides for {} dimensions",
+                t.name,
+                t.stride.len(),
+                t.shape.len()
+            ),
+        ));
+    }
+    // The furthest element the view touches must lie inside the storage.
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.storage_offset, |acc, (d, s)| {
+            acc.checked_add((d - 1).checked_mul(*s)?)
+        })
+        .and_then(|l| l.checked_add(1)?.checked_mul(t.elem_bytes));
+    if last.is_none_or(|end| end > storage.len() as u64) {
+        return Err(ModelError::new(
+            path,
+            format!("tensor `{}` runs past its storage", t.name),
+        ));
+    }
+    let contiguous: Vec<u64> = (0..t.shape.len())
+        .map(|i| t.shape[i + 1..].iter().product())
+        .collect();
+    let dense = t
+        .stride
+        .iter()
+        .zip(&t.shape)
+        .zip(&contiguous)
+        .all(|((s, d), c)| *d <= 1 || s == c);
+    let start = t.storage_offset as usize * esize;
+    if dense {
+        return Ok(storage[start..start + numel as usize * esize].to_vec());
+    }
+    let mut out = Vec::with_capacity(numel as usize * esize);
+    let mut index = vec![0u64; t.shape.len()];
+    for _ in 0..numel {
+        let at = t.storage_offset + index.iter().zip(&t.stride).map(|(i, s)| i * s).sum::<u64>();
+        let at = at as usize * esize;
+        out.extend_from_slice(&storage[at..at + esize]);
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < t.shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(out)
+}
+
+/// Every tensor of a PyTorch state_dict or checkpoint (zip or legacy), read without running the
+/// pickle (a TorchScript module's parameters too). Refuses unsafe pickles.
+pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
     let head = super::read_head(path)?;
-    let (found, mut storage): (
-        Vec<FoundTensor>,
-        Box<dyn FnMut(&str) -> Result<Vec<u8>, ModelError>>,
-    ) = match super::sniff(&head) {
-        super::Sniffed::Zip => {
-            let c = open_zip(path)?;
-            if c.torchscript {
-                return Err(ModelError::new(
-                    path,
-                    "a TorchScript module, not a state_dict: run it with tch",
-                ));
+    let mut torchscript = false;
+    let (walked, mut storage): (Walked, Box<dyn FnMut(&str) -> Result<Vec<u8>, ModelError>>) =
+        match super::sniff(&head) {
+            super::Sniffed::Zip => {
+                let c = open_zip(path)?;
+                torchscript = c.torchscript;
+                refuse_unsafe(path, c.risk, &c.findings)?;
+                let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
+                (
+                    c.walked,
+                    Box::new(move |key: &str| {
+                        read_entry(
+                            path,
+                            &mut zip,
+                            &format!("{root}data/{key}"),
+                            sizes.get(key).copied().unwrap_or(0),
+                        )
+                    }),
+                )
             }
-            refuse_unsafe(path, c.risk, &c.findings)?;
-            let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
-            (
-                c.walked.tensors,
-                Box::new(move |key: &str| {
-                    read_entry(
-                        path,
-                        &mut zip,
-                        &format!("{root}data/{key}"),
-                        sizes.get(key).copied().unwrap_or(0),
-                    )
-                }),
-            )
-        }
-        super::Sniffed::LegacyPickle => {
-            let map = super::map_file(path)?;
-            match open_legacy(path, &map)? {
-                Legacy::Plain(_) => {
-                    return Err(ModelError::new(
-                        path,
-                        "a plain pickle, not a torch.save state_dict",
-                    ))
-                }
-                Legacy::Torch {
-                    walked,
-                    storages,
-                    risk,
-                    findings,
-                } => {
-                    refuse_unsafe(path, risk, &findings)?;
-                    (
-                        walked.tensors,
-                        Box::new(move |key: &str| {
-                            let (off, len) = storages.get(key).copied().ok_or_else(|| {
-                                ModelError::new(path, format!("storage `{key}` is missing"))
-                            })?;
-                            Ok(map[off..off + len as usize].to_vec())
-                        }),
-                    )
+            super::Sniffed::LegacyPickle => {
+                let map = super::map_file(path)?;
+                match open_legacy(path, &map)? {
+                    Legacy::Plain(_) => {
+                        return Err(ModelError::new(
+                            path,
+                            "a plain pickle, not a torch.save state_dict",
+                        ))
+                    }
+                    Legacy::Torch {
+                        walked,
+                        storages,
+                        risk,
+                        findings,
+                    } => {
+                        refuse_unsafe(path, risk, &findings)?;
+                        (
+                            walked,
+                            Box::new(move |key: &str| {
+                                let (off, len) = storages.get(key).copied().ok_or_else(|| {
+                                    ModelError::new(path, format!("storage `{key}` is missing"))
+                                })?;
+                                Ok(map[off..off + len as usize].to_vec())
+                            }),
+                        )
+                    }
                 }
             }
-        }
-        _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
-    };
-    let key = nested_key(found.iter().map(|t| t.name.as_str()));
+            _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
+        };
+    let nested_key = nested_key(walked.tensors.iter().map(|t| t.name.as_str()));
     let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut out = Vec::with_capacity(found.len());
-    for t in &found {
-        let shape: Vec<usize> = t.shape.iter().map(|d| *d as usize).collect();
-        let numel: usize = shape.iter().product();
-        let contiguous: Vec<u64> = (0..t.shape.len())
-            .map(|i| t.shape[i + 1..].iter().product())
-            .collect();
-        if numel > 1
-            && t.stride
-                .iter()
-                .zip(&t.shape)
-                .zip(&contiguous)
-                .any(|((s, d), c)| *d > 1 && s != c)
-        {
-            return Err(ModelError::new(
-                path,
-                format!(
-                    "tensor `{}` is not contiguous (stride {:?})",
-                    t.name, t.stride
-                ),
-            ));
-        }
+    let mut tensors = Vec::with_capacity(walked.tensors.len());
+    for t in &walked.tensors {
+        let code = (1..=26)
+            .find(|c| dtype::onnx(*c).0 == t.dtype)
+            .ok_or_else(|| {
+                ModelError::new(
+                    path,
+                    format!(
+                        "tensor `{}` is {}, which has no portable dtype",
+                        t.name, t.dtype
+                    ),
+                )
+            })?;
         if !cache.contains_key(&t.storage_key) {
             let bytes = storage(&t.storage_key)?;
             cache.insert(t.storage_key.clone(), bytes);
         }
-        let bytes = &cache[&t.storage_key];
-        let start = t.storage_offset as usize * t.elem_bytes as usize;
-        let end = start + numel * t.elem_bytes as usize;
-        let slice = bytes.get(start..end).ok_or_else(|| {
-            ModelError::new(path, format!("tensor `{}` runs past its storage", t.name))
-        })?;
-        let values = to_f32(&t.dtype, slice).ok_or_else(|| {
-            ModelError::new(
-                path,
-                format!("tensor `{}` is {}, not a float", t.name, t.dtype),
-            )
-        })?;
-        let name = match &key {
-            Some(k) => t.name[k.len() + 1..].to_string(),
-            None => t.name.clone(),
-        };
-        out.push(Weights {
-            name,
-            shape,
-            values,
-        });
+        let data = gather(path, t, &cache[&t.storage_key])?;
+        let shape = t.shape.iter().map(|d| *d as usize).collect();
+        let host = HostTensor::from_bytes(code, shape, data)
+            .map_err(|e| ModelError::new(path, format!("tensor `{}`: {e}", t.name)))?;
+        tensors.push((t.name.clone(), host));
     }
-    Ok(out)
+    Ok(Checkpoint {
+        tensors,
+        nested_key,
+        scalars: walked.scalars,
+        torchscript,
+    })
+}
+
+/// Every float tensor of a PyTorch state_dict as f32, named without the nested key.
+pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
+    let c = read_tensors(path)?;
+    if c.torchscript {
+        return Err(ModelError::new(
+            path,
+            "a TorchScript module, not a state_dict: run it with tch",
+        ));
+    }
+    c.tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let name = match &c.nested_key {
+                Some(k) => name[k.len() + 1..].to_string(),
+                None => name,
+            };
+            if !matches!(t.dtype, 1 | 10 | 11 | 16) {
+                return Err(ModelError::new(
+                    path,
+                    format!("tensor `{name}` is {}, not a float", t.dtype_name()),
+                ));
+            }
+            let values = t
+                .to_f64()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            Ok(Weights {
+                name,
+                shape: t.shape,
+                values,
+            })
+        })
+        .collect()
 }

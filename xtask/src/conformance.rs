@@ -142,18 +142,7 @@ fn onnxruntime_library(version: &str) -> Result<PathBuf> {
     if let Some(lib) = find() {
         return Ok(lib);
     }
-    run(Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--target",
-        ])
-        .arg(&dir)
-        .arg(format!("onnxruntime=={version}")))?;
+    crate::python::pip_install(Some(&dir), &[&format!("onnxruntime=={version}")])?;
     find().ok_or_else(|| format!("no libonnxruntime.so.* in {}", capi.display()))
 }
 

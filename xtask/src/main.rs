@@ -109,10 +109,30 @@ fn fixtures() -> Result {
 /// explicit settings: the `onnxruntime` package of `python3`.
 pub const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
 
+/// What tests/convert_check.py reads `convert`'s output with: Python's own safetensors and onnx.
+pub const CONVERT_CHECK: &[&str] = &["safetensors==0.8.0", "onnx==1.23.2"];
+
 fn ci() -> Result {
     python::ensure_system_package(ONNXRUNTIME)?;
+    for p in CONVERT_CHECK {
+        python::ensure_system_package(p)?;
+    }
+    let libtorch = python::libtorch()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(&cargo)
         .current_dir(root())
-        .args(["test", "--workspace", "--locked"]))
+        .args(["test", "--workspace", "--locked"]))?;
+    // The tch back end: its unit tests and tests/tch.rs, linked against libtorch.
+    run(Command::new(&cargo)
+        .current_dir(root())
+        .env("LIBTORCH", &libtorch)
+        .args([
+            "test",
+            "--locked",
+            "--features",
+            "tch",
+            "--lib",
+            "--test",
+            "tch",
+        ]))
 }

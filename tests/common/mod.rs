@@ -1,0 +1,69 @@
+//! Helpers shared by the CLI tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+pub fn cargo_infer() -> Command {
+    Command::cargo_bin("cargo-infer").unwrap()
+}
+
+/// Runs check with JSON output; returns the exit code and the report.
+pub fn check_json(args: &[&str]) -> (i32, Value) {
+    let out = cargo_infer()
+        .arg("check")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, v)
+}
+
+/// One back end's entry in a model's report.
+pub fn backend<'a>(model: &'a Value, name: &str) -> &'a Value {
+    model["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {model}"))
+}
+
+/// `doctor --format json`'s entry for a back end.
+pub fn doctor_backend(name: &str) -> Value {
+    let out = cargo_infer()
+        .args(["doctor", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+/// The malicious fixtures; their payload would create [`PWNED`].
+pub const MALICIOUS: [&str; 3] = [
+    "malicious_global.pt",
+    "malicious_memo.pkl",
+    "malicious_nested.pt",
+];
+
+pub const PWNED: &str = "/tmp/cargo-infer-pwned";

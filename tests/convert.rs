@@ -1,0 +1,219 @@
+//! `cargo infer convert`: every layout and dtype round-trips, read back by the safetensors crate and
+//! by Python's safetensors (tests/convert_check.py; `cargo xtask ci` installs safetensors and onnx
+//! for python3), and compared with the source value by value.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+mod common;
+use common::{fixtures, MALICIOUS, PWNED};
+
+fn convert(args: &[&str]) -> std::process::Output {
+    common::cargo_infer()
+        .arg("convert")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// (source fixture, reference kind, reference file) — the reference is what another tool wrote:
+/// torch's own safetensors export of the same tensors, or the ONNX model read by the onnx package.
+fn cases() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        (
+            "state_dict.pt",
+            "safetensors",
+            "check/state_dict.safetensors",
+        ),
+        (
+            "state_dict_legacy.pt",
+            "safetensors",
+            "check/state_dict.safetensors",
+        ),
+        (
+            "checkpoint.pt",
+            "safetensors",
+            "check/state_dict.safetensors",
+        ),
+        (
+            "check/strided.pt",
+            "safetensors",
+            "check/strided.safetensors",
+        ),
+        ("mlp.torchscript.pt", "onnx", "pair/mlp.onnx"),
+        ("mlp.onnx", "onnx", "mlp.onnx"),
+        ("mlp_external.onnx", "onnx", "mlp_external.onnx"),
+        ("mlp.safetensors", "safetensors", "mlp.safetensors"),
+    ]
+}
+
+#[test]
+fn every_layout_and_dtype_round_trips_through_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert_check.py");
+    for (source, kind, reference) in cases() {
+        for dtype in ["none", "f16", "bf16", "f32"] {
+            let out = dir
+                .path()
+                .join(format!("{}-{dtype}.safetensors", source.replace('/', "_")));
+            let src = fixtures().join(source);
+            let mut args = vec![src.to_str().unwrap(), out.to_str().unwrap()];
+            if dtype != "none" {
+                args.extend(["--dtype", dtype]);
+            }
+            let o = convert(&args);
+            assert!(
+                o.status.success(),
+                "{source} {dtype}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let py = Process::new("python3")
+                .arg(&checker)
+                .arg(&out)
+                .arg(kind)
+                .arg(fixtures().join(reference))
+                .arg(dtype)
+                .output()
+                .unwrap();
+            assert!(
+                py.status.success(),
+                "{source} {dtype}: python says\n{}{}",
+                String::from_utf8_lossy(&py.stdout),
+                String::from_utf8_lossy(&py.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn the_safetensors_crate_reads_the_same_values() {
+    let dir = tempfile::tempdir().unwrap();
+    for (source, kind, reference) in cases() {
+        if kind != "safetensors" {
+            continue;
+        }
+        let out = dir.path().join("out.safetensors");
+        let _ = std::fs::remove_file(&out);
+        let src = fixtures().join(source);
+        let o = convert(&[src.to_str().unwrap(), out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got_bytes = std::fs::read(&out).unwrap();
+        let want_bytes = std::fs::read(fixtures().join(reference)).unwrap();
+        let got = safetensors::SafeTensors::deserialize(&got_bytes).unwrap();
+        let want = safetensors::SafeTensors::deserialize(&want_bytes).unwrap();
+        let mut names: Vec<String> = got.names().into_iter().map(str::to_string).collect();
+        let mut want_names: Vec<String> = want.names().into_iter().map(str::to_string).collect();
+        names.sort();
+        want_names.sort();
+        assert_eq!(names, want_names, "{source}");
+        for n in &names {
+            let (g, w) = (got.tensor(n).unwrap(), want.tensor(n).unwrap());
+            assert_eq!(g.dtype(), w.dtype(), "{source} {n}");
+            assert_eq!(g.shape(), w.shape(), "{source} {n}");
+            assert_eq!(g.data(), w.data(), "{source} {n}");
+        }
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&got_bytes).unwrap();
+        let meta = meta.metadata().clone().unwrap();
+        assert_eq!(
+            meta["source"],
+            Path::new(source).file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!(
+            meta["source_sha256"],
+            cargo_infer::util::sha256_file(&src).unwrap()
+        );
+    }
+}
+
+#[test]
+fn a_nested_key_is_picked_and_checkpoint_values_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let src = fixtures().join("checkpoint.pt");
+    let o = convert(&[
+        src.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--key",
+        "state_dict",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tensors"], 4);
+    assert_eq!(v["metadata"]["epoch"], "7");
+    assert_eq!(v["metadata"]["state_dict_key"], "state_dict");
+    // A key that holds nothing names the keys that do.
+    let other = dir.path().join("other.safetensors");
+    let o = convert(&[
+        src.to_str().unwrap(),
+        other.to_str().unwrap(),
+        "--key",
+        "ema",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("`ema`") && err.contains("state_dict"), "{err}");
+    assert!(!other.exists());
+}
+
+#[test]
+fn refusals_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = Path::new(PWNED);
+    let _ = std::fs::remove_file(marker);
+    let mut cases: Vec<(PathBuf, &str, Vec<&str>)> = MALICIOUS
+        .iter()
+        .map(|m| (fixtures().join(m), "unsafe pickle", vec![]))
+        .collect();
+    cases.extend([
+        (fixtures().join("tiny-llama.gguf"), "GGUF", vec![]),
+        (fixtures().join("mlp.onnx"), "--key", vec!["--key", "model"]),
+        (
+            fixtures().join("bad/lfs-pointer.onnx"),
+            "lfs-pointer.onnx",
+            vec![],
+        ),
+        (fixtures().join("missing.pt"), "missing.pt", vec![]),
+    ]);
+    for (src, want, extra) in cases {
+        let out = dir.path().join("out.safetensors");
+        let mut args = vec![src.to_str().unwrap(), out.to_str().unwrap()];
+        args.extend(extra);
+        let o = convert(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", src.display());
+        assert!(err.contains(want), "{}: {err}", src.display());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!out.exists(), "{}", src.display());
+    }
+    assert!(!marker.exists(), "a payload ran");
+    // Not a .safetensors name; an existing output without --force is left as it was.
+    let o = convert(&[
+        fixtures().join("mlp.onnx").to_str().unwrap(),
+        dir.path().join("w.bin").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let existing = dir.path().join("keep.safetensors");
+    std::fs::write(&existing, b"precious").unwrap();
+    let o = convert(&[
+        fixtures().join("mlp.onnx").to_str().unwrap(),
+        existing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"precious");
+    let o = convert(&[
+        fixtures().join("mlp.onnx").to_str().unwrap(),
+        existing.to_str().unwrap(),
+        "--force",
+    ]);
+    assert!(o.status.success());
+    assert_ne!(std::fs::read(&existing).unwrap(), b"precious");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".cargo-infer-"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
