@@ -262,6 +262,13 @@ pub fn check_model(
             );
             return report;
         }
+        if i.safety.risk == model::Risk::Suspicious {
+            report.notes.push(format!(
+                "{}: the pickle names code that is not a known tensor-rebuild function (Python would import it): {}",
+                p.display(),
+                i.safety.findings.join("; ")
+            ));
+        }
     }
 
     // Which back end runs which file: each runs the files of its formats.
@@ -320,7 +327,7 @@ pub fn check_model(
             return report;
         }
     };
-    report.notes = notes;
+    report.notes.extend(notes);
     report.data_sets = sets.iter().map(|s| s.name.clone()).collect();
 
     // Outputs per back end, per data set.
