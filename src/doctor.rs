@@ -90,6 +90,12 @@ pub fn report() -> Report {
             None => "not available in this build: rebuild with `--features tch` (and LIBTORCH pointing at libtorch 2.13)".to_string(),
         },
     ));
+    #[cfg(feature = "candle")]
+    backends.push(match crate::backends::candle::Candle.availability() {
+        Ok(v) => item("candle", "available", v),
+        Err(why) => item("candle", "unavailable", why),
+    });
+    #[cfg(not(feature = "candle"))]
     backends.push(item(
         "candle",
         "not-built",

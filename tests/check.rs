@@ -559,3 +559,24 @@ fn unsafe_checkpoints_fail_the_check_and_benign_ones_are_not_flagged() {
         assert!(msg.contains("weights"), "{name}: {msg}");
     }
 }
+
+#[cfg(not(feature = "candle"))]
+#[test]
+fn the_default_build_says_how_to_get_candle() {
+    for model in ["candle/bert", "candle/llama-q8_0.gguf"] {
+        let (code, v) = check_json(&[fixtures().join(model).to_str().unwrap()]);
+        assert_eq!(code, 2, "{v}");
+        let msg = v["models"][0]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("candle (rebuild with `--features candle`)"),
+            "{msg}"
+        );
+    }
+    let out = cargo_infer()
+        .args(["check", "--backend", "candle"])
+        .arg(fixtures().join("candle/bert"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(common::doctor_backend("candle")["status"], "not-built");
+}

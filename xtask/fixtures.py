@@ -523,6 +523,128 @@ def hf_fixtures():
                   "intermediate_size": 64}, **tensor_facts(list(t.values())))
 
 
+def candle_fixtures():
+    """Weights-only models with real tensor names and configs, for the candle back end: a 2-layer
+    BERT and a 2-layer Llama written by transformers (save_pretrained), the Llama again as a q8_0
+    GGUF in llama.cpp's layout, a vocabulary-only GGUF, and what torch computes for each (the
+    reference `check` compares candle with). The BERT is also exported to ONNX, so that ort and
+    tract can be compared with candle on it."""
+    import torch
+    import gguf
+    from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
+
+    d = os.path.join(OUT, "candle")
+    os.makedirs(d, exist_ok=True)
+    ids = torch.tensor([[1, 7, 33, 90, 4, 127, 64, 12]], dtype=torch.long)
+
+    torch.manual_seed(21)
+    bcfg = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=64, max_position_embeddings=64, type_vocab_size=2,
+                      attn_implementation="eager")
+    bert = BertModel(bcfg, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        for p in bert.parameters():
+            p.normal_(0.0, 0.1)
+    bert.save_pretrained(os.path.join(d, "bert"), safe_serialization=True)
+
+    class Embed(torch.nn.Module):
+        """last_hidden_state and its mean over the sequence: what the candle back end returns."""
+
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids):
+            h = self.m(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                       token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            return h, h.mean(dim=1)
+
+    with torch.no_grad():
+        h, pooled = Embed(bert)(ids)
+    np.savez(os.path.join(d, "bert.inputs.npz"), input_ids=ids.numpy())
+    np.savez(os.path.join(d, "bert.expected.npz"), last_hidden_state=h.numpy(), pooled=pooled.numpy())
+    torch.onnx.export(Embed(bert), (ids,), os.path.join(d, "bert.onnx"), input_names=["input_ids"],
+                      output_names=["last_hidden_state", "pooled"], opset_version=17, dynamo=False,
+                      dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                                    "last_hidden_state": {0: "batch", 1: "sequence"}, "pooled": {0: "batch"}})
+
+    torch.manual_seed(22)
+    lcfg = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+                       attn_implementation="eager")
+    llama = LlamaForCausalLM(lcfg).eval()
+    with torch.no_grad():
+        for name, p in llama.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0.0, 0.2)
+    llama.save_pretrained(os.path.join(d, "llama"), safe_serialization=True)
+    with torch.no_grad():
+        logits = llama(input_ids=ids).logits[:, -1, :]
+    np.savez(os.path.join(d, "llama.inputs.npz"), input_ids=ids.numpy())
+    np.savez(os.path.join(d, "llama.expected.npz"), logits=logits.numpy())
+
+    # The same Llama as llama.cpp lays it out: q/k rows permuted for its rotary embedding, matrices
+    # quantized to q8_0, norms and embeddings in f32.
+    def permute(w, heads):
+        return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    sd = {k: v.detach().numpy().astype(np.float32) for k, v in llama.state_dict().items()}
+    # Twice: q8_0 (what people ship), and f32 — the same layout without quantization error, which
+    # must match torch as closely as the safetensors model does.
+    for kind in ("q8_0", "f32"):
+        w = gguf.GGUFWriter(os.path.join(d, f"llama-{kind}.gguf"), "llama")
+        w.add_name(f"tiny-llama-{kind}")
+        w.add_context_length(64)
+        w.add_embedding_length(32)
+        w.add_block_count(2)
+        w.add_feed_forward_length(64)
+        w.add_head_count(4)
+        w.add_head_count_kv(2)
+        w.add_rope_dimension_count(8)
+        w.add_rope_freq_base(10000.0)
+        w.add_layer_norm_rms_eps(1e-5)
+        w.add_tokenizer_model("llama")
+        w.add_token_list([f"tok{i}" for i in range(128)])
+
+        def mat(name, a):
+            if kind == "f32":
+                w.add_tensor(name, a)
+                return
+            q = gguf.quantize(a, gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
+        w.add_tensor("token_embd.weight", sd["model.embed_tokens.weight"])
+        for i in range(2):
+            p = f"model.layers.{i}."
+            w.add_tensor(f"blk.{i}.attn_norm.weight", sd[p + "input_layernorm.weight"])
+            mat(f"blk.{i}.attn_q.weight", permute(sd[p + "self_attn.q_proj.weight"], 4))
+            mat(f"blk.{i}.attn_k.weight", permute(sd[p + "self_attn.k_proj.weight"], 2))
+            mat(f"blk.{i}.attn_v.weight", sd[p + "self_attn.v_proj.weight"])
+            mat(f"blk.{i}.attn_output.weight", sd[p + "self_attn.o_proj.weight"])
+            w.add_tensor(f"blk.{i}.ffn_norm.weight", sd[p + "post_attention_layernorm.weight"])
+            mat(f"blk.{i}.ffn_gate.weight", sd[p + "mlp.gate_proj.weight"])
+            mat(f"blk.{i}.ffn_up.weight", sd[p + "mlp.up_proj.weight"])
+            mat(f"blk.{i}.ffn_down.weight", sd[p + "mlp.down_proj.weight"])
+        w.add_tensor("output_norm.weight", sd["model.norm.weight"])
+        mat("output.weight", sd["lm_head.weight"])
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+    w = gguf.GGUFWriter(os.path.join(d, "vocab-only.gguf"), "llama")
+    w.add_name("vocabulary only")
+    w.add_tokenizer_model("llama")
+    w.add_token_list([f"tok{i}" for i in range(128)])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def bad_fixtures():
     """Files that must be refused with a one-line error (exit 2); expected["bad/..."] holds a
     phrase the error must contain."""
@@ -578,6 +700,7 @@ if __name__ == "__main__":
     pytorch_fixtures()
     gguf_fixtures()
     hf_fixtures()
+    candle_fixtures()
     unsupported_op_fixture()
     dynamic_reshape_fixture()
     reference_outputs()

@@ -1,6 +1,8 @@
 //! Back ends behind one trait: is it usable here (and if not, how to get it), load a model, run
 //! it. The same conformance suite runs against each (`tests/backends.rs`, `cargo xtask conformance`).
 
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod ort;
 #[cfg(feature = "tch")]
 pub mod tch;
@@ -72,6 +74,8 @@ pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
         vec![Box::new(tract::Tract), Box::new(ort::Ort::new(ort_lib))];
     #[cfg(feature = "tch")]
     all.push(Box::new(tch::Tch));
+    #[cfg(feature = "candle")]
+    all.push(Box::new(candle::Candle));
     all
 }
 
@@ -81,6 +85,8 @@ pub const FOR_FORMAT: &[(crate::model::Format, &str, Option<&str>)] = &[
     (crate::model::Format::Onnx, "tract", None),
     (crate::model::Format::Onnx, "ort", None),
     (crate::model::Format::Torchscript, "tch", Some("tch")),
+    (crate::model::Format::Safetensors, "candle", Some("candle")),
+    (crate::model::Format::Gguf, "candle", Some("candle")),
 ];
 
 /// Shortens a library's error to its first meaningful line (C++ back ends print pages).

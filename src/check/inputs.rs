@@ -203,6 +203,39 @@ pub fn torchscript_inputs(
     Ok(specs)
 }
 
+/// The input of a weights-only language model (safetensors + config.json, GGUF): token ids
+/// `input_ids` int64 [batch, sequence], synthesised within the vocabulary and 8 tokens long
+/// unless `--val-range input_ids:[..]` / `--dim sequence=N` say otherwise.
+pub fn token_inputs(
+    info: &ModelInfo,
+    opts: &InputOptions,
+) -> (Vec<crate::model::ValueSpec>, InputOptions) {
+    let mut opts = opts.clone();
+    if let Some(vocab) = info.details.sizes.get("vocab_size").filter(|v| **v > 0) {
+        // Earlier ranges lose to later ones: the user's, given after, win.
+        opts.ranges.insert(
+            0,
+            ValRange {
+                name: Some("input_ids".into()),
+                lo: 0.0,
+                hi: (*vocab - 1) as f64,
+            },
+        );
+    }
+    // The first matching --dim wins: the user's come first.
+    opts.dims.push(DimArg("sequence".into(), 8));
+    let spec = crate::model::ValueSpec {
+        name: "input_ids".into(),
+        dtype: "int64".into(),
+        shape: vec![
+            Dim::Symbolic("batch".into()),
+            Dim::Symbolic("sequence".into()),
+        ],
+        shape_known: true,
+    };
+    (vec![spec], opts)
+}
+
 /// `forward(self, x: Tensor, mask: Tensor) -> Tensor` → [(x, Tensor), (mask, Tensor)].
 fn forward_params(sig: &str) -> Option<Vec<(String, String)>> {
     let open = sig.find('(')?;

@@ -79,6 +79,9 @@ pub struct BackendReport {
     pub version: Option<String>,
     /// Asked for by name (`--backend X` or `all`): then anything but `pass` fails the model.
     pub required: bool,
+    /// What the first data set's run produced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputFact>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -133,6 +136,14 @@ impl Report {
     }
 }
 
+/// An output as a back end produced it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputFact {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<usize>,
+}
+
 impl BackendReport {
     fn new(name: &str, required: bool) -> BackendReport {
         BackendReport {
@@ -145,6 +156,7 @@ impl BackendReport {
             steady_p95_ms: None,
             version: None,
             required,
+            outputs: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -194,10 +206,15 @@ pub fn select<'a>(
                     .into(),
             ),
         },
-        BackendChoice::Candle => return Err(
-            "the candle back end is not available in this build; rebuild with `--features candle`"
-                .into(),
-        ),
+        BackendChoice::Candle => match by_name("candle") {
+            Some(b) => vec![(b, true)],
+            None => {
+                return Err(
+                    "the candle back end is not available in this build; rebuild with `--features candle`"
+                        .into(),
+                )
+            }
+        },
     })
 }
 
@@ -271,6 +288,12 @@ pub fn check_model(
         }
     }
 
+    if info.format == Format::Gguf && info.tensor_count == 0 {
+        report.message =
+            "a vocabulary-only GGUF (no tensors): there is no model in it to run".into();
+        return report;
+    }
+
     // Which back end runs which file: each runs the files of its formats.
     let mut units: Vec<(&dyn Backend, bool, &Path, &model::ModelInfo)> = Vec::new();
     for &(backend, required) in backends {
@@ -301,10 +324,28 @@ pub fn check_model(
     }
 
     // The inputs come from the file that declares them: an ONNX twin declares what a TorchScript
-    // module does not.
+    // module or a weights file does not.
     let (sig_path, sig_info) = match &pair {
-        Some((p, pi)) if info.format == Format::Torchscript => (*p, pi.clone()),
+        Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => {
+            (*p, pi.clone())
+        }
         _ => (path, info.clone()),
+    };
+    let mut input_opts = std::borrow::Cow::Borrowed(&opts.inputs);
+    let sig_info = if matches!(info.format, Format::Safetensors | Format::Gguf) {
+        // Token ids: within the vocabulary, 8 long unless told; an ONNX twin names the input.
+        let (specs, o) = inputs::token_inputs(&info, &opts.inputs);
+        input_opts = std::borrow::Cow::Owned(o);
+        if sig_info.format == Format::Onnx {
+            sig_info
+        } else {
+            model::ModelInfo {
+                inputs: specs,
+                ..sig_info
+            }
+        }
+    } else {
+        sig_info
     };
     let sig_info = if sig_info.format == Format::Torchscript {
         match inputs::torchscript_inputs(&sig_info, &opts.inputs.shapes, &opts.inputs.given) {
@@ -320,7 +361,7 @@ pub fn check_model(
     } else {
         sig_info
     };
-    let (sets, notes) = match inputs::data_sets(sig_path, &sig_info, &opts.inputs) {
+    let (sets, notes) = match inputs::data_sets(sig_path, &sig_info, &input_opts) {
         Ok(x) => x,
         Err(e) => {
             report.message = e;
@@ -543,6 +584,14 @@ fn run_backend(
         let outs = session.run(&set.inputs)?;
         if si == 0 {
             b.run_ms = ms(t);
+            b.outputs = outs
+                .iter()
+                .map(|(name, t)| OutputFact {
+                    name: name.clone(),
+                    dtype: t.dtype_name().to_string(),
+                    shape: t.shape.clone(),
+                })
+                .collect();
             if opts.runs > 1 {
                 let mut times = Vec::with_capacity(opts.runs - 1);
                 for _ in 1..opts.runs {

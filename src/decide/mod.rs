@@ -682,6 +682,7 @@ fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<S
             "tract" => Framework::Tract,
             "ort" => Framework::Ort,
             "tch" => Framework::Tch,
+            "candle" => Framework::Candle,
             _ => continue,
         };
         if b.availability().is_err() {

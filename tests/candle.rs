@@ -1,0 +1,245 @@
+//! The candle back end (`--features candle`): weights-only models bound to their architecture,
+//! checked against what torch computed for the same weights (xtask/fixtures.py), and against the
+//! BERT's ONNX export on ort and tract. `cargo xtask ci` runs these.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+mod common;
+use common::{backend, check_json, fixtures};
+
+fn candle(name: &str) -> String {
+    fixtures()
+        .join("candle")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn output_shape(b: &Value, name: &str) -> Vec<u64> {
+    b["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name)
+        .unwrap_or_else(|| panic!("no output {name} in {b}"))["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn bert_and_llama_run_with_the_shapes_of_their_config() {
+    let (code, v) = check_json(&[&candle("bert"), "--dim", "batch=2"]);
+    assert_eq!(code, 0, "{v}");
+    let b = backend(&v["models"][0], "candle");
+    assert_eq!(b["status"], "pass");
+    assert_eq!(output_shape(b, "last_hidden_state"), [2, 8, 32]);
+    assert_eq!(output_shape(b, "pooled"), [2, 32]);
+
+    let (code, v) = check_json(&[&candle("llama"), "--dim", "sequence=5"]);
+    assert_eq!(code, 0, "{v}");
+    let b = backend(&v["models"][0], "candle");
+    assert_eq!(output_shape(b, "logits"), [1, 128]);
+    // Token ids are synthesised inside the vocabulary.
+    let notes = v["models"][0]["notes"].to_string();
+    assert!(notes.contains("[0, 127]"), "{notes}");
+}
+
+#[test]
+fn candle_matches_torch_on_the_same_weights() {
+    for (model, io) in [
+        ("bert", "bert"),
+        ("llama", "llama"),
+        ("llama-f32.gguf", "llama"),
+    ] {
+        let inputs = candle(&format!("{io}.inputs.npz"));
+        let expected = candle(&format!("{io}.expected.npz"));
+        let (code, v) = check_json(&[&candle(model), "--input", &inputs, "--expected", &expected]);
+        assert_eq!(code, 0, "{model}: {v}");
+        let cmp = v["models"][0]["comparisons"].as_array().unwrap();
+        assert!(!cmp.is_empty());
+        assert!(
+            cmp.iter()
+                .all(|c| c["right"] == "expected" && c["pass"] == true),
+            "{model}: {v}"
+        );
+    }
+    // q8_0 is within quantization error of torch, and not bit-close: the comparison is real.
+    let inputs = candle("llama.inputs.npz");
+    let expected = candle("llama.expected.npz");
+    let q8 = candle("llama-q8_0.gguf");
+    let (code, v) = check_json(&[
+        &q8,
+        "--input",
+        &inputs,
+        "--expected",
+        &expected,
+        "--atol",
+        "0.2",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let (code, v) = check_json(&[&q8, "--input", &inputs, "--expected", &expected]);
+    assert_eq!(code, 1, "{v}");
+}
+
+#[test]
+fn bert_agrees_with_its_onnx_export_on_ort() {
+    let (code, v) = check_json(&[
+        &candle("bert"),
+        "--pair",
+        &candle("bert.onnx"),
+        "--atol",
+        "1e-4",
+        "--rtol",
+        "1e-4",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let m = &v["models"][0];
+    for b in ["candle", "ort", "tract"] {
+        assert_eq!(backend(m, b)["status"], "pass", "{b}: {m}");
+    }
+    let cmp = m["comparisons"].as_array().unwrap();
+    for out in ["last_hidden_state", "pooled"] {
+        assert!(
+            cmp.iter().any(|c| c["left"] == "ort"
+                && c["right"] == "candle"
+                && c["output"] == out
+                && c["pass"] == true),
+            "{out}: {m}"
+        );
+    }
+    // The export's sequence dimension follows candle's default of 8 tokens.
+    assert_eq!(
+        output_shape(backend(m, "ort"), "last_hidden_state"),
+        [1, 8, 32]
+    );
+}
+
+/// A copy of a fixture directory whose safetensors file is rewritten by `edit`.
+fn altered(
+    name: &str,
+    edit: impl Fn(&str, &[usize], &[u8]) -> Option<(String, Vec<usize>, Vec<u8>)>,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixtures().join("candle").join(name);
+    let dst = dir.path().join(name);
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (n, t) in st.tensors() {
+        let (n2, shape, data) = edit(&n, t.shape(), t.data()).unwrap_or((
+            n.clone(),
+            t.shape().to_vec(),
+            t.data().to_vec(),
+        ));
+        out.push((n2, t.dtype(), shape, data));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = out
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        dst.join("model.safetensors"),
+        safetensors::serialize(views, None).unwrap(),
+    )
+    .unwrap();
+    (dir, dst)
+}
+
+#[test]
+fn a_renamed_tensor_is_named() {
+    let (_keep, dir) = altered("llama", |n, s, d| {
+        (n == "model.layers.1.self_attn.q_proj.weight").then(|| {
+            (
+                "model.layers.1.self_attn.q_prj.weight".into(),
+                s.to_vec(),
+                d.to_vec(),
+            )
+        })
+    });
+    let (code, v) = check_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    let msg = backend(&v["models"][0], "candle")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        msg.contains("`model.layers.1.self_attn.q_proj.weight` is missing")
+            && msg.contains("`model.layers.1.self_attn.q_prj.weight` instead"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_wrong_shape_is_named() {
+    let (_keep, dir) = altered("bert", |n, s, d| {
+        (n == "encoder.layer.0.intermediate.dense.weight").then(|| {
+            // 48 rows instead of the config's 64.
+            let row = s[1] * 4;
+            (n.to_string(), vec![48, s[1]], d[..48 * row].to_vec())
+        })
+    });
+    let (code, v) = check_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    let msg = backend(&v["models"][0], "candle")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        msg.contains("`encoder.layer.0.intermediate.dense.weight` has shape [48, 32], but config.json implies [64, 32]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn unsupported_architectures_and_missing_configs_say_what_is_supported() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("gpt");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::copy(
+        fixtures().join("candle/llama/model.safetensors"),
+        d.join("model.safetensors"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("config.json"),
+        r#"{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": 128}"#,
+    )
+    .unwrap();
+    let (code, v) = check_json(&[d.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    let msg = backend(&v["models"][0], "candle")["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        msg.contains("GPT2LMHeadModel") && msg.contains("supported: bert"),
+        "{msg}"
+    );
+
+    std::fs::remove_file(d.join("config.json")).unwrap();
+    let lone = d.join("model.safetensors");
+    let (code, v) = check_json(&[lone.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    let msg = backend(&v["models"][0], "candle")["message"]
+        .as_str()
+        .unwrap();
+    assert!(msg.contains("no config.json"), "{msg}");
+}
+
+#[test]
+fn a_vocabulary_only_gguf_is_reported_as_such() {
+    let (code, v) = check_json(&[&candle("vocab-only.gguf")]);
+    assert_eq!(code, 2, "{v}");
+    let msg = v["models"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("vocabulary-only"), "{msg}");
+    assert!(Path::new(&candle("vocab-only.gguf")).is_file());
+}
