@@ -741,3 +741,105 @@ fn human(b: u64) -> String {
         format!("{:.1} KB", b as f64 / 1000.0)
     }
 }
+
+/// `check` on the candle back end: the fixtures and a generated BERT of ≈ 110 MB (hidden 512,
+/// 4 layers, a 30522-token vocabulary — random weights with real names and config), wall time of
+/// the whole command (median of 5), load and first-run times, and peak RSS, from a release build.
+pub fn candle() -> Result {
+    let py = python::venv(python::BENCH_PACKAGES)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(&cargo).current_dir(root()).args([
+        "build",
+        "--locked",
+        "--release",
+        "--features",
+        "candle",
+        "-p",
+        "cargo-infer",
+    ]))?;
+    let bin = target_dir().join("release/cargo-infer");
+    let big = target_dir().join("bench-candle/bert-110mb");
+    if !big.join("model.safetensors").is_file() {
+        std::fs::create_dir_all(&big).map_err(|e| e.to_string())?;
+        let script = r#"
+import json, sys, numpy as np
+from safetensors.numpy import save_file
+d = sys.argv[1]
+h, inter, layers, vocab, pos = 512, 2048, 4, 30522, 512
+r = np.random.default_rng(0)
+t = {}
+def w(name, *shape): t[name] = (r.standard_normal(shape) * 0.05).astype(np.float32)
+def ln(name): t[name + ".weight"] = np.ones(h, np.float32); t[name + ".bias"] = np.zeros(h, np.float32)
+w("embeddings.word_embeddings.weight", vocab, h); w("embeddings.position_embeddings.weight", pos, h)
+w("embeddings.token_type_embeddings.weight", 2, h); ln("embeddings.LayerNorm")
+for i in range(layers):
+    p = f"encoder.layer.{i}."
+    for m in ("query", "key", "value"):
+        w(p + f"attention.self.{m}.weight", h, h); w(p + f"attention.self.{m}.bias", h)
+    w(p + "attention.output.dense.weight", h, h); w(p + "attention.output.dense.bias", h); ln(p + "attention.output.LayerNorm")
+    w(p + "intermediate.dense.weight", inter, h); w(p + "intermediate.dense.bias", inter)
+    w(p + "output.dense.weight", h, inter); w(p + "output.dense.bias", h); ln(p + "output.LayerNorm")
+save_file(t, d + "/model.safetensors")
+json.dump({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": h, "num_hidden_layers": layers,
+           "num_attention_heads": 8, "intermediate_size": inter, "vocab_size": vocab, "max_position_embeddings": pos,
+           "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12}, open(d + "/config.json", "w"))
+"#;
+        run(Command::new(&py).args(["-c", script]).arg(&big))?;
+    }
+    let size_mb = |p: &Path| -> f64 {
+        let files: Vec<PathBuf> = if p.is_dir() {
+            std::fs::read_dir(p)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default()
+        } else {
+            vec![p.to_path_buf()]
+        };
+        files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len())
+            .sum::<u64>() as f64
+            / 1e6
+    };
+    println!("| model | size | `check` wall time (median of 5) | load | first run | steady run (median) | peak RSS |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let fixtures = root().join("fixtures/candle");
+    for (label, model) in [
+        ("BERT, 2 layers, hidden 32 (safetensors)", fixtures.join("bert")),
+        ("Llama, 2 layers, hidden 32 (safetensors)", fixtures.join("llama")),
+        ("the same Llama, q8_0 GGUF", fixtures.join("llama-q8_0.gguf")),
+        ("BERT, 4 layers, hidden 512, vocab 30522", big.clone()),
+    ] {
+        let mut walls = Vec::new();
+        let mut last = serde_json::Value::Null;
+        for _ in 0..5 {
+            let t = Instant::now();
+            let out = Command::new(&bin)
+                .args(["check", "--format", "json", "--backend", "candle", "--runs", "5"])
+                .arg(&model)
+                .output()
+                .map_err(|e| e.to_string())?;
+            walls.push(t.elapsed().as_secs_f64() * 1e3);
+            if !out.status.success() {
+                return Err(format!(
+                    "check {} failed: {}",
+                    model.display(),
+                    String::from_utf8_lossy(&out.stdout)
+                ));
+            }
+            last = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        }
+        walls.sort_by(f64::total_cmp);
+        let b = &last["models"][0]["backends"][0];
+        println!(
+            "| {label} | {:.1} MB | {:.0} ms | {:.1} ms | {:.1} ms | {:.2} ms | {:.0} MB |",
+            size_mb(&model),
+            walls[2],
+            b["load_ms"].as_f64().unwrap_or(0.0),
+            b["run_ms"].as_f64().unwrap_or(0.0),
+            b["steady_median_ms"].as_f64().unwrap_or(0.0),
+            last["summary"]["peak_rss_mb"].as_f64().unwrap_or(0.0),
+        );
+    }
+    Ok(())
+}

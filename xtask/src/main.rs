@@ -35,6 +35,7 @@ fn usage() -> ExitCode {
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
          bench emit       generated code vs tract vs ONNX Runtime on three MLPs, and binary sizes\n  \
+         bench candle     `check` on the candle fixtures and a generated 110 MB BERT: time and peak RSS\n  \
          bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python"
     );
     ExitCode::from(2)
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         ["oplists"] => oplists::oplists(),
         ["bench", "check"] => bench::check(None),
         ["bench", "emit"] => bench::emit(),
+        ["bench", "candle"] => bench::candle(),
         ["bench", "check", suite] => bench::check(Some(Path::new(suite))),
         ["conformance", rest @ ..] => {
             let verbose = rest.contains(&"-v");
