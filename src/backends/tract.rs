@@ -269,19 +269,24 @@ impl Backend for Tract {
                 describe_missing(&missing)
             )));
         }
-        let mut model = parse(path).map_err(|e| failure("load", &e))?;
         let tensors: Vec<Tensor> = inputs
             .iter()
             .map(|(n, t)| to_tract(n, t))
             .collect::<Result<_, _>>()?;
-        for (i, t) in tensors.iter().enumerate() {
-            model
-                .set_input_fact(i, InferenceFact::dt_shape(t.datum_type(), t.shape()))
-                .map_err(|e| BackendError::Failed(format!("input {i}: {}", chain(&e))))?;
-        }
+        let typed = || -> Result<InferenceModel, BackendError> {
+            let mut model = parse(path).map_err(|e| failure("load", &e))?;
+            for (i, t) in tensors.iter().enumerate() {
+                model
+                    .set_input_fact(i, InferenceFact::dt_shape(t.datum_type(), t.shape()))
+                    .map_err(|e| BackendError::Failed(format!("input {i}: {}", chain(&e))))?;
+            }
+            Ok(model)
+        };
         let outputs = info.outputs.iter().map(|o| o.name.clone()).collect();
         let all: Vec<usize> = (0..inputs.len()).collect();
-        let first = match build(model.clone()) {
+        // The first try takes the model; the rare retry below parses it again (cheaper on the
+        // common path than cloning the whole graph up front).
+        let first = match build(typed()?) {
             Ok(plan) => {
                 return Ok((
                     Box::new(TractLoaded {
@@ -306,6 +311,7 @@ impl Backend for Tract {
         if constant.is_empty() {
             return Err(BackendError::Failed(format!("optimise: {first}")));
         }
+        let mut model = typed()?;
         let outlets = model
             .input_outlets()
             .map_err(|e| BackendError::Failed(chain(&e)))?

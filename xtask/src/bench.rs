@@ -805,9 +805,18 @@ json.dump({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let fixtures = root().join("fixtures/candle");
     for (label, model) in [
-        ("BERT, 2 layers, hidden 32 (safetensors)", fixtures.join("bert")),
-        ("Llama, 2 layers, hidden 32 (safetensors)", fixtures.join("llama")),
-        ("the same Llama, q8_0 GGUF", fixtures.join("llama-q8_0.gguf")),
+        (
+            "BERT, 2 layers, hidden 32 (safetensors)",
+            fixtures.join("bert"),
+        ),
+        (
+            "Llama, 2 layers, hidden 32 (safetensors)",
+            fixtures.join("llama"),
+        ),
+        (
+            "the same Llama, q8_0 GGUF",
+            fixtures.join("llama-q8_0.gguf"),
+        ),
         ("BERT, 4 layers, hidden 512, vocab 30522", big.clone()),
     ] {
         let mut walls = Vec::new();
@@ -815,7 +824,15 @@ json.dump({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 
         for _ in 0..5 {
             let t = Instant::now();
             let out = Command::new(&bin)
-                .args(["check", "--format", "json", "--backend", "candle", "--runs", "5"])
+                .args([
+                    "check",
+                    "--format",
+                    "json",
+                    "--backend",
+                    "candle",
+                    "--runs",
+                    "5",
+                ])
                 .arg(&model)
                 .output()
                 .map_err(|e| e.to_string())?;
