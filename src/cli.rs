@@ -481,6 +481,12 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         args.models.clone()
     };
     let models = check::expand_models(&listed).map_err(ExpectedError::Usage)?;
+    if args.pair.is_some() && models.len() != 1 {
+        return Err(ExpectedError::Usage(format!(
+            "--pair compares one model with its twin; {} models were given",
+            models.len()
+        )));
+    }
     let progress = global.format == OutputFormat::Human
         && !global.quiet
         && std::io::IsTerminal::is_terminal(&std::io::stderr())

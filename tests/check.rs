@@ -580,3 +580,28 @@ fn the_default_build_says_how_to_get_candle() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(common::doctor_backend("candle")["status"], "not-built");
 }
+
+#[test]
+fn pair_takes_one_model_and_another_format() {
+    let mlp = fixtures().join("mlp.onnx");
+    let (code, v) = check_json(&[
+        mlp.to_str().unwrap(),
+        "--pair",
+        fixtures().join("cnn.onnx").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(v["models"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("both files are onnx"));
+    let out = cargo_infer()
+        .arg("check")
+        .arg(&mlp)
+        .arg(fixtures().join("cnn.onnx"))
+        .arg("--pair")
+        .arg(fixtures().join("pair/mlp.onnx"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 models were given"));
+}

@@ -268,6 +268,16 @@ pub fn check_model(
         },
     };
     report.pair = opts.pair.as_ref().map(|p| p.display().to_string());
+    if let Some((p, pi)) = &pair {
+        if pi.format == info.format {
+            report.message = format!(
+                "--pair {}: both files are {}; --pair compares a model with its twin in another format (TorchScript or weights with ONNX)",
+                p.display(),
+                info.format.as_str()
+            );
+            return report;
+        }
+    }
     // A pickle that would run code when Python loads it is a failed check, whatever else holds.
     for (p, i) in std::iter::once((path, &info)).chain(pair.iter().map(|(p, i)| (*p, i))) {
         if i.safety.verdict == model::Verdict::Unsafe {
