@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::backends::Named;
 use crate::error::{ExpectedError, ModelError};
 use crate::model::{self, Format};
 use crate::tensor::HostTensor;
@@ -117,7 +118,7 @@ fn read(
     input: &Path,
     info: &model::ModelInfo,
     key: Option<&str>,
-) -> Result<(Vec<(String, HostTensor)>, BTreeMap<String, String>), ModelError> {
+) -> Result<(Vec<Named>, BTreeMap<String, String>), ModelError> {
     if key.is_some() && !matches!(info.format, Format::Pytorch | Format::Torchscript) {
         return Err(ModelError::new(
             input,
@@ -228,17 +229,15 @@ pub fn convert(
         }
     }
     let info = model::inspect(input)?;
-    if info.format == Format::Pytorch || info.format == Format::Torchscript {
-        if info.safety.verdict == model::Verdict::Unsafe {
-            return Err(ModelError::new(
-                input,
-                format!(
-                    "refusing an unsafe pickle: {}",
-                    info.safety.findings.join("; ")
-                ),
-            )
-            .into());
-        }
+    if info.safety.verdict == model::Verdict::Unsafe {
+        return Err(ModelError::new(
+            input,
+            format!(
+                "refusing an unsafe pickle: {}",
+                info.safety.findings.join("; ")
+            ),
+        )
+        .into());
     }
     let (tensors, mut meta) = read(input, &info, opts.key.as_deref())?;
     if tensors.is_empty() {
