@@ -124,7 +124,8 @@ fn ci() -> Result {
     run(Command::new(&cargo)
         .current_dir(root())
         .args(["test", "--workspace", "--locked"]))?;
-    // The tch back end: its unit tests and tests/tch.rs, linked against libtorch.
+    // The optional back ends in one more build: tch (linked against libtorch) and candle; their
+    // unit tests and tests/tch.rs, tests/candle.rs.
     run(Command::new(&cargo)
         .current_dir(root())
         .env("LIBTORCH", &libtorch)
@@ -132,9 +133,11 @@ fn ci() -> Result {
             "test",
             "--locked",
             "--features",
-            "tch",
+            "tch,candle",
             "--lib",
             "--test",
             "tch",
+            "--test",
+            "candle",
         ]))
 }
