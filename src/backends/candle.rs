@@ -33,15 +33,7 @@ enum Arch {
 }
 
 fn arch_of(config: &serde_json::Value) -> Result<Arch, BackendError> {
-    let model_type = config
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    let archs: Vec<&str> = config
-        .get("architectures")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-        .unwrap_or_default();
+    let (model_type, archs) = crate::model::classify::config_names(config);
     if model_type == "bert" || archs.iter().any(|a| a.starts_with("Bert")) {
         Ok(Arch::Bert)
     } else if model_type == "llama" || archs.iter().any(|a| a.starts_with("Llama")) {
@@ -152,26 +144,29 @@ fn verify(
         } else {
             ""
         };
+    let expected = expected_tensors(arch, config)?;
     let mut problems = Vec::new();
     let mut missing = Vec::new();
-    for (name, shape) in expected_tensors(arch, config)? {
+    for (name, shape) in &expected {
         let full = format!("{prefix}{name}");
         match have.iter().find(|(n, _)| *n == full) {
             None => missing.push(full),
-            Some((_, got)) if got != &shape => problems.push(format!(
+            Some((_, got)) if got != shape => problems.push(format!(
                 "tensor `{full}` has shape {got:?}, but config.json implies {shape:?}"
             )),
             Some(_) => {}
         }
     }
+    let read: std::collections::HashSet<String> = expected
+        .iter()
+        .map(|(n, _)| format!("{prefix}{n}"))
+        .collect();
     for m in &missing {
         // The nearest name the file has that the architecture does not read: the likely rename.
         let unread = have
             .iter()
             .map(|(n, _)| n)
-            .filter(|n| {
-                !n.starts_with(prefix) || !expected_contains(arch, config, &n[prefix.len()..])
-            })
+            .filter(|n| !read.contains(*n))
             .min_by_key(|n| edit_distance(n, m));
         problems.push(match unread {
             Some(n) if edit_distance(n, m) <= m.len() / 3 => {
@@ -190,12 +185,6 @@ fn verify(
         }
         Err(BackendError::Failed(msg))
     }
-}
-
-fn expected_contains(arch: Arch, config: &serde_json::Value, name: &str) -> bool {
-    expected_tensors(arch, config)
-        .map(|v| v.iter().any(|(n, _)| n == name))
-        .unwrap_or(false)
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

@@ -97,7 +97,7 @@ impl std::str::FromStr for ShapeArg {
             .split_once('=')
             .ok_or_else(|| format!("`{s}`: expected name=1x3x224x224[:dtype]"))?;
         let (dims, dtype) = rest.split_once(':').unwrap_or((rest, "float32"));
-        if !(1..=26).any(|c| crate::model::dtype::onnx(c).0 == dtype) {
+        if crate::model::dtype::onnx_code(dtype).is_none() {
             return Err(format!(
                 "`{s}`: `{dtype}` is not a dtype (float32, int64, …)"
             ));
@@ -417,8 +417,7 @@ fn from_json(bytes: &[u8]) -> Result<HostTensor, String> {
             .get("dtype")
             .and_then(|d| d.as_str())
             .unwrap_or("float32");
-        let code = (1..=26)
-            .find(|c| crate::model::dtype::onnx(*c).0 == dtype)
+        let code = crate::model::dtype::onnx_code(dtype)
             .ok_or_else(|| format!("unknown dtype `{dtype}`"))?;
         let mut flat = Vec::new();
         let mut inferred = Vec::new();
@@ -649,7 +648,7 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
 }
 
 fn is_tensor_type(dtype: &str) -> bool {
-    (1..=26).any(|c| crate::model::dtype::onnx(c).0 == dtype)
+    crate::model::dtype::onnx_code(dtype).is_some()
 }
 
 /// Integer inputs used as indices into a weight (Gather, embeddings) stay within its first axis.
@@ -695,14 +694,12 @@ fn synthetic(
                 },
             })
             .collect();
-        let code = (1..=26)
-            .find(|c| crate::model::dtype::onnx(*c).0 == spec.dtype)
-            .ok_or_else(|| {
-                format!(
-                    "input `{}` is a {}; give it with --input {}=FILE",
-                    spec.name, spec.dtype, spec.name
-                )
-            })?;
+        let code = crate::model::dtype::onnx_code(&spec.dtype).ok_or_else(|| {
+            format!(
+                "input `{}` is a {}; give it with --input {}=FILE",
+                spec.name, spec.dtype, spec.name
+            )
+        })?;
         let user = opts
             .ranges
             .iter()

@@ -37,17 +37,23 @@ fn arch(class: ArchClass, reasons: Vec<String>) -> Architecture {
     Architecture { class, reasons }
 }
 
-/// Hugging Face `config.json`: `architectures` (`LlamaForCausalLM`) and `model_type`.
-pub fn from_config(config: &serde_json::Value) -> Option<Architecture> {
+/// A Hugging Face `config.json`'s `model_type` (`llama`) and `architectures` (`LlamaForCausalLM`).
+pub fn config_names(config: &serde_json::Value) -> (&str, Vec<&str>) {
     let model_type = config
         .get("model_type")
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    let archs: Vec<&str> = config
+    let archs = config
         .get("architectures")
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
+    (model_type, archs)
+}
+
+/// Hugging Face `config.json`: `architectures` (`LlamaForCausalLM`) and `model_type`.
+pub fn from_config(config: &serde_json::Value) -> Option<Architecture> {
+    let (model_type, archs) = config_names(config);
     let named = archs.first().copied().unwrap_or(model_type);
     if named.is_empty() {
         return None;

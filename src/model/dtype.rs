@@ -33,6 +33,11 @@ pub fn onnx(code: i32) -> (&'static str, u32) {
     }
 }
 
+/// The ONNX `TensorProto.DataType` of a dtype name (`float32` → 1).
+pub fn onnx_code(name: &str) -> Option<i32> {
+    (1..=26).find(|c| onnx(*c).0 == name)
+}
+
 /// Bytes taken by `n` elements of `bits` each, sub-byte types packed.
 pub fn packed_bytes(n: u64, bits: u32) -> u64 {
     n.saturating_mul(bits as u64).div_ceil(8)

@@ -741,17 +741,15 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
     let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(walked.tensors.len());
     for t in &walked.tensors {
-        let code = (1..=26)
-            .find(|c| dtype::onnx(*c).0 == t.dtype)
-            .ok_or_else(|| {
-                ModelError::new(
-                    path,
-                    format!(
-                        "tensor `{}` is {}, which has no portable dtype",
-                        t.name, t.dtype
-                    ),
-                )
-            })?;
+        let code = dtype::onnx_code(&t.dtype).ok_or_else(|| {
+            ModelError::new(
+                path,
+                format!(
+                    "tensor `{}` is {}, which has no portable dtype",
+                    t.name, t.dtype
+                ),
+            )
+        })?;
         if !cache.contains_key(&t.storage_key) {
             let bytes = storage(&t.storage_key)?;
             cache.insert(t.storage_key.clone(), bytes);
