@@ -18,6 +18,17 @@ fn shared_target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scaffold-tests")
 }
 
+/// Cargo in a generated project: the shared target dir, and no debug info (the scaffolds link
+/// tract or ort into several binaries; with debug info that is gigabytes of disk in CI).
+fn project_cargo(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", shared_target())
+        .env("CARGO_PROFILE_DEV_DEBUG", "false");
+    cmd
+}
+
 fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
     cargo_with(dir, args, true)
 }
@@ -25,10 +36,7 @@ fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
 /// `offline`: builds use only what the workspace's own build already fetched. Resolving for
 /// another platform (wasm32) may need crates the host build never downloaded, so that runs online.
 fn cargo_with(dir: &Path, args: &[&str], offline: bool) -> std::process::Output {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", shared_target());
+    let mut cmd = project_cargo(dir, args);
     if offline {
         cmd.arg("--offline");
     }
@@ -121,10 +129,7 @@ fn the_recorded_test_catches_a_changed_model() {
     let marker = "static B1: [f32; 3] = [\n    ";
     assert!(code.contains(marker), "{code}");
     std::fs::write(&path, code.replace(marker, &format!("{marker}1.0 + "))).unwrap();
-    let out = Command::new(env!("CARGO"))
-        .current_dir(&project)
-        .args(["test", "--offline"])
-        .env("CARGO_TARGET_DIR", shared_target())
+    let out = project_cargo(&project, &["test", "--offline"])
         .output()
         .unwrap();
     assert!(
