@@ -174,6 +174,13 @@ pub struct InitArgs {
     /// Refer to the model where it is instead of copying it into models/
     #[arg(long)]
     pub link: bool,
+    /// Bind a symbolic input dimension for the recorded sample: NAME=N (default 1)
+    #[arg(long, value_name = "NAME=N")]
+    pub dim: Vec<crate::check::inputs::DimArg>,
+    /// A TorchScript input's shape for the recorded sample (TorchScript files carry none):
+    /// NAME=1x3x224x224[:int64]
+    #[arg(long, value_name = "NAME=SHAPE[:DTYPE]")]
+    pub input_shape: Vec<crate::check::inputs::ShapeArg>,
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
@@ -535,16 +542,13 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
     let mut c = crate::decide::constraints::Constraints::default();
     c.apply(&args.constraints.partial(), "flag");
     let d = crate::decide::decide_model(&args.model, &c, false)?;
-    if !scaffold::SCAFFOLDED.contains(&d.choice) {
-        let names: Vec<&str> = scaffold::SCAFFOLDED.iter().map(|f| f.as_str()).collect();
-        return Err(ExpectedError::Usage(format!(
-            "{}: `decide` chose {}, which `init` does not scaffold in this release (it does {}); pass --framework",
-            args.model.display(),
-            d.choice.as_str(),
-            names.join(", ")
-        )));
-    }
-    let rec = scaffold::record(&args.model, &info, d.choice).map_err(model_err)?;
+    let inputs = crate::check::inputs::InputOptions {
+        dims: args.dim.clone(),
+        shapes: args.input_shape.clone(),
+        ..Default::default()
+    };
+    scaffold::preflight(d.choice, &args.model, &info).map_err(model_err)?;
+    let rec = scaffold::record(&args.model, &info, d.choice, &inputs).map_err(model_err)?;
     let target = if path == std::path::Path::new(".") {
         std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))?
     } else {

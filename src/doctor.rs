@@ -87,7 +87,7 @@ pub fn report() -> Report {
         "not-built",
         match libtorch() {
             Some(p) => format!("libtorch found at {}, but this build lacks the back end: rebuild with `--features tch`", p.display()),
-            None => "not available in this build: rebuild with `--features tch` (and LIBTORCH pointing at libtorch 2.13)".to_string(),
+            None => format!("not available in this build: rebuild with `--features tch` (and LIBTORCH pointing at libtorch {})", crate::backends::LIBTORCH_VERSION),
         },
     ));
     #[cfg(feature = "candle")]

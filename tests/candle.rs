@@ -243,3 +243,64 @@ fn a_vocabulary_only_gguf_is_reported_as_such() {
     assert!(msg.contains("vocabulary-only"), "{msg}");
     assert!(Path::new(&candle("vocab-only.gguf")).is_file());
 }
+
+/// `init` for weights-only models: a candle project per architecture (BERT and Llama from
+/// config.json + safetensors, quantized Llama from GGUF) whose own `cargo test` reproduces what the
+/// candle back end recorded (candle against torch is proven above).
+#[test]
+fn init_makes_candle_projects_that_pass_their_own_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, output) in [
+        ("candle/bert/model.safetensors", "last_hidden_state"),
+        ("candle/llama/model.safetensors", "logits"),
+        ("candle/llama-q8_0.gguf", "logits"),
+    ] {
+        let project = common::project::init(dir.path(), model, &[]);
+        let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("choice = \"candle\""),
+            "{model}: {manifest}"
+        );
+        assert!(
+            manifest.contains("candle-transformers = \"=0.11.1\""),
+            "{manifest}"
+        );
+        if model.ends_with(".safetensors") {
+            assert!(
+                project.join("models/config.json").is_file(),
+                "{model}: config.json not copied"
+            );
+        }
+        common::project::cargo(&project, &["test"]);
+        let run = common::project::cargo(&project, &["run", "--quiet"]);
+        assert!(
+            String::from_utf8_lossy(&run.stdout).contains(&format!("{output}: shape")),
+            "{model}: {}",
+            String::from_utf8_lossy(&run.stdout)
+        );
+    }
+}
+
+#[test]
+fn init_for_candle_needs_the_config_next_to_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixtures().join("candle/bert/model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let project = dir.path().join("app");
+    let out = common::cargo_infer()
+        .arg("init")
+        .arg(&project)
+        .arg("--model")
+        .arg(dir.path().join("model.safetensors"))
+        .args(["--framework", "candle"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("config.json"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!project.exists());
+}

@@ -3,75 +3,11 @@
 //! hand-written manifest it does not need to touch, and is idempotent.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
+mod common;
 
-fn cargo_infer() -> assert_cmd::Command {
-    assert_cmd::Command::cargo_bin("cargo-infer").unwrap()
-}
-
-/// The workspace's target directory, shared by generated projects so that tract and ort compile once.
-fn shared_target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scaffold-tests")
-}
-
-/// Cargo in a generated project: the shared target dir, and no debug info (the scaffolds link
-/// tract or ort into several binaries; with debug info that is gigabytes of disk in CI).
-fn project_cargo(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .env("CARGO_PROFILE_DEV_DEBUG", "false");
-    cmd
-}
-
-fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
-    cargo_with(dir, args, true)
-}
-
-/// `offline`: builds use only what the workspace's own build already fetched. Resolving for
-/// another platform (wasm32) may need crates the host build never downloaded, so that runs online.
-fn cargo_with(dir: &Path, args: &[&str], offline: bool) -> std::process::Output {
-    let mut cmd = project_cargo(dir, args);
-    if offline {
-        cmd.arg("--offline");
-    }
-    if let Ok((lib, _)) = cargo_infer::backends::ort::find_library(None) {
-        cmd.env("ORT_DYLIB_PATH", lib);
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "cargo {args:?} in {} failed:\n{}\n{}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn init(dir: &Path, model: &str, flags: &[&str]) -> PathBuf {
-    let project = dir.join(model.replace('.', "-"));
-    cargo_infer()
-        .arg("init")
-        .arg(&project)
-        .arg("--model")
-        .arg(fixtures().join(model))
-        .args(flags)
-        .assert()
-        .success();
-    // Resolve like this workspace does, so that the shared target directory is reused.
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
-        project.join("Cargo.lock"),
-    )
-    .unwrap();
-    project
-}
+use common::project::{cargo, cargo_with, init, project_cargo};
+use common::{cargo_infer, fixtures};
 
 #[test]
 fn generated_projects_build_run_and_pass_their_own_tests() {
@@ -170,17 +106,65 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
-    // A framework this release does not scaffold: a clear refusal.
-    let out = cargo_infer()
-        .arg("init")
-        .arg(&target)
-        .arg("--model")
-        .arg(fixtures().join("tiny-llama.gguf"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("candle"));
-    assert!(!target.exists());
+    // A framework that does not load this format, and one that needs files the model lacks:
+    // one line each, nothing written.
+    for (model, framework, says) in [
+        (
+            "mlp.onnx",
+            "candle",
+            "a candle project loads safetensors or gguf models; this is onnx",
+        ),
+        (
+            "candle/bert.onnx",
+            "fastembed",
+            "fastembed needs tokenizer.json next to the model",
+        ),
+        (
+            "mlp.torchscript.pt",
+            "burn",
+            "burn does not read torchscript files",
+        ),
+    ] {
+        let out = cargo_infer()
+            .arg("init")
+            .arg(&target)
+            .arg("--model")
+            .arg(fixtures().join(model))
+            .args(["--framework", framework])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{model}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{model}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!target.exists());
+    }
+}
+
+/// burn (the ONNX model turned into Rust by burn-onnx in the project's build script) and
+/// fastembed (a sentence-embedding model with its tokenizer files, on ONNX Runtime loaded at run
+/// time): the generated projects build, and their own tests reproduce the recorded outputs. These
+/// crates are not in this workspace, so cargo resolves them online (crates.io).
+#[test]
+fn burn_and_fastembed_projects_pass_their_own_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, flags, framework) in [
+        ("mlp.onnx", &["--framework", "burn"][..], "burn"),
+        ("embed/model.onnx", &[][..], "fastembed"),
+    ] {
+        let project = init(dir.path(), model, flags);
+        let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains(&format!("choice = \"{framework}\"")),
+            "{model}: {manifest}"
+        );
+        cargo_with(&project, &["test"], false);
+        let run = cargo_with(&project, &["run", "--quiet"], false);
+        assert!(
+            !run.stdout.is_empty(),
+            "{model}: the binary printed nothing"
+        );
+    }
 }
 
 #[test]
@@ -324,5 +308,52 @@ fn validated_versions_are_listed() {
     assert!(
         text.contains("tract-onnx 0.23.9") && text.contains("ort 2.0.0-rc.15"),
         "{text}"
+    );
+}
+
+/// `add` for a weights-only model: candle's crates, the weights with the config.json they need, and
+/// the module a candle project keeps in src/lib.rs (built by the candle scaffold test); twice
+/// changes nothing. burn, which generates its code in a build script, is refused.
+#[test]
+fn add_sets_up_candle_with_the_files_the_weights_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = "[package]\nname = \"svc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nserde_json = \"1.0\"   # ours\n";
+    std::fs::write(dir.path().join("Cargo.toml"), original).unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
+    let add = |framework: &str, model: &str| {
+        cargo_infer()
+            .args(["add", "--framework", framework])
+            .arg(fixtures().join(model))
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = add("candle", "candle/bert/model.safetensors");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let edited = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
+    assert!(
+        edited.contains("candle-transformers = \"=0.11.1\""),
+        "{edited}"
+    );
+    assert!(edited.contains("serde_json = \"1.0\"   # ours"), "{edited}");
+    for f in ["models/model.safetensors", "models/config.json"] {
+        assert!(dir.path().join(f).is_file(), "{f} missing");
+    }
+    let module = std::fs::read_to_string(dir.path().join("src/inference.rs")).unwrap();
+    assert!(module.contains("BertModel::load"), "{module}");
+    let out = add("candle", "candle/bert/model.safetensors");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    let out = add("burn", "mlp.onnx");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("burn is not"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -237,3 +237,53 @@ fn unsafe_checkpoints_fail_before_libtorch_sees_them() {
     }
     assert!(!marker.exists());
 }
+
+/// `init` for a TorchScript module: a tch project (LIBTORCH at build time, its lib directory as
+/// run path) whose own `cargo test` reproduces what libtorch computed at scaffold time, and whose
+/// binary runs without LD_LIBRARY_PATH.
+#[test]
+fn init_makes_a_tch_project_that_passes_its_own_test() {
+    assert!(
+        std::env::var_os("LIBTORCH").is_some(),
+        "LIBTORCH must name libtorch for the generated project's build (cargo xtask ci sets it)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let project = common::project::init(
+        dir.path(),
+        "mlp.torchscript.pt",
+        &["--input-shape", "x=2x4"],
+    );
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("choice = \"tch\""), "{manifest}");
+    assert!(manifest.contains("tch = \"=0.26.0\""), "{manifest}");
+    let bytes = std::fs::read(project.join("tests/data/input_0.npy")).unwrap();
+    assert_eq!(npyz::NpyFile::new(&bytes[..]).unwrap().shape(), &[2, 4]);
+    common::project::cargo(&project, &["test"]);
+    let run = common::project::project_cargo(&project, &["run", "--quiet", "--offline"])
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stdout).contains("output 0:"));
+}
+
+#[test]
+fn init_for_torchscript_without_shapes_says_what_to_give() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("app");
+    let out = common::cargo_infer()
+        .arg("init")
+        .arg(&project)
+        .arg("--model")
+        .arg(fixture("mlp.torchscript.pt"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--input-shape x="), "{err}");
+    assert!(!project.exists());
+}

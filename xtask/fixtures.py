@@ -645,6 +645,60 @@ def candle_fixtures():
     w.close()
 
 
+def embed_fixture():
+    """A sentence-embedding model laid out as such models are shipped for ONNX Runtime: a 1-layer
+    BERT exported with input_ids, attention_mask and token_type_ids, next to its config.json and
+    the tokenizer files transformers writes (tokenizer.json, tokenizer_config.json,
+    special_tokens_map.json) — what fastembed's user-defined models load."""
+    import tempfile
+
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    d = os.path.join(OUT, "embed")
+    os.makedirs(d, exist_ok=True)
+    words = ["the", "model", "runs", "rust", "in", "fast", "small", "text", "embedding"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + list("abcdefghijklmnopqrstuvwxyz")
+    vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"]
+    with tempfile.TemporaryDirectory() as t:
+        with open(os.path.join(t, "vocab.txt"), "w") as f:
+            f.write("\n".join(vocab) + "\n")
+        tok = BertTokenizerFast(vocab_file=os.path.join(t, "vocab.txt"), model_max_length=32)
+    tok.save_pretrained(d, legacy_format=False)
+    for extra in ("vocab.txt",):
+        if os.path.exists(os.path.join(d, extra)):
+            os.remove(os.path.join(d, extra))
+
+    torch.manual_seed(23)
+    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=32, type_vocab_size=2,
+                     attn_implementation="eager")
+    bert = BertModel(cfg, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        for p in bert.parameters():
+            p.normal_(0.0, 0.1)
+    cfg.architectures = ["BertModel"]
+    cfg.to_json_file(os.path.join(d, "config.json"))
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(input_ids=input_ids, attention_mask=attention_mask,
+                          token_type_ids=token_type_ids).last_hidden_state
+
+    enc = tok(["the model runs"], return_tensors="pt")
+    args = (enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    dyn = {0: "batch", 1: "sequence"}
+    torch.onnx.export(Hidden(bert), args, os.path.join(d, "model.onnx"),
+                      input_names=["input_ids", "attention_mask", "token_type_ids"],
+                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                      dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "token_type_ids": dyn,
+                                    "last_hidden_state": dyn})
+
+
 def bad_fixtures():
     """Files that must be refused with a one-line error (exit 2); expected["bad/..."] holds a
     phrase the error must contain."""
@@ -701,6 +755,7 @@ if __name__ == "__main__":
     gguf_fixtures()
     hf_fixtures()
     candle_fixtures()
+    embed_fixture()
     unsupported_op_fixture()
     dynamic_reshape_fixture()
     reference_outputs()

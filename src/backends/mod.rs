@@ -81,6 +81,9 @@ pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
 
 /// The back ends that run a model of this format, in a build with every feature, and the cargo
 /// feature each needs (None: always built).
+/// The libtorch release the `tch` feature (tch 0.26.0) is built and validated against.
+pub const LIBTORCH_VERSION: &str = "2.13.0";
+
 pub const FOR_FORMAT: &[(crate::model::Format, &str, Option<&str>)] = &[
     (crate::model::Format::Onnx, "tract", None),
     (crate::model::Format::Onnx, "ort", None),

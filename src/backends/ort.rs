@@ -138,9 +138,16 @@ fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, String> {
                 .split(',')
                 .find_map(|p| p.trim().strip_prefix("git-branch=rel-").map(str::to_string))
                 .unwrap_or_else(|| {
-                    path.file_name()
+                    // Builds without the branch in their info: the version the file is named for
+                    // (libonnxruntime.so.1.31.1), else the file name.
+                    let name = path
+                        .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default()
+                        .unwrap_or_default();
+                    name.split_once(".so.")
+                        .map(|(_, v)| v.to_string())
+                        .filter(|v| v.starts_with(|c: char| c.is_ascii_digit()))
+                        .unwrap_or(name)
                 });
             Ok(Runtime {
                 env,

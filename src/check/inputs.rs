@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::backends::Named;
-use crate::model::{Dim, ModelInfo};
+use crate::model::{Dim, Format, ModelInfo};
 use crate::tensor::{self, HostTensor, Rng};
 
 /// `--input NAME=FILE` or `--input ALL.npz`.
@@ -201,6 +201,37 @@ pub fn torchscript_inputs(
         ));
     }
     Ok(specs)
+}
+
+/// What a model takes where its file does not say: token ids for weights-only language models
+/// (safetensors, GGUF), the `--input-shape`s for TorchScript. `declared`: another file (an ONNX
+/// export of the same model) whose inputs stand for this one's.
+pub fn signature(
+    info: &ModelInfo,
+    declared: Option<&ModelInfo>,
+    opts: &InputOptions,
+) -> Result<(ModelInfo, InputOptions), String> {
+    let base = declared.unwrap_or(info).clone();
+    let mut opts = opts.clone();
+    let base = if matches!(info.format, Format::Safetensors | Format::Gguf) {
+        let (specs, o) = token_inputs(info, &opts);
+        opts = o;
+        if base.format == Format::Onnx {
+            base
+        } else {
+            ModelInfo {
+                inputs: specs,
+                ..base
+            }
+        }
+    } else {
+        base
+    };
+    if base.format == Format::Torchscript {
+        let inputs = torchscript_inputs(&base, &opts.shapes, &opts.given)?;
+        return Ok((ModelInfo { inputs, ..base }, opts));
+    }
+    Ok((base, opts))
 }
 
 /// The input of a weights-only language model (safetensors + config.json, GGUF): token ids

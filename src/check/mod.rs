@@ -335,41 +335,16 @@ pub fn check_model(
 
     // The inputs come from the file that declares them: an ONNX twin declares what a TorchScript
     // module or a weights file does not.
-    let (sig_path, sig_info) = match &pair {
-        Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => {
-            (*p, pi.clone())
-        }
-        _ => (path, info.clone()),
+    let (sig_path, declared) = match &pair {
+        Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => (*p, Some(pi)),
+        _ => (path, None),
     };
-    let mut input_opts = std::borrow::Cow::Borrowed(&opts.inputs);
-    let sig_info = if matches!(info.format, Format::Safetensors | Format::Gguf) {
-        // Token ids: within the vocabulary, 8 long unless told; an ONNX twin names the input.
-        let (specs, o) = inputs::token_inputs(&info, &opts.inputs);
-        input_opts = std::borrow::Cow::Owned(o);
-        if sig_info.format == Format::Onnx {
-            sig_info
-        } else {
-            model::ModelInfo {
-                inputs: specs,
-                ..sig_info
-            }
+    let (sig_info, input_opts) = match inputs::signature(&info, declared, &opts.inputs) {
+        Ok(x) => x,
+        Err(e) => {
+            report.message = e;
+            return report;
         }
-    } else {
-        sig_info
-    };
-    let sig_info = if sig_info.format == Format::Torchscript {
-        match inputs::torchscript_inputs(&sig_info, &opts.inputs.shapes, &opts.inputs.given) {
-            Ok(specs) => model::ModelInfo {
-                inputs: specs,
-                ..sig_info
-            },
-            Err(e) => {
-                report.message = e;
-                return report;
-            }
-        }
-    } else {
-        sig_info
     };
     let (sets, notes) = match inputs::data_sets(sig_path, &sig_info, &input_opts) {
         Ok(x) => x,

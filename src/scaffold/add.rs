@@ -54,15 +54,17 @@ pub fn add(
     d: &Decision,
     force: bool,
 ) -> Result<Vec<String>, String> {
-    if !super::SCAFFOLDED.contains(&d.choice) {
+    if !super::ADDABLE.contains(&d.choice) {
         return Err(format!(
-            "`add` sets up {} in this release; {} is not yet (use --framework)",
+            "`add` sets up {} in this release; {} is not: it generates the model's code in a build script — make a project with `cargo infer init --framework {}`, or choose another --framework",
             names(),
+            d.choice.as_str(),
             d.choice.as_str()
         ));
     }
     let root = manifest.parent().unwrap();
     let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
+    let companions = super::preflight(d.choice, model, &info)?;
     let model_file = model.file_name().unwrap().to_string_lossy().into_owned();
     let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
     let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
@@ -148,6 +150,14 @@ pub fn add(
             "external data",
         )?;
     }
+    for c in &companions {
+        let src = model.with_file_name(c);
+        want_file(
+            PathBuf::from("models").join(c),
+            std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
+            "a file the model needs",
+        )?;
+    }
     let module = if d.choice == Framework::Custom {
         super::generated_module(
             model,
@@ -172,8 +182,26 @@ pub fn add(
             })
             .collect();
         let inputs = super::ios(&info.inputs, &shapes)?;
-        let ctx = minijinja::context! { model_file => model_file, inputs => inputs };
-        render(&format!("{}/inference.rs", d.choice.as_str()), &ctx)?
+        let weights =
+            if d.choice == Framework::Candle && info.format == crate::model::Format::Safetensors {
+                super::weight_files(model)?
+            } else {
+                vec![]
+            };
+        let ctx = minijinja::context! {
+            model_file => model_file,
+            inputs => inputs,
+            arch => if d.choice == Framework::Candle { super::candle_arch(model, &info)? } else { "" },
+            weights => weights,
+            versions => super::VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+            device => super::execution_provider(&d.constraints),
+        };
+        // tch, candle and fastembed projects keep the model's code in src/lib.rs: the same module.
+        let template = match d.choice {
+            Framework::Tch | Framework::Candle | Framework::Fastembed => "lib.rs",
+            _ => "inference.rs",
+        };
+        render(&format!("{}/{template}", d.choice.as_str()), &ctx)?
     };
     want_file(
         PathBuf::from("src/inference.rs"),
@@ -190,7 +218,7 @@ pub fn add(
 }
 
 fn names() -> String {
-    super::SCAFFOLDED
+    super::ADDABLE
         .iter()
         .map(|f| f.as_str())
         .collect::<Vec<_>>()

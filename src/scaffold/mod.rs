@@ -16,7 +16,7 @@ use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 use crate::backends::{Backend, Device};
 use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
-use crate::model::ModelInfo;
+use crate::model::{Format, ModelInfo};
 use crate::tensor::HostTensor;
 
 /// Versions of each framework's crates that this release of cargo-infer validated (the
@@ -27,7 +27,13 @@ pub const VALIDATED: &[(&str, &str)] = &[
     ("npyz", "0.8"),
     ("tch", "0.26.0"),
     ("candle-core", "0.11.1"),
+    ("candle-nn", "0.11.1"),
+    ("candle-transformers", "0.11.1"),
+    ("serde_json", "1"),
     ("burn", "0.22.0"),
+    ("burn-store", "0.22.0"),
+    ("burn-onnx", "0.22.0"),
+    ("fastembed", "7.7.0"),
 ];
 
 pub fn validated(krate: &str) -> &'static str {
@@ -38,8 +44,172 @@ pub fn validated(krate: &str) -> &'static str {
         .expect("validated version")
 }
 
-/// Frameworks `init` and `add` scaffold in this release.
-pub const SCAFFOLDED: &[Framework] = &[Framework::Tract, Framework::Ort, Framework::Custom];
+/// Frameworks `add` sets up inside an existing crate in this release (`init` makes a project for
+/// every framework).
+/// burn is not: it generates the model's code in a build script, which a crate may already have.
+pub const ADDABLE: &[Framework] = &[
+    Framework::Tract,
+    Framework::Ort,
+    Framework::Custom,
+    Framework::Tch,
+    Framework::Candle,
+    Framework::Fastembed,
+];
+
+/// The model formats each framework's scaffold loads.
+pub fn scaffold_formats(f: Framework) -> &'static [Format] {
+    match f {
+        Framework::Tract | Framework::Ort | Framework::Burn | Framework::Fastembed => {
+            &[Format::Onnx]
+        }
+        Framework::Custom => &[Format::Onnx],
+        Framework::Tch => &[Format::Torchscript],
+        Framework::Candle => &[Format::Safetensors, Format::Gguf],
+    }
+}
+
+/// What a framework's scaffold needs next to the model besides the model itself: file names in
+/// the model's directory, and whether each is required.
+fn companions(f: Framework, model: &Path, info: &ModelInfo) -> Result<Vec<String>, String> {
+    let dir = model.parent().unwrap_or(Path::new("."));
+    let mut names: Vec<(String, bool)> = Vec::new();
+    match (f, info.format) {
+        (Framework::Candle, Format::Safetensors) => {
+            names.push(("config.json".into(), true));
+            names.extend(weight_files(model)?.into_iter().map(|w| (w, true)));
+            for t in [
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "generation_config.json",
+            ] {
+                names.push((t.into(), false));
+            }
+        }
+        (Framework::Fastembed, _) => {
+            for t in [
+                "tokenizer.json",
+                "config.json",
+                "special_tokens_map.json",
+                "tokenizer_config.json",
+            ] {
+                names.push((t.into(), true));
+            }
+        }
+        _ => {}
+    }
+    let model_name = model.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    for (name, required) in names {
+        if Some(&name) == model_name.as_ref() || out.contains(&name) {
+            continue;
+        }
+        if dir.join(&name).is_file() {
+            out.push(name);
+        } else if required {
+            return Err(format!(
+                "{} needs {name} next to the model ({} has none)",
+                f.as_str(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The ONNX Runtime execution provider the constraints ask for (ort and fastembed projects).
+pub fn execution_provider(c: &Constraints) -> Option<&'static str> {
+    match c.gpu {
+        Gpu::Cuda => Some("CUDA"),
+        Gpu::Tensorrt => Some("TensorRT"),
+        _ if c.multi_gpu => Some("TensorRT"),
+        _ => None,
+    }
+}
+
+/// Whether a framework's project can be made for this model (its format, the files it needs next
+/// to it), before anything is run or written; the companion files to copy.
+pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Vec<String>, String> {
+    if !scaffold_formats(f).contains(&info.format) {
+        let formats: Vec<&str> = scaffold_formats(f).iter().map(|x| x.as_str()).collect();
+        return Err(format!(
+            "a {} project loads {} models; this is {} (choose another --framework)",
+            f.as_str(),
+            formats.join(" or "),
+            info.format.as_str()
+        ));
+    }
+    if f == Framework::Candle {
+        candle_arch(model, info)?;
+    }
+    companions(f, model, info)
+}
+
+/// The safetensors files a model consists of: itself, or the shards its index names.
+pub(crate) fn weight_files(model: &Path) -> Result<Vec<String>, String> {
+    let name = model
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.ends_with(".index.json") {
+        return Ok(vec![name]);
+    }
+    let index: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(model).map_err(|e| format!("{}: {e}", model.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", model.display()))?;
+    let mut files: Vec<String> = index
+        .get("weight_map")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.values()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.dedup();
+    if files.iter().any(|f| f.contains('/') || f.contains('\\')) {
+        return Err(format!(
+            "{}: shard names must be plain file names",
+            model.display()
+        ));
+    }
+    Ok(files)
+}
+
+/// Which of candle's model code a weights file binds to: `bert`, `llama` (from config.json) or
+/// `quantized-llama` (GGUF).
+pub(crate) fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, String> {
+    if info.format == Format::Gguf {
+        let arch = info
+            .metadata
+            .get("general.architecture")
+            .map(String::as_str);
+        return match arch {
+            Some("llama") if !info.tensors.is_empty() => Ok("quantized-llama"),
+            Some("llama") => Err("this GGUF holds no tensors (a vocabulary-only file)".into()),
+            other => Err(format!(
+                "candle scaffolds bind Llama-family GGUF files; this one is `{}`",
+                other.unwrap_or("unnamed")
+            )),
+        };
+    }
+    let config_path = model.with_file_name("config.json");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let (model_type, archs) = crate::model::classify::config_names(&config);
+    if model_type == "bert" || archs.iter().any(|a| a.starts_with("Bert")) {
+        Ok("bert")
+    } else if model_type == "llama" || archs.iter().any(|a| a.starts_with("Llama")) {
+        Ok("llama")
+    } else {
+        Err(format!(
+            "candle scaffolds bind BERT and Llama configs; config.json says model_type `{model_type}`"
+        ))
+    }
+}
 
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -73,6 +243,59 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "ort/inference.rs",
         include_str!("../../templates/ort/inference.rs.j2"),
+    ),
+    (
+        "candle/lib.rs",
+        include_str!("../../templates/candle/lib.rs.j2"),
+    ),
+    (
+        "candle/main.rs",
+        include_str!("../../templates/candle/main.rs.j2"),
+    ),
+    (
+        "candle/test.rs",
+        include_str!("../../templates/candle/test.rs.j2"),
+    ),
+    (
+        "tch/build.rs",
+        include_str!("../../templates/tch/build.rs.j2"),
+    ),
+    ("tch/lib.rs", include_str!("../../templates/tch/lib.rs.j2")),
+    (
+        "tch/main.rs",
+        include_str!("../../templates/tch/main.rs.j2"),
+    ),
+    (
+        "tch/test.rs",
+        include_str!("../../templates/tch/test.rs.j2"),
+    ),
+    (
+        "burn/build.rs",
+        include_str!("../../templates/burn/build.rs.j2"),
+    ),
+    (
+        "burn/lib.rs",
+        include_str!("../../templates/burn/lib.rs.j2"),
+    ),
+    (
+        "burn/main.rs",
+        include_str!("../../templates/burn/main.rs.j2"),
+    ),
+    (
+        "burn/test.rs",
+        include_str!("../../templates/burn/test.rs.j2"),
+    ),
+    (
+        "fastembed/lib.rs",
+        include_str!("../../templates/fastembed/lib.rs.j2"),
+    ),
+    (
+        "fastembed/main.rs",
+        include_str!("../../templates/fastembed/main.rs.j2"),
+    ),
+    (
+        "fastembed/test.rs",
+        include_str!("../../templates/fastembed/test.rs.j2"),
     ),
     (
         "custom/main.rs",
@@ -109,6 +332,9 @@ pub struct Io {
     pub dims: String,
     pub dims_i64: String,
     pub numel: usize,
+    pub rank: usize,
+    /// `float`, `int` or `bool` (burn's tensor kinds).
+    pub kind: &'static str,
     pub sample: &'static str,
 }
 
@@ -125,13 +351,13 @@ fn rust_type(dtype: &str) -> Option<(&'static str, &'static str)> {
     })
 }
 
-fn io(v: &crate::model::ValueSpec, shape: &[usize]) -> Result<Io, String> {
-    let (rust_type, sample) = rust_type(&v.dtype)
-        .ok_or_else(|| format!("`{}` is {}: not scaffolded yet", v.name, v.dtype))?;
+fn io(name: &str, dtype: &str, shape: &[usize]) -> Result<Io, String> {
+    let (rust_type, sample) =
+        rust_type(dtype).ok_or_else(|| format!("`{name}` is {dtype}: not scaffolded yet"))?;
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     Ok(Io {
-        name: v.name.clone(),
-        dtype: v.dtype.clone(),
+        name: name.to_string(),
+        dtype: dtype.to_string(),
         rust_type,
         dims: dims.join(", "),
         dims_i64: dims
@@ -140,13 +366,23 @@ fn io(v: &crate::model::ValueSpec, shape: &[usize]) -> Result<Io, String> {
             .collect::<Vec<_>>()
             .join(", "),
         numel: shape.iter().product(),
+        rank: shape.len(),
+        kind: match rust_type {
+            "f32" | "f64" => "float",
+            "bool" => "bool",
+            _ => "int",
+        },
         sample,
     })
 }
 
 /// Template facts for each input, at these concrete shapes.
 pub fn ios(specs: &[crate::model::ValueSpec], shapes: &[Vec<usize>]) -> Result<Vec<Io>, String> {
-    specs.iter().zip(shapes).map(|(v, s)| io(v, s)).collect()
+    specs
+        .iter()
+        .zip(shapes)
+        .map(|(v, s)| io(&v.name, &v.dtype, s))
+        .collect()
 }
 
 /// A `.npy` file of a tensor (the dtypes numpy has).
@@ -209,20 +445,43 @@ pub struct Recorded {
     pub outputs: Vec<(String, HostTensor)>,
 }
 
-pub fn record(path: &Path, info: &ModelInfo, framework: Framework) -> Result<Recorded, String> {
-    let (sets, _) = crate::check::inputs::data_sets(path, info, &Default::default())?;
+pub fn record(
+    path: &Path,
+    info: &ModelInfo,
+    framework: Framework,
+    inputs: &crate::check::inputs::InputOptions,
+) -> Result<Recorded, String> {
+    // The back end that runs what the framework runs: its outputs are the ones to reproduce.
+    let preferred = match framework {
+        Framework::Ort | Framework::Fastembed => "ort",
+        Framework::Tch => "tch",
+        Framework::Candle => "candle",
+        Framework::Tract | Framework::Burn | Framework::Custom => "tract",
+    };
+    let all = crate::backends::all(None);
+    if !all.iter().any(|b| b.name() == preferred) {
+        return Err(format!(
+            "recording the outputs a {} project must reproduce needs the {preferred} back end, which this build of cargo-infer lacks: rebuild it with `--features {preferred}`",
+            framework.as_str()
+        ));
+    }
+    let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
+    let (sets, _) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
     let set = sets
         .into_iter()
         .find(|s| s.name == "synthetic")
         .ok_or("could not synthesise inputs")?;
-    let all = crate::backends::all(None);
-    let preferred = if framework == Framework::Ort {
-        "ort"
-    } else {
-        "tract"
-    };
-    let mut order: Vec<&Box<dyn Backend>> = all.iter().filter(|b| b.name() == preferred).collect();
-    order.extend(all.iter().filter(|b| b.name() != preferred));
+    let runs_format = |b: &&Box<dyn Backend>| b.formats().contains(&info.format);
+    let mut order: Vec<&Box<dyn Backend>> = all
+        .iter()
+        .filter(|b| b.name() == preferred)
+        .filter(runs_format)
+        .collect();
+    order.extend(
+        all.iter()
+            .filter(|b| b.name() != preferred)
+            .filter(runs_format),
+    );
     let mut why = Vec::new();
     for b in order {
         let version = match b.availability() {
@@ -237,11 +496,14 @@ pub fn record(path: &Path, info: &ModelInfo, framework: Framework) -> Result<Rec
             .and_then(|(mut l, _)| l.run(&set.inputs))
         {
             Ok(outputs) => {
+                // The run's version without where its library was found here: the generated
+                // files name what computed the numbers, not this machine's paths.
+                let with = version.split(" (").next().unwrap_or(&version).to_string();
                 return Ok(Recorded {
-                    with: version,
+                    with,
                     inputs: set.inputs,
                     outputs,
-                })
+                });
             }
             Err(e) => why.push(format!("{}: {e}", b.name())),
         }
@@ -284,6 +546,76 @@ pub fn dependencies(
             }
             vec![("ort", format!("={}", validated("ort")), false, features)]
         }
+        Framework::Tch => vec![("tch", format!("={}", validated("tch")), true, vec![])],
+        Framework::Candle => {
+            let features = match c.gpu {
+                Gpu::Cuda => vec!["cuda"],
+                Gpu::Metal => vec!["metal"],
+                _ => vec![],
+            };
+            let mut deps: Vec<_> = ["candle-core", "candle-nn", "candle-transformers"]
+                .into_iter()
+                .map(|k| (k, format!("={}", validated(k)), true, features.clone()))
+                .collect();
+            deps.push((
+                "serde_json",
+                validated("serde_json").to_string(),
+                true,
+                vec![],
+            ));
+            deps
+        }
+        Framework::Burn => {
+            // flex: burn's portable CPU back end (pure Rust, builds for WASM); wgpu/metal/cuda
+            // when the constraints ask for a GPU.
+            let backend = match c.gpu {
+                Gpu::Cuda => "cuda",
+                Gpu::Metal => "metal",
+                Gpu::Wgpu => "wgpu",
+                _ => "flex",
+            };
+            vec![
+                (
+                    "burn",
+                    format!("={}", validated("burn")),
+                    true,
+                    vec![backend],
+                ),
+                (
+                    "burn-store",
+                    format!("={}", validated("burn-store")),
+                    true,
+                    vec![],
+                ),
+            ]
+        }
+        Framework::Fastembed => {
+            // ONNX Runtime loaded at run time, as for ort; fastembed's default downloads it (and
+            // models from the Hugging Face hub) at build and run time.
+            let mut ort_features = vec!["std", "load-dynamic"];
+            match c.gpu {
+                Gpu::Cuda => ort_features.push("cuda"),
+                Gpu::Tensorrt => ort_features.push("tensorrt"),
+                _ => {}
+            }
+            vec![
+                (
+                    "fastembed",
+                    format!("={}", validated("fastembed")),
+                    false,
+                    vec!["ort-load-dynamic"],
+                ),
+                ("ort", format!("={}", validated("ort")), false, ort_features),
+            ]
+        }
+        Framework::Custom => vec![],
+    }
+}
+
+/// Build dependencies: burn turns the ONNX model into Rust code in the project's build script.
+pub fn build_dependencies(f: Framework) -> Vec<(&'static str, String)> {
+    match f {
+        Framework::Burn => vec![("burn-onnx", format!("={}", validated("burn-onnx")))],
         _ => vec![],
     }
 }
@@ -353,6 +685,12 @@ pub fn project_files(
     rec: &Recorded,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
     let f = d.choice;
+    let companions = preflight(f, &opts.model, info)?;
+    let arch = if f == Framework::Candle {
+        candle_arch(&opts.model, info)?
+    } else {
+        ""
+    };
     let name = opts.name.clone().unwrap_or_else(|| {
         opts.path
             .file_name()
@@ -395,6 +733,14 @@ pub fn project_files(
         deps.insert(k, dep_item(&v, def, &feats));
     }
     doc.insert("dependencies", Item::Table(deps));
+    let build_deps = build_dependencies(f);
+    if !build_deps.is_empty() {
+        let mut t = Table::new();
+        for (k, v) in build_deps {
+            t.insert(k, value(v));
+        }
+        doc.insert("build-dependencies", Item::Table(t));
+    }
     let mut dev = Table::new();
     dev.insert("npyz", value(validated("npyz")));
     doc.insert("dev-dependencies", Item::Table(dev));
@@ -445,6 +791,13 @@ pub fn project_files(
                 std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
             ));
         }
+        for c in &companions {
+            let src = opts.model.with_file_name(c);
+            files.push((
+                PathBuf::from("models").join(c),
+                std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
+            ));
+        }
     }
     for (k, (_, t)) in rec.inputs.iter().enumerate() {
         files.push((format!("tests/data/input_{k}.npy").into(), npy(t)?));
@@ -456,29 +809,41 @@ pub fn project_files(
         ));
     }
 
-    let shapes: Vec<Vec<usize>> = rec.inputs.iter().map(|(_, t)| t.shape.clone()).collect();
-    let inputs = ios(&info.inputs, &shapes)?;
-    let outputs = info
+    // Names, dtypes and shapes as recorded: what the model really took and gave.
+    let inputs = rec
+        .inputs
+        .iter()
+        .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = rec
         .outputs
         .iter()
-        .zip(&rec.outputs)
-        .map(|(v, (_, t))| {
-            io(
-                &crate::model::ValueSpec {
-                    dtype: t.dtype_name().to_string(),
-                    ..v.clone()
-                },
-                &t.shape,
-            )
-        })
+        .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
         .collect::<Result<Vec<_>, _>>()?;
-    let (atol, rtol) = ("1e-4", "1e-4");
-    let device = match d.constraints.gpu {
-        Gpu::Cuda => Some("CUDA"),
-        Gpu::Tensorrt => Some("TensorRT"),
-        _ if d.constraints.multi_gpu => Some("TensorRT"),
-        _ => None,
+    // Token ids for the models that take them (candle's), as a Rust array literal.
+    let sample_ids = rec
+        .inputs
+        .first()
+        .and_then(|(_, t)| Some((t.to_f64()?, t.shape.clone())))
+        .filter(|(_, shape)| shape.len() == 2)
+        .map(|(v, shape)| {
+            let rows: Vec<String> = v
+                .chunks(shape[1].max(1))
+                .map(|r| {
+                    let ids: Vec<String> = r.iter().map(|x| format!("{}u32", *x as i64)).collect();
+                    format!("[{}]", ids.join(", "))
+                })
+                .collect();
+            format!("[{}]", rows.join(", "))
+        })
+        .unwrap_or_default();
+    let weights = if f == Framework::Candle && info.format == Format::Safetensors {
+        weight_files(&opts.model)?
+    } else {
+        vec![]
     };
+    let (atol, rtol) = ("1e-4", "1e-4");
+    let device = execution_provider(&d.constraints);
     let c = &d.constraints;
     let constraints_text = c.describe();
     let reasons: Vec<String> = d
@@ -487,9 +852,17 @@ pub fn project_files(
         .map(|r| r.reasons.clone())
         .unwrap_or_default();
     let (setup, deploy) = match (f, c.target_kind) {
-        (Framework::Ort, _) => (
+        (Framework::Ort | Framework::Fastembed, _) => (
             "pip install onnxruntime   # or any ONNX Runtime ≥ 1.17\nexport ORT_DYLIB_PATH=$(python3 -c 'import onnxruntime, glob, os; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\", \"libonnxruntime.so*\"))[0])')\n".to_string(),
             "Deploy: ship libonnxruntime next to the binary and set ORT_DYLIB_PATH (`load-dynamic`), or switch the `ort` dependency to its default features to link the prebuilt ONNX Runtime that `ort` downloads at build time.".to_string(),
+        ),
+        (Framework::Tch, _) => (
+            format!("export LIBTORCH=/path/to/libtorch   # libtorch {v} (or: pip install torch=={v}, then LIBTORCH=<site-packages>/torch)\n", v = crate::backends::LIBTORCH_VERSION),
+            "Deploy: the binary needs libtorch's shared libraries; build.rs records $LIBTORCH/lib as its run path, so ship that directory at the same path or set LD_LIBRARY_PATH.".to_string(),
+        ),
+        (Framework::Burn, _) => (
+            String::new(),
+            "Deploy: build.rs turns the ONNX model into Rust code (burn-onnx) and its weights into a .bpk file in OUT_DIR; `Model::default()` reads that file, so ship it with the binary and use `Model::from_file`, or switch build.rs to `LoadStrategy::Embedded`.".to_string(),
         ),
         (_, TargetKind::Wasm) => (String::new(), format!("Deploy: `cargo build-target` builds for {} (see .cargo/config.toml).", c.target.as_deref().unwrap_or(""))),
         (_, TargetKind::BareMetal) => (String::new(), format!("Deploy: `cargo build-target` builds for {}; `src/model.rs` needs no std and no allocator.", c.target.as_deref().unwrap_or(""))),
@@ -513,8 +886,27 @@ pub fn project_files(
         sample => "0.5f32",
         setup => setup,
         deploy => deploy,
-        needs_onnxruntime => f == Framework::Ort,
-        check_backend => match f { Framework::Ort => "ort", Framework::Tract | Framework::Custom => "tract", _ => "" },
+        needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed),
+        check_backend => match f {
+            Framework::Ort | Framework::Fastembed => "ort",
+            Framework::Tract | Framework::Custom | Framework::Burn => "tract",
+            Framework::Tch => "tch",
+            Framework::Candle => "candle",
+        },
+        libtorch => crate::backends::LIBTORCH_VERSION,
+        // What `check` needs to know that the model does not say (TorchScript input shapes).
+        check_flags => rec.inputs.iter().filter(|_| info.format == Format::Torchscript).map(|(n, t)| {
+            let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+            format!("--input-shape {n}={}:{}", dims.join("x"), t.dtype_name())
+        }).collect::<Vec<_>>(),
+        lib_name => crate_name.replace('-', "_"),
+        arch => arch,
+        weights => weights,
+        sample_ids => sample_ids,
+        embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
+        model_path => model_ref.clone(),
+        model_stem => Path::new(&model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        versions => VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
     };
     let dir = f.as_str();
     files.push((
@@ -525,6 +917,12 @@ pub fn project_files(
         "tests/model.rs".into(),
         render(&format!("{dir}/test.rs"), &ctx)?.into_bytes(),
     ));
+    for (template, out) in [("lib.rs", "src/lib.rs"), ("build.rs", "build.rs")] {
+        let name = format!("{dir}/{template}");
+        if TEMPLATES.iter().any(|(t, _)| *t == name) {
+            files.push((out.into(), render(&name, &ctx)?.into_bytes()));
+        }
+    }
     files.push((
         "README.md".into(),
         render("common/README.md", &ctx)?.into_bytes(),
