@@ -174,6 +174,10 @@ pub struct InitArgs {
     /// Refer to the model where it is instead of copying it into models/
     #[arg(long)]
     pub link: bool,
+    /// ort, fastembed: use ort's default features, which download and link a prebuilt ONNX
+    /// Runtime at build time (instead of `load-dynamic`, which loads one at run time)
+    #[arg(long)]
+    pub ort_download: bool,
     /// Bind a symbolic input dimension for the recorded sample: NAME=N (default 1)
     #[arg(long, value_name = "NAME=N")]
     pub dim: Vec<crate::check::inputs::DimArg>,
@@ -195,6 +199,10 @@ pub struct AddArgs {
     /// Replace a different src/inference.rs or models/ file
     #[arg(long)]
     pub force: bool,
+    /// ort, fastembed: use ort's default features, which download and link a prebuilt ONNX
+    /// Runtime at build time (instead of `load-dynamic`)
+    #[arg(long)]
+    pub ort_download: bool,
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
@@ -424,8 +432,14 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
             .map_err(ExpectedError::Usage)?;
             let c = args.constraints.merged(Some(&manifest))?;
             let d = crate::decide::decide_model(&args.model, &c, false)?;
-            let changed = crate::scaffold::add::add(&manifest, &args.model, &d, args.force)
-                .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
+            let changed = crate::scaffold::add::add(
+                &manifest,
+                &args.model,
+                &d,
+                args.force,
+                args.ort_download,
+            )
+            .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
             if !cli.global.quiet {
                 if changed.is_empty() {
                     eprintln!(
@@ -560,6 +574,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         name: args.name.clone(),
         force: args.force,
         link: args.link,
+        ort_download: args.ort_download,
     };
     let files = scaffold::project_files(&opts, &info, &d, &rec).map_err(model_err)?;
     scaffold::write_project(&target, &files, args.force).map_err(ExpectedError::Usage)?;

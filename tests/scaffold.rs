@@ -357,3 +357,47 @@ fn add_sets_up_candle_with_the_files_the_weights_need() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--ort-download`: ort's default features (a prebuilt ONNX Runtime downloaded and linked at build
+/// time) instead of load-dynamic; the generated code never asks for ORT_DYLIB_PATH. Not built here
+/// (this machine cannot reach that download): the manifest, the code, and cargo's resolution.
+#[test]
+fn ort_download_links_the_prebuilt_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = init(
+        dir.path(),
+        "lstm.onnx",
+        &["--framework", "ort", "--ort-download"],
+    );
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("ort = \"=2.0.0-rc.15\""), "{manifest}");
+    assert!(!manifest.contains("load-dynamic"), "{manifest}");
+    for f in [
+        "src/main.rs",
+        "tests/model.rs",
+        ".github/workflows/model.yml",
+        "README.md",
+    ] {
+        let text = std::fs::read_to_string(project.join(f)).unwrap();
+        assert!(!text.contains("ORT_DYLIB_PATH"), "{f}:\n{text}");
+    }
+    assert!(std::fs::read_to_string(project.join("src/main.rs"))
+        .unwrap()
+        .contains("ort::init().build()?"));
+    let out = cargo_with(&project, &["metadata", "--format-version", "1"], false);
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ort_sys = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"].as_str().unwrap().contains("ort-sys"))
+        .expect("ort-sys in the graph");
+    assert!(
+        ort_sys["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "download-binaries"),
+        "{ort_sys}"
+    );
+}

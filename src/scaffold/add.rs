@@ -53,6 +53,7 @@ pub fn add(
     model: &Path,
     d: &Decision,
     force: bool,
+    ort_download: bool,
 ) -> Result<Vec<String>, String> {
     if !super::ADDABLE.contains(&d.choice) {
         return Err(format!(
@@ -85,7 +86,7 @@ pub fn add(
     let deps = doc["dependencies"]
         .as_table_like_mut()
         .ok_or("[dependencies] is not a table")?;
-    for (k, v, def, feats) in dependencies(d.choice, &d.constraints) {
+    for (k, v, def, feats) in dependencies(d.choice, &d.constraints, ort_download) {
         if !deps.contains_key(k) {
             deps.insert(k, dep_item(&v, def, &feats));
         }
@@ -195,6 +196,7 @@ pub fn add(
             weights => weights,
             versions => super::VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             device => super::execution_provider(&d.constraints),
+            ort_download => ort_download,
         };
         // tch, candle and fastembed projects keep the model's code in src/lib.rs: the same module.
         let template = match d.choice {

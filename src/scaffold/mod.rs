@@ -519,7 +519,15 @@ pub fn record(
 pub fn dependencies(
     f: Framework,
     c: &Constraints,
+    ort_download: bool,
 ) -> Vec<(&'static str, String, bool, Vec<&'static str>)> {
+    let gpu_provider = || match c.gpu {
+        Gpu::Cuda => vec!["cuda"],
+        Gpu::Tensorrt => vec!["tensorrt"],
+        Gpu::Rocm => vec!["rocm"],
+        _ if c.multi_gpu => vec!["tensorrt"],
+        _ => vec![],
+    };
     match f {
         Framework::Tract => {
             let mut features = vec![];
@@ -533,17 +541,20 @@ pub fn dependencies(
                 features,
             )]
         }
+        // `ort_download`: ort's own default, which downloads a prebuilt ONNX Runtime at build
+        // time and links it; otherwise `load-dynamic`, which builds anywhere and loads the library
+        // named by ORT_DYLIB_PATH at run time.
+        Framework::Ort if ort_download => {
+            vec![(
+                "ort",
+                format!("={}", validated("ort")),
+                true,
+                gpu_provider(),
+            )]
+        }
         Framework::Ort => {
             let mut features = vec!["std", "load-dynamic"];
-            match c.gpu {
-                Gpu::Cuda => features.push("cuda"),
-                Gpu::Tensorrt => features.push("tensorrt"),
-                Gpu::Rocm => features.push("rocm"),
-                _ => {}
-            }
-            if c.multi_gpu && !features.contains(&"tensorrt") {
-                features.push("tensorrt");
-            }
+            features.extend(gpu_provider());
             vec![("ort", format!("={}", validated("ort")), false, features)]
         }
         Framework::Tch => vec![("tch", format!("={}", validated("tch")), true, vec![])],
@@ -590,20 +601,19 @@ pub fn dependencies(
             ]
         }
         Framework::Fastembed => {
-            // ONNX Runtime loaded at run time, as for ort; fastembed's default downloads it (and
-            // models from the Hugging Face hub) at build and run time.
-            let mut ort_features = vec!["std", "load-dynamic"];
-            match c.gpu {
-                Gpu::Cuda => ort_features.push("cuda"),
-                Gpu::Tensorrt => ort_features.push("tensorrt"),
-                _ => {}
-            }
+            // ONNX Runtime as for ort; never fastembed's hub downloads (the model is local).
+            let (fastembed_feature, mut ort_features) = if ort_download {
+                ("ort-download-binaries", vec!["std"])
+            } else {
+                ("ort-load-dynamic", vec!["std", "load-dynamic"])
+            };
+            ort_features.extend(gpu_provider());
             vec![
                 (
                     "fastembed",
                     format!("={}", validated("fastembed")),
                     false,
-                    vec!["ort-load-dynamic"],
+                    vec![fastembed_feature],
                 ),
                 ("ort", format!("={}", validated("ort")), false, ort_features),
             ]
@@ -675,6 +685,9 @@ pub struct InitOptions {
     pub name: Option<String>,
     pub force: bool,
     pub link: bool,
+    /// ort and fastembed: link the ONNX Runtime that `ort` downloads at build time instead of
+    /// loading one at run time.
+    pub ort_download: bool,
 }
 
 /// The files of a new project, by relative path.
@@ -729,7 +742,7 @@ pub fn project_files(
     package.insert("publish", value(false));
     doc.insert("package", Item::Table(package));
     let mut deps = Table::new();
-    for (k, v, def, feats) in dependencies(f, &d.constraints) {
+    for (k, v, def, feats) in dependencies(f, &d.constraints, opts.ort_download) {
         deps.insert(k, dep_item(&v, def, &feats));
     }
     doc.insert("dependencies", Item::Table(deps));
@@ -852,6 +865,10 @@ pub fn project_files(
         .map(|r| r.reasons.clone())
         .unwrap_or_default();
     let (setup, deploy) = match (f, c.target_kind) {
+        (Framework::Ort | Framework::Fastembed, _) if opts.ort_download => (
+            String::new(),
+            "Deploy: `ort` downloaded a prebuilt ONNX Runtime at build time and linked it (its default features): nothing to point at ONNX Runtime at run time. Building needs access to that download; where there is none, make the project without --ort-download (load-dynamic).".to_string(),
+        ),
         (Framework::Ort | Framework::Fastembed, _) => (
             "pip install onnxruntime   # or any ONNX Runtime ≥ 1.17\nexport ORT_DYLIB_PATH=$(python3 -c 'import onnxruntime, glob, os; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\", \"libonnxruntime.so*\"))[0])')\n".to_string(),
             "Deploy: ship libonnxruntime next to the binary and set ORT_DYLIB_PATH (`load-dynamic`), or switch the `ort` dependency to its default features to link the prebuilt ONNX Runtime that `ort` downloads at build time.".to_string(),
@@ -886,7 +903,8 @@ pub fn project_files(
         sample => "0.5f32",
         setup => setup,
         deploy => deploy,
-        needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed),
+        needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed) && !opts.ort_download,
+        ort_download => opts.ort_download,
         check_backend => match f {
             Framework::Ort | Framework::Fastembed => "ort",
             Framework::Tract | Framework::Custom | Framework::Burn => "tract",
