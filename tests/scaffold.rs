@@ -228,21 +228,29 @@ fn wasm_scaffold_has_no_sys_or_cpp_crates() {
     }
 }
 
+/// A crate of the user's: this manifest and src/lib.rs.
+fn existing_crate(manifest: &str, lib: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), lib).unwrap();
+    dir
+}
+
+fn add_to(dir: &Path, framework: &str, model: &str) -> std::process::Output {
+    cargo_infer()
+        .args(["add", "--framework", framework])
+        .arg(fixtures().join(model))
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn add_keeps_every_unrelated_byte_and_is_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
     let original = "# My service. Keep this comment.\n[package]\nname    =   \"svc\"   # aligned on purpose\nversion = \"0.3.0\"\nedition = \"2021\"\n\n[dependencies]\n# logging\nlog = \"0.4\"\nserde = { version = \"1\", features = [\"derive\"] }   # trailing note\n\n[features]\ndefault = []\n";
-    std::fs::write(dir.path().join("Cargo.toml"), original).unwrap();
-    std::fs::create_dir(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/lib.rs"), "pub mod inference;\n").unwrap();
-    let add = || {
-        cargo_infer()
-            .args(["add", "--framework", "tract"])
-            .arg(fixtures().join("cnn.onnx"))
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    };
+    let dir = existing_crate(original, "pub mod inference;\n");
+    let add = || add_to(dir.path(), "tract", "cnn.onnx");
     let out = add();
     assert_eq!(
         out.status.code(),
@@ -316,19 +324,9 @@ fn validated_versions_are_listed() {
 /// changes nothing. burn, which generates its code in a build script, is refused.
 #[test]
 fn add_sets_up_candle_with_the_files_the_weights_need() {
-    let dir = tempfile::tempdir().unwrap();
     let original = "[package]\nname = \"svc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nserde_json = \"1.0\"   # ours\n";
-    std::fs::write(dir.path().join("Cargo.toml"), original).unwrap();
-    std::fs::create_dir(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
-    let add = |framework: &str, model: &str| {
-        cargo_infer()
-            .args(["add", "--framework", framework])
-            .arg(fixtures().join(model))
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-    };
+    let dir = existing_crate(original, "");
+    let add = |framework: &str, model: &str| add_to(dir.path(), framework, model);
     let out = add("candle", "candle/bert/model.safetensors");
     assert_eq!(
         out.status.code(),
