@@ -304,3 +304,27 @@ fn init_for_candle_needs_the_config_next_to_the_weights() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(!project.exists());
 }
+
+/// A GPU constraint reaches the generated project: candle's `cuda` feature and a CUDA device in
+/// main.rs (not built here: no CUDA toolkit).
+#[test]
+fn init_for_candle_on_cuda_asks_for_the_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("gpu");
+    common::cargo_infer()
+        .arg("init")
+        .arg(&project)
+        .arg("--model")
+        .arg(fixtures().join("candle/llama-q8_0.gguf"))
+        .args(["--framework", "candle", "--gpu", "cuda"])
+        .assert()
+        .success();
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("candle-core = { version = \"=0.11.1\", features = [\"cuda\"] }"),
+        "{manifest}"
+    );
+    let main = std::fs::read_to_string(project.join("src/main.rs")).unwrap();
+    assert!(main.contains("Device::new_cuda(0)?"), "{main}");
+    assert!(!main.contains("Device::Cpu"), "{main}");
+}

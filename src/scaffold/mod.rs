@@ -905,6 +905,7 @@ pub fn project_files(
         deploy => deploy,
         needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed) && !opts.ort_download,
         ort_download => opts.ort_download,
+        gpu => c.gpu.as_str(),
         check_backend => match f {
             Framework::Ort | Framework::Fastembed => "ort",
             Framework::Tract | Framework::Custom | Framework::Burn => "tract",
