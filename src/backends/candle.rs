@@ -34,15 +34,13 @@ enum Arch {
 
 fn arch_of(config: &serde_json::Value) -> Result<Arch, BackendError> {
     let (model_type, archs) = crate::model::classify::config_names(config);
-    if model_type == "bert" || archs.iter().any(|a| a.starts_with("Bert")) {
-        Ok(Arch::Bert)
-    } else if model_type == "llama" || archs.iter().any(|a| a.starts_with("Llama")) {
-        Ok(Arch::Llama)
-    } else {
-        Err(BackendError::Unsupported(format!(
+    match crate::model::classify::candle_family(config) {
+        Some("bert") => Ok(Arch::Bert),
+        Some("llama") => Ok(Arch::Llama),
+        _ => Err(BackendError::Unsupported(format!(
             "architecture {} (model_type `{model_type}`) is not one the candle back end binds; supported: {SUPPORTED}",
             if archs.is_empty() { "unnamed".to_string() } else { format!("`{}`", archs.join(", ")) },
-        )))
+        ))),
     }
 }
 

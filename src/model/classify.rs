@@ -51,6 +51,19 @@ pub fn config_names(config: &serde_json::Value) -> (&str, Vec<&str>) {
     (model_type, archs)
 }
 
+/// The model families candle's bindings cover (the candle back end and candle projects): `bert`
+/// or `llama`, from a `config.json`.
+pub fn candle_family(config: &serde_json::Value) -> Option<&'static str> {
+    let (model_type, archs) = config_names(config);
+    if model_type == "bert" || archs.iter().any(|a| a.starts_with("Bert")) {
+        Some("bert")
+    } else if model_type == "llama" || archs.iter().any(|a| a.starts_with("Llama")) {
+        Some("llama")
+    } else {
+        None
+    }
+}
+
 /// Hugging Face `config.json`: `architectures` (`LlamaForCausalLM`) and `model_type`.
 pub fn from_config(config: &serde_json::Value) -> Option<Architecture> {
     let (model_type, archs) = config_names(config);

@@ -199,16 +199,12 @@ pub(crate) fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str
         &std::fs::read(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?,
     )
     .map_err(|e| format!("{}: {e}", config_path.display()))?;
-    let (model_type, archs) = crate::model::classify::config_names(&config);
-    if model_type == "bert" || archs.iter().any(|a| a.starts_with("Bert")) {
-        Ok("bert")
-    } else if model_type == "llama" || archs.iter().any(|a| a.starts_with("Llama")) {
-        Ok("llama")
-    } else {
-        Err(format!(
+    crate::model::classify::candle_family(&config).ok_or_else(|| {
+        let (model_type, _) = crate::model::classify::config_names(&config);
+        format!(
             "candle scaffolds bind BERT and Llama configs; config.json says model_type `{model_type}`"
-        ))
-    }
+        )
+    })
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
