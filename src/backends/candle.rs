@@ -356,7 +356,7 @@ fn load_safetensors(path: &Path) -> Result<(CandleLoaded, LoadNotes), BackendErr
     let model = match arch {
         Arch::Bert => {
             // Keys a minimal config may leave out get BERT's defaults.
-            let mut full = serde_json::to_value(BertDefaults::default()).expect("plain data");
+            let mut full = crate::model::hf::bert_defaults();
             if let (Some(f), Some(c)) = (full.as_object_mut(), config.as_object()) {
                 for (k, v) in c {
                     f.insert(k.clone(), v.clone());
@@ -388,32 +388,6 @@ fn load_safetensors(path: &Path) -> Result<(CandleLoaded, LoadNotes), BackendErr
         }
     };
     Ok((CandleLoaded { model, vocab }, notes))
-}
-
-/// BERT's config defaults (transformers' BertConfig), for configs that leave keys out.
-#[derive(serde::Serialize)]
-struct BertDefaults {
-    hidden_act: &'static str,
-    hidden_dropout_prob: f64,
-    type_vocab_size: usize,
-    initializer_range: f64,
-    layer_norm_eps: f64,
-    pad_token_id: usize,
-    max_position_embeddings: usize,
-}
-
-impl Default for BertDefaults {
-    fn default() -> Self {
-        BertDefaults {
-            hidden_act: "gelu",
-            hidden_dropout_prob: 0.1,
-            type_vocab_size: 2,
-            initializer_range: 0.02,
-            layer_norm_eps: 1e-12,
-            pad_token_id: 0,
-            max_position_embeddings: 512,
-        }
-    }
 }
 
 fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(CandleLoaded, LoadNotes), BackendError> {

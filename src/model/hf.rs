@@ -81,3 +81,17 @@ pub fn inspect_dir(dir: &Path) -> Result<ModelInfo, ModelError> {
     super::classify::classify(&mut info, config.as_ref());
     Ok(info)
 }
+
+/// BERT's config defaults (transformers' `BertConfig`), for configs that leave keys out: the
+/// candle back end fills them in before binding, and candle projects carry the same values.
+pub fn bert_defaults() -> serde_json::Value {
+    serde_json::json!({
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "type_vocab_size": 2,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-12,
+        "pad_token_id": 0,
+        "max_position_embeddings": 512,
+    })
+}

@@ -194,6 +194,7 @@ pub fn add(
             inputs => inputs,
             arch => if d.choice == Framework::Candle { super::candle_arch(model, &info)? } else { "" },
             weights => weights,
+            bert_defaults => crate::model::hf::bert_defaults().to_string(),
             versions => super::VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
             device => super::execution_provider(&d.constraints),
             ort_download => ort_download,

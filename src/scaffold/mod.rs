@@ -916,6 +916,7 @@ pub fn project_files(
         }).collect::<Vec<_>>(),
         lib_name => crate_name.replace('-', "_"),
         arch => arch,
+        bert_defaults => crate::model::hf::bert_defaults().to_string(),
         weights => weights,
         sample_ids => sample_ids,
         embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
