@@ -561,7 +561,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         shapes: args.input_shape.clone(),
         ..Default::default()
     };
-    scaffold::preflight(d.choice, &args.model, &info).map_err(model_err)?;
+    let pre = scaffold::preflight(d.choice, &args.model, &info).map_err(model_err)?;
     let rec = scaffold::record(&args.model, &info, d.choice, &inputs).map_err(model_err)?;
     let target = if path == std::path::Path::new(".") {
         std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))?
@@ -576,7 +576,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         link: args.link,
         ort_download: args.ort_download,
     };
-    let files = scaffold::project_files(&opts, &info, &d, &rec).map_err(model_err)?;
+    let files = scaffold::project_files(&opts, &info, &d, &pre, &rec).map_err(model_err)?;
     scaffold::write_project(&target, &files, args.force).map_err(ExpectedError::Usage)?;
     if !global.quiet {
         eprintln!(

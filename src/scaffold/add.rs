@@ -65,7 +65,7 @@ pub fn add(
     }
     let root = manifest.parent().unwrap();
     let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
-    let companions = super::preflight(d.choice, model, &info)?;
+    let pre = super::preflight(d.choice, model, &info)?;
     let model_file = model.file_name().unwrap().to_string_lossy().into_owned();
     let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
     let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
@@ -151,7 +151,7 @@ pub fn add(
             "external data",
         )?;
     }
-    for c in &companions {
+    for c in &pre.companions {
         let src = model.with_file_name(c);
         want_file(
             PathBuf::from("models").join(c),
@@ -183,22 +183,7 @@ pub fn add(
             })
             .collect();
         let inputs = super::ios(&info.inputs, &shapes)?;
-        let weights =
-            if d.choice == Framework::Candle && info.format == crate::model::Format::Safetensors {
-                super::weight_files(model)?
-            } else {
-                vec![]
-            };
-        let ctx = minijinja::context! {
-            model_file => model_file,
-            inputs => inputs,
-            arch => if d.choice == Framework::Candle { super::candle_arch(model, &info)? } else { "" },
-            weights => weights,
-            bert_defaults => crate::model::hf::bert_defaults().to_string(),
-            versions => super::VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-            device => super::execution_provider(&d.constraints),
-            ort_download => ort_download,
-        };
+        let ctx = super::module_context(&pre, d, &model_file, &inputs, ort_download);
         // tch, candle and fastembed projects keep the model's code in src/lib.rs: the same module.
         let template = match d.choice {
             Framework::Tch | Framework::Candle | Framework::Fastembed => "lib.rs",

@@ -68,15 +68,20 @@ pub fn scaffold_formats(f: Framework) -> &'static [Format] {
     }
 }
 
-/// What a framework's scaffold needs next to the model besides the model itself: file names in
-/// the model's directory, and whether each is required.
-fn companions(f: Framework, model: &Path, info: &ModelInfo) -> Result<Vec<String>, String> {
+/// What a framework's scaffold needs next to the model besides the model itself (`weights`: the
+/// safetensors files a candle model consists of): file names in the model's directory.
+fn companions(
+    f: Framework,
+    model: &Path,
+    info: &ModelInfo,
+    weights: &[String],
+) -> Result<Vec<String>, String> {
     let dir = model.parent().unwrap_or(Path::new("."));
     let mut names: Vec<(String, bool)> = Vec::new();
     match (f, info.format) {
         (Framework::Candle, Format::Safetensors) => {
             names.push(("config.json".into(), true));
-            names.extend(weight_files(model)?.into_iter().map(|w| (w, true)));
+            names.extend(weights.iter().map(|w| (w.clone(), true)));
             for t in [
                 "tokenizer.json",
                 "tokenizer_config.json",
@@ -126,9 +131,19 @@ pub fn execution_provider(c: &Constraints) -> Option<&'static str> {
     }
 }
 
+/// What `preflight` found out about the model, for the files that follow.
+pub struct Preflight {
+    /// Files to copy from beside the model.
+    pub companions: Vec<String>,
+    /// candle's binding (`bert`, `llama`, `quantized-llama`); empty for other frameworks.
+    pub arch: &'static str,
+    /// The safetensors files a candle model consists of; empty otherwise.
+    pub weights: Vec<String>,
+}
+
 /// Whether a framework's project can be made for this model (its format, the files it needs next
-/// to it), before anything is run or written; the companion files to copy.
-pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Vec<String>, String> {
+/// to it), before anything is run or written.
+pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflight, String> {
     if !scaffold_formats(f).contains(&info.format) {
         let formats: Vec<&str> = scaffold_formats(f).iter().map(|x| x.as_str()).collect();
         return Err(format!(
@@ -138,14 +153,46 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Vec<Str
             info.format.as_str()
         ));
     }
-    if f == Framework::Candle {
-        candle_arch(model, info)?;
+    let arch = if f == Framework::Candle {
+        candle_arch(model, info)?
+    } else {
+        ""
+    };
+    let weights = if f == Framework::Candle && info.format == Format::Safetensors {
+        weight_files(model)?
+    } else {
+        vec![]
+    };
+    Ok(Preflight {
+        companions: companions(f, model, info, &weights)?,
+        arch,
+        weights,
+    })
+}
+
+/// What the templates of a framework's model module need (`init`'s project and `add`'s
+/// src/inference.rs render the same module).
+fn module_context(
+    pre: &Preflight,
+    d: &Decision,
+    model_file: &str,
+    inputs: &[Io],
+    ort_download: bool,
+) -> minijinja::Value {
+    context! {
+        model_file => model_file,
+        inputs => inputs,
+        arch => pre.arch,
+        weights => pre.weights,
+        bert_defaults => crate::model::hf::bert_defaults().to_string(),
+        versions => VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        device => execution_provider(&d.constraints),
+        ort_download => ort_download,
     }
-    companions(f, model, info)
 }
 
 /// The safetensors files a model consists of: itself, or the shards its index names.
-pub(crate) fn weight_files(model: &Path) -> Result<Vec<String>, String> {
+fn weight_files(model: &Path) -> Result<Vec<String>, String> {
     let name = model
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -179,7 +226,7 @@ pub(crate) fn weight_files(model: &Path) -> Result<Vec<String>, String> {
 
 /// Which of candle's model code a weights file binds to: `bert`, `llama` (from config.json) or
 /// `quantized-llama` (GGUF).
-pub(crate) fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, String> {
+fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, String> {
     if info.format == Format::Gguf {
         let arch = info
             .metadata
@@ -691,15 +738,10 @@ pub fn project_files(
     opts: &InitOptions,
     info: &ModelInfo,
     d: &Decision,
+    pre: &Preflight,
     rec: &Recorded,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
     let f = d.choice;
-    let companions = preflight(f, &opts.model, info)?;
-    let arch = if f == Framework::Candle {
-        candle_arch(&opts.model, info)?
-    } else {
-        ""
-    };
     let name = opts.name.clone().unwrap_or_else(|| {
         opts.path
             .file_name()
@@ -800,7 +842,7 @@ pub fn project_files(
                 std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
             ));
         }
-        for c in &companions {
+        for c in &pre.companions {
             let src = opts.model.with_file_name(c);
             files.push((
                 PathBuf::from("models").join(c),
@@ -846,13 +888,7 @@ pub fn project_files(
             format!("[{}]", rows.join(", "))
         })
         .unwrap_or_default();
-    let weights = if f == Framework::Candle && info.format == Format::Safetensors {
-        weight_files(&opts.model)?
-    } else {
-        vec![]
-    };
     let (atol, rtol) = ("1e-4", "1e-4");
-    let device = execution_provider(&d.constraints);
     let c = &d.constraints;
     let constraints_text = c.describe();
     let reasons: Vec<String> = d
@@ -883,7 +919,6 @@ pub fn project_files(
     };
     let ctx = context! {
         name => crate_name,
-        model_file => model_file,
         model_format => info.format.as_str(),
         class => info.architecture.class.as_str(),
         framework => f.as_str(),
@@ -893,14 +928,11 @@ pub fn project_files(
         recorded_with => rec.with,
         atol => atol,
         rtol => rtol,
-        inputs => inputs,
         outputs => outputs,
-        device => device,
         sample => "0.5f32",
         setup => setup,
         deploy => deploy,
         needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed) && !opts.ort_download,
-        ort_download => opts.ort_download,
         gpu => c.gpu.as_str(),
         check_backend => match f {
             Framework::Ort | Framework::Fastembed => "ort",
@@ -915,14 +947,11 @@ pub fn project_files(
             format!("--input-shape {n}={}:{}", dims.join("x"), t.dtype_name())
         }).collect::<Vec<_>>(),
         lib_name => crate_name.replace('-', "_"),
-        arch => arch,
-        bert_defaults => crate::model::hf::bert_defaults().to_string(),
-        weights => weights,
         sample_ids => sample_ids,
         embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
         model_path => model_ref.clone(),
         model_stem => Path::new(&model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-        versions => VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        ..module_context(pre, d, &model_file, &inputs, opts.ort_download)
     };
     let dir = f.as_str();
     files.push((
