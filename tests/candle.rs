@@ -157,6 +157,16 @@ fn altered(
     (dir, dst)
 }
 
+/// `check` on an altered model: it fails (exit 1), and candle's message says why.
+fn candle_failure(dir: &Path) -> String {
+    let (code, v) = check_json(&[dir.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v}");
+    backend(&v["models"][0], "candle")["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn a_renamed_tensor_is_named() {
     let (_keep, dir) = altered("llama", |n, s, d| {
@@ -168,11 +178,7 @@ fn a_renamed_tensor_is_named() {
             )
         })
     });
-    let (code, v) = check_json(&[dir.to_str().unwrap()]);
-    assert_eq!(code, 1, "{v}");
-    let msg = backend(&v["models"][0], "candle")["message"]
-        .as_str()
-        .unwrap();
+    let msg = candle_failure(&dir);
     assert!(
         msg.contains("`model.layers.1.self_attn.q_proj.weight` is missing")
             && msg.contains("`model.layers.1.self_attn.q_prj.weight` instead"),
@@ -189,11 +195,7 @@ fn a_wrong_shape_is_named() {
             (n.to_string(), vec![48, s[1]], d[..48 * row].to_vec())
         })
     });
-    let (code, v) = check_json(&[dir.to_str().unwrap()]);
-    assert_eq!(code, 1, "{v}");
-    let msg = backend(&v["models"][0], "candle")["message"]
-        .as_str()
-        .unwrap();
+    let msg = candle_failure(&dir);
     assert!(
         msg.contains("`encoder.layer.0.intermediate.dense.weight` has shape [48, 32], but config.json implies [64, 32]"),
         "{msg}"
