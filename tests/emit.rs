@@ -77,9 +77,11 @@ fn attr_i(name: &str, i: i64) -> pb::AttributeProto {
 fn random_mlp(rng: &mut Rng) -> (Vec<u8>, usize) {
     let pick = |rng: &mut Rng, n: u64| (rng.next_u64() % n) as usize;
     let depth = 1 + pick(rng, 4);
-    let mut widths = vec![1 + pick(rng, 40)];
+    // Up to 80 wide: layers of one or two full panels of rows plus a narrower one, and layers
+    // narrower than a panel, in every mode.
+    let mut widths = vec![1 + pick(rng, 80)];
     for _ in 0..depth {
-        widths.push(1 + pick(rng, 40));
+        widths.push(1 + pick(rng, 80));
     }
     let mut nodes = Vec::new();
     let mut inits = Vec::new();
@@ -273,6 +275,19 @@ fn run_generated(dir: &Path, cases: &[Case], emit_args: &[&[&str]]) -> Vec<Vec<f
         .status()
         .unwrap();
     assert!(status.success(), "the generated crate did not build or run");
+    // Generated code must not give its users warnings, from rustc or from clippy.
+    let out = Command::new(env!("CARGO"))
+        .args(["clippy", "--quiet", "--lib", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .args(["--", "-D", "warnings"])
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "clippy found warnings in the generated code:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     cases
         .iter()
         .map(|c| {
@@ -366,6 +381,22 @@ fn emitted_code_matches_tract_and_onnx_runtime_on_fixtures_and_random_mlps() {
         });
     }
     let outputs = run_generated(&dir.path().join("crate"), &cases, &args);
+    // Every mode met a layer split into full panels and a narrower rest.
+    for (mode, full) in [
+        (0, "dense::<16, 1>"),
+        (1, "dense::<32, 1>"),
+        (2, "dense::<32, 1>"),
+    ] {
+        assert!(
+            (0..12).filter(|k| k % 3 == mode).any(|k| {
+                let code =
+                    std::fs::read_to_string(dir.path().join(format!("crate/src/random{k}.rs")))
+                        .unwrap();
+                code.lines().any(|l| l.contains(full) && l.contains("[0.."))
+            }),
+            "no random MLP in mode {mode} had a layer of full panels and a rest"
+        );
+    }
     let all = backends::all(None);
     for (c, got) in cases.iter().zip(&outputs) {
         for b in &all {
