@@ -560,6 +560,63 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
 }
 "#;
 
+/// The roofline of the machine for code built like the emitted runner (default target, no
+/// `target-cpu`): peak multiply-add throughput (48 independent sums of products, no memory
+/// traffic; Rust emits no fused multiply-add by itself, so a multiply and an add, as in the
+/// emitted code), and the read bandwidth for a buffer of a given size read over and over (as a
+/// model's weights are, sample after sample). Best of 15.
+const ROOFLINE: &str = r#"
+use std::hint::black_box;
+use std::time::Instant;
+
+fn peak() -> f64 {
+    let m = black_box([1.0f32; 48]);
+    let mut s = black_box([0.5f32; 48]);
+    let iters = 5_000_000u64;
+    let mut best = f64::MAX;
+    for _ in 0..15 {
+        let mut v = black_box(1e-3f32);
+        let t = Instant::now();
+        for _ in 0..iters {
+            for j in 0..48 {
+                s[j] += m[j] * v;
+            }
+            v += 1e-9;
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+        s = black_box(s);
+    }
+    (iters * 96) as f64 / best
+}
+
+fn bandwidth(bytes: usize) -> f64 {
+    let buf: Vec<f32> = (0..bytes / 4).map(|i| (i % 5) as f32).collect();
+    let passes = (2_000_000_000 / bytes.max(1)).clamp(10, 100_000);
+    let mut best = f64::MAX;
+    let mut sink = 0.0;
+    for _ in 0..15 {
+        let t = Instant::now();
+        for _ in 0..passes {
+            let mut acc = [0.0f32; 32];
+            for c in black_box(&buf).chunks_exact(32) {
+                for j in 0..32 {
+                    acc[j] += c[j];
+                }
+            }
+            sink += acc.iter().sum::<f32>();
+        }
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    black_box(sink);
+    (passes * bytes) as f64 / best
+}
+
+fn main() {
+    let bytes: usize = std::env::args().nth(1).unwrap().parse().unwrap();
+    println!("{} {}", peak(), bandwidth(bytes));
+}
+"#;
+
 const TRACT_RUNNER: &str = r#"
 use std::time::Instant;
 use tract_onnx::prelude::*;
@@ -619,8 +676,31 @@ pub fn emit() -> Result {
         .map_err(|e| e.to_string())?
         .len();
 
-    println!("| MLP | FLOPs | emitted | tract | ONNX Runtime (check --runs) | emitted vs tract | emitted binary (no_std runner) | tract binary |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    // The roofline, built like the emitted runners.
+    let roof_dir = dir.join("roofline");
+    std::fs::create_dir_all(roof_dir.join("src")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        roof_dir.join("Cargo.toml"),
+        format!("[package]\nname = \"roofline\"\nversion = \"0.0.0\"\nedition = \"2021\"\n[workspace]\n{profile}"),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(roof_dir.join("src/main.rs"), ROOFLINE).map_err(|e| e.to_string())?;
+    run(Command::new(&cargo)
+        .current_dir(&roof_dir)
+        .args(["build", "--release"])
+        .env("CARGO_TARGET_DIR", &target))?;
+    let roofline = |bytes: usize| -> Result<(f64, f64)> {
+        let out = Command::new(target.join("release/roofline"))
+            .arg(bytes.to_string())
+            .output()
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let mut v = text.split_whitespace().map(|t| t.parse::<f64>().unwrap_or(0.0));
+        Ok((v.next().unwrap_or(0.0), v.next().unwrap_or(0.0)))
+    };
+
+    println!("| MLP | FLOPs | weights | emitted | bound: compute / weight stream | emitted ÷ bound | tract | ONNX Runtime (check --runs) | emitted vs tract | emitted binary (no_std runner) | tract binary |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for widths in sizes {
         let label = widths
             .iter()
@@ -711,9 +791,18 @@ pub fn emit() -> Result {
             .map_err(|e| e.to_string())?
             .len();
         let gflops = flops as f64 / emitted_ns;
+        let bytes: usize = widths.windows(2).map(|w| 4 * (w[0] + 1) * w[1]).sum();
+        let (peak, bandwidth) = roofline(bytes)?;
+        let (compute_ns, stream_ns) = (flops as f64 / peak * 1e9, bytes as f64 / bandwidth * 1e9);
         println!(
-            "| {label} | {flops} | {} ({gflops:.1} GFLOP/s) | {} | {} | {:.1}× faster | {} | {} |",
+            "| {label} | {flops} | {} | {} ({gflops:.1} GFLOP/s) | {} ({:.1} GFLOP/s) / {} ({:.0} GB/s) | {:.2}× | {} | {} | {:.1}× faster | {} | {} |",
+            human(bytes as u64),
             ns(emitted_ns),
+            ns(compute_ns),
+            peak / 1e9,
+            ns(stream_ns),
+            bandwidth / 1e9,
+            emitted_ns / compute_ns.max(stream_ns),
             ns(tract_ns),
             ns(ort_ns),
             tract_ns / emitted_ns,
