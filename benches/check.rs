@@ -16,9 +16,12 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-/// (name, model, inputs): the ONNX fixtures with the generator's inputs, and the model given in
-/// CARGO_INFER_BENCH_EXTRA (the suite's largest) with its first test data set.
-fn cases() -> Vec<(String, PathBuf, Vec<(String, HostTensor)>, Vec<InputArg>)> {
+/// (name, model, inputs as tensors, the same inputs as `check` arguments).
+type Case = (String, PathBuf, Vec<(String, HostTensor)>, Vec<InputArg>);
+
+/// The ONNX fixtures with the generator's inputs, and the model given in CARGO_INFER_BENCH_EXTRA
+/// (the suite's largest) with its first test data set.
+fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for stem in ["mlp", "cnn", "lstm", "transformer"] {
         let npz = fixtures().join(format!("check/{stem}.inputs.npz"));

@@ -155,7 +155,7 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         let mut ts: Vec<&model::TensorSummary> = info.tensors.iter().collect();
         let shown = if verbose > 0 { ts.len() } else { 8 };
         if verbose == 0 {
-            ts.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+            ts.sort_by_key(|t| std::cmp::Reverse(t.bytes));
         }
         let w = ts
             .iter()

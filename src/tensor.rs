@@ -134,7 +134,7 @@ impl HostTensor {
                     }
                 })
                 .collect(),
-            21 | 22 | 23 => (0..n)
+            21..=23 => (0..n)
                 .map(|i| {
                     let nib = (d[i / 2] >> ((i % 2) * 4)) & 0x0f;
                     match self.dtype {
@@ -570,6 +570,6 @@ mod tests {
         let b = synthetic(code::INT64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
         assert_eq!(a, b);
         assert!(a.to_f64().unwrap().iter().all(|v| (0.0..=9.0).contains(v)));
-        assert!(a.to_f64().unwrap().iter().any(|v| *v == 9.0));
+        assert!(a.to_f64().unwrap().contains(&9.0));
     }
 }

@@ -50,7 +50,15 @@ fn ranked<'a>(v: &'a Value, f: &str) -> &'a Value {
 }
 
 /// (model, flags, choice, rules that must fire, frameworks that must be viable).
-const CASES: &[(&str, &[&str], &str, &[&str], &[&str])] = &[
+type Case = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+const CASES: &[Case] = &[
     // Need GPU acceleration? CUDA required → ort or tch-rs.
     (
         "cnn.onnx",

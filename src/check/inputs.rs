@@ -57,7 +57,7 @@ impl std::str::FromStr for ValRange {
                 .map_err(|_| format!("`{s}`: `{v}` is not a number"))
         };
         let (lo, hi) = (num(lo)?, num(hi)?);
-        if !(lo <= hi) {
+        if lo.is_nan() || hi.is_nan() || lo > hi {
             return Err(format!("`{s}`: lo must not exceed hi"));
         }
         Ok(ValRange { name, lo, hi })

@@ -189,10 +189,10 @@ fn no_backend_for(info: &model::ModelInfo) -> String {
 }
 
 /// Which of this build's back ends to run, and whether each is required.
-pub fn select<'a>(
-    all: &'a [Box<dyn Backend>],
+pub fn select(
+    all: &[Box<dyn Backend>],
     choice: BackendChoice,
-) -> Result<Vec<(&'a dyn Backend, bool)>, String> {
+) -> Result<Vec<(&dyn Backend, bool)>, String> {
     let by_name = |n: &str| all.iter().find(|b| b.name() == n).map(|b| b.as_ref());
     Ok(match choice {
         BackendChoice::Auto => all.iter().map(|b| (b.as_ref(), false)).collect(),
@@ -552,7 +552,9 @@ fn run_backend(
     b: &mut BackendReport,
 ) -> Result<Vec<Vec<Named>>, BackendError> {
     let mut all = Vec::new();
-    let mut loaded: Option<(Vec<(i32, Vec<usize>)>, Box<dyn crate::backends::Loaded>)> = None;
+    // The model as loaded last, and the input signature it was loaded for.
+    type Session = (Vec<(i32, Vec<usize>)>, Box<dyn crate::backends::Loaded>);
+    let mut loaded: Option<Session> = None;
     for (si, set) in sets.iter().enumerate() {
         let sig = signature(&set.inputs);
         if loaded.as_ref().is_none_or(|(s, _)| *s != sig) {

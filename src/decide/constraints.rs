@@ -33,9 +33,10 @@ impl Gpu {
 }
 
 /// What kind of target a triple names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
+    #[default]
     Host,
     Wasm,
     BareMetal,
@@ -82,12 +83,6 @@ pub struct Constraints {
     /// Where each value came from, when not the default: "Cargo.toml" or "flag".
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sources: std::collections::BTreeMap<String, String>,
-}
-
-impl Default for TargetKind {
-    fn default() -> Self {
-        TargetKind::Host
-    }
 }
 
 /// Constraints as written in `[package.metadata.infer]` or given as flags; unset stays unset.

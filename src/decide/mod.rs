@@ -319,6 +319,9 @@ pub struct Rule {
     pub id: &'static str,
     /// What the rule says, as the matrix or the evidence puts it.
     pub says: &'static str,
+    /// Whether it fires on a constraint of the user's (target, GPU, size…) rather than on what
+    /// the model is: a framework excluded only by such rules would run the model without them.
+    pub constraint: bool,
     pub when: fn(&Ctx) -> bool,
     pub effect: Effect,
 }
@@ -432,90 +435,105 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "X-FORMAT",
         says: "a framework must read the model's file format",
+        constraint: false,
         when: |_| true,
         effect: Effect::ExcludeBy(format_exclusions),
     },
     Rule {
         id: "X-WASM",
         says: "WASM deployment → no C/C++ runtimes (ort, tch, fastembed)",
+        constraint: true,
         when: |x| x.c.target_kind == TargetKind::Wasm,
         effect: Effect::Exclude(&[F::Ort, F::Tch, F::Fastembed]),
     },
     Rule {
         id: "X-BARE-METAL",
         says: "bare metal (no OS, no std) → only generated code",
+        constraint: true,
         when: |x| x.c.target_kind == TargetKind::BareMetal,
         effect: Effect::Only(&[F::Custom]),
     },
     Rule {
         id: "X-PURE-RUST",
         says: "pure Rust → no C/C++ runtimes (ort, tch, fastembed)",
+        constraint: true,
         when: |x| x.c.pure_rust,
         effect: Effect::Exclude(&[F::Ort, F::Tch, F::Fastembed]),
     },
     Rule {
         id: "X-GPU",
         says: "the GPU asked for must be supported",
+        constraint: true,
         when: |x| x.c.gpu != Gpu::None,
         effect: Effect::ExcludeBy(gpu_exclusions),
     },
     Rule {
         id: "X-TENSORRT",
         says: "multi-GPU / TensorRT → ort with the TensorRT execution provider",
+        constraint: true,
         when: |x| x.c.multi_gpu || x.c.gpu == Gpu::Tensorrt,
         effect: Effect::Only(&[F::Ort]),
     },
     Rule {
         id: "X-TRAINING",
         says: "training → a framework that trains (burn, candle, tch)",
+        constraint: true,
         when: |x| x.c.training,
         effect: Effect::Only(&[F::Burn, F::Candle, F::Tch]),
     },
     Rule {
         id: "X-BINARY-SIZE",
         says: "the binary must fit --max-binary-size",
+        constraint: true,
         when: |x| x.c.max_binary_size.is_some(),
         effect: Effect::ExcludeBy(size_exclusions),
     },
     Rule {
         id: "X-OPS",
         says: "every operator of the model must be implemented (measured on this model)",
+        constraint: false,
         when: |x| x.e.format == Onnx,
         effect: Effect::ExcludeBy(op_exclusions),
     },
     Rule {
         id: "X-ORT-VERSION",
         says: "ONNX Runtime must know the model's IR version and opset",
+        constraint: false,
         when: |x| x.e.ort_version_problem.is_some(),
         effect: Effect::Exclude(&[F::Ort, F::Fastembed]),
     },
     Rule {
         id: "X-NOT-TRIVIAL",
         says: "generated code only for trivial models (MLP family, budget)",
+        constraint: false,
         when: |x| !trivial(x),
         effect: Effect::ExcludeBy(not_trivial),
     },
     Rule {
         id: "X-EMBEDDING-ONLY",
         says: "fastembed runs sentence-embedding models only",
+        constraint: false,
         when: |x| !x.e.embedding,
         effect: Effect::Exclude(&[F::Fastembed]),
     },
     Rule {
         id: "X-PROBE",
         says: "--probe: a framework whose real load failed is out",
+        constraint: false,
         when: |x| !x.e.probe.is_empty(),
         effect: Effect::ExcludeBy(probe_exclusions),
     },
     Rule {
         id: "S-TORCHSCRIPT",
         says: "Need PyTorch .pt models? → tch-rs (only LibTorch runs TorchScript)",
+        constraint: false,
         when: |x| x.e.format == Torchscript,
         effect: Effect::Score(&[(F::Tch, 100.0)]),
     },
     Rule {
         id: "S-ONNX",
         says: "Need ONNX models? → ort (tract next, burn and candle-onnx after)",
+        constraint: false,
         when: |x| x.e.format == Onnx,
         effect: Effect::Score(&[
             (F::Ort, 30.0),
@@ -527,72 +545,84 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "S-LLM",
         says: "Running LLMs (GPT, LLaMA, Mistral)? → candle",
+        constraint: false,
         when: |x| x.e.class == ArchClass::TransformerDecoder && weights_only(x),
         effect: Effect::Score(&[(F::Candle, 60.0)]),
     },
     Rule {
         id: "S-HF-WEIGHTS",
         says: "weights without a graph need architecture code: candle (Hugging Face models), burn",
+        constraint: false,
         when: |x| weights_only(x),
         effect: Effect::Score(&[(F::Candle, 25.0), (F::Burn, 10.0)]),
     },
     Rule {
         id: "S-EMBEDDING",
         says: "sentence-embedding encoder → fastembed-rs",
+        constraint: false,
         when: |x| x.e.embedding,
         effect: Effect::Score(&[(F::Fastembed, 45.0)]),
     },
     Rule {
         id: "S-CUDA",
         says: "CUDA required → ort or tch-rs (most stable GPU support)",
+        constraint: false,
         when: |x| x.c.gpu == Gpu::Cuda,
         effect: Effect::Score(&[(F::Ort, 20.0), (F::Tch, 15.0), (F::Candle, 10.0)]),
     },
     Rule {
         id: "S-MULTI-GPU",
         says: "multi-GPU / TensorRT → ort with TensorRT EP",
+        constraint: false,
         when: |x| x.c.multi_gpu || x.c.gpu == Gpu::Tensorrt,
         effect: Effect::Score(&[(F::Ort, 40.0)]),
     },
     Rule {
         id: "S-WASM",
         says: "Need WASM deployment? → candle or tract",
+        constraint: false,
         when: |x| x.c.target_kind == TargetKind::Wasm,
         effect: Effect::Score(&[(F::Tract, 25.0), (F::Candle, 20.0)]),
     },
     Rule {
         id: "S-PURE-RUST",
         says: "Want pure Rust, no C++ deps? → tract or burn",
+        constraint: false,
         when: |x| x.c.pure_rust,
         effect: Effect::Score(&[(F::Tract, 20.0), (F::Burn, 15.0)]),
     },
     Rule {
         id: "S-TRAINING",
         says: "training + inference, pure Rust → burn",
+        constraint: false,
         when: |x| x.c.training,
         effect: Effect::Score(&[(F::Burn, 40.0), (F::Candle, 15.0), (F::Tch, 10.0)]),
     },
     Rule {
         id: "S-SERVING",
         says: "Production serving with SLA? → ort (most battle-tested)",
+        constraint: false,
         when: |x| x.c.serving,
         effect: Effect::Score(&[(F::Ort, 30.0)]),
     },
     Rule {
         id: "S-EDGE",
         says: "Edge/embedded deployment? → tract (smallest binary, no system libs)",
+        constraint: false,
         when: |x| x.c.max_binary_size.is_some() || x.c.target_kind == TargetKind::Other,
         effect: Effect::Score(&[(F::Tract, 20.0), (F::Custom, 10.0)]),
     },
     Rule {
         id: "S-TRIVIAL",
         says: "extremely simple model (small MLP) → custom inference",
+        constraint: false,
         when: trivial,
         effect: Effect::Score(&[(F::Custom, 45.0)]),
     },
     Rule {
         id: "S-TRIVIAL-TARGET",
         says: "no OS, binary under 1 MB, or exact precision → custom inference",
+        constraint: false,
         when: |x| {
             trivial(x)
                 && (x.c.target_kind == TargetKind::BareMetal
@@ -604,6 +634,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "S-MATURITY",
         says: "maturity: high +10, medium +5",
+        constraint: false,
         when: |_| true,
         effect: Effect::Score(&[
             (F::Ort, 10.0),
@@ -616,6 +647,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "S-PROBE",
         says: "--probe: a framework that really loaded the model",
+        constraint: false,
         when: |x| x.e.probe.values().any(|r| r.is_ok()),
         effect: Effect::Score(&[(F::Tract, 15.0), (F::Ort, 15.0)]),
     },
@@ -714,16 +746,6 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
     let mut excluded: BTreeMap<Framework, Vec<String>> = BTreeMap::new();
     let mut reasons: BTreeMap<Framework, Vec<String>> = BTreeMap::new();
     let mut fired = Vec::new();
-    // Rules that exclude for a constraint of the user's (as opposed to what the model is).
-    let constraint_rules = [
-        "X-WASM",
-        "X-BARE-METAL",
-        "X-PURE-RUST",
-        "X-GPU",
-        "X-TENSORRT",
-        "X-TRAINING",
-        "X-BINARY-SIZE",
-    ];
     let mut excluded_by_constraint: BTreeMap<Framework, bool> = BTreeMap::new();
     for rule in RULES {
         let on = (rule.when)(&ctx);
@@ -735,7 +757,7 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
                     .or_default()
                     .push(format!("{}: {why}", rule.id));
                 excluded_by_constraint.entry(f).or_insert(true);
-                if !constraint_rules.contains(&rule.id) {
+                if !rule.constraint {
                     excluded_by_constraint.insert(f, false);
                 }
             };
@@ -803,7 +825,7 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
             effect,
         });
     }
-    if let Some(trivial) = evidence.trivial.as_ref().ok() {
+    if let Ok(trivial) = evidence.trivial.as_ref() {
         reasons
             .entry(F::Custom)
             .or_default()

@@ -67,8 +67,11 @@ fn to_f32(view: &safetensors::tensor::TensorView, name: &str) -> Result<Vec<f32>
     })
 }
 
-/// Every tensor of a safetensors file or a PyTorch state_dict, by name, as (shape, f32 values).
-fn load(path: &Path, info: &ModelInfo) -> Result<HashMap<String, (Vec<usize>, Vec<f32>)>, String> {
+/// Tensors by name, as (shape, f32 values).
+type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every tensor of a safetensors file or a PyTorch state_dict.
+fn load(path: &Path, info: &ModelInfo) -> Result<Tensors, String> {
     let mut out = HashMap::new();
     match info.format {
         crate::model::Format::Safetensors => {

@@ -461,11 +461,10 @@ impl<'a> Machine<'a> {
                 }
                 b'b' => {
                     let state = self.pop()?;
-                    match self.top()? {
-                        Value::Object(o) => o.borrow_mut().state = Some(state),
-                        // BUILD on anything else would call its __setstate__; the state is kept
-                        // nowhere since no rebuild function we read needs it.
-                        _ => {}
+                    // BUILD on anything but an object would call its __setstate__; the state is
+                    // kept nowhere since no rebuild function we read needs it.
+                    if let Value::Object(o) = self.top()? {
+                        o.borrow_mut().state = Some(state);
                     }
                 }
                 b'P' => {

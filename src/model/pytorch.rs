@@ -688,55 +688,56 @@ fn gather(path: &Path, t: &FoundTensor, storage: &[u8]) -> Result<Vec<u8>, Model
 pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
     let head = super::read_head(path)?;
     let mut torchscript = false;
-    let (walked, mut storage): (Walked, Box<dyn FnMut(&str) -> Result<Vec<u8>, ModelError>>) =
-        match super::sniff(&head) {
-            super::Sniffed::Zip => {
-                let c = open_zip(path)?;
-                torchscript = c.torchscript;
-                refuse_unsafe(path, c.risk, &c.findings)?;
-                let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
-                (
-                    c.walked,
-                    Box::new(move |key: &str| {
-                        read_entry(
-                            path,
-                            &mut zip,
-                            &format!("{root}data/{key}"),
-                            sizes.get(key).copied().unwrap_or(0),
-                        )
-                    }),
-                )
-            }
-            super::Sniffed::LegacyPickle => {
-                let map = super::map_file(path)?;
-                match open_legacy(path, &map)? {
-                    Legacy::Plain(_) => {
-                        return Err(ModelError::new(
-                            path,
-                            "a plain pickle, not a torch.save state_dict",
-                        ))
-                    }
-                    Legacy::Torch {
+    // Reads a storage's bytes by its key.
+    type Storage<'a> = Box<dyn FnMut(&str) -> Result<Vec<u8>, ModelError> + 'a>;
+    let (walked, mut storage): (Walked, Storage<'_>) = match super::sniff(&head) {
+        super::Sniffed::Zip => {
+            let c = open_zip(path)?;
+            torchscript = c.torchscript;
+            refuse_unsafe(path, c.risk, &c.findings)?;
+            let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
+            (
+                c.walked,
+                Box::new(move |key: &str| {
+                    read_entry(
+                        path,
+                        &mut zip,
+                        &format!("{root}data/{key}"),
+                        sizes.get(key).copied().unwrap_or(0),
+                    )
+                }),
+            )
+        }
+        super::Sniffed::LegacyPickle => {
+            let map = super::map_file(path)?;
+            match open_legacy(path, &map)? {
+                Legacy::Plain(_) => {
+                    return Err(ModelError::new(
+                        path,
+                        "a plain pickle, not a torch.save state_dict",
+                    ))
+                }
+                Legacy::Torch {
+                    walked,
+                    storages,
+                    risk,
+                    findings,
+                } => {
+                    refuse_unsafe(path, risk, &findings)?;
+                    (
                         walked,
-                        storages,
-                        risk,
-                        findings,
-                    } => {
-                        refuse_unsafe(path, risk, &findings)?;
-                        (
-                            walked,
-                            Box::new(move |key: &str| {
-                                let (off, len) = storages.get(key).copied().ok_or_else(|| {
-                                    ModelError::new(path, format!("storage `{key}` is missing"))
-                                })?;
-                                Ok(map[off..off + len as usize].to_vec())
-                            }),
-                        )
-                    }
+                        Box::new(move |key: &str| {
+                            let (off, len) = storages.get(key).copied().ok_or_else(|| {
+                                ModelError::new(path, format!("storage `{key}` is missing"))
+                            })?;
+                            Ok(map[off..off + len as usize].to_vec())
+                        }),
+                    )
                 }
             }
-            _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
-        };
+        }
+        _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
+    };
     let nested_key = nested_key(walked.tensors.iter().map(|t| t.name.as_str()));
     let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(walked.tensors.len());

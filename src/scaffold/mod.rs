@@ -514,14 +514,16 @@ pub fn record(
         .into_iter()
         .find(|s| s.name == "synthetic")
         .ok_or("could not synthesise inputs")?;
-    let runs_format = |b: &&Box<dyn Backend>| b.formats().contains(&info.format);
-    let mut order: Vec<&Box<dyn Backend>> = all
+    let runs_format = |b: &&dyn Backend| b.formats().contains(&info.format);
+    let mut order: Vec<&dyn Backend> = all
         .iter()
+        .map(|b| b.as_ref())
         .filter(|b| b.name() == preferred)
         .filter(runs_format)
         .collect();
     order.extend(
         all.iter()
+            .map(|b| b.as_ref())
             .filter(|b| b.name() != preferred)
             .filter(runs_format),
     );

@@ -307,7 +307,7 @@ fn largest_suite_model(dir: &Path, tool: &Path) -> Option<PathBuf> {
             }
         }
     }
-    all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.sort_by_key(|a| std::cmp::Reverse(a.0));
     all.into_iter().take(40).map(|(_, m)| m).find(|m| {
         Command::new(tool)
             .args([
@@ -695,7 +695,9 @@ pub fn emit() -> Result {
             .output()
             .map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let mut v = text.split_whitespace().map(|t| t.parse::<f64>().unwrap_or(0.0));
+        let mut v = text
+            .split_whitespace()
+            .map(|t| t.parse::<f64>().unwrap_or(0.0));
         Ok((v.next().unwrap_or(0.0), v.next().unwrap_or(0.0)))
     };
 
