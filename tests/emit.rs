@@ -194,15 +194,31 @@ fn random_mlp(rng: &mut Rng) -> (Vec<u8>, usize) {
             ..Default::default()
         }),
     }
+    let model = encode(
+        nodes,
+        inits,
+        value_info("input", &[None, Some(widths[0])]),
+        value_info("output", &[None, Some(*widths.last().unwrap())]),
+    );
+    (model, widths[0])
+}
+
+/// An opset-20 model of these nodes and constants, from `input` to `output`.
+fn encode(
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    input: pb::ValueInfoProto,
+    output: pb::ValueInfoProto,
+) -> Vec<u8> {
     let graph = pb::GraphProto {
-        name: "random_mlp".into(),
+        name: "test_graph".into(),
         node: nodes,
         initializer: inits,
-        input: vec![value_info("input", &[None, Some(widths[0])])],
-        output: vec![value_info("output", &[None, Some(*widths.last().unwrap())])],
+        input: vec![input],
+        output: vec![output],
         ..Default::default()
     };
-    let model = pb::ModelProto {
+    pb::ModelProto {
         ir_version: 8,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
@@ -211,8 +227,24 @@ fn random_mlp(rng: &mut Rng) -> (Vec<u8>, usize) {
         producer_name: "cargo-infer tests".into(),
         graph: Some(graph),
         ..Default::default()
-    };
-    (model.encode_to_vec(), widths[0])
+    }
+    .encode_to_vec()
+}
+
+fn node(
+    op: &str,
+    inputs: &[&str],
+    output: &str,
+    attribute: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: format!("{}_{output}", op.to_lowercase()),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    }
 }
 
 /// One generated module, the input batch it runs, and where the runner writes its output.
@@ -409,6 +441,124 @@ fn emitted_code_matches_tract_and_onnx_runtime_on_fixtures_and_random_mlps() {
             assert_close(&c.name, b.name(), got, &want);
         }
     }
+}
+
+/// Concat of the running activation with constant parts: folded into the dense layer after it
+/// (the constants' products join its bias), or copied side by side when no dense layer follows;
+/// the same results as tract and ONNX Runtime, in every mode. A concatenation of two computed
+/// tensors is refused, naming the node.
+#[test]
+fn concatenations_of_constant_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(7);
+    let mut values =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| (rng.unit() * 2.0 - 1.0) as f32).collect() };
+    let inits = vec![
+        tensor("head", &[1, 2], &values(2)),
+        tensor("tail", &[1, 3], &values(3)),
+        tensor("w", &[4, 10], &values(40)),
+        tensor("b", &[4], &values(4)),
+        tensor("end", &[1, 2], &values(2)),
+    ];
+    let nodes = vec![
+        node(
+            "Concat",
+            &["head", "input", "tail"],
+            "c0",
+            vec![attr_i("axis", 1)],
+        ),
+        node("Gemm", &["c0", "w", "b"], "d0", vec![attr_i("transB", 1)]),
+        node("Relu", &["d0"], "r0", vec![]),
+        node("Concat", &["r0", "end"], "c1", vec![attr_i("axis", -1)]),
+        node("Sigmoid", &["c1"], "output", vec![]),
+    ];
+    let model = dir.path().join("concat.onnx");
+    std::fs::write(
+        &model,
+        encode(
+            nodes,
+            inits.clone(),
+            value_info("input", &[Some(1), Some(5)]),
+            value_info("output", &[Some(1), Some(6)]),
+        ),
+    )
+    .unwrap();
+    let modes: [&[&str]; 3] = [&[], &["--precision", "f64"], &["--weights", "file"]];
+    let cases: Vec<Case> = (0..modes.len())
+        .map(|k| Case {
+            name: format!("concat{k}"),
+            model: model.clone(),
+            n_in: 5,
+            batch: 1,
+            input: values(5),
+        })
+        .collect();
+    let outputs = run_generated(&dir.path().join("crate"), &cases, &modes);
+    let code = std::fs::read_to_string(dir.path().join("crate/src/concat0.rs")).unwrap();
+    assert!(
+        !code.contains("_BEFORE")
+            && !code.contains("_AFTER: [f32; 3]")
+            && code.contains("_AFTER: [f32; 2]"),
+        "the first concatenation is folded, the second copied:\n{code}"
+    );
+    for b in backends::all(None) {
+        for (c, got) in cases.iter().zip(&outputs) {
+            let want = reference(b.as_ref(), &c.model, &c.input, 1, 5);
+            assert_close(&c.name, b.name(), got, &want);
+        }
+    }
+
+    let two = dir.path().join("two.onnx");
+    std::fs::write(
+        &two,
+        encode(
+            vec![
+                node("MatMul", &["input", "w5"], "d", vec![]),
+                node("Concat", &["d", "input"], "output", vec![attr_i("axis", 1)]),
+            ],
+            vec![tensor("w5", &[5, 4], &values(20))],
+            value_info("input", &[Some(1), Some(5)]),
+            value_info("output", &[Some(1), Some(9)]),
+        ),
+    )
+    .unwrap();
+    let out = cargo_infer()
+        .arg("emit")
+        .arg(&two)
+        .arg("-o")
+        .arg(dir.path().join("two.rs"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("node `concat_output`") && err.contains("second computed tensor"),
+        "{err}"
+    );
+    assert!(!dir.path().join("two.rs").exists());
+    // `decide` reads the chain as `emit` does: generated code for the first, not the second.
+    let custom = |model: &Path| -> String {
+        let out = cargo_infer()
+            .args(["decide", "--format", "json"])
+            .arg(model)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let row = v["ranking"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["framework"] == "custom")
+            .unwrap()
+            .clone();
+        format!("{} {}", row["verdict"], row["reasons"])
+    };
+    assert!(!custom(&model).contains("excluded"), "{}", custom(&model));
+    let two = custom(&two);
+    assert!(
+        two.starts_with("\"excluded\"") && two.contains("second computed tensor"),
+        "{two}"
+    );
 }
 
 #[test]

@@ -265,6 +265,17 @@ fn is_embedding(info: &ModelInfo) -> bool {
     io || config
 }
 
+/// `emit`'s verdict: the operator, dtype, shape and budget check, then for ONNX the reading of
+/// the chain itself (an operator `emit` knows may still be used in a way it does not generate:
+/// a concatenation of two computed tensors, a softmax over the batch axis…).
+fn trivial_for_emit(info: &ModelInfo) -> Result<String, Vec<String>> {
+    let verdict = model::trivial::check(info, model::trivial::DEFAULT_BUDGET)?;
+    if info.format == Format::Onnx {
+        crate::emit::onnx::read(Path::new(&info.path)).map_err(|e| vec![e])?;
+    }
+    Ok(verdict)
+}
+
 pub fn gather_evidence(info: &ModelInfo) -> Evidence {
     let mut missing_ops = BTreeMap::new();
     let mut ort_version_problem = None;
@@ -291,7 +302,7 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
         parameters: info.parameters,
         missing_ops,
         ort_version_problem,
-        trivial: model::trivial::check(info, model::trivial::DEFAULT_BUDGET),
+        trivial: trivial_for_emit(info),
         embedding: is_embedding(info),
         probe: BTreeMap::new(),
     }

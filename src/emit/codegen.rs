@@ -361,6 +361,32 @@ pub fn generate(
                 cur = y;
                 k += 1;
             }
+            Layer::Concat { before, after } => {
+                // Not folded into a dense layer after it: the parts are copied side by side.
+                let (a, z) = (before.len(), after.len());
+                let width = chain.width_before(i) + a + z;
+                let y = format!("c{i}");
+                let _ = writeln!(body, "    let mut {y} = [0.0f32; {width}];");
+                if a > 0 {
+                    array(&mut out, &format!("C{i}_BEFORE"), before);
+                    let _ = writeln!(body, "    {y}[..{a}].copy_from_slice(&C{i}_BEFORE);");
+                }
+                let _ = writeln!(
+                    body,
+                    "    {y}[{a}..{}].copy_from_slice({});",
+                    width - z,
+                    arg(&cur)
+                );
+                if z > 0 {
+                    array(&mut out, &format!("C{i}_AFTER"), after);
+                    let _ = writeln!(
+                        body,
+                        "    {y}[{}..].copy_from_slice(&C{i}_AFTER);",
+                        width - z
+                    );
+                }
+                cur = y;
+            }
             Layer::Affine { scale, shift } => {
                 array(&mut out, &format!("S{k}_{i}"), scale);
                 array(&mut out, &format!("T{k}_{i}"), shift);

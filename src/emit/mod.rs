@@ -50,6 +50,12 @@ pub enum Layer {
         w: Vec<f32>,
         b: Vec<f32>,
     },
+    /// `y = [before, x, after]`: the running activation between constant parts (ONNX `Concat`
+    /// on the feature axis).
+    Concat {
+        before: Vec<f32>,
+        after: Vec<f32>,
+    },
     /// `y = x·scale + shift`, element-wise.
     Affine {
         scale: Vec<f32>,
@@ -73,12 +79,49 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Folds affine steps into the dense layer before them, merges consecutive affine steps, and
-    /// drops identities: fewer passes over the data, same numbers (to rounding).
+    /// Folds affine steps into the dense layer before them, constant parts of a concatenation
+    /// into the dense layer after it (their products join its bias), merges consecutive affine
+    /// steps and concatenations, and drops identities: fewer passes over the data, same numbers
+    /// (to rounding).
     pub fn fold(mut self) -> Chain {
         let mut out: Vec<Layer> = Vec::new();
         for l in self.layers.drain(..) {
             match (out.last_mut(), l) {
+                (Some(Layer::Concat { before, after }), Layer::Dense { n_in, n_out, w, b }) => {
+                    let (a, z) = (before.len(), after.len());
+                    let kept = n_in - a - z;
+                    let mut w2 = Vec::with_capacity(n_out * kept);
+                    let mut b2 = b;
+                    for (o, row) in w.chunks_exact(n_in).enumerate() {
+                        let constant: f64 = row[..a]
+                            .iter()
+                            .zip(before.iter())
+                            .chain(row[a + kept..].iter().zip(after.iter()))
+                            .map(|(w, c)| *w as f64 * *c as f64)
+                            .sum();
+                        b2[o] = (b2[o] as f64 + constant) as f32;
+                        w2.extend_from_slice(&row[a..a + kept]);
+                    }
+                    out.pop();
+                    out.push(Layer::Dense {
+                        n_in: kept,
+                        n_out,
+                        w: w2,
+                        b: b2,
+                    });
+                }
+                (
+                    Some(Layer::Concat { before, after }),
+                    Layer::Concat {
+                        before: b2,
+                        after: a2,
+                    },
+                ) => {
+                    let mut joined = b2;
+                    joined.extend_from_slice(before);
+                    *before = joined;
+                    after.extend(a2);
+                }
                 (Some(Layer::Dense { n_in, w, b, .. }), Layer::Affine { scale, shift }) => {
                     for (o, (s, t)) in scale.iter().zip(&shift).enumerate() {
                         for v in &mut w[o * *n_in..(o + 1) * *n_in] {
@@ -110,12 +153,26 @@ impl Chain {
         self
     }
 
+    /// The width of the running activation that layer `i` receives.
+    pub fn width_before(&self, i: usize) -> usize {
+        let mut n = self.n_in;
+        for l in &self.layers[..i] {
+            match l {
+                Layer::Dense { n_out, .. } => n = *n_out,
+                Layer::Concat { before, after } => n += before.len() + after.len(),
+                _ => {}
+            }
+        }
+        n
+    }
+
     pub fn parameters(&self) -> usize {
         self.layers
             .iter()
             .map(|l| match l {
                 Layer::Dense { w, b, .. } => w.len() + b.len(),
                 Layer::Affine { scale, shift } => scale.len() + shift.len(),
+                Layer::Concat { before, after } => before.len() + after.len(),
                 _ => 0,
             })
             .sum()

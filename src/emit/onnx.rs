@@ -115,6 +115,9 @@ pub fn read(path: &Path) -> Result<Chain, String> {
 
     let mut cur = input.name.clone();
     let mut n = n_in;
+    // Rank of the running activation where it is known (a reshape makes it unknown): a
+    // concatenation must be along its last axis, the features.
+    let mut cur_rank = Some(rank);
     let mut layers = Vec::new();
     let mut ops = std::collections::BTreeMap::new();
     for node in &graph.node {
@@ -143,6 +146,52 @@ pub fn read(path: &Path) -> Result<Chain, String> {
             return Err(ctx(
                 "computes on constants only; simplify the model (onnxsim) first",
             ));
+        }
+        if node.op_type == "Concat" {
+            let axis = attr_i(node, "axis", 0);
+            let features = match cur_rank {
+                Some(r @ (1 | 2)) => axis == -1 || axis == r as i64 - 1,
+                _ => false,
+            };
+            if !features {
+                return Err(ctx(&format!(
+                    "axis {axis} of a rank-{} activation: generated code concatenates features (the last axis of [batch, features])",
+                    cur_rank.map_or("unknown".into(), |r| r.to_string())
+                )));
+            }
+            let (mut before, mut after, mut seen) = (Vec::new(), Vec::new(), false);
+            for i in &node.input {
+                if *i == cur && !seen {
+                    seen = true;
+                    continue;
+                }
+                let c = consts.get(i).ok_or_else(|| {
+                    ctx(&format!("concatenates `{i}`, a second computed tensor; generated code keeps one running activation"))
+                })?;
+                let r = cur_rank.unwrap_or(0);
+                if c.shape.len() != r || c.shape[..r - 1].iter().any(|d| *d != 1) {
+                    return Err(ctx(&format!(
+                        "constant part `{i}` of shape {:?} is not one sample's features",
+                        c.shape
+                    )));
+                }
+                if seen {
+                    after.extend_from_slice(&c.values);
+                } else {
+                    before.extend_from_slice(&c.values);
+                }
+            }
+            if !seen {
+                return Err(ctx("does not take the running activation (not a chain)"));
+            }
+            n += before.len() + after.len();
+            layers.push(Layer::Concat { before, after });
+            cur = node
+                .output
+                .first()
+                .cloned()
+                .ok_or_else(|| ctx("no output"))?;
+            continue;
         }
         if node.input.first() != Some(&cur) {
             return Err(ctx("takes something other than the running activation as its first input (not a chain)"));
@@ -204,6 +253,9 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                     b,
                 });
                 n = w_out;
+                if node.op_type == "Gemm" {
+                    cur_rank = Some(2);
+                }
             }
             "Add" | "Sub" | "Mul" | "Div" => {
                 let c = broadcast(arg(1)?, n, &ctx("operand"))?;
@@ -267,7 +319,9 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                     Layer::LogSoftmax
                 });
             }
-            "Identity" | "Dropout" | "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" => {}
+            "Identity" | "Dropout" => {}
+            "Flatten" => cur_rank = Some(2),
+            "Reshape" | "Squeeze" | "Unsqueeze" => cur_rank = None,
             other => return Err(ctx(&format!("operator {other} is not generated"))),
         }
         cur = node

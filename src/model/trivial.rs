@@ -27,6 +27,7 @@ pub const EMIT_OPS: &[&str] = &[
     "Dropout",
     "BatchNormalization",
     "Clip",
+    "Concat",
     "Elu",
     "Softplus",
     "Constant",
