@@ -221,9 +221,10 @@ fn panels(n_out: usize, r: usize) -> Vec<(std::ops::Range<usize>, usize)> {
     parts
 }
 
-/// How many sets of sums a panel of `width` rows keeps (over interleaved inputs): a single row
-/// needs sixteen to hide the latency of its additions, a panel narrower than three eighths of a
-/// full one four (measured: 512 inputs to 1 row 350 → 52 ns; to 4–10 rows 350 → 185 ns).
+/// How many sets of sums a panel of `width` rows keeps (over interleaved inputs), so that its
+/// additions do not wait on each other: sixteen for a single row, four for a panel under three
+/// eighths of the full width, else one (measured: 512 inputs to 1 row, 350 → 52 ns; to 4–10
+/// rows, 350 → 185 ns).
 fn interleave(width: usize, full: usize) -> usize {
     if width == 1 {
         16
