@@ -154,14 +154,20 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                 _ => false,
             };
             if !features {
+                let of = match cur_rank {
+                    Some(r) => format!("a rank-{r} activation"),
+                    None => "an activation of unknown rank (after a reshape)".into(),
+                };
                 return Err(ctx(&format!(
-                    "axis {axis} of a rank-{} activation: generated code concatenates features (the last axis of [batch, features])",
-                    cur_rank.map_or("unknown".into(), |r| r.to_string())
+                    "axis {axis} of {of}: generated code concatenates features (the last axis of [batch, features])"
                 )));
             }
             let (mut before, mut after, mut seen) = (Vec::new(), Vec::new(), false);
             for i in &node.input {
-                if *i == cur && !seen {
+                if *i == cur {
+                    if seen {
+                        return Err(ctx("takes the running activation twice; generated code concatenates it with constants only"));
+                    }
                     seen = true;
                     continue;
                 }
