@@ -331,7 +331,8 @@ pub struct Rule {
     /// What the rule says, as the matrix or the evidence puts it.
     pub says: &'static str,
     /// Whether it fires on a constraint of the user's (target, GPU, size…) rather than on what
-    /// the model is: a framework excluded only by such rules would run the model without them.
+    /// the model is alone. A framework excluded only by such rules would run the model without
+    /// them, and the "no framework fits" message says so.
     pub constraint: bool,
     pub when: fn(&Ctx) -> bool,
     pub effect: Effect,
@@ -577,49 +578,49 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "S-CUDA",
         says: "CUDA required → ort or tch-rs (most stable GPU support)",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.gpu == Gpu::Cuda,
         effect: Effect::Score(&[(F::Ort, 20.0), (F::Tch, 15.0), (F::Candle, 10.0)]),
     },
     Rule {
         id: "S-MULTI-GPU",
         says: "multi-GPU / TensorRT → ort with TensorRT EP",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.multi_gpu || x.c.gpu == Gpu::Tensorrt,
         effect: Effect::Score(&[(F::Ort, 40.0)]),
     },
     Rule {
         id: "S-WASM",
         says: "Need WASM deployment? → candle or tract",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.target_kind == TargetKind::Wasm,
         effect: Effect::Score(&[(F::Tract, 25.0), (F::Candle, 20.0)]),
     },
     Rule {
         id: "S-PURE-RUST",
         says: "Want pure Rust, no C++ deps? → tract or burn",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.pure_rust,
         effect: Effect::Score(&[(F::Tract, 20.0), (F::Burn, 15.0)]),
     },
     Rule {
         id: "S-TRAINING",
         says: "training + inference, pure Rust → burn",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.training,
         effect: Effect::Score(&[(F::Burn, 40.0), (F::Candle, 15.0), (F::Tch, 10.0)]),
     },
     Rule {
         id: "S-SERVING",
         says: "Production serving with SLA? → ort (most battle-tested)",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.serving,
         effect: Effect::Score(&[(F::Ort, 30.0)]),
     },
     Rule {
         id: "S-EDGE",
         says: "Edge/embedded deployment? → tract (smallest binary, no system libs)",
-        constraint: false,
+        constraint: true,
         when: |x| x.c.max_binary_size.is_some() || x.c.target_kind == TargetKind::Other,
         effect: Effect::Score(&[(F::Tract, 20.0), (F::Custom, 10.0)]),
     },
@@ -633,7 +634,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "S-TRIVIAL-TARGET",
         says: "no OS, binary under 1 MB, or exact precision → custom inference",
-        constraint: false,
+        constraint: true,
         when: |x| {
             trivial(x)
                 && (x.c.target_kind == TargetKind::BareMetal
