@@ -10,13 +10,8 @@ use cargo_infer::tensor::{HostTensor, Rng};
 use prost::Message;
 use tract_onnx::pb;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn cargo_infer() -> assert_cmd::Command {
-    assert_cmd::Command::cargo_bin("cargo-infer").unwrap()
-}
+mod common;
+use common::{assert_success, cargo_infer, fixtures, one_line_error};
 
 fn tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
@@ -315,11 +310,7 @@ fn run_generated(dir: &Path, cases: &[Case], emit_args: &[&[&str]]) -> Vec<Vec<f
         .env("CARGO_TARGET_DIR", dir.join("target"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "clippy found warnings in the generated code:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "clippy on the generated code");
     cases
         .iter()
         .map(|c| {
@@ -529,8 +520,7 @@ fn concatenations_of_constant_parts() {
         .arg(dir.path().join("two.rs"))
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = one_line_error(&out, "emit of a concatenation of two computed tensors");
     assert!(
         err.contains("node `concat_output`") && err.contains("second computed tensor"),
         "{err}"
@@ -658,9 +648,7 @@ fn non_trivial_models_are_refused_naming_every_offending_operator() {
             .arg(&out_file)
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{model}");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(err.lines().count(), 1, "{err}");
+        let err = one_line_error(&out, model);
         for op in ops {
             assert!(err.contains(op), "{model}: `{op}` not named in: {err}");
         }

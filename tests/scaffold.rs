@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::project::{cargo, cargo_with, init, project_cargo};
-use common::{cargo_infer, fixtures};
+use common::{assert_success, cargo_infer, fixtures, one_line_error};
 
 #[test]
 fn generated_projects_build_run_and_pass_their_own_tests() {
@@ -133,10 +133,8 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
             .args(["--framework", framework])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{model}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = one_line_error(&out, model);
         assert!(err.contains(says), "{model}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(!target.exists());
     }
 }
@@ -251,12 +249,7 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
     let dir = existing_crate(original, "pub mod inference;\n");
     let add = || add_to(dir.path(), "tract", "cnn.onnx");
     let out = add();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "cargo infer add");
     let edited = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
     // Every original line is still there, in order.
     let mut rest = edited.as_str();
@@ -285,7 +278,7 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
     };
     let before = snapshot(dir.path());
     let out = add();
-    assert_eq!(out.status.code(), Some(0));
+    assert_success(&out, "cargo infer add, again");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("nothing to do"),
         "{}",
@@ -327,12 +320,7 @@ fn add_sets_up_candle_with_the_files_the_weights_need() {
     let dir = existing_crate(original, "");
     let add = |framework: &str, model: &str| add_to(dir.path(), framework, model);
     let out = add("candle", "candle/bert/model.safetensors");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out, "cargo infer add");
     let edited = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
     assert!(
         edited.contains("candle-transformers = \"=0.11.1\""),

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::Value;
 
 mod common;
-use common::{backend, check_json, fixtures, MALICIOUS, PWNED};
+use common::{assert_success, backend, check_json, fixtures, MALICIOUS, PWNED};
 
 fn fixture(name: &str) -> String {
     fixtures().join(name).to_string_lossy().into_owned()
@@ -263,11 +263,7 @@ fn init_makes_a_tch_project_that_passes_its_own_test() {
         .env_remove("LD_LIBRARY_PATH")
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_success(&run, "the tch project's binary without LD_LIBRARY_PATH");
     assert!(String::from_utf8_lossy(&run.stdout).contains("output 0:"));
 }
 

@@ -16,6 +16,25 @@ pub fn cargo_infer() -> Command {
     Command::cargo_bin("cargo-infer").unwrap()
 }
 
+/// Asserts that a command succeeded, showing its stderr (and `what`) when it did not.
+pub fn assert_success(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that a command was refused the way every user mistake is — exit 2 and exactly one
+/// line on stderr — and returns that line.
+pub fn one_line_error(out: &std::process::Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    err
+}
+
 /// Runs check with JSON output; returns the exit code and the report.
 pub fn check_json(args: &[&str]) -> (i32, Value) {
     let out = cargo_infer()
