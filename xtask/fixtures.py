@@ -523,6 +523,21 @@ def hf_fixtures():
                   "intermediate_size": 64}, **tensor_facts(list(t.values())))
 
 
+def random_bert(seed, **sizes):
+    """A BertModel (no pooler, eager attention, two token types) with N(0, 0.1) weights drawn after
+    torch.manual_seed(seed): the small encoders of the candle and sentence-embedding fixtures.
+    Returns its config and the model, in eval mode."""
+    import torch
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(seed)
+    cfg = BertConfig(type_vocab_size=2, attn_implementation="eager", **sizes)
+    bert = BertModel(cfg, add_pooling_layer=False).eval()
+    with torch.no_grad():
+        for p in bert.parameters():
+            p.normal_(0.0, 0.1)
+    return cfg, bert
+
+
 def candle_fixtures():
     """Weights-only models with real tensor names and configs, for the candle back end: a 2-layer
     BERT and a 2-layer Llama written by transformers (save_pretrained), the Llama again as a q8_0
@@ -531,20 +546,14 @@ def candle_fixtures():
     tract can be compared with candle on it."""
     import torch
     import gguf
-    from transformers import BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     d = os.path.join(OUT, "candle")
     os.makedirs(d, exist_ok=True)
     ids = torch.tensor([[1, 7, 33, 90, 4, 127, 64, 12]], dtype=torch.long)
 
-    torch.manual_seed(21)
-    bcfg = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, max_position_embeddings=64, type_vocab_size=2,
-                      attn_implementation="eager")
-    bert = BertModel(bcfg, add_pooling_layer=False).eval()
-    with torch.no_grad():
-        for p in bert.parameters():
-            p.normal_(0.0, 0.1)
+    _, bert = random_bert(21, vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                          intermediate_size=64, max_position_embeddings=64)
     bert.save_pretrained(os.path.join(d, "bert"), safe_serialization=True)
 
     class Embed(torch.nn.Module):
@@ -653,7 +662,7 @@ def embed_fixture():
     import tempfile
 
     import torch
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     d = os.path.join(OUT, "embed")
     os.makedirs(d, exist_ok=True)
@@ -669,14 +678,8 @@ def embed_fixture():
         if os.path.exists(os.path.join(d, extra)):
             os.remove(os.path.join(d, extra))
 
-    torch.manual_seed(23)
-    cfg = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=32, type_vocab_size=2,
-                     attn_implementation="eager")
-    bert = BertModel(cfg, add_pooling_layer=False).eval()
-    with torch.no_grad():
-        for p in bert.parameters():
-            p.normal_(0.0, 0.1)
+    cfg, bert = random_bert(23, vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
     cfg.architectures = ["BertModel"]
     cfg.to_json_file(os.path.join(d, "config.json"))
 
