@@ -147,59 +147,8 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                 "computes on constants only; simplify the model (onnxsim) first",
             ));
         }
-        if node.op_type == "Concat" {
-            let axis = attr_i(node, "axis", 0);
-            let features = match cur_rank {
-                Some(r @ (1 | 2)) => axis == -1 || axis == r as i64 - 1,
-                _ => false,
-            };
-            if !features {
-                let of = match cur_rank {
-                    Some(r) => format!("a rank-{r} activation"),
-                    None => "an activation of unknown rank (after a reshape)".into(),
-                };
-                return Err(ctx(&format!(
-                    "axis {axis} of {of}: generated code concatenates features (the last axis of [batch, features])"
-                )));
-            }
-            let (mut before, mut after, mut seen) = (Vec::new(), Vec::new(), false);
-            for i in &node.input {
-                if *i == cur {
-                    if seen {
-                        return Err(ctx("takes the running activation twice; generated code concatenates it with constants only"));
-                    }
-                    seen = true;
-                    continue;
-                }
-                let c = consts.get(i).ok_or_else(|| {
-                    ctx(&format!("concatenates `{i}`, a second computed tensor; generated code keeps one running activation"))
-                })?;
-                let r = cur_rank.unwrap_or(0);
-                if c.shape.len() != r || c.shape[..r - 1].iter().any(|d| *d != 1) {
-                    return Err(ctx(&format!(
-                        "constant part `{i}` of shape {:?} is not one sample's features",
-                        c.shape
-                    )));
-                }
-                if seen {
-                    after.extend_from_slice(&c.values);
-                } else {
-                    before.extend_from_slice(&c.values);
-                }
-            }
-            if !seen {
-                return Err(ctx("does not take the running activation (not a chain)"));
-            }
-            n += before.len() + after.len();
-            layers.push(Layer::Concat { before, after });
-            cur = node
-                .output
-                .first()
-                .cloned()
-                .ok_or_else(|| ctx("no output"))?;
-            continue;
-        }
-        if node.input.first() != Some(&cur) {
+        // A concatenation takes the running activation anywhere among its parts.
+        if node.op_type != "Concat" && node.input.first() != Some(&cur) {
             return Err(ctx("takes something other than the running activation as its first input (not a chain)"));
         }
         let arg = |k: usize| -> Result<&Const, String> {
@@ -324,6 +273,52 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                 } else {
                     Layer::LogSoftmax
                 });
+            }
+            "Concat" => {
+                let axis = attr_i(node, "axis", 0);
+                let features = match cur_rank {
+                    Some(r @ (1 | 2)) => axis == -1 || axis == r as i64 - 1,
+                    _ => false,
+                };
+                if !features {
+                    let of = match cur_rank {
+                        Some(r) => format!("a rank-{r} activation"),
+                        None => "an activation of unknown rank (after a reshape)".into(),
+                    };
+                    return Err(ctx(&format!(
+                        "axis {axis} of {of}: generated code concatenates features (the last axis of [batch, features])"
+                    )));
+                }
+                let (mut before, mut after, mut seen) = (Vec::new(), Vec::new(), false);
+                for i in &node.input {
+                    if *i == cur {
+                        if seen {
+                            return Err(ctx("takes the running activation twice; generated code concatenates it with constants only"));
+                        }
+                        seen = true;
+                        continue;
+                    }
+                    let c = consts.get(i).ok_or_else(|| {
+                        ctx(&format!("concatenates `{i}`, a second computed tensor; generated code keeps one running activation"))
+                    })?;
+                    let r = cur_rank.unwrap_or(0);
+                    if c.shape.len() != r || c.shape[..r - 1].iter().any(|d| *d != 1) {
+                        return Err(ctx(&format!(
+                            "constant part `{i}` of shape {:?} is not one sample's features",
+                            c.shape
+                        )));
+                    }
+                    if seen {
+                        after.extend_from_slice(&c.values);
+                    } else {
+                        before.extend_from_slice(&c.values);
+                    }
+                }
+                if !seen {
+                    return Err(ctx("does not take the running activation (not a chain)"));
+                }
+                n += before.len() + after.len();
+                layers.push(Layer::Concat { before, after });
             }
             "Identity" | "Dropout" => {}
             "Flatten" => cur_rank = Some(2),
