@@ -185,6 +185,10 @@ pub struct InitArgs {
     /// NAME=1x3x224x224[:int64]
     #[arg(long, value_name = "NAME=SHAPE[:DTYPE]")]
     pub input_shape: Vec<crate::check::inputs::ShapeArg>,
+    /// A sample input to record instead of a synthetic one: NAME=FILE (.npy, .pb, .json) or
+    /// ALL.npz holding every input by name
+    #[arg(long, value_name = "NAME=FILE|FILE.npz")]
+    pub input: Vec<crate::check::inputs::InputArg>,
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
@@ -203,6 +207,12 @@ pub struct AddArgs {
     /// Runtime at build time (instead of `load-dynamic`)
     #[arg(long)]
     pub ort_download: bool,
+    /// Bind a symbolic input dimension in the module's input shapes: NAME=N (default 1)
+    #[arg(long, value_name = "NAME=N")]
+    pub dim: Vec<crate::check::inputs::DimArg>,
+    /// A sample input whose shape the module's input shapes take: NAME=FILE or ALL.npz
+    #[arg(long, value_name = "NAME=FILE|FILE.npz")]
+    pub input: Vec<crate::check::inputs::InputArg>,
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
@@ -432,10 +442,16 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
             .map_err(ExpectedError::Usage)?;
             let c = args.constraints.merged(Some(&manifest))?;
             let d = crate::decide::decide_model(&args.model, &c, false)?;
+            let inputs = crate::check::inputs::InputOptions {
+                dims: args.dim.clone(),
+                given: args.input.clone(),
+                ..Default::default()
+            };
             let changed = crate::scaffold::add::add(
                 &manifest,
                 &args.model,
                 &d,
+                &inputs,
                 args.force,
                 args.ort_download,
             )
@@ -559,6 +575,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
     let inputs = crate::check::inputs::InputOptions {
         dims: args.dim.clone(),
         shapes: args.input_shape.clone(),
+        given: args.input.clone(),
         ..Default::default()
     };
     let pre = scaffold::preflight(d.choice, &args.model, &info).map_err(model_err)?;

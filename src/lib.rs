@@ -12,6 +12,7 @@ pub mod decide;
 pub mod doctor;
 pub mod emit;
 pub mod error;
+pub mod escape;
 pub mod inspect;
 pub mod model;
 pub mod output;

@@ -386,3 +386,298 @@ fn ort_download_links_the_prebuilt_runtime() {
         "{ort_sys}"
     );
 }
+
+/// Where the hostile fixture's payload would write if a name ever ran as code.
+const NAMES_PAYLOAD: &str = "/tmp/cargo-infer-pwned-names";
+
+/// The model's input and output names, as `inspect` reads them.
+fn io_names(model: &Path) -> (Vec<String>, Vec<String>) {
+    let out = cargo_infer()
+        .args(["inspect", "--format", "json"])
+        .arg(model)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names = |k: &str| {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|io| io["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    (names("inputs"), names("outputs"))
+}
+
+/// A copy of a fixture under a file name that is itself hostile (quotes, a command
+/// substitution, a newline, braces, a GitHub Actions expression).
+fn hostile_copy(dir: &Path, fixture: &str) -> PathBuf {
+    let name = "m\"); $(touch /tmp/cargo-infer-pwned-names) ${{ github.token }} `x`\n{}.onnx";
+    let src = fixtures().join(fixture);
+    let dest = dir.join("in").join(name);
+    std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    for entry in std::fs::read_dir(src.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() && entry.path() != src {
+            std::fs::copy(entry.path(), dest.with_file_name(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(&src, &dest).unwrap();
+    dest
+}
+
+/// What every project made from a hostile model must hold: the payload never ran, the names
+/// reach the workflow and README only escaped, and the program printed the exact output names.
+fn assert_names_stayed_data(project: &Path, outputs: &[String], printed: &str) {
+    assert!(
+        !Path::new(NAMES_PAYLOAD).exists(),
+        "a model's name ran as code in {}",
+        project.display()
+    );
+    for o in outputs {
+        assert!(
+            printed.contains(o.as_str()),
+            "the program did not print the exact name {o:?}:\n{printed}"
+        );
+    }
+    let workflow = std::fs::read_to_string(project.join(".github/workflows/model.yml")).unwrap();
+    assert!(!workflow.contains("${{ github.token"), "{workflow}");
+    assert!(!workflow.contains("$(touch"), "{workflow}");
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    assert!(!readme.contains("$(touch"), "{readme}");
+    // The model was kept under a clean name; the README names the original.
+    let models: Vec<String> = std::fs::read_dir(project.join("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        models.iter().any(|m| m.ends_with(".onnx")
+            && m.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))),
+        "{models:?}"
+    );
+    assert!(readme.contains("The model was given as"), "{readme}");
+}
+
+/// Models come from the internet: a tensor or file name that holds a quote, a newline, braces,
+/// `*/` or a payload must stay a string in every file `init` writes, for every framework. The
+/// projects build, pass their own tests, and print the names exactly.
+#[test]
+fn hostile_names_never_become_code() {
+    let _ = std::fs::remove_file(NAMES_PAYLOAD);
+    let dir = tempfile::tempdir().unwrap();
+    let model = hostile_copy(dir.path(), "hostile/names.onnx");
+    let (inputs, outputs) = io_names(&model);
+    assert!(inputs[0].contains('\n') && outputs[0].contains("\");"));
+    for framework in ["tract", "ort", "custom"] {
+        let project = dir.path().join(format!("hostile-{framework}"));
+        cargo_infer()
+            .arg("init")
+            .arg(&project)
+            .arg("--model")
+            .arg(&model)
+            .args(["--framework", framework])
+            .assert()
+            .success();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
+            project.join("Cargo.lock"),
+        )
+        .unwrap();
+        let test = cargo(&project, &["test"]);
+        assert!(
+            String::from_utf8_lossy(&test.stdout)
+                .contains("test reproduces_recorded_outputs ... ok"),
+            "{framework}"
+        );
+        let run = cargo(&project, &["run", "--quiet"]);
+        assert_names_stayed_data(&project, &outputs, &String::from_utf8_lossy(&run.stdout));
+        // The generated code names the model's input exactly too.
+        if framework == "custom" {
+            let code = std::fs::read_to_string(project.join("src/model.rs")).unwrap();
+            assert!(
+                code.contains(&format!("INPUT_NAME: &str = {:?};", inputs[0])),
+                "{code}"
+            );
+        }
+    }
+}
+
+/// `emit` writes the model's file name into its header comment and its names into constants:
+/// a newline in either cannot end the comment or the literal.
+#[test]
+fn emit_keeps_hostile_names_in_comments_and_literals() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = hostile_copy(dir.path(), "hostile/names.onnx");
+    let out_file = dir.path().join("model.rs");
+    cargo_infer()
+        .arg("emit")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out_file)
+        .assert()
+        .success();
+    let code = std::fs::read_to_string(&out_file).unwrap();
+    for line in code.lines().take_while(|l| !l.starts_with("#![")) {
+        assert!(line.is_empty() || line.starts_with("//"), "{line:?}");
+    }
+    let (inputs, outputs) = io_names(&model);
+    assert!(code.contains(&format!("pub const INPUT_NAME: &str = {:?};", inputs[0])));
+    assert!(code.contains(&format!("pub const OUTPUT_NAME: &str = {:?};", outputs[0])));
+}
+
+/// Every form of input real models take — a symbolic batch, scalar int64 and float inputs, a
+/// bool, int32 ids, float16 — and outputs of the same kinds: tract and ort projects build, pass
+/// their own tests and run (burn's in the online test below).
+#[test]
+fn every_input_form_scaffolds_a_project_that_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    for framework in ["tract", "ort"] {
+        let project = init(
+            dir.path(),
+            "forms/inputs.onnx",
+            &["--framework", framework, "--dim", "batch=2"],
+        );
+        let test = cargo(&project, &["test"]);
+        assert!(
+            String::from_utf8_lossy(&test.stdout)
+                .contains("test reproduces_recorded_outputs ... ok"),
+            "{framework}"
+        );
+        let run = cargo(&project, &["run", "--quiet"]);
+        let printed = String::from_utf8_lossy(&run.stdout);
+        for name in ["y", "sr_next", "not_flag", "ids_next", "h_squared"] {
+            assert!(printed.contains(name), "{framework}: {printed}");
+        }
+    }
+}
+
+/// The hostile names through burn (burn-onnx turns the model into Rust: the names must not reach
+/// that code as code either) and fastembed (its one output named with the payload). Online, like
+/// the other burn and fastembed projects.
+#[test]
+fn hostile_names_never_become_code_in_burn_and_fastembed() {
+    let _ = std::fs::remove_file(NAMES_PAYLOAD);
+    let dir = tempfile::tempdir().unwrap();
+    for (fixture, framework) in [
+        ("hostile/names.onnx", "burn"),
+        ("hostile/embed/model.onnx", "fastembed"),
+    ] {
+        let model = hostile_copy(&dir.path().join(framework), fixture);
+        let (_, outputs) = io_names(&model);
+        let project = dir.path().join(format!("hostile-{framework}"));
+        cargo_infer()
+            .arg("init")
+            .arg(&project)
+            .arg("--model")
+            .arg(&model)
+            .args(["--framework", framework])
+            .assert()
+            .success();
+        cargo_with(&project, &["test"], false);
+        let run = cargo_with(&project, &["run", "--quiet"], false);
+        let printed = String::from_utf8_lossy(&run.stdout);
+        // fastembed's program prints embeddings, not output names.
+        let names: &[String] = if framework == "burn" { &outputs } else { &[] };
+        assert_names_stayed_data(&project, names, &printed);
+    }
+}
+
+/// A model that cannot run with its symbolic dimensions at 1: `init` says which it defaulted and
+/// how to set them, in one line, and writes nothing; `--dim` or a sample `--input` records it.
+#[test]
+fn init_names_defaulted_dimensions_and_takes_real_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("forms/needs_dims.onnx");
+    let target = dir.path().join("refused");
+    let out = cargo_infer()
+        .arg("init")
+        .arg(&target)
+        .arg("--model")
+        .arg(&model)
+        .args(["--framework", "tract"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "needs_dims at 1");
+    assert!(
+        err.contains("batch=1, sequence=1") && err.contains("--dim sequence=512"),
+        "{err}"
+    );
+    assert!(!target.exists());
+
+    let read_npy_shape = |p: &Path| {
+        let bytes = std::fs::read(p).unwrap();
+        let header = String::from_utf8_lossy(&bytes[10..]).into_owned();
+        header[header.find("'shape': ").unwrap() + 9..]
+            .split(')')
+            .next()
+            .unwrap()
+            .to_string()
+            + ")"
+    };
+    let with_dim = dir.path().join("with-dim");
+    cargo_infer()
+        .arg("init")
+        .arg(&with_dim)
+        .arg("--model")
+        .arg(&model)
+        .args(["--framework", "tract", "--dim", "sequence=6"])
+        .assert()
+        .success();
+    assert_eq!(
+        read_npy_shape(&with_dim.join("tests/data/input_0.npy")),
+        "(1, 6)"
+    );
+    assert_eq!(
+        read_npy_shape(&with_dim.join("tests/data/output_0.npy")),
+        "(3, 2)"
+    );
+
+    // A sample input of the user's, recorded as given.
+    let sample = cargo_infer::tensor::HostTensor::from_bytes(
+        1,
+        vec![2, 4],
+        (0..8).flat_map(|v| (v as f32).to_le_bytes()).collect(),
+    )
+    .unwrap();
+    let npy = dir.path().join("x.npy");
+    std::fs::write(&npy, cargo_infer::scaffold::npy(&sample).unwrap()).unwrap();
+    let given = dir.path().join("given");
+    cargo_infer()
+        .arg("init")
+        .arg(&given)
+        .arg("--model")
+        .arg(&model)
+        .args(["--framework", "tract", "--input"])
+        .arg(format!("x={}", npy.display()))
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read(given.join("tests/data/input_0.npy")).unwrap(),
+        std::fs::read(&npy).unwrap()
+    );
+    assert_eq!(
+        read_npy_shape(&given.join("tests/data/output_0.npy")),
+        "(4, 2)"
+    );
+}
+
+/// burn-onnx takes scalar inputs and gives scalar outputs as Rust values, the rest as tensors of
+/// its three kinds: the project of the every-form model builds, passes its test and runs.
+#[test]
+fn every_input_form_scaffolds_a_burn_project_that_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = init(
+        dir.path(),
+        "forms/inputs.onnx",
+        &["--framework", "burn", "--dim", "batch=2"],
+    );
+    let test = cargo_with(&project, &["test"], false);
+    assert!(
+        String::from_utf8_lossy(&test.stdout).contains("test reproduces_recorded_outputs ... ok")
+    );
+    let run = cargo_with(&project, &["run", "--quiet"], false);
+    let printed = String::from_utf8_lossy(&run.stdout);
+    for name in ["y", "sr_next", "not_flag", "ids_next", "h_squared"] {
+        assert!(printed.contains(name), "{printed}");
+    }
+}

@@ -702,6 +702,83 @@ def embed_fixture():
                                     "last_hidden_state": dyn})
 
 
+# Names a model may carry and generated code must never run: a quote that would close a string
+# literal and the code after it, a backslash, a newline that would end a comment, format braces,
+# a block-comment end, non-ASCII.
+HOSTILE_IN = 'x"\\\n{}*/ 入力'
+HOSTILE_OUT = 'y"); std::fs::write("/tmp/cargo-infer-pwned-names", "x").unwrap(); println!("{}\\\n// */ ü'
+
+
+def hostile_fixtures():
+    """A small MLP whose input and output names are HOSTILE_IN and HOSTILE_OUT (scaffolded for
+    every framework by the tests, which check that the payload never runs and the programs print
+    the exact names), and the embedding model with its output named HOSTILE_OUT."""
+    d = os.path.join(OUT, "hostile")
+    os.makedirs(d, exist_ok=True)
+    nodes, inits, arrays = mlp([4, 8, 3], seed=31)
+    nodes[0].input[0] = HOSTILE_IN
+    nodes[-1].output[0] = HOSTILE_OUT
+    g = helper.make_graph(nodes, "hostile", [helper.make_tensor_value_info(HOSTILE_IN, TensorProto.FLOAT, ["batch", 4])],
+                          [helper.make_tensor_value_info(HOSTILE_OUT, TensorProto.FLOAT, ["batch", 3])], inits)
+    save_onnx("hostile/names.onnx", g, "mlp", [spec(HOSTILE_IN, "float32", ["batch", 4])],
+              [spec(HOSTILE_OUT, "float32", ["batch", 3])], arrays,
+              metadata={'"); panic!("': 'line one\nline two */ {}'})
+
+    e = os.path.join(d, "embed")
+    os.makedirs(e, exist_ok=True)
+    src = os.path.join(OUT, "embed")
+    for f in os.listdir(src):
+        if f != "model.onnx":
+            with open(os.path.join(src, f), "rb") as a, open(os.path.join(e, f), "wb") as b:
+                b.write(a.read())
+    m = onnx.load(os.path.join(src, "model.onnx"))
+    old = m.graph.output[0].name
+    for n in m.graph.node:
+        for i, o in enumerate(n.output):
+            if o == old:
+                n.output[i] = HOSTILE_OUT
+    m.graph.output[0].name = HOSTILE_OUT
+    onnx.save_model(m, os.path.join(e, "model.onnx"))
+
+
+def input_forms_fixture():
+    """One model with every form of input real models have: a symbolic batch, a scalar int64 (a
+    sample rate), a scalar float (a threshold), a bool, int32 ids, float16 — and outputs of the
+    same kinds, a scalar among them."""
+    f32, i64, i32, b, f16 = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL, TensorProto.FLOAT16
+    inputs = [("x", f32, ["batch", 4]), ("sr", i64, []), ("threshold", f32, []), ("flag", b, [1]),
+              ("ids", i32, [3]), ("h", f16, [2])]
+    outputs = [("y", f32, ["batch", 4]), ("sr_next", i64, []), ("not_flag", b, [1]), ("ids_next", i32, [3]),
+               ("h_squared", f16, [2])]
+    one64 = np.array(1, dtype=np.int64)
+    one32 = np.array(1, dtype=np.int32)
+    nodes = [
+        helper.make_node("Mul", ["x", "threshold"], ["scaled"], name="scale"),
+        helper.make_node("Cast", ["sr"], ["sr_f"], name="sr_float", to=f32),
+        helper.make_node("Add", ["scaled", "sr_f"], ["y"], name="shift"),
+        helper.make_node("Add", ["sr", "one64"], ["sr_next"], name="next_rate"),
+        helper.make_node("Not", ["flag"], ["not_flag"], name="negate"),
+        helper.make_node("Add", ["ids", "one32"], ["ids_next"], name="next_ids"),
+        helper.make_node("Mul", ["h", "h"], ["h_squared"], name="square"),
+    ]
+    names = {f32: "float32", i64: "int64", i32: "int32", b: "bool", f16: "float16"}
+    g = helper.make_graph(nodes, "forms", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+                          [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
+                          [init("one64", one64), init("one32", one32)])
+    os.makedirs(os.path.join(OUT, "forms"), exist_ok=True)
+    save_onnx("forms/inputs.onnx", g, "unknown", [spec(n, names[t], s) for n, t, s in inputs],
+              [spec(n, names[t], s) for n, t, s in outputs], [one64, one32])
+
+    # A streaming-style model that cannot run with its symbolic dimensions at 1: it folds the
+    # sequence into pairs (a Reshape to [-1, 2] of batch × sequence elements).
+    pairs = np.array([-1, 2], dtype=np.int64)
+    g = helper.make_graph([helper.make_node("Reshape", ["x", "pairs"], ["y"], name="fold")], "needs_dims",
+                          [helper.make_tensor_value_info("x", f32, ["batch", "sequence"])],
+                          [helper.make_tensor_value_info("y", f32, ["frames", 2])], [init("pairs", pairs)])
+    save_onnx("forms/needs_dims.onnx", g, "unknown", [spec("x", "float32", ["batch", "sequence"])],
+              [spec("y", "float32", ["frames", 2])], [pairs])
+
+
 def bad_fixtures():
     """Files that must be refused with a one-line error (exit 2); expected["bad/..."] holds a
     phrase the error must contain."""
@@ -763,6 +840,8 @@ if __name__ == "__main__":
     dynamic_reshape_fixture()
     reference_outputs()
     bad_fixtures()
+    hostile_fixtures()
+    input_forms_fixture()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")

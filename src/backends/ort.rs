@@ -129,7 +129,13 @@ fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, String> {
             })?;
             // One thread pool for every session: `check` loads many models, and a session of its
             // own pool pays for creating and joining threads on every load.
+            // ONNX Runtime's own log lines (coloured, on stderr) would break the rule that stderr
+            // carries only our lines; every error it logs also comes back as a Result, which the
+            // report carries as the back end's message.
             let env = builder
+                .with_logger(std::sync::Arc::new(
+                    |_, _: &str, _: &str, _: &str, _: &str| {},
+                ))
                 .with_name("cargo-infer")
                 .with_global_thread_pool(ort::environment::GlobalThreadPoolOptions::default())
                 .build()

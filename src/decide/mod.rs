@@ -252,8 +252,10 @@ fn is_embedding(info: &ModelInfo) -> bool {
     }
     let has_in = |s: &str| info.inputs.iter().any(|i| i.name.contains(s));
     let has_out = |s: &str| info.outputs.iter().any(|o| o.name.contains(s));
+    // fastembed takes a model's only output whatever its name, else one of these by name.
     let io = has_in("input_ids")
-        && (has_out("last_hidden_state")
+        && (info.outputs.len() == 1
+            || has_out("last_hidden_state")
             || has_out("embedding")
             || has_out("pooler_output")
             || has_out("hidden_states"));

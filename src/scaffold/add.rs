@@ -52,6 +52,7 @@ pub fn add(
     manifest: &Path,
     model: &Path,
     d: &Decision,
+    inputs: &crate::check::inputs::InputOptions,
     force: bool,
     ort_download: bool,
 ) -> Result<Vec<String>, String> {
@@ -66,7 +67,7 @@ pub fn add(
     let root = manifest.parent().unwrap();
     let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
     let pre = super::preflight(d.choice, model, &info)?;
-    let model_file = model.file_name().unwrap().to_string_lossy().into_owned();
+    let model_file = super::shipped_name(model);
     let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
     let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
     let mut changed = Vec::new();
@@ -86,7 +87,16 @@ pub fn add(
     let deps = doc["dependencies"]
         .as_table_like_mut()
         .ok_or("[dependencies] is not a table")?;
-    for (k, v, def, feats) in dependencies(d.choice, &d.constraints, ort_download) {
+    // The module's inputs at the shapes it will be given (custom modules take what emit reads).
+    let module_inputs = if d.choice == Framework::Custom {
+        vec![]
+    } else {
+        super::sample_inputs(model, &info, inputs)?
+    };
+    let half = module_inputs.iter().any(|i| i.dtype == "float16");
+    for (k, v, def, feats) in
+        super::with_half(dependencies(d.choice, &d.constraints, ort_download), half)
+    {
         if !deps.contains_key(k) {
             deps.insert(k, dep_item(&v, def, &feats));
         }
@@ -169,21 +179,14 @@ pub fn add(
         )?
         .0
     } else {
-        let shapes: Vec<Vec<usize>> = info
-            .inputs
-            .iter()
-            .map(|i| {
-                i.shape
-                    .iter()
-                    .map(|d| match d {
-                        crate::model::Dim::Known(n) if *n > 0 => *n as usize,
-                        _ => 1,
-                    })
-                    .collect()
-            })
-            .collect();
-        let inputs = super::ios(&info.inputs, &shapes)?;
-        let ctx = super::module_context(&pre, d, &model_file, &inputs, ort_download);
+        let ctx = super::module_context(
+            &pre,
+            d,
+            &model_file,
+            &super::model_expr(&model_file, None),
+            &module_inputs,
+            ort_download,
+        );
         // tch, candle and fastembed projects keep the model's code in src/lib.rs: the same module.
         let template = match d.choice {
             Framework::Tch | Framework::Candle | Framework::Fastembed => "lib.rs",

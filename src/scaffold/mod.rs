@@ -9,13 +9,15 @@ pub mod add;
 
 use std::path::{Path, PathBuf};
 
-use minijinja::{context, Environment};
+use minijinja::value::{Value, ValueKind};
+use minijinja::{context, AutoEscape, Environment};
 use serde::Serialize;
 use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 
 use crate::backends::{Backend, Device};
 use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
+use crate::escape;
 use crate::model::{Format, ModelInfo};
 use crate::tensor::HostTensor;
 
@@ -34,6 +36,7 @@ pub const VALIDATED: &[(&str, &str)] = &[
     ("burn-store", "0.22.0"),
     ("burn-onnx", "0.22.0"),
     ("fastembed", "7.7.0"),
+    ("half", "2"),
 ];
 
 pub fn validated(krate: &str) -> &'static str {
@@ -171,24 +174,62 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflig
 }
 
 /// What the templates of a framework's model module need (`init`'s project and `add`'s
-/// src/inference.rs render the same module).
+/// src/inference.rs render the same module). `model_file` is the model's name under `models/`;
+/// `model_expr` the Rust expression of its path ([`model_expr`]).
 fn module_context(
     pre: &Preflight,
     d: &Decision,
     model_file: &str,
+    model_expr: &str,
     inputs: &[Io],
     ort_download: bool,
-) -> minijinja::Value {
+) -> Value {
+    // A single weights file is the model itself, under the name it has in the project.
+    let weights: Vec<&str> = match pre.weights.as_slice() {
+        [_] => vec![model_file],
+        many => many.iter().map(String::as_str).collect(),
+    };
     context! {
         model_file => model_file,
+        model_expr => code(model_expr),
         inputs => inputs,
-        arch => pre.arch,
-        weights => pre.weights,
-        bert_defaults => crate::model::hf::bert_defaults().to_string(),
-        versions => VALIDATED.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-        device => execution_provider(&d.constraints),
+        arch => code(pre.arch),
+        weights => weights,
+        bert_defaults => code(&crate::model::hf::bert_defaults().to_string()),
+        versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),
+        device => execution_provider(&d.constraints).map(code),
         ort_download => ort_download,
     }
+}
+
+/// The Rust expression of the model's path in generated code: under the manifest
+/// (`models/NAME`), or where it is (`--link`).
+pub fn model_expr(model_file: &str, linked: Option<&Path>) -> String {
+    match linked {
+        Some(p) => escape::rust_str(&p.display().to_string()),
+        None => format!(
+            "concat!(env!(\"CARGO_MANIFEST_DIR\"), {})",
+            escape::rust_str(&format!("/models/{model_file}"))
+        ),
+    }
+}
+
+/// The model's file name in a project: its own when that is safe everywhere it is written
+/// (shell lines, YAML, code generators that derive a module name from it), otherwise a cleaned
+/// one ([`escape::file_name`]).
+pub fn shipped_name(model: &Path) -> String {
+    escape::file_name(
+        &model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
+}
+
+/// Code of ours for a template: printed as it is. Everything else a template prints is escaped
+/// for the file being rendered ([`crate::escape`]).
+fn code(s: &str) -> Value {
+    Value::from_safe_string(s.to_string())
 }
 
 /// The safetensors files a model consists of: itself, or the shards its index names.
@@ -350,81 +391,158 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The templates' environment. Auto-escaping is by the kind of file: every string a template
+/// prints becomes a Rust string literal in `.rs` files, escaped text in Markdown and a shell word
+/// in the workflow — unless the context marked it as code of ours ([`code`]). Filters for the
+/// other places a string may go: `comment` (inside a Rust comment), `code` (a Markdown code span),
+/// `shell` (a shell word in Markdown). Undefined names are errors.
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_keep_trailing_newline(true);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_auto_escape_callback(|name| match name.rsplit('.').next() {
+        Some("rs") => AutoEscape::Custom("rust"),
+        Some("md") => AutoEscape::Custom("markdown"),
+        Some("yml") => AutoEscape::Custom("shell"),
+        _ => AutoEscape::Custom("none known"),
+    });
+    env.set_formatter(|out, state, value| {
+        if value.is_safe() {
+            return write!(out, "{value}").map_err(minijinja::Error::from);
+        }
+        let text = match value.kind() {
+            ValueKind::Number | ValueKind::Bool => {
+                return write!(out, "{value}").map_err(minijinja::Error::from)
+            }
+            ValueKind::String => value.as_str().unwrap_or_default(),
+            kind => {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("a {kind} printed into a generated file"),
+                ))
+            }
+        };
+        let escaped = match state.auto_escape() {
+            AutoEscape::Custom("rust") => escape::rust_str(text),
+            AutoEscape::Custom("markdown") => escape::md_text(text),
+            AutoEscape::Custom("shell") => escape::shell_word(text),
+            other => {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("no escaping for {other:?}"),
+                ))
+            }
+        };
+        out.write_str(&escaped).map_err(minijinja::Error::from)
+    });
+    env.add_filter("comment", |s: &str| code(&escape::rust_comment(s)));
+    env.add_filter("code", |s: &str| code(&escape::md_code(s)));
+    env.add_filter("shell", |s: &str| code(&escape::shell_word(s)));
     for (name, src) in TEMPLATES {
         env.add_template(name, src).expect("templates parse");
     }
     env
 }
 
-pub fn render(template: &str, ctx: &minijinja::Value) -> Result<String, String> {
+pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
     env()
         .get_template(template)
         .and_then(|t| t.render(ctx))
         .map_err(|e| format!("template {template}: {e}"))
 }
 
+/// What a template knows of one input or output. `name` and `dtype` are the model's and are
+/// escaped wherever they are printed; the other strings are code of ours.
 #[derive(Debug, Serialize)]
 pub struct Io {
     pub name: String,
     pub dtype: String,
-    pub rust_type: &'static str,
-    /// Concrete dimensions (symbolic ones at 1), comma-separated.
-    pub dims: String,
-    pub dims_i64: String,
+    /// The Rust element type (`f32`, `i64`, `half::f16`, `bool`, …).
+    pub rust_type: Value,
+    /// Concrete dimensions (symbolic ones at 1), comma-separated: for comments.
+    pub dims: Value,
+    /// The shape as a Rust array of `usize` (`[1, 4]`; `[0usize; 0]` for a scalar).
+    pub shape: Value,
+    /// The same as `i64`s (`[1i64, 4]`; `[0i64; 0]`).
+    pub shape_i64: Value,
     pub numel: usize,
     pub rank: usize,
     /// `float`, `int` or `bool` (burn's tensor kinds).
-    pub kind: &'static str,
-    pub sample: &'static str,
+    pub kind: Value,
+    /// A sample element, as a Rust expression of `rust_type`.
+    pub sample: Value,
+    /// A closure from `&rust_type` to `f64` (for comparing with recorded outputs).
+    pub to_f64: Value,
 }
 
 fn rust_type(dtype: &str) -> Option<(&'static str, &'static str)> {
     Some(match dtype {
-        "float32" => ("f32", "0.5"),
-        "float64" => ("f64", "0.5"),
-        "int64" => ("i64", "0"),
-        "int32" => ("i32", "0"),
-        "int8" => ("i8", "0"),
-        "uint8" => ("u8", "0"),
+        "float32" => ("f32", "0.5f32"),
+        "float64" => ("f64", "0.5f64"),
+        "float16" => ("half::f16", "half::f16::from_f32(0.5)"),
+        "int64" => ("i64", "0i64"),
+        "int32" => ("i32", "0i32"),
+        "int8" => ("i8", "0i8"),
+        "uint8" => ("u8", "0u8"),
         "bool" => ("bool", "false"),
         _ => return None,
     })
 }
 
 fn io(name: &str, dtype: &str, shape: &[usize]) -> Result<Io, String> {
-    let (rust_type, sample) =
-        rust_type(dtype).ok_or_else(|| format!("`{name}` is {dtype}: not scaffolded yet"))?;
+    let (rust_type, sample) = rust_type(dtype)
+        .ok_or_else(|| format!("{} is {dtype}: not scaffolded yet", escape::md_code(name)))?;
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let array = |suffix: &str| {
+        if shape.is_empty() {
+            format!("[0{suffix}; 0]")
+        } else {
+            let first = format!("{}{suffix}", dims[0]);
+            format!(
+                "[{}]",
+                std::iter::once(first)
+                    .chain(dims[1..].iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
     Ok(Io {
         name: name.to_string(),
         dtype: dtype.to_string(),
-        rust_type,
-        dims: dims.join(", "),
-        dims_i64: dims
-            .iter()
-            .map(|d| format!("{d}i64"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        rust_type: code(rust_type),
+        dims: code(&dims.join(", ")),
+        shape: code(&array("usize")),
+        shape_i64: code(&array("i64")),
         numel: shape.iter().product(),
         rank: shape.len(),
-        kind: match rust_type {
-            "f32" | "f64" => "float",
+        kind: code(match rust_type {
+            "f32" | "f64" | "half::f16" => "float",
             "bool" => "bool",
             _ => "int",
-        },
-        sample,
+        }),
+        sample: code(sample),
+        to_f64: code(&match rust_type {
+            "half::f16" => "(|a: &half::f16| a.to_f64())".to_string(),
+            "bool" => "(|a: &bool| f64::from(u8::from(*a)))".to_string(),
+            t => format!("(|a: &{t}| *a as f64)"),
+        }),
     })
 }
 
-/// Template facts for each input, at these concrete shapes.
-pub fn ios(specs: &[crate::model::ValueSpec], shapes: &[Vec<usize>]) -> Result<Vec<Io>, String> {
-    specs
+/// Template facts for each input of a module, at the shapes of the inputs `check` would run:
+/// given ones, else synthetic ones with symbolic dimensions from `--dim` (default 1).
+pub fn sample_inputs(
+    path: &Path,
+    info: &ModelInfo,
+    inputs: &crate::check::inputs::InputOptions,
+) -> Result<Vec<Io>, String> {
+    let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
+    let (sets, _) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
+    let set = sets.first().ok_or("could not make inputs for the model")?;
+    set.inputs
         .iter()
-        .zip(shapes)
-        .map(|(v, s)| io(&v.name, &v.dtype, s))
+        .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
         .collect()
 }
 
@@ -509,11 +627,13 @@ pub fn record(
         ));
     }
     let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
-    let (sets, _) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
+    let (sets, notes) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
+    // The inputs the user gave; else the first ONNX test data set next to the model; else
+    // synthetic ones.
     let set = sets
         .into_iter()
-        .find(|s| s.name == "synthetic")
-        .ok_or("could not synthesise inputs")?;
+        .next()
+        .ok_or("could not make inputs for the model")?;
     let runs_format = |b: &&dyn Backend| b.formats().contains(&info.format);
     let mut order: Vec<&dyn Backend> = all
         .iter()
@@ -553,19 +673,29 @@ pub fn record(
             Err(e) => why.push(format!("{}: {e}", b.name())),
         }
     }
+    // Dimensions the model leaves symbolic were set to 1 unless given: a common reason for a
+    // model to fail (a streaming model padding a sequence of 1, say).
+    let hint = notes
+        .iter()
+        .find_map(|n| n.strip_prefix("symbolic dimensions defaulted (set with --dim): "))
+        .map(|dims| {
+            let last = dims.rsplit(", ").next().unwrap_or("").trim_end_matches("=1");
+            format!(
+                "; symbolic dimensions were set to 1 ({dims}): give real sizes with --dim NAME=N (e.g. --dim {last}=512), or a sample input with --input NAME=FILE"
+            )
+        })
+        .unwrap_or_default();
     Err(format!(
-        "no back end could run the model to record its outputs ({})",
+        "no back end could run the model to record its outputs ({}){hint}",
         why.join("; ")
     ))
 }
 
-/// Dependencies the framework needs under these constraints: (crate, version, default features,
-/// features).
-pub fn dependencies(
-    f: Framework,
-    c: &Constraints,
-    ort_download: bool,
-) -> Vec<(&'static str, String, bool, Vec<&'static str>)> {
+/// A dependency: (crate, version, default features, features).
+pub type Dependency = (&'static str, String, bool, Vec<&'static str>);
+
+/// Dependencies the framework needs under these constraints.
+pub fn dependencies(f: Framework, c: &Constraints, ort_download: bool) -> Vec<Dependency> {
     let gpu_provider = || match c.gpu {
         Gpu::Cuda => vec!["cuda"],
         Gpu::Tensorrt => vec!["tensorrt"],
@@ -667,6 +797,20 @@ pub fn dependencies(
     }
 }
 
+/// A model with float16 inputs or outputs: the `half` crate for the element type, and ort's
+/// `half` feature for its tensors.
+pub fn with_half(mut deps: Vec<Dependency>, half: bool) -> Vec<Dependency> {
+    if half {
+        for (k, _, _, features) in deps.iter_mut() {
+            if *k == "ort" {
+                features.push("half");
+            }
+        }
+        deps.push(("half", validated("half").to_string(), true, vec![]));
+    }
+    deps
+}
+
 /// Build dependencies: burn turns the ONNX model into Rust code in the project's build script.
 pub fn build_dependencies(f: Framework) -> Vec<(&'static str, String)> {
     match f {
@@ -765,11 +909,12 @@ pub fn project_files(
             "`{name}` is not a valid package name; give one with --name"
         ));
     }
-    let model_file = opts
+    let original_name = opts
         .model
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let model_file = shipped_name(&opts.model);
     let sha = crate::util::sha256_file(&opts.model).map_err(|e| e.to_string())?;
     let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
 
@@ -782,7 +927,12 @@ pub fn project_files(
     package.insert("publish", value(false));
     doc.insert("package", Item::Table(package));
     let mut deps = Table::new();
-    for (k, v, def, feats) in dependencies(f, &d.constraints, opts.ort_download) {
+    let half = rec
+        .inputs
+        .iter()
+        .chain(&rec.outputs)
+        .any(|(_, t)| t.dtype_name() == "float16");
+    for (k, v, def, feats) in with_half(dependencies(f, &d.constraints, opts.ort_download), half) {
         deps.insert(k, dep_item(&v, def, &feats));
     }
     doc.insert("dependencies", Item::Table(deps));
@@ -795,15 +945,23 @@ pub fn project_files(
         doc.insert("build-dependencies", Item::Table(t));
     }
     let mut dev = Table::new();
-    dev.insert("npyz", value(validated("npyz")));
+    dev.insert(
+        "npyz",
+        dep_item(
+            validated("npyz"),
+            true,
+            if half { &["half"][..] } else { &[] },
+        ),
+    );
     doc.insert("dev-dependencies", Item::Table(dev));
-    let model_ref = if opts.link {
-        std::fs::canonicalize(&opts.model)
-            .map_err(|e| e.to_string())?
-            .display()
-            .to_string()
+    let linked = if opts.link {
+        Some(std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?)
     } else {
-        format!("models/{model_file}")
+        None
+    };
+    let model_ref = match &linked {
+        Some(p) => p.display().to_string(),
+        None => format!("models/{model_file}"),
     };
     let mut meta = Table::new();
     meta.set_implicit(true);
@@ -915,8 +1073,8 @@ pub fn project_files(
             String::new(),
             "Deploy: build.rs turns the ONNX model into Rust code (burn-onnx) and its weights into a .bpk file in OUT_DIR; `Model::default()` reads that file, so ship it with the binary and use `Model::from_file`, or switch build.rs to `LoadStrategy::Embedded`.".to_string(),
         ),
-        (_, TargetKind::Wasm) => (String::new(), format!("Deploy: `cargo build-target` builds for {} (see .cargo/config.toml).", c.target.as_deref().unwrap_or(""))),
-        (_, TargetKind::BareMetal) => (String::new(), format!("Deploy: `cargo build-target` builds for {}; `src/model.rs` needs no std and no allocator.", c.target.as_deref().unwrap_or(""))),
+        (_, TargetKind::Wasm) => (String::new(), format!("Deploy: `cargo build-target` builds for {} (see .cargo/config.toml).", escape::md_code(c.target.as_deref().unwrap_or("")))),
+        (_, TargetKind::BareMetal) => (String::new(), format!("Deploy: `cargo build-target` builds for {}; `src/model.rs` needs no std and no allocator.", escape::md_code(c.target.as_deref().unwrap_or("")))),
         _ => (String::new(), String::new()),
     };
     let ctx = context! {
@@ -928,12 +1086,13 @@ pub fn project_files(
         constraints_text => constraints_text,
         reasons => reasons,
         recorded_with => rec.with,
-        atol => atol,
-        rtol => rtol,
+        atol => code(atol),
+        rtol => code(rtol),
         outputs => outputs,
-        sample => "0.5f32",
-        setup => setup,
-        deploy => deploy,
+        sample => code("0.5f32"),
+        setup => code(&setup),
+        deploy => code(&deploy),
+        original_name => (original_name != model_file).then_some(original_name),
         needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed) && !opts.ort_download,
         gpu => c.gpu.as_str(),
         check_backend => match f {
@@ -944,16 +1103,16 @@ pub fn project_files(
         },
         libtorch => crate::backends::LIBTORCH_VERSION,
         // What `check` needs to know that the model does not say (TorchScript input shapes).
-        check_flags => rec.inputs.iter().filter(|_| info.format == Format::Torchscript).map(|(n, t)| {
+        check_flags => rec.inputs.iter().filter(|_| info.format == Format::Torchscript).flat_map(|(n, t)| {
             let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
-            format!("--input-shape {n}={}:{}", dims.join("x"), t.dtype_name())
+            ["--input-shape".to_string(), format!("{n}={}:{}", dims.join("x"), t.dtype_name())]
         }).collect::<Vec<_>>(),
-        lib_name => crate_name.replace('-', "_"),
-        sample_ids => sample_ids,
+        lib_name => code(&crate_name.replace('-', "_")),
+        sample_ids => code(&sample_ids),
         embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
         model_path => model_ref.clone(),
         model_stem => Path::new(&model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-        ..module_context(pre, d, &model_file, &inputs, opts.ort_download)
+        ..module_context(pre, d, &model_file, &model_expr(&model_file, linked.as_deref()), &inputs, opts.ort_download)
     };
     let dir = f.as_str();
     files.push((
@@ -1002,22 +1161,18 @@ pub fn project_files(
         .as_deref()
         .filter(|_| matches!(c.target_kind, TargetKind::Wasm | TargetKind::BareMetal))
     {
+        let mut alias = Table::new();
+        let mut command = Array::new();
+        for word in ["build", "--release", "--target", target] {
+            command.push(word);
+        }
+        alias.insert("build-target", value(command));
+        let mut config = DocumentMut::new();
+        config.insert("alias", Item::Table(alias));
         files.push((
             ".cargo/config.toml".into(),
-            format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n[alias]\nbuild-target = \"build --release --target {target}\"\n").into_bytes(),
+            format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n{config}").into_bytes(),
         ));
-    }
-    if opts.link {
-        // The generated code names the model where it is, instead of under the manifest.
-        for (p, bytes) in files.iter_mut() {
-            if p.extension().is_some_and(|e| e == "rs") {
-                let text = String::from_utf8_lossy(bytes).replace(
-                    &format!("concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/models/{model_file}\")"),
-                    &format!("{model_ref:?}"),
-                );
-                *bytes = text.into_bytes();
-            }
-        }
     }
     Ok(files)
 }
