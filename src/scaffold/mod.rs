@@ -1264,3 +1264,66 @@ pub fn write_project(
         format!("{}: cannot create: {e}", target.display())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name that would run code if it reached Rust, Markdown or a shell line as it is.
+    const HOSTILE: &str = "y\"); std::fs::write(\"/tmp/pwned\", \"x\").unwrap(); println!(\"{}\\\n// */ $(touch x) ${{ github.token }} `x`";
+
+    /// Every template, rendered with every model-derived string hostile: the payload appears
+    /// only escaped (its quote after a backslash, no raw newline from it, no `$(`), so a template
+    /// that forgot to escape fails here — tch and candle templates included, whose projects are
+    /// built only in the feature run.
+    #[test]
+    fn no_template_prints_a_model_string_raw() {
+        let io = |rank: usize| Io {
+            name: HOSTILE.into(),
+            dtype: HOSTILE.into(),
+            rank,
+            ..io("x", "float32", &vec![2; rank]).unwrap()
+        };
+        for arch in ["bert", "llama", "quantized-llama"] {
+            let ctx = context! {
+                name => HOSTILE, model_format => HOSTILE, class => HOSTILE, framework => HOSTILE,
+                version => HOSTILE, constraints_text => HOSTILE, reasons => vec![HOSTILE],
+                recorded_with => HOSTILE, atol => code("1e-4"), rtol => code("1e-4"),
+                outputs => vec![io(2), io(0)], sample => code("0.5f32"), setup => code(""),
+                deploy => code(""), original_name => HOSTILE, needs_onnxruntime => true,
+                gpu => HOSTILE, check_backend => HOSTILE, libtorch => HOSTILE,
+                check_flags => vec![HOSTILE], lib_name => code("app"), sample_ids => code("[[1u32]]"),
+                embedding_dim => 4, model_path => HOSTILE, model_stem => HOSTILE,
+                model_file => HOSTILE, model_expr => code(&model_expr(HOSTILE, None)),
+                inputs => vec![io(2), io(0)], arch => code(arch), weights => vec![HOSTILE, HOSTILE],
+                bert_defaults => code("{}"), versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),
+                device => Some(code("CUDA")), ort_download => false,
+            };
+            for (template, _) in TEMPLATES {
+                let text = render(template, &ctx).unwrap_or_else(|e| panic!("{e}"));
+                // No line break from a name, anywhere.
+                assert!(!text.contains("\n// */"), "{template}:\n{text}");
+                let shell_lines = text
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("cargo infer") || l.contains("run:"));
+                for line in shell_lines {
+                    for raw in ["$(touch", "${{ github", "`x`", "\"/tmp/pwned"] {
+                        assert!(!line.contains(raw), "{template}: {line}");
+                    }
+                }
+                if template.ends_with(".rs") {
+                    assert!(!text.contains("write(\"/tmp/pwned"), "{template}:\n{text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn templates_never_opt_out_of_escaping() {
+        for (name, src) in TEMPLATES {
+            let squeezed: String = src.chars().filter(|c| !c.is_whitespace()).collect();
+            assert!(!squeezed.contains("|safe"), "{name} marks a value safe");
+            assert!(!squeezed.contains("autoescape"), "{name} changes escaping");
+        }
+    }
+}
