@@ -603,3 +603,83 @@ fn pair_takes_one_model_and_another_format() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 models were given"));
 }
+
+/// The JUnit, JSON and human reports carry the verdict the exit code gives, whatever the back
+/// ends' own statuses: a model no back end could run, and a model whose back ends pass but
+/// disagree with the expected outputs, are failed test cases (not all `skipped`, not all passed).
+#[test]
+fn every_report_format_agrees_with_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    // Expected outputs that the model does not give: both back ends run, the comparison fails.
+    let wrong = cargo_infer::tensor::HostTensor::from_bytes(1, vec![1, 3], vec![0; 12]).unwrap();
+    std::fs::write(
+        dir.path().join("output.npy"),
+        cargo_infer::scaffold::npy(&wrong).unwrap(),
+    )
+    .unwrap();
+    let mlp = fixtures().join("mlp.onnx");
+    let unsupported = fixtures().join("unsupported_op.onnx");
+    let empty = fixtures().join("bad/empty.onnx");
+    let expected_dir = dir.path().display().to_string();
+    let cases: [(&str, Vec<String>, Option<&str>, i32, &str); 4] = [
+        ("pass", vec![mlp.display().to_string()], None, 0, "pass"),
+        (
+            "wrong expected outputs",
+            vec![mlp.display().to_string(), "--expected".into(), expected_dir],
+            None,
+            1,
+            "fail",
+        ),
+        (
+            "no back end could run it",
+            vec![unsupported.display().to_string()],
+            Some("/nonexistent/libonnxruntime.so"),
+            1,
+            "fail",
+        ),
+        (
+            "unreadable",
+            vec![empty.display().to_string()],
+            None,
+            2,
+            "error",
+        ),
+    ];
+    for (what, args, ort, code, status) in cases {
+        let run = |format: &str| {
+            let mut cmd = cargo_infer();
+            cmd.arg("check").args(&args).args(["--format", format]);
+            if let Some(lib) = ort {
+                cmd.env("ORT_DYLIB_PATH", lib);
+            }
+            cmd.output().unwrap()
+        };
+        let json = run("json");
+        assert_eq!(json.status.code(), Some(code), "{what}: json exit code");
+        let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(v["models"][0]["status"], status, "{what}: {v}");
+        let human = run("human");
+        assert_eq!(human.status.code(), Some(code), "{what}: human exit code");
+        let text = String::from_utf8_lossy(&human.stdout);
+        let verdict = match status {
+            "pass" => "PASS",
+            "fail" => "FAIL",
+            _ => "ERROR",
+        };
+        assert!(text.contains(verdict), "{what}: {text}");
+        let junit = run("junit");
+        assert_eq!(junit.status.code(), Some(code), "{what}: junit exit code");
+        let xml = String::from_utf8_lossy(&junit.stdout);
+        let count = |attr: &str| -> u64 {
+            let head = xml.split("<testsuite ").next().unwrap();
+            let at = head.find(&format!(" {attr}=\"")).unwrap() + attr.len() + 3;
+            head[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        let (failures, errors) = (count("failures"), count("errors"));
+        match status {
+            "pass" => assert_eq!((failures, errors), (0, 0), "{what}: {xml}"),
+            "fail" => assert!(failures >= 1, "{what}: {xml}"),
+            _ => assert!(errors >= 1, "{what}: {xml}"),
+        }
+    }
+}

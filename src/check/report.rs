@@ -130,7 +130,10 @@ pub fn json(report: &Report) -> String {
     s
 }
 
-/// One test case per model × back end; a model that could not be read is one failed case.
+/// One test case per model × back end; a model that could not be read is one errored case. A
+/// model that did not pass always has a failed or errored case, as the exit code says: when none
+/// of its back ends' cases failed (back ends that disagree, or none that could run), a
+/// `[verdict]` case carries the model's reason.
 pub fn junit(report: &Report) -> String {
     let mut junit = quick_junit::Report::new("cargo-infer check");
     let mut suite = TestSuite::new("check");
@@ -141,6 +144,7 @@ pub fn junit(report: &Report) -> String {
             suite.add_test_case(TestCase::new(m.path.clone(), status));
             continue;
         }
+        let mut backend_failed = false;
         for b in &m.backends {
             let status = match b.status {
                 BackendStatus::Pass => TestCaseStatus::success(),
@@ -160,11 +164,23 @@ pub fn junit(report: &Report) -> String {
                     s
                 }
             };
+            backend_failed |= matches!(status, TestCaseStatus::NonSuccess { .. });
             let mut case = TestCase::new(format!("{} [{}]", m.path, b.name), status);
             case.set_classname(m.path.clone());
             case.set_time(std::time::Duration::from_secs_f64(
                 (b.load_ms + b.run_ms) / 1e3,
             ));
+            suite.add_test_case(case);
+        }
+        if m.status != ModelStatus::Pass && !backend_failed {
+            let kind = match m.status {
+                ModelStatus::Error => NonSuccessKind::Error,
+                _ => NonSuccessKind::Failure,
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status.set_message(m.message.clone());
+            let mut case = TestCase::new(format!("{} [verdict]", m.path), status);
+            case.set_classname(m.path.clone());
             suite.add_test_case(case);
         }
     }
@@ -187,11 +203,15 @@ pub fn github_annotations(report: &Report) -> String {
             .replace('%', "%25")
             .replace('\r', "%0D")
             .replace('\n', "%0A");
-        let _ = writeln!(
-            out,
-            "::error file={},title=cargo infer check::{msg}",
-            m.path
-        );
+        // A property value (the path) also ends at `:` or `,`.
+        let file = m
+            .path
+            .replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+            .replace(':', "%3A")
+            .replace(',', "%2C");
+        let _ = writeln!(out, "::error file={file},title=cargo infer check::{msg}");
     }
     out
 }
