@@ -94,6 +94,23 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// A duration given in milliseconds, in the unit that fits it, with three significant digits:
+/// `2.70 µs`, `612 µs`, `4.38 ms`, `1.25 s` (never `0.00 ms`).
+pub fn human_ms(ms: f64) -> String {
+    let (v, unit) = match ms.abs() {
+        x if x < 1e-3 => (ms * 1e6, "ns"),
+        x if x < 1.0 => (ms * 1e3, "µs"),
+        x if x < 1e3 => (ms, "ms"),
+        _ => (ms / 1e3, "s"),
+    };
+    let digits = match v.abs() {
+        x if x < 10.0 => 2,
+        x if x < 100.0 => 1,
+        _ => 0,
+    };
+    format!("{v:.digits$} {unit}")
+}
+
 /// `1.2M`, `35.4k`, `812`: parameter counts.
 pub fn human_count(n: u64) -> String {
     match n {
@@ -101,5 +118,20 @@ pub fn human_count(n: u64) -> String {
         10_000..=999_999 => format!("{:.1}k", n as f64 / 1e3),
         1_000_000..=999_999_999 => format!("{:.1}M", n as f64 / 1e6),
         _ => format!("{:.2}B", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_ms;
+
+    #[test]
+    fn durations_in_units_that_fit() {
+        assert_eq!(human_ms(0.0027), "2.70 µs");
+        assert_eq!(human_ms(0.000_05), "50.0 ns");
+        assert_eq!(human_ms(0.612), "612 µs");
+        assert_eq!(human_ms(4.381), "4.38 ms");
+        assert_eq!(human_ms(86.0), "86.0 ms");
+        assert_eq!(human_ms(1250.0), "1.25 s");
     }
 }

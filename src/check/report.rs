@@ -117,9 +117,14 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
 }
 
 fn timing(b: &super::BackendReport) -> String {
-    let mut s = format!("load {:.1} ms, first run {:.2} ms", b.load_ms, b.run_ms);
+    use crate::output::human_ms;
+    let mut s = format!(
+        "load {}, first run {}",
+        human_ms(b.load_ms),
+        human_ms(b.run_ms)
+    );
     if let (Some(med), Some(p95)) = (b.steady_median_ms, b.steady_p95_ms) {
-        s += &format!(", steady {med:.2} ms median / {p95:.2} ms p95");
+        s += &format!(", steady {} median / {} p95", human_ms(med), human_ms(p95));
     }
     s
 }

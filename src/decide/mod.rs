@@ -737,8 +737,8 @@ fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<S
         let r = crate::check::check_model(path, &[(b.as_ref(), true)], &opts);
         let verdict = match r.backends.first() {
             Some(rep) if rep.status == crate::check::BackendStatus::Pass => Ok(format!(
-                "loaded and ran in {:.1} ms",
-                rep.load_ms + rep.run_ms
+                "loaded and ran in {}",
+                crate::output::human_ms(rep.load_ms + rep.run_ms)
             )),
             Some(rep) if !rep.message.is_empty() => Err(rep.message.clone()),
             _ => Err(r.message.clone()),
