@@ -683,3 +683,28 @@ fn every_report_format_agrees_with_the_exit_code() {
         }
     }
 }
+
+/// Exporters that trace with batch 1 record intermediate and output shapes with batch 1 even when
+/// the input's batch is symbolic. Checked at batch 2, tract conflicts with those annotations; it
+/// runs without them (saying so) and agrees with ONNX Runtime.
+#[test]
+fn tract_runs_past_stale_shape_annotations() {
+    let model = fixtures().join("forms/stale_value_info.onnx");
+    let (code, v) = check_json(&[
+        model.to_str().unwrap(),
+        "--dim",
+        "batch=2",
+        "--backend",
+        "all",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let m = &v["models"][0];
+    assert_eq!(backend(m, "tract")["status"], "pass", "{m}");
+    let notes = m["notes"].to_string() + &backend(m, "tract").to_string();
+    assert!(notes.contains("value_info"), "{m}");
+    assert!(m["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["pass"] == true));
+}

@@ -779,6 +779,22 @@ def input_forms_fixture():
               [spec("y", "float32", ["frames", 2])], [pairs])
 
 
+def stale_shapes_fixture():
+    """A symbolic batch with the shapes an exporter recorded while tracing with batch 1: the
+    intermediate value and the output are annotated [1, 4] though the input is [batch, 4]
+    (ONNX Runtime runs it at any batch; tract unifies the annotations with the input shape)."""
+    bias = np.array([0.5, -0.5, 1.0, 2.0], dtype=np.float32)
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["h"], name="relu"),
+                           helper.make_node("Add", ["h", "bias"], ["y"], name="add")], "stale",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [init("bias", bias)],
+                          value_info=[helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 4])])
+    os.makedirs(os.path.join(OUT, "forms"), exist_ok=True)
+    # Not checked: the checker's shape inference rightly finds the annotations inconsistent.
+    save_onnx("forms/stale_value_info.onnx", g, "unknown", [spec("x", "float32", ["batch", 4])],
+              [spec("y", "float32", [1, 4])], [bias], check=False)
+
+
 def bad_fixtures():
     """Files that must be refused with a one-line error (exit 2); expected["bad/..."] holds a
     phrase the error must contain."""
@@ -842,6 +858,7 @@ if __name__ == "__main__":
     bad_fixtures()
     hostile_fixtures()
     input_forms_fixture()
+    stale_shapes_fixture()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -197,10 +197,22 @@ fn chain(e: &TractError) -> String {
 
 /// Parses the model for tract. tract keeps node and tensor names in one namespace, while ONNX
 /// keeps them apart: a node named like an initializer (valid ONNX) makes tract refuse the graph,
-/// so such nodes are renamed first.
-fn parse(path: &Path) -> TractResult<InferenceModel> {
+/// so such nodes are renamed first. `drop_annotations`: the shapes the exporter recorded for
+/// intermediate values (`value_info`) and outputs are left out — exporters that trace with batch
+/// 1 record them so even when the batch is symbolic, and tract unifies them with the input shapes.
+fn parse(path: &Path, drop_annotations: bool) -> TractResult<InferenceModel> {
     let onnx = tract_onnx::onnx();
     let mut proto = onnx.proto_model_for_path(path)?;
+    if let Some(graph) = proto.graph.as_mut().filter(|_| drop_annotations) {
+        graph.value_info.clear();
+        for output in graph.output.iter_mut() {
+            if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+                output.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
+                t.shape = None;
+            }
+        }
+    }
     if let Some(graph) = proto.graph.as_mut() {
         let mut taken: std::collections::HashSet<String> =
             graph.initializer.iter().map(|t| t.name.clone()).collect();
@@ -273,8 +285,8 @@ impl Backend for Tract {
             .iter()
             .map(|(n, t)| to_tract(n, t))
             .collect::<Result<_, _>>()?;
-        let typed = || -> Result<InferenceModel, BackendError> {
-            let mut model = parse(path).map_err(|e| failure("load", &e))?;
+        let typed = |drop_annotations: bool| -> Result<InferenceModel, BackendError> {
+            let mut model = parse(path, drop_annotations).map_err(|e| failure("load", &e))?;
             for (i, t) in tensors.iter().enumerate() {
                 model
                     .set_input_fact(i, InferenceFact::dt_shape(t.datum_type(), t.shape()))
@@ -286,7 +298,7 @@ impl Backend for Tract {
         let all: Vec<usize> = (0..inputs.len()).collect();
         // The first try takes the model; the rare retry below parses it again (cheaper on the
         // common path than cloning the whole graph up front).
-        let first = match build(typed()?) {
+        let first = match build(typed(false)?) {
             Ok(plan) => {
                 return Ok((
                     Box::new(TractLoaded {
@@ -299,6 +311,27 @@ impl Backend for Tract {
             }
             Err(e) => chain(&e),
         };
+        // Shape annotations that contradict the shapes of the data being run (a batch recorded as
+        // 1 beside a symbolic input): the data is what is checked, so try without them.
+        let drop_annotations = first.contains("Impossible to unify");
+        let dropped_note = || {
+            format!("tract ran without the model's recorded intermediate and output shapes (value_info), which contradict the input shapes (first try: {first})")
+        };
+        if drop_annotations {
+            if let Ok(plan) = build(typed(true)?) {
+                let notes = LoadNotes {
+                    notes: vec![dropped_note()],
+                };
+                return Ok((
+                    Box::new(TractLoaded {
+                        plan,
+                        fed: all,
+                        outputs,
+                    }),
+                    notes,
+                ));
+            }
+        }
         // tract types a graph statically: shapes and axes that come from inputs must be known.
         // Retry with the integer, boolean and scalar inputs turned into constants, as tract's own
         // CLI does with --constantize.
@@ -311,7 +344,7 @@ impl Backend for Tract {
         if constant.is_empty() {
             return Err(BackendError::Failed(format!("optimise: {first}")));
         }
-        let mut model = typed()?;
+        let mut model = typed(drop_annotations)?;
         let outlets = model
             .input_outlets()
             .map_err(|e| BackendError::Failed(chain(&e)))?
@@ -339,12 +372,15 @@ impl Backend for Tract {
         match build(model) {
             Ok(plan) => {
                 let names: Vec<&str> = constant.iter().map(|&i| inputs[i].0.as_str()).collect();
-                let notes = LoadNotes {
+                let mut notes = LoadNotes {
                     notes: vec![format!("tract needed input{} {} as constant{} to type the graph (first try: {first})",
                         if names.len() == 1 { "" } else { "s" },
                         names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
                         if names.len() == 1 { "" } else { "s" })],
                 };
+                if drop_annotations {
+                    notes.notes.push(dropped_note());
+                }
                 Ok((Box::new(TractLoaded { plan, fed, outputs }), notes))
             }
             Err(e) => Err(BackendError::Failed(format!(
