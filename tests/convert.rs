@@ -215,3 +215,121 @@ fn refusals_write_nothing() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+/// Converts `src` (all dtypes) and checks the output with Python's safetensors against
+/// `reference`, and with the safetensors crate value by value.
+fn round_trips(src: &Path, reference: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert_check.py");
+    for dtype in ["none", "f16", "bf16", "f32"] {
+        let out = dir.path().join(format!("{dtype}.safetensors"));
+        let mut args = vec![src.to_str().unwrap(), out.to_str().unwrap()];
+        if dtype != "none" {
+            args.extend(["--dtype", dtype]);
+        }
+        let o = convert(&args);
+        common::assert_success(&o, &format!("{} {dtype}", src.display()));
+        let py = Process::new("python3")
+            .arg(&checker)
+            .arg(&out)
+            .arg("safetensors")
+            .arg(fixtures().join(reference))
+            .arg(dtype)
+            .output()
+            .unwrap();
+        assert!(
+            py.status.success(),
+            "{} {dtype}: python says\n{}{}",
+            src.display(),
+            String::from_utf8_lossy(&py.stdout),
+            String::from_utf8_lossy(&py.stderr)
+        );
+        if dtype == "none" {
+            let got_bytes = std::fs::read(&out).unwrap();
+            let want_bytes = std::fs::read(fixtures().join(reference)).unwrap();
+            let got = safetensors::SafeTensors::deserialize(&got_bytes).unwrap();
+            let want = safetensors::SafeTensors::deserialize(&want_bytes).unwrap();
+            let mut names = got.names();
+            let mut want_names = want.names();
+            names.sort();
+            want_names.sort();
+            assert_eq!(names, want_names, "{}", src.display());
+            for n in names {
+                let (g, w) = (got.tensor(n).unwrap(), want.tensor(n).unwrap());
+                assert_eq!(
+                    (g.dtype(), g.shape(), g.data()),
+                    (w.dtype(), w.shape(), w.data()),
+                    "{} {n}",
+                    src.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_recent_torch_zip_with_zip64_records_converts_to_what_torch_reads() {
+    // torch 2.13's archive layout (data descriptors, version-needed 0, ZIP64 end record and
+    // locator, .storage_alignment, .data/serialization_id) with a 76-byte first central header;
+    // the reference is what torch.load returned, saved by safetensors.torch.
+    let src = fixtures().join("torch213_zip64.pt");
+    round_trips(&src, "check/torch213_zip64.safetensors");
+    // The same with its end record deferring to the ZIP64 record (0xffff / 0xffffffff fields).
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(&src).unwrap();
+    let eocd = bytes.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+    bytes[eocd + 8..eocd + 20].copy_from_slice(&[0xff; 12]);
+    let p = dir.path().join("zip64-end.pt");
+    std::fs::write(&p, &bytes).unwrap();
+    round_trips(&p, "check/torch213_zip64.safetensors");
+}
+
+#[test]
+fn a_legacy_stream_in_key_list_order_converts_to_what_torch_reads() {
+    // torch 0.4 on Windows: storages follow the key list's order, not the tensors'.
+    round_trips(
+        &fixtures().join("legacy_keys_order.pt"),
+        "check/legacy_keys_order.safetensors",
+    );
+}
+
+#[test]
+fn tensors_larger_than_memory_are_refused_before_reading() {
+    // A legacy stream that honestly holds a 2 TiB float32 storage (a sparse file): inspect
+    // reports it; convert, which holds every tensor in memory, refuses it up front.
+    let numel: u64 = 1 << 39;
+    let mut long = b"\x8a\x06".to_vec();
+    long.extend_from_slice(&numel.to_le_bytes()[..6]);
+    let mut f =
+        b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.\x80\x02M\xe9\x03.\x80\x02}."
+            .to_vec();
+    f.extend_from_slice(b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpu");
+    f.extend_from_slice(&long);
+    f.extend_from_slice(b"NtQK\x00");
+    f.extend_from_slice(&long);
+    f.extend_from_slice(b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs.");
+    f.extend_from_slice(b"\x80\x02]X\x01\x00\x00\x000a.");
+    f.extend_from_slice(&numel.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("huge.pt");
+    let file = std::fs::File::create(&src).unwrap();
+    std::io::Write::write_all(&mut &file, &f).unwrap();
+    file.set_len(f.len() as u64 + numel * 4).unwrap();
+    drop(file);
+    let o = common::cargo_infer()
+        .args(["inspect", "--format", "json"])
+        .arg(&src)
+        .output()
+        .unwrap();
+    common::assert_success(&o, "inspect huge.pt");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["weight_bytes"], numel * 4);
+    let out = dir.path().join("out.safetensors");
+    let o = convert(&[src.to_str().unwrap(), out.to_str().unwrap()]);
+    let err = one_line_error(&o, "huge.pt");
+    assert!(
+        err.contains("huge.pt") && err.contains("in memory"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -395,3 +395,425 @@ fn missing_external_data_is_reported_not_fatal() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("mlp_external.onnx.data (MISSING)"));
 }
+
+// PyTorch files that real tools write and that were refused, and hostile ones that must be refused
+// in bounded time and memory (issue 13).
+
+/// Runs cargo-infer with its address space limited to `mib` MiB and a 120 s deadline: a reader
+/// that allocated without bound, or recursed a million levels, dies instead of exiting 2.
+fn cargo_infer_bounded(mib: u64, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("cargo-infer");
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mib * 1024))
+        .arg(bin)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(120),
+        "took {:?}",
+        start.elapsed()
+    );
+    out
+}
+
+/// Asserts a bounded run was refused with one line naming `path` and containing `phrase`.
+fn refused(out: &std::process::Output, path: &Path, phrase: &str) {
+    let err = one_line_error(out, &path.display().to_string());
+    assert!(err.contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.contains(phrase),
+        "{}: `{err}` lacks `{phrase}`",
+        path.display()
+    );
+}
+
+fn inspect_bounded(mib: u64, path: &Path) -> std::process::Output {
+    cargo_infer_bounded(mib, &["inspect".as_ref(), path.as_os_str()])
+}
+
+/// The tensors `inspect --format json` lists, as name → (dtype, shape).
+fn tensor_table(v: &Value) -> std::collections::BTreeMap<String, (String, Vec<u64>)> {
+    v["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let shape = t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            (
+                t["name"].as_str().unwrap().to_string(),
+                (t["dtype"].as_str().unwrap().to_string(), shape),
+            )
+        })
+        .collect()
+}
+
+/// The end-of-central-directory record of a zip (the last one).
+fn eocd_at(zip: &[u8]) -> usize {
+    zip.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap()
+}
+
+#[test]
+fn a_recent_torch_zip_with_zip64_records_reads_as_torch_wrote_it() {
+    // torch 2.13's archive: data descriptors, version-needed 0, a ZIP64 end record and locator
+    // before the end record, .storage_alignment, .data/serialization_id, and a first central
+    // header exactly as long as the ZIP64 record and locator (the zip crate's offset guess landed
+    // on the second header: "Invalid Central Directory header").
+    let src = fixtures().join("torch213_zip64.pt");
+    let bytes = std::fs::read(&src).unwrap();
+    let eocd = eocd_at(&bytes);
+    assert_eq!(&bytes[eocd - 20..eocd - 16], b"PK\x06\x07");
+    assert_eq!(&bytes[eocd - 76..eocd - 72], b"PK\x06\x06");
+    let cd = u32::from_le_bytes(bytes[eocd + 16..eocd + 20].try_into().unwrap()) as usize;
+    let first_name = u16::from_le_bytes(bytes[cd + 28..cd + 30].try_into().unwrap()) as usize;
+    assert_eq!(
+        46 + first_name,
+        76,
+        "the first central header is 76 bytes long"
+    );
+
+    let want = &expected()["torch213_zip64.pt"];
+    let want_tensors: std::collections::BTreeMap<String, (String, Vec<u64>)> = want["tensors"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, t)| {
+            let shape = t["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap())
+                .collect();
+            (k.clone(), (t["dtype"].as_str().unwrap().to_string(), shape))
+        })
+        .collect();
+    let got = inspect_json(&src);
+    assert_eq!(tensor_table(&got), want_tensors);
+    assert_eq!(got["weight_bytes"], want["weight_bytes"]);
+
+    // The same archive with its end record saying "see the ZIP64 record" (0xffff entries,
+    // 0xffffffff size and offset), as archives of more than 65535 entries or 4 GB have it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut zip64 = bytes.clone();
+    zip64[eocd + 8..eocd + 12].copy_from_slice(&[0xff; 4]);
+    zip64[eocd + 12..eocd + 20].copy_from_slice(&[0xff; 8]);
+    let p = dir.path().join("zip64-end.pt");
+    std::fs::write(&p, &zip64).unwrap();
+    assert_eq!(tensor_table(&inspect_json(&p)), want_tensors);
+}
+
+#[test]
+fn a_legacy_stream_whose_storages_follow_the_key_list_reads() {
+    // torch 0.4 on Windows: storages in the (text-sorted) key list's order, not the tensors'; a
+    // float32 and two float64 storages, one behind a Parameter pickled as a call of the class.
+    let src = fixtures().join("legacy_keys_order.pt");
+    let got = inspect_json(&src);
+    let table = tensor_table(&got);
+    let want = [
+        ("fc1.bias", "float32", vec![16]),
+        ("fc1.weight", "float32", vec![16, 4]),
+        ("fc2.bias", "float64", vec![3]),
+        ("fc2.weight", "float64", vec![3, 16]),
+    ];
+    assert_eq!(
+        table,
+        want.iter()
+            .map(|(n, d, s)| (n.to_string(), (d.to_string(), s.clone())))
+            .collect()
+    );
+    assert_eq!(got["weight_bytes"], 728);
+    assert_eq!(got["state_dict_key"], "state_dict");
+}
+
+/// A torch.save stream's three leading pickles: magic number, protocol version, system info.
+const LEGACY_HEAD: &[u8] =
+    b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.\x80\x02M\xe9\x03.\x80\x02}q\x00.";
+
+#[test]
+fn deeply_nested_pickles_are_one_line_errors_in_bounded_memory() {
+    const N: usize = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    // A million nested 1-tuples; a million MARKs closed by a million LISTs; a million empty lists
+    // appended each to the one below.
+    let mut tuples = b"\x80\x02)".to_vec();
+    tuples.extend(std::iter::repeat_n(0x85u8, N));
+    tuples.push(b'.');
+    let mut marks = b"\x80\x02".to_vec();
+    marks.extend(std::iter::repeat_n(b'(', N));
+    marks.extend(std::iter::repeat_n(b'l', N));
+    marks.push(b'.');
+    let mut appends = b"\x80\x02".to_vec();
+    appends.extend(std::iter::repeat_n(b']', N));
+    appends.extend(std::iter::repeat_n(b'a', N - 1));
+    appends.push(b'.');
+    let mut legacy = LEGACY_HEAD.to_vec();
+    legacy.extend_from_slice(&tuples);
+    legacy.extend_from_slice(b"\x80\x02].");
+    let zip = torch_zip(&[("archive/data.pkl", Entry::stored(tuples.clone()))]);
+    for (name, bytes) in [
+        ("tuples.pkl", &tuples),
+        ("marks.pkl", &marks),
+        ("appends.pkl", &appends),
+        ("legacy.pt", &legacy),
+        ("zip.pt", &zip),
+    ] {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        refused(&inspect_bounded(1024, &p), &p, "levels deep");
+    }
+}
+
+#[test]
+fn a_pickle_that_runs_too_many_opcodes_is_refused() {
+    // An empty list duplicated ten million times: 24 bytes of memory per byte of pickle.
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = b"\x80\x02]".to_vec();
+    p.extend(std::iter::repeat_n(b'2', 10_500_000));
+    p.push(b'.');
+    let path = dir.path().join("dups.pkl");
+    std::fs::write(&path, &p).unwrap();
+    refused(&inspect_bounded(2048, &path), &path, "opcodes");
+}
+
+/// A zip entry as the hostile tests write it: its bytes, how it is compressed, and the sizes and
+/// checksum its headers declare (which may lie).
+struct Entry {
+    data: Vec<u8>,
+    method: u16,
+    size: u64,
+    crc: u32,
+}
+
+impl Entry {
+    fn stored(data: Vec<u8>) -> Entry {
+        Entry {
+            size: data.len() as u64,
+            crc: crc32(&data),
+            data,
+            method: 0,
+        }
+    }
+    /// A raw deflate stream that inflates to `inflates` zero bytes, declaring `size`.
+    fn zeros(inflates: u64, size: u64) -> Entry {
+        Entry {
+            data: deflate_zeros(inflates),
+            method: 8,
+            size,
+            crc: 0,
+        }
+    }
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for b in data {
+        c ^= *b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// One fixed-Huffman deflate block: a literal zero, then 258-byte copies of distance 1 (13 bits
+/// each, deflate's best ratio), then literal zeros for the rest.
+fn deflate_zeros(n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u64, 0u32);
+    let mut put = |v: u64, n: u32, out: &mut Vec<u8>| {
+        acc |= v << bits;
+        bits += n;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    };
+    // Huffman codes go most significant bit first.
+    let code = |c: u64, n: u32| (c.reverse_bits() >> (64 - n), n);
+    put(1, 1, &mut out); // final block
+    put(1, 2, &mut out); // fixed Huffman codes
+    let (lit0, lit_n) = code(0x30, 8);
+    let (len258, len_n) = code(0xc5, 8);
+    let mut left = n;
+    if left > 0 {
+        put(lit0, lit_n, &mut out);
+        left -= 1;
+    }
+    while left >= 258 {
+        put(len258, len_n, &mut out);
+        put(0, 5, &mut out); // distance 1
+        left -= 258;
+    }
+    for _ in 0..left {
+        put(lit0, lit_n, &mut out);
+    }
+    put(0, 7, &mut out); // end of block
+    put(0, 7, &mut out); // flush
+    out
+}
+
+/// A zip archive with these entries, sizes and checksums as declared (no ZIP64 fields).
+fn torch_zip(entries: &[(&str, Entry)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, e) in entries {
+        let offset = out.len() as u32;
+        let header = |sig: u32, central: bool| {
+            let mut h = sig.to_le_bytes().to_vec();
+            if central {
+                h.extend_from_slice(&20u16.to_le_bytes());
+            }
+            h.extend_from_slice(&20u16.to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes());
+            h.extend_from_slice(&e.method.to_le_bytes());
+            h.extend_from_slice(&[0, 0, 0x21, 0]);
+            h.extend_from_slice(&e.crc.to_le_bytes());
+            h.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
+            h.extend_from_slice(&(e.size as u32).to_le_bytes());
+            h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            h.extend_from_slice(&0u16.to_le_bytes());
+            if central {
+                // Comment length, disk, internal and external attributes.
+                h.extend_from_slice(&[0; 10]);
+                h.extend_from_slice(&offset.to_le_bytes());
+            }
+            h.extend_from_slice(name.as_bytes());
+            h
+        };
+        out.extend(header(0x0403_4b50, false));
+        out.extend_from_slice(&e.data);
+        central.extend(header(0x0201_4b50, true));
+    }
+    let cd = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd.to_le_bytes());
+    out.extend_from_slice(&[0; 2]);
+    out
+}
+
+/// data.pkl of `{'w': float32 tensor of `numel` elements in storage '0'}`, protocol 2.
+fn one_tensor_pickle(numel: u32) -> Vec<u8> {
+    let mut p = b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ".to_vec();
+    p.extend_from_slice(&numel.to_le_bytes());
+    p.extend_from_slice(b"tQK\x00J");
+    p.extend_from_slice(&numel.to_le_bytes());
+    p.extend_from_slice(b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs.");
+    p
+}
+
+#[test]
+fn zip_bombs_are_refused_without_inflating_them() {
+    const GIB: u64 = 1 << 30;
+    let dir = tempfile::tempdir().unwrap();
+    let pkl = "archive/data.pkl";
+    let store = "archive/data/0";
+    let ok_pickle = || Entry::stored(one_tensor_pickle(16));
+    // (file, its entries, what the refusal says)
+    type Case<'a> = (&'a str, Vec<(&'a str, Entry)>, &'a str);
+    let cases: Vec<Case> = vec![
+        // data.pkl really inflates to 1 GiB and says so.
+        (
+            "honest-pickle-bomb.pt",
+            vec![(pkl, Entry::zeros(GIB, GIB))],
+            "more than the",
+        ),
+        // data.pkl says 200 bytes but inflates to 1 GiB.
+        (
+            "lying-pickle.pt",
+            vec![(pkl, Entry::zeros(GIB, 200))],
+            "declared",
+        ),
+        // data.pkl claims 3.9 GB from a few bytes: more than deflate can expand.
+        (
+            "impossible-pickle.pt",
+            vec![(pkl, Entry::zeros(1000, 3_900_000_000))],
+            "more than deflate can",
+        ),
+        // A storage claiming 3.9 GB from a few bytes, which a tensor of 975M floats "uses".
+        (
+            "impossible-storage.pt",
+            vec![
+                (pkl, Entry::stored(one_tensor_pickle(975_000_000))),
+                (store, Entry::zeros(1000, 3_900_000_000)),
+            ],
+            "more than deflate can",
+        ),
+        // A stored storage claiming more bytes than the file has.
+        (
+            "short-storage.pt",
+            vec![
+                (pkl, ok_pickle()),
+                (
+                    store,
+                    Entry {
+                        data: vec![0; 64],
+                        method: 0,
+                        size: 64,
+                        crc: 0,
+                    },
+                ),
+            ],
+            "past the end of the file",
+        ),
+    ];
+    for (name, entries, phrase) in cases {
+        let p = dir.path().join(name);
+        let mut bytes = torch_zip(&entries);
+        if name == "short-storage.pt" {
+            // Declare 64 MB of stored data in both headers' size fields.
+            let huge = 64_000_000u32.to_le_bytes();
+            let local = bytes.windows(4).rposition(|w| w == b"PK\x03\x04").unwrap();
+            bytes[local + 18..local + 22].copy_from_slice(&huge);
+            bytes[local + 22..local + 26].copy_from_slice(&huge);
+            let central = bytes.windows(4).rposition(|w| w == b"PK\x01\x02").unwrap();
+            bytes[central + 20..central + 24].copy_from_slice(&huge);
+            bytes[central + 24..central + 28].copy_from_slice(&huge);
+        }
+        std::fs::write(&p, &bytes).unwrap();
+        refused(&inspect_bounded(1024, &p), &p, phrase);
+        let out = dir.path().join("out.safetensors");
+        let o = cargo_infer_bounded(1024, &["convert".as_ref(), p.as_os_str(), out.as_os_str()]);
+        refused(&o, &p, phrase);
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn convert_inflates_only_what_the_tensors_need() {
+    // A storage that honestly inflates to 1 GiB of which the tensor uses 64 bytes; and one that
+    // declares the 64 bytes the tensor needs but inflates to 1 GiB.
+    let dir = tempfile::tempdir().unwrap();
+    let pkl = ("archive/data.pkl", Entry::stored(one_tensor_pickle(16)));
+    let honest = torch_zip(&[
+        ("archive/data.pkl", Entry::stored(one_tensor_pickle(16))),
+        ("archive/data/0", Entry::zeros(1 << 30, 1 << 30)),
+    ]);
+    let lying = torch_zip(&[pkl, ("archive/data/0", Entry::zeros(1 << 30, 64))]);
+    let p = dir.path().join("big-storage.pt");
+    std::fs::write(&p, honest).unwrap();
+    let out = dir.path().join("out.safetensors");
+    let o = cargo_infer_bounded(512, &["convert".as_ref(), p.as_os_str(), out.as_os_str()]);
+    common::assert_success(&o, "big-storage.pt");
+    let p = dir.path().join("lying-storage.pt");
+    std::fs::write(&p, lying).unwrap();
+    let out = dir.path().join("out2.safetensors");
+    let o = cargo_infer_bounded(512, &["convert".as_ref(), p.as_os_str(), out.as_os_str()]);
+    refused(&o, &p, "declared");
+}

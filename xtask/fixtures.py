@@ -462,6 +462,135 @@ def pytorch_fixtures():
     record("malicious_nested.pt", format="pytorch", safety="unsafe", dangerous=["posix.system"])
 
 
+def legacy_keys_order_fixture():
+    """A pre-1.6 torch.save stream as torch 0.4 wrote it on Windows, byte by byte: storage keys are
+    the storages' addresses, the key list is sorted as text, and the storages follow in the order
+    of that list — not the order the tensors name them (fc1's float32 storage, then fc2.weight's
+    float64 one, then fc2.bias's). fc2.bias is a Parameter pickled 0.4-style, as a call of the
+    class; sys_info says `long` is 4 bytes (Windows). torch 2.13 reads it; its tensors are the
+    reference for convert."""
+    import collections
+
+    import torch
+
+    class Storage:
+        """Stands for one storage; pickled by persistent id, as torch did."""
+
+        def __init__(self, key, kind, data):
+            self.key, self.kind, self.data = key, kind, data
+
+    class Call:
+        """Pickles as a call of `fn` on `args` (REDUCE), which is how torch pickled tensors."""
+
+        def __init__(self, fn, *args):
+            self.fn, self.args = fn, args
+
+        def __reduce__(self):
+            return self.fn, self.args
+
+    r = rng(41)
+    fc1 = r.standard_normal(16 * 4 + 16).astype("<f4")  # fc1.weight then fc1.bias, one storage
+    fc2_w = r.standard_normal(3 * 16).astype("<f8")
+    fc2_b = r.standard_normal(3).astype("<f8")
+    s_fc1 = Storage("2241859102656", torch.FloatStorage, fc1)
+    s_fc2_w = Storage("2241859101376", torch.DoubleStorage, fc2_w)
+    s_fc2_b = Storage("2241859100736", torch.DoubleStorage, fc2_b)
+
+    def tensor(storage, offset, size, stride):
+        return Call(torch._utils._rebuild_tensor_v2, storage, offset, size, stride, False, collections.OrderedDict())
+
+    sd = collections.OrderedDict()
+    sd["fc1.weight"] = tensor(s_fc1, 0, (16, 4), (4, 1))
+    sd["fc1.bias"] = tensor(s_fc1, 64, (16,), (1,))
+    sd["fc2.weight"] = tensor(s_fc2_w, 0, (3, 16), (16, 1))
+    sd["fc2.bias"] = Call(torch.nn.Parameter, tensor(s_fc2_b, 0, (3,), (1,)), True)
+    named = [s_fc1, s_fc2_w, s_fc2_b]  # the order the tensors name their storages
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                return ("storage", obj.kind, obj.key, "cpu", obj.data.size, None)
+            return None
+
+    buf = io.BytesIO()
+    for header in (0x1950A86A20F9469CFC6C, 1001,
+                   {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}}):
+        pickle.dump(header, buf, protocol=2)
+    Pickler(buf, protocol=2).dump({"epoch": 3, "state_dict": sd})
+    keys = sorted(s.key for s in named)
+    pickle.dump(keys, buf, protocol=2)
+    by_key = {s.key: s for s in named}
+    written = [by_key[k] for k in keys]
+    assert written != named, "the key list must order the storages differently from the tensors"
+    for s in written:
+        buf.write(struct.pack("<q", s.data.size) + s.data.tobytes())
+    name = "legacy_keys_order.pt"
+    with open(os.path.join(OUT, name), "wb") as f:
+        f.write(buf.getvalue())
+
+    # What torch reads back is the reference.
+    loaded = torch.load(os.path.join(OUT, name), weights_only=False)
+    assert loaded["epoch"] == 3
+    got = {k: v.detach() for k, v in loaded["state_dict"].items()}
+    assert np.array_equal(got["fc1.weight"].numpy().ravel(), fc1[:64])
+    assert np.array_equal(got["fc1.bias"].numpy(), fc1[64:])
+    assert np.array_equal(got["fc2.weight"].numpy().ravel(), fc2_w)
+    assert np.array_equal(got["fc2.bias"].numpy(), fc2_b)
+    from safetensors.torch import save_file as save_torch
+    os.makedirs(os.path.join(OUT, "check"), exist_ok=True)
+    save_torch({k: v.contiguous() for k, v in got.items()}, os.path.join(OUT, "check", "legacy_keys_order.safetensors"))
+    dtypes = {torch.float32: "float32", torch.float64: "float64"}
+    record(name, format="pytorch", inputs=[], outputs=[], operators={}, opsets={}, architecture="mlp", safety="safe",
+           metadata={"epoch": "3"}, state_dict_key="state_dict", tensor_names=list(got),
+           tensors={k: {"shape": list(v.shape), "dtype": dtypes[v.dtype]} for k, v in got.items()},
+           **tensor_facts([v.numpy() for v in got.values()]))
+
+
+def recent_torch_zip_fixture():
+    """A zip torch.save of torch 2.13 as it writes every archive: entries with data descriptors,
+    version-needed 0, a ZIP64 end-of-central-directory record and locator between the central
+    directory and its end record, `.storage_alignment` and `.data/serialization_id`. Its archive
+    root has 21 characters, so its first central header (`<root>/data.pkl`) is 76 bytes long — the
+    size of the ZIP64 record and locator — which made the zip crate's start-offset guess land on
+    the second header. Every feature is asserted on the bytes."""
+    import shutil
+    import tempfile
+
+    import torch
+
+    torch.manual_seed(42)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    sd = net.state_dict()
+    sd["scale"] = torch.arange(6, dtype=torch.float64).reshape(2, 3) / 3
+    name = "torch213_zip64.pt"
+    root = "resnet18_epoch90_best"
+    assert len(root) == 21
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, root + ".pt")
+        torch.save(sd, path)
+        shutil.copyfile(path, os.path.join(OUT, name))
+    data = open(os.path.join(OUT, name), "rb").read()
+    z = zipfile.ZipFile(io.BytesIO(data))
+    infos = z.infolist()
+    names = [i.filename for i in infos]
+    assert names[0] == f"{root}/data.pkl" and 46 + len(names[0]) == 76, names[0]
+    assert f"{root}/.storage_alignment" in names and f"{root}/.data/serialization_id" in names, names
+    assert all(i.flag_bits & 0x08 and i.extract_version == 0 for i in infos), "data descriptors, version 0"
+    eocd = data.rindex(b"PK\x05\x06")
+    assert data[eocd - 20:eocd - 16] == b"PK\x06\x07", "ZIP64 locator before the end record"
+    assert data[eocd - 76:eocd - 72] == b"PK\x06\x06", "ZIP64 end record before the locator"
+    loaded = torch.load(os.path.join(OUT, name), weights_only=True)
+    assert list(loaded) == list(sd)
+    from safetensors.torch import save_file as save_torch
+    os.makedirs(os.path.join(OUT, "check"), exist_ok=True)
+    save_torch({k: v.contiguous() for k, v in loaded.items()}, os.path.join(OUT, "check", "torch213_zip64.safetensors"))
+    dtypes = {torch.float32: "float32", torch.float64: "float64"}
+    record(name, format="pytorch", inputs=[], outputs=[], operators={}, opsets={}, safety="safe", metadata={},
+           tensor_names=list(loaded),
+           tensors={k: {"shape": list(v.shape), "dtype": dtypes[v.dtype]} for k, v in loaded.items()},
+           **tensor_facts([v.numpy() for v in loaded.values()]))
+
+
 def gguf_fixtures():
     import gguf
     r = rng(10)
@@ -848,6 +977,8 @@ if __name__ == "__main__":
     onnx_fixtures()
     safetensors_fixtures()
     pytorch_fixtures()
+    legacy_keys_order_fixture()
+    recent_torch_zip_fixture()
     gguf_fixtures()
     hf_fixtures()
     candle_fixtures()

@@ -5,10 +5,22 @@
 //! rebuild functions and a denylist of modules that run code.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::rc::Rc;
 
 use super::Risk;
+
+/// Opcodes one pickle may run. Each builds at most one value, so this bounds the reader's memory
+/// (about 100 bytes a value at worst, so ≈ 1 GB) and time; a `torch.save` state_dict takes about
+/// 30 opcodes a tensor.
+pub const MAX_OPCODES: u64 = 10_000_000;
+
+/// How deeply containers may nest. Python's pickler recurses once per level and stops at its
+/// recursion limit (1000 by default), so real pickles stay far below this.
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Opcodes that cannot be resolved without Python, listed at most this many times.
+const MAX_OPAQUE: usize = 64;
 
 /// A value of the pickle machine. Containers are shared (`Rc`) because the memo shares them.
 #[derive(Clone, Debug)]
@@ -95,6 +107,142 @@ impl Value {
     }
 }
 
+/// Dropping a value tree recursively would overflow the stack on a hostile pickle nested a million
+/// levels deep, so the containers this value is the last owner of are taken apart one at a time.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        detach_children(self, &mut pending);
+        while let Some(mut v) = pending.pop() {
+            detach_children(&mut v, &mut pending);
+        }
+    }
+}
+
+/// Moves the children out of a container that nothing else shares (they are dropped by the
+/// caller's loop, not by recursion).
+fn detach_children(v: &mut Value, out: &mut Vec<Value>) {
+    let leaf = |v: &Value| {
+        !matches!(
+            v,
+            Value::Tuple(_)
+                | Value::List(_)
+                | Value::Dict(_)
+                | Value::Set(_)
+                | Value::Object(_)
+                | Value::Persistent(_)
+        )
+    };
+    let mut take = |v: &mut Value| {
+        if !leaf(v) {
+            out.push(std::mem::replace(v, Value::None));
+        }
+    };
+    match v {
+        Value::Tuple(t) => {
+            if let Some(items) = Rc::get_mut(t) {
+                items.iter_mut().for_each(&mut take);
+            }
+        }
+        Value::List(l) | Value::Set(l) => {
+            if let Some(items) = Rc::get_mut(l) {
+                items.get_mut().iter_mut().for_each(&mut take);
+            }
+        }
+        Value::Dict(d) => {
+            if let Some(pairs) = Rc::get_mut(d) {
+                for (k, v) in pairs.get_mut().iter_mut() {
+                    take(k);
+                    take(v);
+                }
+            }
+        }
+        Value::Object(o) => {
+            if let Some(o) = Rc::get_mut(o) {
+                let o = o.get_mut();
+                take(&mut o.callable);
+                take(&mut o.args);
+                if let Some(s) = o.state.as_mut() {
+                    take(s);
+                }
+                for (k, v) in o.items.iter_mut() {
+                    take(k);
+                    take(v);
+                }
+                o.appended.iter_mut().for_each(&mut take);
+            }
+        }
+        Value::Persistent(p) => {
+            if let Some(p) = Rc::get_mut(p) {
+                take(p);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether containers nest more than `limit` levels below `root`: a depth-first walk with its own
+/// stack (never recursion), visiting each shared container once.
+fn nests_deeper(root: &Value, limit: usize) -> bool {
+    let mut seen: HashSet<*const ()> = HashSet::new();
+    let mut stack: Vec<(Value, usize)> = vec![(root.clone(), 0)];
+    while let Some((v, depth)) = stack.pop() {
+        if depth > limit {
+            return true;
+        }
+        let ptr = match &v {
+            Value::Tuple(t) => Rc::as_ptr(t) as *const (),
+            Value::List(l) | Value::Set(l) => Rc::as_ptr(l) as *const (),
+            Value::Dict(d) => Rc::as_ptr(d) as *const (),
+            Value::Object(o) => Rc::as_ptr(o) as *const (),
+            Value::Persistent(p) => Rc::as_ptr(p) as *const (),
+            _ => continue,
+        };
+        if !seen.insert(ptr) {
+            continue;
+        }
+        let mut push = |c: &Value| {
+            if !matches!(
+                c,
+                Value::None
+                    | Value::Bool(_)
+                    | Value::Int(_)
+                    | Value::BigInt(_)
+                    | Value::Float(_)
+                    | Value::Str(_)
+                    | Value::Bytes(_)
+                    | Value::Global(_)
+            ) {
+                stack.push((c.clone(), depth + 1));
+            }
+        };
+        match &v {
+            Value::Tuple(t) => t.iter().for_each(&mut push),
+            Value::List(l) | Value::Set(l) => l.borrow().iter().for_each(&mut push),
+            Value::Dict(d) => d.borrow().iter().for_each(|(k, v)| {
+                push(k);
+                push(v);
+            }),
+            Value::Object(o) => {
+                let o = o.borrow();
+                push(&o.callable);
+                push(&o.args);
+                if let Some(s) = &o.state {
+                    push(s);
+                }
+                o.items.iter().for_each(|(k, v)| {
+                    push(k);
+                    push(v);
+                });
+                o.appended.iter().for_each(&mut push);
+            }
+            Value::Persistent(p) => push(p),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// What the reader found out about one pickle.
 #[derive(Debug)]
 pub struct Parsed {
@@ -105,6 +253,9 @@ pub struct Parsed {
     pub opaque: Vec<String>,
     /// Bytes the pickle took, up to and including STOP.
     pub len: usize,
+    /// Every persistent id, in the order the pickle loads them (`torch.save` names each storage
+    /// this way, with its type and size, whether or not a tensor wraps it).
+    pub persistent: Vec<Value>,
 }
 
 /// Reads one pickle from the start of `data`. Errors are one line, without a file name.
@@ -120,6 +271,8 @@ struct Machine<'a> {
     memo: std::collections::HashMap<u64, Value>,
     globals: BTreeSet<(String, String)>,
     opaque: Vec<String>,
+    persistent: Vec<Value>,
+    opcodes: u64,
 }
 
 type R<T> = Result<T, String>;
@@ -134,6 +287,8 @@ impl<'a> Machine<'a> {
             memo: Default::default(),
             globals: BTreeSet::new(),
             opaque: Vec::new(),
+            persistent: Vec::new(),
+            opcodes: 0,
         }
     }
 
@@ -188,6 +343,11 @@ impl<'a> Machine<'a> {
             .ok_or_else(|| format!("pickle has no MARK for the opcode at offset {}", self.pos))?;
         Ok(std::mem::replace(&mut self.stack, below))
     }
+    fn opaque_push(&mut self, what: String) {
+        if self.opaque.len() < MAX_OPAQUE && !self.opaque.contains(&what) {
+            self.opaque.push(what);
+        }
+    }
     fn global(&mut self, module: String, name: String) -> Value {
         self.globals.insert((module.clone(), name.clone()));
         Value::Global(Rc::new(Global { module, name }))
@@ -239,6 +399,12 @@ impl<'a> Machine<'a> {
         loop {
             let at = self.pos;
             let op = self.u8()?;
+            self.opcodes += 1;
+            if self.opcodes > MAX_OPCODES {
+                return Err(format!(
+                    "pickle runs more than {MAX_OPCODES} opcodes (at offset {at}), more than any checkpoint needs"
+                ));
+            }
             match op {
                 b'(' => {
                     let below = std::mem::take(&mut self.stack);
@@ -246,11 +412,17 @@ impl<'a> Machine<'a> {
                 }
                 b'.' => {
                     let value = self.pop()?;
+                    if nests_deeper(&value, MAX_DEPTH) {
+                        return Err(format!(
+                            "pickle nests containers more than {MAX_DEPTH} levels deep"
+                        ));
+                    }
                     return Ok(Parsed {
                         value,
-                        globals: self.globals,
-                        opaque: self.opaque,
+                        globals: std::mem::take(&mut self.globals),
+                        opaque: std::mem::take(&mut self.opaque),
                         len: self.pos,
+                        persistent: std::mem::take(&mut self.persistent),
                     });
                 }
                 b'0' => {
@@ -432,7 +604,7 @@ impl<'a> Machine<'a> {
                         0x83 => self.u16()? as u32,
                         _ => self.u32()?,
                     };
-                    self.opaque.push(format!(
+                    self.opaque_push(format!(
                         "extension-registry code {code} (an unnamed global)"
                     ));
                     let g = self.global("copyreg-extension".into(), code.to_string());
@@ -469,11 +641,13 @@ impl<'a> Machine<'a> {
                 }
                 b'P' => {
                     let l = self.line()?;
-                    self.stack
-                        .push(Value::Persistent(Rc::new(Value::Str(l.into()))));
+                    let pid = Value::Str(l.into());
+                    self.persistent.push(pid.clone());
+                    self.stack.push(Value::Persistent(Rc::new(pid)));
                 }
                 b'Q' => {
                     let pid = self.pop()?;
+                    self.persistent.push(pid.clone());
                     self.stack.push(Value::Persistent(Rc::new(pid)));
                 }
                 b'g' => {
@@ -527,7 +701,7 @@ impl<'a> Machine<'a> {
                     self.u64()?;
                 }
                 0x97 => {
-                    self.opaque.push("out-of-band buffer (NEXT_BUFFER)".into());
+                    self.opaque_push("out-of-band buffer (NEXT_BUFFER)".into());
                     self.stack.push(Value::None);
                 }
                 0x98 => {}
@@ -729,7 +903,7 @@ mod tests {
         assert!(parsed
             .globals
             .contains(&("os".to_string(), "system".to_string())));
-        let Value::Dict(d) = parsed.value else {
+        let Value::Dict(d) = &parsed.value else {
             panic!("not a dict")
         };
         let d = d.borrow();
@@ -763,6 +937,38 @@ mod tests {
         ] {
             assert!(parse(p).is_err(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_never_recursed() {
+        // Just under the limit parses (and drops without recursion); one level more is refused.
+        let nested = |n: usize| {
+            let mut p = b"\x80\x02)".to_vec();
+            p.extend(std::iter::repeat_n(0x85u8, n));
+            p.push(b'.');
+            p
+        };
+        assert!(parse(&nested(MAX_DEPTH)).is_ok());
+        let err = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
+        assert!(err.contains("levels deep"), "{err}");
+        // A value built a million levels deep and dropped on an error path (no STOP).
+        let mut p = b"\x80\x02)".to_vec();
+        p.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+        assert!(parse(&p).is_err());
+        // A list that holds itself is one level, not a loop.
+        let parsed = parse(b"\x80\x02]q\x00h\x00a.").unwrap();
+        let Value::List(l) = &parsed.value else {
+            panic!("not a list")
+        };
+        assert_eq!(l.borrow().len(), 1);
+    }
+
+    #[test]
+    fn persistent_ids_are_listed_in_order() {
+        let p = b"\x80\x02(X\x01\x00\x00\x00aQX\x01\x00\x00\x00bQl.";
+        let parsed = parse(p).unwrap();
+        let keys: Vec<_> = parsed.persistent.iter().map(|v| v.key_text()).collect();
+        assert_eq!(keys, [Some("a".to_string()), Some("b".to_string())]);
     }
 
     #[test]

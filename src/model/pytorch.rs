@@ -16,6 +16,16 @@ use crate::tensor::HostTensor;
 /// The largest pickle we read into memory from a zip entry; real ones are a few MB at most.
 const MAX_PICKLE: u64 = 256 * 1024 * 1024;
 
+/// The most an archive's pickles may inflate to, all together (TorchScript archives hold many).
+const MAX_PICKLES_TOTAL: u64 = 1024 * 1024 * 1024;
+
+/// Deflate's largest expansion: a 258-byte copy coded in two bits (one-bit dynamic Huffman codes
+/// for its length and distance). An entry that declares more than this many bytes per compressed
+/// byte (plus a little for tiny streams) lies about its size: it is refused before anything is
+/// inflated.
+const MAX_INFLATE_RATIO: u64 = 1032;
+const INFLATE_SLACK: u64 = 64 * 1024;
+
 /// A tensor found in a pickle, before it is checked against its storage.
 #[derive(Debug, Clone)]
 pub struct FoundTensor {
@@ -147,13 +157,15 @@ impl Walker {
                 rebuild_tensor(&args, name)
             }
             ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
-            | ("torch._tensor", "_rebuild_from_type_v2") => {
+            | ("torch._tensor", "_rebuild_from_type_v2")
+            // torch 0.4 pickled a Parameter as a call of the class on (tensor, requires_grad).
+            | ("torch.nn.parameter", "Parameter") => {
                 // The tensor is the first argument (parameter) or inside the args tuple.
                 let inner = match g.name.as_str() {
                     "_rebuild_from_type_v2" => args.get(2)?.items()?.first()?.clone(),
                     _ => args.first()?.clone(),
                 };
-                match inner {
+                match &inner {
                     Value::Object(o) => self.tensor(&o.borrow(), name),
                     _ => None,
                 }
@@ -287,7 +299,17 @@ struct ZipCheckpoint {
 
 fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
     let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| {
+    let file_len = file.metadata().map_err(|e| ModelError::io(path, &e))?.len();
+    // The archive starts at the file's first byte, as torch (miniz) reads it. The zip crate's
+    // default guesses a start offset instead, from where the central directory would begin if it
+    // ended at the end-of-central-directory record; torch writes a ZIP64 record and locator (76
+    // bytes) in between, so whenever a central header happens to begin 76 bytes into the
+    // directory (an archive whose first name is 30 bytes long, such as a 21-character root's
+    // `data.pkl`) that guess is wrong and every header after it misread.
+    let config = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    let mut zip = zip::ZipArchive::with_config(config, file).map_err(|e| {
         ModelError::new(
             path,
             format!("not a readable zip archive (truncated or corrupt): {e}"),
@@ -321,6 +343,7 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
         let name = entry
             .name()
             .map_err(|e| ModelError::new(path, format!("zip entry {i}: {e}")))?;
+        check_entry_size(path, &entry, &name, file_len)?;
         if let Some(key) = name.strip_prefix(&format!("{root}data/")) {
             storage_bytes.insert(key.to_string(), entry.size());
         }
@@ -331,8 +354,10 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
     let mut walked = Walked::default();
     let mut pickles: Vec<&String> = names.iter().filter(|n| n.ends_with(".pkl")).collect();
     pickles.sort_by_key(|n| (*n != &data_pkl, (*n).clone()));
+    let mut inflated = 0u64;
     for name in pickles {
         let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
+        count_inflated(path, &mut inflated, &bytes)?;
         let parsed = match pickle::parse(&bytes) {
             Ok(p) => p,
             Err(e) if *name == data_pkl => {
@@ -362,12 +387,25 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
         }
     }
     // Other entries that hold a pickle (a nested checkpoint, a payload) are scanned too.
+    // Only the first two bytes are inflated to tell.
     for name in names
         .iter()
         .filter(|n| !n.ends_with(".pkl") && !n.starts_with(&format!("{root}data/")))
     {
-        let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
-        if bytes.len() > 2 && bytes[0] == 0x80 && (2..=5).contains(&bytes[1]) {
+        let mut head = Vec::with_capacity(2);
+        zip.by_name(name)
+            .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?
+            .take(2)
+            .read_to_end(&mut head)
+            .map_err(|e| {
+                ModelError::new(
+                    path,
+                    format!("{name} unreadable (truncated or corrupt archive): {e}"),
+                )
+            })?;
+        if head.len() == 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+            let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
+            count_inflated(path, &mut inflated, &bytes)?;
             if let Ok(parsed) = pickle::parse(&bytes) {
                 let (r, f) = pickle::findings(&parsed, torchscript, name);
                 risk = risk.max(r);
@@ -405,32 +443,117 @@ pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
     Ok(info)
 }
 
-/// An archive entry, refusing one that claims more than `limit` bytes (a pickle, a storage).
+/// Adds a pickle's bytes to what the archive's pickles inflated to so far, within
+/// [`MAX_PICKLES_TOTAL`].
+fn count_inflated(path: &Path, inflated: &mut u64, bytes: &[u8]) -> Result<(), ModelError> {
+    *inflated += bytes.len() as u64;
+    if *inflated > MAX_PICKLES_TOTAL {
+        return Err(ModelError::new(
+            path,
+            format!("the archive's pickles inflate to more than {MAX_PICKLES_TOTAL} bytes together (a zip bomb?)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses an entry whose sizes cannot be true: compressed bytes past the end of the file, a
+/// stored entry whose two sizes differ, or a compressed one declaring more than deflate can expand
+/// to (nothing is inflated to find out).
+fn check_entry_size<R: Read>(
+    path: &Path,
+    entry: &zip::read::ZipFile<'_, R>,
+    name: &str,
+    file_len: u64,
+) -> Result<(), ModelError> {
+    let (packed, size) = (entry.compressed_size(), entry.size());
+    if entry.header_start().saturating_add(packed) > file_len {
+        return Err(ModelError::new(
+            path,
+            format!("{name} claims {packed} bytes past the end of the file (truncated or corrupt archive)"),
+        ));
+    }
+    let stored = entry.compression() == zip::CompressionMethod::Stored;
+    if stored && packed != size {
+        return Err(ModelError::new(
+            path,
+            format!("{name} is stored uncompressed in {packed} bytes but claims {size} (corrupt archive)"),
+        ));
+    }
+    if !stored
+        && size
+            > packed
+                .saturating_mul(MAX_INFLATE_RATIO)
+                .saturating_add(INFLATE_SLACK)
+    {
+        return Err(ModelError::new(
+            path,
+            format!("{name} claims to inflate {packed} bytes to {size}, more than deflate can (a zip bomb or a corrupt archive)"),
+        ));
+    }
+    Ok(())
+}
+
+/// An archive entry, refusing one that claims more than `limit` bytes (a pickle). At most
+/// `min(declared size, limit)` bytes are inflated: an entry that would inflate past the size it
+/// declares is refused there.
 fn read_entry(
     path: &Path,
     zip: &mut zip::ZipArchive<File>,
     name: &str,
     limit: u64,
 ) -> Result<Vec<u8>, ModelError> {
+    read_entry_prefix(path, zip, name, limit, None)
+}
+
+/// The first `want` bytes of an entry (all of it when `None`), bounded as [`read_entry`].
+fn read_entry_prefix(
+    path: &Path,
+    zip: &mut zip::ZipArchive<File>,
+    name: &str,
+    limit: u64,
+    want: Option<u64>,
+) -> Result<Vec<u8>, ModelError> {
     let entry = zip
         .by_name(name)
         .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?;
-    if entry.size() > limit {
+    let size = entry.size();
+    if size > limit {
         return Err(ModelError::new(
             path,
-            format!(
-                "{name} claims {} bytes, more than the {limit} expected",
-                entry.size()
-            ),
+            format!("{name} claims {size} bytes, more than the {limit} expected"),
         ));
     }
-    let mut bytes = Vec::with_capacity(entry.size() as usize);
-    entry.take(limit).read_to_end(&mut bytes).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         ModelError::new(
             path,
             format!("{name} unreadable (truncated or corrupt archive): {e}"),
         )
-    })?;
+    };
+    let mut bytes = Vec::new();
+    match want {
+        Some(n) if n < size => {
+            bytes
+                .try_reserve_exact(n as usize)
+                .map_err(|_| ModelError::new(path, format!("{name}: cannot allocate {n} bytes")))?;
+            entry.take(n).read_to_end(&mut bytes).map_err(unreadable)?;
+        }
+        _ => {
+            bytes.try_reserve_exact(size as usize).map_err(|_| {
+                ModelError::new(path, format!("{name}: cannot allocate {size} bytes"))
+            })?;
+            // One byte more than declared tells an entry that lies about its size.
+            entry
+                .take(size.saturating_add(1))
+                .read_to_end(&mut bytes)
+                .map_err(unreadable)?;
+            if bytes.len() as u64 > size {
+                return Err(ModelError::new(
+                    path,
+                    format!("{name} inflates past its declared size of {size} bytes (a zip bomb or a corrupt archive)"),
+                ));
+            }
+        }
+    }
     Ok(bytes)
 }
 
@@ -520,7 +643,8 @@ fn open_legacy(path: &Path, data: &[u8]) -> Result<Legacy, ModelError> {
         pos += p.len;
         Ok(p)
     };
-    let magic = next("magic number")?;
+    // A plain pickle is read the same way: its only pickle is where torch.save's magic number is.
+    let magic = next("pickle")?;
     let is_torch = matches!(&magic.value, Value::BigInt(b) if b.as_ref() == [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
     if !is_torch {
         return Ok(Legacy::Plain(magic));
@@ -531,26 +655,36 @@ fn open_legacy(path: &Path, data: &[u8]) -> Result<Legacy, ModelError> {
     let keys = next("storage keys")?;
     let (risk, findings) = pickle::findings(&object, false, "pickle");
     let walked = walk(&object.value);
-    // Storages follow in the order of the key list, each an 8-byte count of elements and the data.
-    let elem_of: HashMap<&str, u64> = walked
-        .tensors
-        .iter()
-        .map(|t| (t.storage_key.as_str(), t.elem_bytes))
-        .collect();
+    // Storages follow in the order of the key list (not the order tensors name them), each an
+    // 8-byte little-endian count of elements and the data. An element's size comes from the
+    // storage's type in its persistent id, as torch reads it, whether or not a tensor we recognise
+    // wraps the storage.
+    let elem_of = storage_elem_sizes(&object.persistent);
+    let Some(keys) = keys.value.items() else {
+        return Err(err("the storage key list is not a list".into()));
+    };
     let mut storages = HashMap::new();
-    for key in keys.value.items().unwrap_or_default() {
+    for key in keys {
         let key = key
             .key_text()
             .ok_or_else(|| err("storage key list holds a non-string".into()))?;
+        let elem = *elem_of.get(&key).ok_or_else(|| {
+            err(format!(
+                "storage `{key}` is in the key list but the pickle never names it (corrupt)"
+            ))
+        })?;
         let n = data
             .get(pos..pos + 8)
             .ok_or_else(|| err(format!("storage `{key}` is missing (file truncated)")))?;
         let numel = u64::from_le_bytes(n.try_into().unwrap());
-        let elem = elem_of.get(key.as_str()).copied().unwrap_or(1);
         let bytes = numel.checked_mul(elem).filter(|b| *b <= (data.len() - pos - 8) as u64).ok_or_else(|| {
             err(format!("storage `{key}` claims {numel} elements, more than the file holds (truncated or corrupt)"))
         })?;
-        storages.insert(key, (pos + 8, bytes));
+        if storages.insert(key.clone(), (pos + 8, bytes)).is_some() {
+            return Err(err(format!(
+                "storage `{key}` appears twice in the key list (corrupt)"
+            )));
+        }
         pos += 8 + bytes as usize;
     }
     Ok(Legacy::Torch {
@@ -559,6 +693,30 @@ fn open_legacy(path: &Path, data: &[u8]) -> Result<Legacy, ModelError> {
         risk,
         findings,
     })
+}
+
+/// Bytes per element of every storage a pickle names by persistent id
+/// `('storage', StorageType, key, location, numel, …)`; the first naming of a key counts, as in
+/// torch.
+fn storage_elem_sizes(pids: &[Value]) -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for pid in pids {
+        let Some(items) = pid.items() else { continue };
+        if items.first().and_then(Value::as_str) != Some("storage") {
+            continue;
+        }
+        let type_name = match items.get(1) {
+            Some(Value::Global(g)) => g.name.clone(),
+            Some(Value::Str(s)) => s.to_string(),
+            _ => continue,
+        };
+        let Some(key) = items.get(2).and_then(Value::key_text) else {
+            continue;
+        };
+        let elem = dtype::torch(&type_name).map_or(1, |(_, e)| e);
+        out.entry(key).or_insert(elem);
+    }
+    out
 }
 
 /// The legacy `torch.save` stream: magic pickle, protocol pickle, sys-info pickle, the object
@@ -683,27 +841,61 @@ fn gather(path: &Path, t: &FoundTensor, storage: &[u8]) -> Result<Vec<u8>, Model
     Ok(out)
 }
 
+/// Bytes of its storage a tensor reaches, up to and including its furthest element (0 when it is
+/// empty); `None` when that overflows.
+fn extent(t: &FoundTensor) -> Option<u64> {
+    if t.shape.contains(&0) {
+        return Some(0);
+    }
+    let contiguous: Vec<u64>;
+    let stride = if t.stride.len() == t.shape.len() {
+        &t.stride
+    } else {
+        contiguous = (0..t.shape.len())
+            .map(|i| t.shape[i + 1..].iter().product())
+            .collect();
+        &contiguous
+    };
+    t.shape
+        .iter()
+        .zip(stride)
+        .try_fold(t.storage_offset, |acc, (d, s)| {
+            acc.checked_add((d - 1).checked_mul(*s)?)
+        })?
+        .checked_add(1)?
+        .checked_mul(t.elem_bytes)
+}
+
+/// Memory the system can still give us (Linux's `MemAvailable`), when it says.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
 /// Every tensor of a PyTorch state_dict or checkpoint (zip or legacy), read without running the
 /// pickle (a TorchScript module's parameters too). Refuses unsafe pickles.
 pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
     let head = super::read_head(path)?;
     let mut torchscript = false;
-    // Reads a storage's bytes by its key.
-    type Storage<'a> = Box<dyn FnMut(&str) -> Result<Vec<u8>, ModelError> + 'a>;
+    // Reads the first `n` bytes of a storage (all of it when it is shorter) by its key.
+    type Storage<'a> = Box<dyn FnMut(&str, u64) -> Result<Vec<u8>, ModelError> + 'a>;
     let (walked, mut storage): (Walked, Storage<'_>) = match super::sniff(&head) {
         super::Sniffed::Zip => {
             let c = open_zip(path)?;
             torchscript = c.torchscript;
             refuse_unsafe(path, c.risk, &c.findings)?;
-            let (mut zip, root, sizes) = (c.zip, c.root, c.storage_bytes);
+            let (mut zip, root) = (c.zip, c.root);
             (
                 c.walked,
-                Box::new(move |key: &str| {
-                    read_entry(
+                Box::new(move |key: &str, n: u64| {
+                    read_entry_prefix(
                         path,
                         &mut zip,
                         &format!("{root}data/{key}"),
-                        sizes.get(key).copied().unwrap_or(0),
+                        u64::MAX,
+                        Some(n),
                     )
                 }),
             )
@@ -726,11 +918,11 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
                     refuse_unsafe(path, risk, &findings)?;
                     (
                         walked,
-                        Box::new(move |key: &str| {
+                        Box::new(move |key: &str, n: u64| {
                             let (off, len) = storages.get(key).copied().ok_or_else(|| {
                                 ModelError::new(path, format!("storage `{key}` is missing"))
                             })?;
-                            Ok(map[off..off + len as usize].to_vec())
+                            Ok(map[off..off + len.min(n) as usize].to_vec())
                         }),
                     )
                 }
@@ -739,6 +931,34 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
         _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
     };
     let nested_key = nested_key(walked.tensors.iter().map(|t| t.name.as_str()));
+    // Of each storage only the bytes its tensors reach are read, and all of it must fit in memory
+    // before anything is inflated: a storage's declared size alone is no reason to allocate.
+    let mut need: HashMap<&str, u64> = HashMap::new();
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    let mut total = 0u64;
+    for t in &walked.tensors {
+        let numel = super::checked_numel(path, &t.name, &t.shape)?;
+        let end = extent(t).ok_or_else(|| {
+            ModelError::new(
+                path,
+                format!(
+                    "tensor `{}` reaches past any storage (absurd strides)",
+                    t.name
+                ),
+            )
+        })?;
+        let n = need.entry(&t.storage_key).or_insert(0);
+        total = total.saturating_add(end.saturating_sub(*n));
+        *n = (*n).max(end);
+        *uses.entry(&t.storage_key).or_insert(0) += 1;
+        total = total.saturating_add(numel.saturating_mul(t.elem_bytes));
+    }
+    if let Some(free) = available_memory().filter(|free| total > *free) {
+        return Err(ModelError::new(
+            path,
+            format!("its tensors need {total} bytes in memory, more than the {free} available"),
+        ));
+    }
     let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(walked.tensors.len());
     for t in &walked.tensors {
@@ -752,10 +972,16 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
             )
         })?;
         if !cache.contains_key(&t.storage_key) {
-            let bytes = storage(&t.storage_key)?;
+            let bytes = storage(&t.storage_key, need[t.storage_key.as_str()])?;
             cache.insert(t.storage_key.clone(), bytes);
         }
         let data = gather(path, t, &cache[&t.storage_key])?;
+        // A storage is dropped after the last tensor that views it.
+        let left = uses.get_mut(t.storage_key.as_str()).unwrap();
+        *left -= 1;
+        if *left == 0 {
+            cache.remove(&t.storage_key);
+        }
         let shape = t.shape.iter().map(|d| *d as usize).collect();
         let host = HostTensor::from_bytes(code, shape, data)
             .map_err(|e| ModelError::new(path, format!("tensor `{}`: {e}", t.name)))?;
