@@ -398,6 +398,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 max_params: args.max_params,
                 activations: args.activations.clone(),
             };
+            crate::emit::check_output(&args.output).map_err(ExpectedError::Usage)?;
             let chain = crate::emit::emit(&args.model, &args.output, &opts)
                 .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
             if !cli.global.quiet {
@@ -441,6 +442,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
             )
             .map_err(ExpectedError::Usage)?;
             let c = args.constraints.merged(Some(&manifest))?;
+            crate::model::refuse_outside(&crate::model::inspect(&args.model)?)?;
             let d = crate::decide::decide_model(&args.model, &c, false)?;
             let inputs = crate::check::inputs::InputOptions {
                 dims: args.dim.clone(),
@@ -524,6 +526,13 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
             models.len()
         )));
     }
+    // External data outside a model's directory: refused before any back end reads it (a model
+    // that does not read at all is left to the check, which reports it).
+    for m in models.iter().chain(&args.pair) {
+        if let Ok(info) = crate::model::inspect(m) {
+            crate::model::refuse_outside(&info)?;
+        }
+    }
     let progress = global.format == OutputFormat::Human
         && !global.quiet
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -569,6 +578,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
     let model_err = |m: String| ExpectedError::Model(crate::error::ModelError::new(&args.model, m));
     let info = crate::model::inspect(&args.model)?;
+    crate::model::refuse_outside(&info)?;
     let mut c = crate::decide::constraints::Constraints::default();
     c.apply(&args.constraints.partial(), "flag");
     let d = crate::decide::decide_model(&args.model, &c, false)?;

@@ -229,6 +229,7 @@ pub fn convert(
         }
     }
     let info = model::inspect(input)?;
+    model::refuse_outside(&info)?;
     if info.safety.verdict == model::Verdict::Unsafe {
         return Err(ModelError::new(
             input,

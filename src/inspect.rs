@@ -144,7 +144,9 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         let _ = writeln!(out, "    state_dict under key `{k}`");
     }
     for f in &d.external_data {
-        let state = if f.exists {
+        let state = if let Some(why) = &f.outside {
+            style.bad(&format!("OUTSIDE the model's directory: {why}; not opened"))
+        } else if f.exists {
             style.good("present")
         } else {
             style.bad("MISSING")
@@ -189,6 +191,9 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
     );
     let safety = match (info.safety.verdict, info.safety.risk) {
         (Verdict::NotApplicable, _) => style.dim("not applicable (this format holds no code)"),
+        (Verdict::Unsafe, _) if info.format == Format::Onnx => {
+            style.bad("UNSAFE: loading it would read files outside its directory")
+        }
         (Verdict::Unsafe, _) => style.bad("UNSAFE: loading it in Python would run code"),
         (Verdict::Safe, Risk::Suspicious) => {
             style.warn("no known-dangerous code, but unknown globals (see below)")

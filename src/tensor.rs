@@ -56,8 +56,24 @@ impl HostTensor {
         dtype::packed_bytes(numel as u64, dtype::onnx(dtype).1) as usize
     }
 
-    pub fn from_bytes(dtype: i32, shape: Vec<usize>, data: Vec<u8>) -> Result<HostTensor, String> {
-        let numel: usize = shape.iter().product();
+    /// THE constructor of every host tensor with fixed-size elements (readers of `.npy`, `.npz`,
+    /// `.pb`, JSON and ONNX initializers, synthetic inputs, back-end outputs all end here). A bool
+    /// byte other than 0 or 1 is made 1 (nonzero is true, as numpy and ONNX read it): the back
+    /// ends take these bytes as Rust `bool`s, for which any other value is undefined behaviour.
+    pub fn from_bytes(
+        dtype: i32,
+        shape: Vec<usize>,
+        mut data: Vec<u8>,
+    ) -> Result<HostTensor, String> {
+        if dtype == code::BOOL {
+            for b in &mut data {
+                *b = (*b != 0) as u8;
+            }
+        }
+        let numel: usize = shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .ok_or_else(|| format!("shape {shape:?} overflows"))?;
         let want = Self::byte_len(dtype, numel);
         if dtype == code::STRING || dtype::onnx(dtype).1 == 0 {
             return Err(format!(
@@ -164,8 +180,8 @@ impl HostTensor {
         Self::from_full(t, None)
     }
 
-    /// A decoded `TensorProto`; external data is read relative to `base` when given.
-    fn from_full(mut t: TensorFull, base: Option<&Path>) -> Result<(String, HostTensor), String> {
+    /// A decoded `TensorProto`; external data is read next to the model file `model` when given.
+    fn from_full(mut t: TensorFull, model: Option<&Path>) -> Result<(String, HostTensor), String> {
         let shape: Vec<usize> = t
             .dims
             .iter()
@@ -203,8 +219,8 @@ impl HostTensor {
             return Err(format!("unsupported TensorProto data_type {}", t.data_type));
         }
         let data = if t.data_location == 1 {
-            let base = base.ok_or("TensorProto with external data is not supported here")?;
-            external_bytes(&t, base, Self::byte_len(t.data_type, numel))?
+            let model = model.ok_or("TensorProto with external data is not supported here")?;
+            external_bytes(&t, model, Self::byte_len(t.data_type, numel))?
         } else if !t.raw_data.is_empty() || numel == 0 {
             std::mem::take(&mut t.raw_data)
         } else {
@@ -310,13 +326,42 @@ fn from_npy_file<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<HostTensor, 
         (npyz::TypeChar::Uint, 2) => read!(u16, code::UINT16),
         (npyz::TypeChar::Uint, 4) => read!(u32, code::UINT32),
         (npyz::TypeChar::Uint, 8) => read!(u64, code::UINT64),
+        // Read as stored bytes (npyz refuses any but 0 and 1); `from_bytes` makes nonzero true.
         (npyz::TypeChar::Bool, 1) => {
-            let v: Vec<bool> = npy.into_vec().map_err(err)?;
-            (code::BOOL, v.iter().map(|b| *b as u8).collect())
+            let v: Vec<BoolByte> = npy.into_vec().map_err(err)?;
+            (code::BOOL, v.iter().map(|b| b.0).collect())
         }
         (c, s) => return Err(format!("unsupported numpy dtype {c:?}{s}")),
     };
     HostTensor::from_bytes(code, shape, bytes)
+}
+
+/// A numpy bool element as its stored byte (numpy reads any nonzero byte as true).
+struct BoolByte(u8);
+
+struct BoolByteReader;
+
+impl npyz::TypeRead for BoolByteReader {
+    type Value = BoolByte;
+    fn read_one<R: std::io::Read>(&self, mut r: R) -> std::io::Result<BoolByte> {
+        let mut b = [0u8];
+        r.read_exact(&mut b)?;
+        Ok(BoolByte(b[0]))
+    }
+}
+
+impl npyz::Deserialize for BoolByte {
+    type TypeReader = BoolByteReader;
+    fn reader(dtype: &npyz::DType) -> Result<BoolByteReader, npyz::DTypeError> {
+        match dtype {
+            npyz::DType::Plain(ty)
+                if ty.type_char() == npyz::TypeChar::Bool && ty.size_field() == 1 =>
+            {
+                Ok(BoolByteReader)
+            }
+            _ => Err(npyz::DTypeError::custom("not a numpy bool array")),
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -415,7 +460,6 @@ pub fn onnx_initializers(
     let bytes = crate::model::map_file(path)?;
     let model = ModelInitializers::decode(&bytes[..])
         .map_err(|e| ModelError::new(path, format!("not an ONNX model: {e}")))?;
-    let base = path.parent().unwrap_or(Path::new("."));
     model
         .graph
         .unwrap_or_default()
@@ -423,7 +467,7 @@ pub fn onnx_initializers(
         .into_iter()
         .map(|t| {
             let name = t.name.clone();
-            HostTensor::from_full(t, Some(base))
+            HostTensor::from_full(t, Some(path))
                 .map_err(|e| ModelError::new(path, format!("initializer `{name}`: {e}")))
         })
         .collect()
@@ -431,7 +475,7 @@ pub fn onnx_initializers(
 
 /// The bytes of an external-data tensor: `location` (relative, inside the model's directory),
 /// `offset`, `length`.
-fn external_bytes(t: &TensorFull, base: &Path, expected: usize) -> Result<Vec<u8>, String> {
+fn external_bytes(t: &TensorFull, model: &Path, expected: usize) -> Result<Vec<u8>, String> {
     let get = |k: &str| {
         t.external_data
             .iter()
@@ -439,16 +483,8 @@ fn external_bytes(t: &TensorFull, base: &Path, expected: usize) -> Result<Vec<u8
             .map(|e| e.value.as_str())
     };
     let location = get("location").ok_or("external data names no location")?;
-    let rel = Path::new(location);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(format!(
-            "external data location `{location}` leaves the model's directory"
-        ));
-    }
+    let file = crate::model::contained(model, location)
+        .map_err(|o| format!("external data {o}; refused without reading it"))?;
     let num = |k: &str| -> Result<Option<u64>, String> {
         get(k)
             .map(|v| {
@@ -459,7 +495,6 @@ fn external_bytes(t: &TensorFull, base: &Path, expected: usize) -> Result<Vec<u8
     };
     let offset = num("offset")?.unwrap_or(0);
     let length = num("length")?.unwrap_or(expected as u64);
-    let file = base.join(rel);
     let mut f =
         std::fs::File::open(&file).map_err(|e| format!("external data {}: {e}", file.display()))?;
     let size = f.metadata().map_err(|e| e.to_string())?.len();
@@ -497,6 +532,9 @@ impl Rng {
     }
 }
 
+/// Largest synthetic input (1 GiB): a declared shape is not trusted with more.
+pub const MAX_SYNTHETIC_BYTES: usize = 1 << 30;
+
 /// A synthetic tensor: floats uniform in `[lo, hi)`, integers uniform in `[lo, hi]` rounded,
 /// booleans fair coins.
 pub fn synthetic(
@@ -506,7 +544,17 @@ pub fn synthetic(
     hi: f64,
     rng: &mut Rng,
 ) -> Result<HostTensor, String> {
-    let n: usize = shape.iter().product();
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .filter(|n| HostTensor::byte_len(dtype, *n).max(*n) <= MAX_SYNTHETIC_BYTES)
+        .ok_or_else(|| {
+            format!(
+                "a synthetic {} input of shape {shape:?} would take more than {} MiB; give smaller --dim sizes or the input itself",
+                dtype::onnx(dtype).0,
+                MAX_SYNTHETIC_BYTES >> 20
+            )
+        })?;
     let mut data = Vec::with_capacity(HostTensor::byte_len(dtype, n));
     let float = |r: &mut Rng| lo + (hi - lo) * r.unit();
     let int = |r: &mut Rng| {
@@ -571,5 +619,20 @@ mod tests {
         assert_eq!(a, b);
         assert!(a.to_f64().unwrap().iter().all(|v| (0.0..=9.0).contains(v)));
         assert!(a.to_f64().unwrap().contains(&9.0));
+    }
+
+    #[test]
+    fn every_bool_byte_is_0_or_1() {
+        let t = HostTensor::from_bytes(code::BOOL, vec![256], (0..=255).collect()).unwrap();
+        assert_eq!(t.data[0], 0);
+        assert!(t.data[1..].iter().all(|b| *b == 1));
+    }
+
+    #[test]
+    fn hostile_shapes_are_errors_not_overflows() {
+        let huge = vec![1 << 40, 1 << 40];
+        assert!(HostTensor::from_bytes(code::FLOAT, huge.clone(), vec![]).is_err());
+        assert!(synthetic(code::FLOAT, huge, 0.0, 1.0, &mut Rng::new(0)).is_err());
+        assert!(synthetic(code::STRING, vec![1 << 31], 0.0, 1.0, &mut Rng::new(0)).is_err());
     }
 }

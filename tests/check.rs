@@ -621,7 +621,9 @@ fn every_report_format_agrees_with_the_exit_code() {
     let unsupported = fixtures().join("unsupported_op.onnx");
     let empty = fixtures().join("bad/empty.onnx");
     let expected_dir = dir.path().display().to_string();
-    let cases: [(&str, Vec<String>, Option<&str>, i32, &str); 4] = [
+    /// What is checked, the arguments, ORT_DYLIB_PATH, the exit code and the model's status.
+    type Case<'a> = (&'a str, Vec<String>, Option<&'a str>, i32, &'a str);
+    let cases: [Case; 4] = [
         ("pass", vec![mlp.display().to_string()], None, 0, "pass"),
         (
             "wrong expected outputs",

@@ -972,6 +972,34 @@ def bad_fixtures():
     expected["bad/short-external.onnx"] = {"error": "which has 40 bytes"}
 
 
+def outside_external_fixtures():
+    """ONNX models whose external data lies outside their directory (CVE-2024-27318): one climbs
+    out with `..`, one names an absolute path. inspect reports them unsafe without opening the
+    file; every other command refuses them. Written by hand: onnx.save_model would write there."""
+    d = os.path.join(OUT, "unsafe")
+    os.makedirs(d, exist_ok=True)
+    for name, location in [("external-parent.onnx", "../secret.bin"), ("external-absolute.onnx", "/etc/passwd")]:
+        nodes, inits, arrays = mlp([4, 8, 2], seed=13)
+        offset = 0
+        for t in inits:
+            n = len(t.raw_data)
+            t.ClearField("raw_data")
+            t.data_location = TensorProto.EXTERNAL
+            for k, v in (("location", location), ("offset", str(offset)), ("length", str(n))):
+                t.external_data.add(key=k, value=v)
+            offset += n
+        g = helper.make_graph(nodes, "outside", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 2])], inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="cargo-infer-fixtures",
+                              producer_version="1")
+        m.ir_version = 8
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(m.SerializeToString())
+        record(f"unsafe/{name}", format="onnx", inputs=[spec("input", "float32", ["batch", 4])],
+               outputs=[spec("output", "float32", ["batch", 2])], operators=ops_of(g), opsets={"ai.onnx": OPSET},
+               metadata={}, architecture="mlp", safety="unsafe", dangerous=[location], **tensor_facts(arrays))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     onnx_fixtures()
@@ -987,6 +1015,7 @@ if __name__ == "__main__":
     dynamic_reshape_fixture()
     reference_outputs()
     bad_fixtures()
+    outside_external_fixtures()
     hostile_fixtures()
     input_forms_fixture()
     stale_shapes_fixture()

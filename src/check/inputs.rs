@@ -228,7 +228,8 @@ pub fn signature(
         base
     };
     if base.format == Format::Torchscript {
-        let inputs = torchscript_inputs(&base, &opts.shapes, &opts.given)?;
+        let inputs = torchscript_inputs(&base, &opts.shapes, &opts.given)
+            .map_err(|e| crate::error::one_line(&e))?;
         return Ok((ModelInfo { inputs, ..base }, opts));
     }
     Ok((base, opts))
@@ -331,7 +332,16 @@ pub struct DataSet {
 }
 
 /// The data sets for one model, and notes on what was assumed (defaulted dimensions, ranges).
+/// An error is one line, whatever the names in it hold (a model's names may hold newlines).
 pub fn data_sets(
+    path: &Path,
+    info: &ModelInfo,
+    opts: &InputOptions,
+) -> Result<(Vec<DataSet>, Vec<String>), String> {
+    data_sets_of(path, info, opts).map_err(|e| crate::error::one_line(&e))
+}
+
+fn data_sets_of(
     path: &Path,
     info: &ModelInfo,
     opts: &InputOptions,
@@ -410,7 +420,9 @@ pub fn data_sets(
     ))
 }
 
-fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, String> {
+/// The tensors in an input or expected-output file (`.npy`, `.npz`, ONNX `TensorProto` `.pb`, JSON),
+/// with the names the file gives them.
+pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, String> {
     let ext = p
         .extension()
         .and_then(|e| e.to_str())
@@ -474,7 +486,7 @@ fn from_json(bytes: &[u8]) -> Result<HostTensor, String> {
         flatten(&v, &mut flat, &mut shape, 0)?;
         (1, shape, flat)
     };
-    if shape.iter().product::<usize>() != flat.len() {
+    if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)) != Some(flat.len()) {
         return Err(format!(
             "shape {shape:?} does not hold {} values",
             flat.len()
@@ -487,7 +499,9 @@ fn from_json(bytes: &[u8]) -> Result<HostTensor, String> {
             11 => data.extend(x.to_le_bytes()),
             7 => data.extend((*x as i64).to_le_bytes()),
             6 => data.extend((*x as i32).to_le_bytes()),
-            9 | 2 => data.push(*x as u8),
+            // Any nonzero number is true (2 or -1 included), as in numpy.
+            9 => data.push((*x != 0.0) as u8),
+            2 => data.push(*x as u8),
             3 => data.push(*x as i8 as u8),
             10 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
             _ => {

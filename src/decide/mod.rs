@@ -712,7 +712,9 @@ pub fn decide_model(
 ) -> Result<Decision, crate::error::ExpectedError> {
     let info = model::inspect(path)?;
     let mut evidence = gather_evidence(&info);
+    // Loading it would read external data outside its directory: no back end may try.
     if probe {
+        model::refuse_outside(&info)?;
         evidence.probe = probe_backends(path, &info);
     }
     decide(path, c, evidence).map_err(|e| crate::error::ExpectedError::Usage(e.message))

@@ -208,6 +208,7 @@ pub struct EmitOptions {
 /// Reads the model into a chain, or every reason it cannot be generated as code.
 pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
     let info = crate::model::inspect(path).map_err(|e| e.message)?;
+    crate::model::refuse_outside(&info).map_err(|e| e.message)?;
     if info.parameters > opts.max_params {
         return Err(format!(
             "{} parameters, over the budget of {} (--max-params); use `cargo infer decide` to pick a framework",
@@ -232,8 +233,20 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
     Ok(chain.fold())
 }
 
+/// `-o` must name a file to write (not a directory, not `.` or `..`).
+pub fn check_output(out: &Path) -> Result<(), String> {
+    if out.is_dir() || out.file_name().is_none() {
+        return Err(format!(
+            "{}: is a directory; -o names the Rust file to write (e.g. -o src/model.rs)",
+            out.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Writes the module to `out` (and its weights file, in `--weights file` mode), all or nothing.
 pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<Chain, String> {
+    check_output(out)?;
     let chain = read_chain(path, opts)?;
     let sha = crate::util::sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let source_name = path
@@ -243,9 +256,8 @@ pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<Chain, String
     let weights_file = out.with_extension("weights.bin");
     let weights_name = weights_file
         .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let (code, blob) = codegen::generate(
         &chain,
         &codegen::Header {

@@ -53,6 +53,10 @@ fn broadcast(c: &Const, n: usize, what: &str) -> Result<Vec<f32>, String> {
     }
 }
 
+/// Widest sample generated code takes (2^24 features): a declared input shape is not trusted
+/// for the allocations that follow it.
+const MAX_FEATURES: i64 = 1 << 24;
+
 pub fn read(path: &Path) -> Result<Chain, String> {
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| e.to_string())?;
@@ -109,7 +113,16 @@ pub fn read(path: &Path) -> Result<Chain, String> {
             input.name
         ));
     }
-    let n_in = sample.iter().product::<i64>() as usize;
+    let n_in = sample
+        .iter()
+        .try_fold(1i64, |a, d| a.checked_mul(*d))
+        .filter(|n| *n <= MAX_FEATURES)
+        .ok_or_else(|| {
+            format!(
+                "input `{}` has shape {dims:?}: more than {MAX_FEATURES} features per sample, beyond generated code",
+                input.name
+            )
+        })? as usize;
     // Rank of a sample: softmax over the last axis of a rank-1 sample is over all features.
     let rank = dims.len();
 
@@ -134,7 +147,11 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                 .ok_or_else(|| ctx("Constant without a tensor value"))?;
             let loaded = tract_onnx::tensor::load_tensor(&*onnx.provider, t, dir)
                 .map_err(|e| ctx(&e.to_string()))?;
-            consts.insert(node.output[0].clone(), to_const(loaded)?);
+            let out = node
+                .output
+                .first()
+                .ok_or_else(|| ctx("Constant without an output"))?;
+            consts.insert(out.clone(), to_const(loaded)?);
             continue;
         }
         // Shape plumbing that only constants feed stays out of the chain.

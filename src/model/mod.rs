@@ -168,6 +168,10 @@ impl Safety {
 pub struct FileRef {
     pub file: String,
     pub exists: bool,
+    /// Set when the file lies outside the model's directory (why): it was not opened, and every
+    /// command but `inspect` refuses the model ([`refuse_outside`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outside: Option<String>,
 }
 
 /// Facts that only some formats have; absent ones are left out of the JSON.
@@ -451,6 +455,147 @@ pub(crate) fn checked_numel(path: &Path, name: &str, dims: &[u64]) -> Result<u64
 /// No real tensor has more elements than an f64 counts exactly.
 pub(crate) const MAX_ELEMENTS: u64 = 1 << 53;
 
-pub(crate) fn relative_to(base: &Path, file: &str) -> PathBuf {
-    base.parent().unwrap_or(Path::new(".")).join(file)
+/// A file a model names (ONNX external data, a shard of an index) that would leave the model's
+/// directory: why, in a few words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outside {
+    pub location: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for Outside {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` lies outside the model's directory ({})",
+            self.location, self.why
+        )
+    }
+}
+
+/// Symbolic links followed at most while resolving one location (as Linux's `ELOOP`).
+const MAX_LINK_HOPS: u32 = 40;
+
+/// THE containment rule for files a model refers to — every reader, `convert`, `emit` and the
+/// scaffold open external data only through the path this returns (as the ONNX checker does since
+/// CVE-2024-27318). `location` is taken relative to the directory of `model`; it is refused when it
+/// is absolute or has a `..` component (decided from the text alone: nothing is touched), or when a
+/// symbolic link on the way leads outside that directory (links inside the directory are read with
+/// `lstat`/`readlink`; a target outside it is never stat'ed or opened). The path returned is the
+/// resolved one, free of symbolic links.
+pub fn contained(model: &Path, location: &str) -> Result<PathBuf, Outside> {
+    use std::path::Component;
+    let outside = |why: String| Outside {
+        location: location.to_string(),
+        why,
+    };
+    let rel = Path::new(location);
+    for c in rel.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir => {
+                return Err(outside("an absolute path".into()))
+            }
+            Component::ParentDir => return Err(outside("it climbs out with `..`".into())),
+            Component::CurDir | Component::Normal(_) => {}
+        }
+    }
+    let dir = match model.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // A directory that cannot be resolved holds nothing to open: the caller's open fails.
+    let Ok(root) = std::fs::canonicalize(dir) else {
+        return Ok(dir.join(rel));
+    };
+    let mut inside: Vec<std::ffi::OsString> = Vec::new();
+    let mut todo: std::collections::VecDeque<std::ffi::OsString> = rel
+        .components()
+        .map(|c| c.as_os_str().to_os_string())
+        .collect();
+    let mut hops = 0u32;
+    while let Some(part) = todo.pop_front() {
+        match Path::new(&part).components().next() {
+            None | Some(Component::CurDir) => continue,
+            Some(Component::ParentDir) => {
+                if inside.pop().is_none() {
+                    return Err(outside("a symbolic link on the way leads out of it".into()));
+                }
+                continue;
+            }
+            Some(Component::RootDir | Component::Prefix(_)) => {
+                return Err(outside("a symbolic link on the way leads out of it".into()))
+            }
+            Some(Component::Normal(_)) => {}
+        }
+        let here: PathBuf = root.join(inside.iter().collect::<PathBuf>()).join(&part);
+        let is_link = std::fs::symlink_metadata(&here).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            inside.push(part);
+            continue;
+        }
+        hops += 1;
+        if hops > MAX_LINK_HOPS {
+            return Err(outside(format!(
+                "more than {MAX_LINK_HOPS} symbolic links on the way"
+            )));
+        }
+        let target = std::fs::read_link(&here)
+            .map_err(|e| outside(format!("unreadable symbolic link: {e}")))?;
+        let target = if target.is_absolute() {
+            // An absolute target may still point inside; anything else leaves.
+            match target.strip_prefix(&root) {
+                Ok(t) => {
+                    inside.clear();
+                    t.to_path_buf()
+                }
+                Err(_) => return Err(outside(format!("a symbolic link to {}", target.display()))),
+            }
+        } else {
+            target
+        };
+        for c in target.components().rev() {
+            todo.push_front(c.as_os_str().to_os_string());
+        }
+    }
+    Ok(root.join(inside.iter().collect::<PathBuf>()))
+}
+
+/// The gate of every command that reads a model's data (`check`, `convert`, `emit`, `init`, `add`):
+/// a model that refers to a file outside its directory is refused, before anything reads it.
+/// (`inspect` reports it instead, as `safety.verdict = "unsafe"`.)
+pub fn refuse_outside(info: &ModelInfo) -> Result<(), ModelError> {
+    match info.details.external_data.iter().find(|f| f.outside.is_some()) {
+        None => Ok(()),
+        Some(f) => Err(ModelError::new(
+            Path::new(&info.path),
+            format!(
+                "external data `{}` lies outside the model's directory ({}); refused without reading it",
+                f.file,
+                f.outside.as_deref().unwrap_or("")
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_that_leave_are_refused_from_their_text_alone() {
+        // The directory does not exist: nothing is looked up for these.
+        let m = Path::new("/nonexistent-cargo-infer/models/m.onnx");
+        for loc in [
+            "../x.bin",
+            "/etc/passwd",
+            "a/../../x.bin",
+            "a/../b.bin",
+            "./..",
+        ] {
+            assert!(contained(m, loc).is_err(), "{loc}");
+        }
+        for loc in ["w.bin", "./w.bin", "sub/w.bin", "w..bin"] {
+            assert!(contained(m, loc).is_ok(), "{loc}");
+        }
+    }
 }

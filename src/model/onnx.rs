@@ -348,6 +348,14 @@ const STANDARD_DOMAINS: &[&str] = &["", "ai.onnx", "ai.onnx.ml", "ai.onnx.previe
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     let map = super::map_file(path)?;
     let model = proto::Model::decode(&map[..]).map_err(|e| {
+        // prost stops at 100 nested messages: a subgraph costs three (graph, node, attribute), so
+        // about 33 levels of If/Loop/Scan inside one another. Its own message would list all 100.
+        if e.to_string().contains("recursion limit reached") {
+            return ModelError::new(
+                path,
+                "ONNX graph nested too deeply: more than 100 nested messages (about 33 levels of subgraphs inside subgraphs, If inside If …); refused",
+            );
+        }
         ModelError::new(
             path,
             format!("not a valid ONNX protobuf (truncated or corrupt): {e}"),
@@ -404,9 +412,10 @@ fn from_proto(path: &Path, model: &proto::Model, file_len: u64) -> Result<ModelI
         path,
         tensors: Vec::new(),
         nodes: Vec::new(),
-        external: BTreeSet::new(),
+        external: BTreeMap::new(),
     };
     walk.graph(graph, 0)?;
+    undefined_names(path, graph)?;
     for f in &model.functions {
         walk.nodes(&f.node, 1)?;
     }
@@ -440,11 +449,25 @@ fn from_proto(path: &Path, model: &proto::Model, file_len: u64) -> Result<ModelI
     info.details.external_data = walk
         .external
         .iter()
-        .map(|f| FileRef {
+        .map(|(f, at)| FileRef {
             file: f.clone(),
-            exists: super::relative_to(path, f).is_file(),
+            exists: at.as_ref().is_ok_and(|p| p.is_file()),
+            outside: at.as_ref().err().map(|o| o.why.clone()),
         })
         .collect();
+    let findings: Vec<String> = walk
+        .external
+        .values()
+        .filter_map(|at| at.as_ref().err())
+        .map(|o| format!("external data {o}: not opened; loading the model would read that file"))
+        .collect();
+    if !findings.is_empty() {
+        info.safety = super::Safety {
+            verdict: super::Verdict::Unsafe,
+            risk: super::Risk::Dangerous,
+            findings,
+        };
+    }
     let inline: u64 = walk
         .tensors
         .iter()
@@ -471,12 +494,61 @@ pub fn op_key(domain: &str, op_type: &str) -> String {
     }
 }
 
+/// Every name the main graph reads (node inputs, graph outputs) must be one it defines (an input,
+/// an initializer or a node output): back ends look names up without asking (tract panics).
+/// Subgraphs may read names of the graphs around them and are left to the back ends.
+fn undefined_names(path: &Path, g: &proto::Graph) -> Result<(), ModelError> {
+    let defined: std::collections::HashSet<&str> = g
+        .input
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(g.initializer.iter().map(|t| t.name.as_str()))
+        .chain(
+            g.sparse_initializer
+                .iter()
+                .filter_map(|s| s.values.as_ref().map(|v| v.name.as_str())),
+        )
+        .chain(
+            g.node
+                .iter()
+                .flat_map(|n| n.output.iter().map(String::as_str)),
+        )
+        .collect();
+    // An empty name is an optional input left out.
+    let missing = |name: &str| !name.is_empty() && !defined.contains(name);
+    for n in &g.node {
+        if let Some(i) = n.input.iter().find(|i| missing(i)) {
+            let who = if n.name.is_empty() {
+                format!("a {} node", n.op_type)
+            } else {
+                format!("node `{}` ({})", n.name, n.op_type)
+            };
+            return Err(ModelError::new(
+                path,
+                format!("{who} reads `{i}`, which no input, initializer or node defines: not a valid ONNX graph"),
+            ));
+        }
+    }
+    if let Some(o) = g
+        .output
+        .iter()
+        .find(|o| o.name.is_empty() || missing(&o.name))
+    {
+        return Err(ModelError::new(
+            path,
+            format!("graph output `{}` is produced by no node, input or initializer: not a valid ONNX graph", o.name),
+        ));
+    }
+    Ok(())
+}
+
 struct Walk<'a> {
     path: &'a Path,
     /// Tensors, and whether each lives in external data.
     tensors: Vec<(TensorSummary, bool)>,
     nodes: Vec<NodeSummary>,
-    external: BTreeSet<String>,
+    /// External-data locations, each resolved inside the model's directory or refused.
+    external: BTreeMap<String, Result<std::path::PathBuf, super::Outside>>,
 }
 
 impl Walk<'_> {
@@ -492,6 +564,21 @@ impl Walk<'_> {
 
     fn nodes(&mut self, nodes: &[proto::Node], depth: u32) -> Result<(), ModelError> {
         for n in nodes {
+            // Its value is a weight named after its output: without one it is no valid graph.
+            if n.op_type == "Constant"
+                && STANDARD_DOMAINS.contains(&n.domain.as_str())
+                && n.output.first().is_none_or(|o| o.is_empty())
+            {
+                let who = if n.name.is_empty() {
+                    "a Constant node".to_string()
+                } else {
+                    format!("node `{}` (Constant)", n.name)
+                };
+                return Err(ModelError::new(
+                    self.path,
+                    format!("{who} has no output: not a valid ONNX graph"),
+                ));
+            }
             self.nodes.push(NodeSummary {
                 name: n.name.clone(),
                 op_type: n.op_type.clone(),
@@ -570,9 +657,12 @@ impl Walk<'_> {
             };
             let offset = parse("offset")?.unwrap_or(0);
             let length = parse("length")?.unwrap_or(expected);
-            self.external.insert(location.to_string());
-            let file = super::relative_to(path, location);
-            if let Ok(meta) = std::fs::metadata(&file) {
+            let at = self
+                .external
+                .entry(location.to_string())
+                .or_insert_with(|| super::contained(path, location));
+            // A location outside the directory is never stat'ed: it is reported as unsafe.
+            if let Some(meta) = at.as_ref().ok().and_then(|f| std::fs::metadata(f).ok()) {
                 if offset
                     .checked_add(length)
                     .is_none_or(|end| end > meta.len())

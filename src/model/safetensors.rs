@@ -144,7 +144,10 @@ pub fn inspect_index(path: &Path) -> Result<ModelInfo, ModelError> {
             shards.push(s.to_string());
         }
     }
-    let files: Vec<PathBuf> = shards.iter().map(|s| super::relative_to(path, s)).collect();
+    let files: Vec<PathBuf> = shards
+        .iter()
+        .map(|s| super::contained(path, s).map_err(|o| ModelError::new(path, format!("shard {o}"))))
+        .collect::<Result<_, _>>()?;
     let mut info = inspect_shards(path, &files)?;
     for (name, shard) in map {
         if !info.tensors.iter().any(|t| &t.name == name) {

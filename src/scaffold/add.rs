@@ -154,7 +154,7 @@ pub fn add(
         "the model",
     )?;
     for ext in &info.details.external_data {
-        let src = crate::model::relative_to(model, &ext.file);
+        let src = crate::model::contained(model, &ext.file).map_err(|o| o.to_string())?;
         want_file(
             PathBuf::from("models").join(&ext.file),
             std::fs::read(&src).map_err(|e| e.to_string())?,

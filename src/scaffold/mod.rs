@@ -996,7 +996,7 @@ pub fn project_files(
             std::fs::read(&opts.model).map_err(|e| e.to_string())?,
         ));
         for ext in &info.details.external_data {
-            let src = crate::model::relative_to(&opts.model, &ext.file);
+            let src = crate::model::contained(&opts.model, &ext.file).map_err(|o| o.to_string())?;
             files.push((
                 PathBuf::from("models").join(&ext.file),
                 std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,

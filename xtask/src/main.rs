@@ -5,6 +5,7 @@
 
 mod bench;
 mod conformance;
+mod fuzz;
 mod oplists;
 mod python;
 
@@ -31,6 +32,7 @@ fn usage() -> ExitCode {
          tasks:\n  \
          fixtures         regenerate every fixture under fixtures/ (needs python3; installs onnx, torch, … in a venv)\n  \
          oplists          regenerate src/decide/oplists/ from the candle-onnx and burn-import sources\n  \
+         fuzz [--seconds N] [TARGET…]\n                          run each cargo-fuzz target (fuzz/) N seconds (default 60), seeded from fixtures\n  \
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["fixtures"] => fixtures(),
+        ["fuzz", rest @ ..] => fuzz::fuzz(rest),
         ["ci"] => ci(),
         ["bench", "inspect"] => bench::inspect(),
         ["oplists"] => oplists::oplists(),
