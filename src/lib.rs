@@ -16,6 +16,7 @@ pub mod escape;
 pub mod inspect;
 pub mod model;
 pub mod output;
+pub mod prepare;
 pub mod scaffold;
 pub mod tensor;
 pub mod util;

@@ -113,7 +113,9 @@ fn tract_gets_constant_inputs_when_it_needs_them() {
     assert_eq!(code, 0, "{v}");
     let tract = backend(&v["models"][0], "tract");
     assert!(
-        tract["notes"].to_string().contains("`shape` as constant"),
+        tract["notes"]
+            .to_string()
+            .contains("made input `shape` the constant ["),
         "{tract}"
     );
 }
@@ -709,4 +711,61 @@ fn tract_runs_past_stale_shape_annotations() {
         .unwrap()
         .iter()
         .all(|c| c["pass"] == true));
+}
+
+/// Graph forms tract refuses as they are (crate::prepare): an `If` on a scalar sample rate whose
+/// branches differ in rank, with a nested `If` and an untaken branch that cannot be typed; an
+/// opset-11 `Squeeze` with implicit axes. tract runs each once prepared for the data, says what it
+/// changed, and agrees with ONNX Runtime on the original graph.
+#[test]
+fn tract_runs_graph_forms_it_refuses_once_prepared() {
+    let cases: [(&str, &[&str]); 2] = [
+        (
+            "forms/if_rank.onnx",
+            &[
+                "folded If `If_sr` to its then branch (sr = 16000)",
+                "folded If `If_wide` to its then branch (sr = 16000)",
+                "made input `sr` the constant 16000",
+            ],
+        ),
+        (
+            "forms/squeeze_opset11.onnx",
+            &[
+                "wrote axes [0, 2] into Squeeze `squeeze`",
+                "pinned `x` to [1, 3]",
+            ],
+        ),
+    ];
+    for (file, said) in cases {
+        let model = fixtures().join(file);
+        let inputs = model.with_extension("inputs.npz");
+        let (code, v) = check_json(&[
+            model.to_str().unwrap(),
+            "--input",
+            inputs.to_str().unwrap(),
+            "--backend",
+            "all",
+        ]);
+        assert_eq!(code, 0, "{file}: {v}");
+        let m = &v["models"][0];
+        let tract = backend(m, "tract");
+        assert_eq!(tract["status"], "pass", "{file}: {m}");
+        let notes = tract.to_string();
+        assert!(
+            notes.contains("tract passes after preparation"),
+            "{file}: {notes}"
+        );
+        // It failed as it was: the note says how.
+        assert!(notes.contains("as is it failed"), "{file}: {notes}");
+        for s in said {
+            assert!(notes.contains(s), "{file}: no `{s}` in {notes}");
+        }
+        let comparisons = m["comparisons"].as_array().unwrap();
+        assert!(!comparisons.is_empty(), "{file}: {m}");
+        assert!(comparisons.iter().all(|c| c["pass"] == true), "{file}: {m}");
+    }
+    // A graph tract takes as it is is not prepared, and says nothing about it.
+    let (code, v) = check_json(&[fixtures().join("mlp.onnx").to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    assert!(!v.to_string().contains("preparation"), "{v}");
 }

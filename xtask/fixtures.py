@@ -1000,6 +1000,81 @@ def outside_external_fixtures():
                metadata={}, architecture="mlp", safety="unsafe", dangerous=[location], **tensor_facts(arrays))
 
 
+def prepare_fixtures():
+    """Graph forms tract refuses as they are and runs once prepared (issue 14), each with the
+    inputs it is checked on (`NAME.inputs.npz`):
+    - forms/if_rank.onnx: an If on a scalar sample rate `sr` (as voice-activity detectors do)
+      whose branches give different ranks — (1, 4, 1) against (1, 4) — with a nested If in the
+      taken branch whose own branches differ, and an untaken branch that cannot be typed at the
+      taken branch's shapes (a Squeeze of an axis that is 2, not 1, at n = 8);
+    - forms/squeeze_opset11.onnx: opset 11, a Squeeze with its axes left implicit (valid; tract
+      wants them written), after an Unsqueeze, at a symbolic batch."""
+    i64, f32 = TensorProto.INT64, TensorProto.FLOAT
+    d = os.path.join(OUT, "forms")
+    os.makedirs(d, exist_ok=True)
+    r = rng(14)
+    w = r.standard_normal((8, 4)).astype(np.float32)
+    consts = []  # Constant nodes' values count as weights, as inspect counts them
+
+    def const(name, arr):
+        consts.append(arr)
+        return helper.make_node("Constant", [], [name], name=name, value=numpy_helper.from_array(arr, name))
+    inner_then = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["h"], name="matmul"),
+         const("axes2", np.array([2], dtype=np.int64)),
+         helper.make_node("Unsqueeze", ["h", "axes2"], ["t"], name="unsqueeze")],
+        "wide_then", [], [helper.make_tensor_value_info("t", f32, [1, 4, 1])])
+    inner_else = helper.make_graph(
+        [const("shape3", np.array([1, -1, 4], dtype=np.int64)),
+         helper.make_node("Reshape", ["x", "shape3"], ["t2"], name="reshape_wide")],
+        "wide_else", [], [helper.make_tensor_value_info("t2", f32, [1, None, 4])])
+    outer_then = helper.make_graph(
+        [const("c8000", np.array(8000, dtype=np.int64)),
+         helper.make_node("Greater", ["sr", "c8000"], ["wide"], name="is_wide"),
+         helper.make_node("If", ["wide"], ["inner"], name="If_wide", then_branch=inner_then, else_branch=inner_else)],
+        "sr16k", [], [helper.make_tensor_value_info("inner", f32, None)])
+    outer_else = helper.make_graph(
+        [const("shape8k", np.array([1, -1, 4], dtype=np.int64)),
+         helper.make_node("Reshape", ["x", "shape8k"], ["r8"], name="reshape_8k"),
+         const("axes1", np.array([1], dtype=np.int64)),
+         helper.make_node("Squeeze", ["r8", "axes1"], ["s8"], name="squeeze_8k")],
+        "sr8k", [], [helper.make_tensor_value_info("s8", f32, [1, 4])])
+    g = helper.make_graph(
+        [const("c16000", np.array(16000, dtype=np.int64)),
+         helper.make_node("Equal", ["sr", "c16000"], ["is16k"], name="is_16k"),
+         helper.make_node("If", ["is16k"], ["branch"], name="If_sr", then_branch=outer_then, else_branch=outer_else),
+         const("flat", np.array([1, -1], dtype=np.int64)),
+         helper.make_node("Reshape", ["branch", "flat"], ["y"], name="flatten")],
+        "if_rank",
+        [helper.make_tensor_value_info("x", f32, [1, "n"]), helper.make_tensor_value_info("sr", i64, [])],
+        [helper.make_tensor_value_info("y", f32, [1, "m"])], [init("w", w)])
+    # Not checked: the checker's shape inference rightly refuses branches of different ranks,
+    # which exporters write all the same.
+    save_onnx("forms/if_rank.onnx", g, "unknown",
+              [spec("x", "float32", [1, "n"]), spec("sr", "int64", [])], [spec("y", "float32", [1, "m"])], [w] + consts,
+              check=False)
+    x = r.standard_normal((1, 8)).astype(np.float32)
+    np.savez(os.path.join(d, "if_rank.inputs.npz"), x=x, sr=np.array(16000, dtype=np.int64))
+
+    bias = r.standard_normal((3, 1)).astype(np.float32)
+    g = helper.make_graph(
+        [helper.make_node("Unsqueeze", ["x"], ["u"], name="unsqueeze", axes=[2]),
+         helper.make_node("Add", ["u", "bias"], ["a"], name="add"),
+         helper.make_node("Squeeze", ["a"], ["y"], name="squeeze")],
+        "squeeze_opset11", [helper.make_tensor_value_info("x", f32, ["batch", 3])],
+        [helper.make_tensor_value_info("y", f32, None)], [init("bias", bias)])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 11)], producer_name="cargo-infer-fixtures",
+                              producer_version="1")
+    model.ir_version = 6
+    # Not checked: the checker wants a shape on the output, whose rank depends on the batch.
+    onnx.save_model(model, os.path.join(d, "squeeze_opset11.onnx"))
+    record("forms/squeeze_opset11.onnx", format="onnx", inputs=[spec("x", "float32", ["batch", 3])],
+           outputs=[{"name": "y", "dtype": "float32", "shape": [], "shape_known": False}], operators=ops_of(g),
+           opsets={"ai.onnx": 11}, metadata={},
+           architecture="unknown", safety="not-applicable", **tensor_facts([bias]))
+    np.savez(os.path.join(d, "squeeze_opset11.inputs.npz"), x=r.standard_normal((1, 3)).astype(np.float32))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     onnx_fixtures()
@@ -1019,6 +1094,7 @@ if __name__ == "__main__":
     hostile_fixtures()
     input_forms_fixture()
     stale_shapes_fixture()
+    prepare_fixtures()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")

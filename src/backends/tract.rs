@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
-use tract_onnx::tract_hir::infer::InferenceOp;
 
 use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
 use crate::model::ModelInfo;
@@ -195,24 +194,22 @@ fn chain(e: &TractError) -> String {
     super::first_line(&parts.join(": "))
 }
 
+/// The model's protobuf, as tract reads it.
+fn read_proto(path: &Path) -> TractResult<tract_onnx::pb::ModelProto> {
+    tract_onnx::onnx().proto_model_for_path(path)
+}
+
+/// The directory external data is read from.
+fn dir_of(path: &Path) -> Option<&str> {
+    path.parent()
+        .and_then(|p| p.to_str())
+        .map(|d| if d.is_empty() { "." } else { d })
+}
+
 /// Parses the model for tract. tract keeps node and tensor names in one namespace, while ONNX
 /// keeps them apart: a node named like an initializer (valid ONNX) makes tract refuse the graph,
-/// so such nodes are renamed first. `drop_annotations`: the shapes the exporter recorded for
-/// intermediate values (`value_info`) and outputs are left out — exporters that trace with batch
-/// 1 record them so even when the batch is symbolic, and tract unifies them with the input shapes.
-fn parse(path: &Path, drop_annotations: bool) -> TractResult<InferenceModel> {
-    let onnx = tract_onnx::onnx();
-    let mut proto = onnx.proto_model_for_path(path)?;
-    if let Some(graph) = proto.graph.as_mut().filter(|_| drop_annotations) {
-        graph.value_info.clear();
-        for output in graph.output.iter_mut() {
-            if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
-                output.r#type.as_mut().and_then(|t| t.value.as_mut())
-            {
-                t.shape = None;
-            }
-        }
-    }
+/// so such nodes are renamed first.
+fn parse(mut proto: tract_onnx::pb::ModelProto, dir: Option<&str>) -> TractResult<InferenceModel> {
     if let Some(graph) = proto.graph.as_mut() {
         let mut taken: std::collections::HashSet<String> =
             graph.initializer.iter().map(|t| t.name.clone()).collect();
@@ -228,11 +225,7 @@ fn parse(path: &Path, drop_annotations: bool) -> TractResult<InferenceModel> {
             taken.insert(node.name.clone());
         }
     }
-    let dir = path
-        .parent()
-        .and_then(|p| p.to_str())
-        .map(|d| if d.is_empty() { "." } else { d });
-    let parsed = onnx.parse(&proto, dir)?;
+    let parsed = tract_onnx::onnx().parse(&proto, dir)?;
     if !parsed.unresolved_inputs.is_empty() {
         return Err(TractError::msg(format!(
             "could not resolve inputs {:?}",
@@ -285,20 +278,28 @@ impl Backend for Tract {
             .iter()
             .map(|(n, t)| to_tract(n, t))
             .collect::<Result<_, _>>()?;
-        let typed = |drop_annotations: bool| -> Result<InferenceModel, BackendError> {
-            let mut model = parse(path, drop_annotations).map_err(|e| failure("load", &e))?;
-            for (i, t) in tensors.iter().enumerate() {
+        let dir = dir_of(path);
+        let proto = read_proto(path).map_err(|e| failure("load", &e))?;
+        // The graph with these input facts (`fed`: which of the inputs it still takes).
+        let typed = |proto: tract_onnx::pb::ModelProto,
+                     fed: &[usize]|
+         -> Result<InferenceModel, BackendError> {
+            let mut model = parse(proto, dir).map_err(|e| failure("load", &e))?;
+            for (k, &i) in fed.iter().enumerate() {
+                let t = &tensors[i];
                 model
-                    .set_input_fact(i, InferenceFact::dt_shape(t.datum_type(), t.shape()))
+                    .set_input_fact(k, InferenceFact::dt_shape(t.datum_type(), t.shape()))
                     .map_err(|e| BackendError::Failed(format!("input {i}: {}", chain(&e))))?;
             }
             Ok(model)
         };
-        let outputs = info.outputs.iter().map(|o| o.name.clone()).collect();
+        let outputs: Vec<String> = info.outputs.iter().map(|o| o.name.clone()).collect();
         let all: Vec<usize> = (0..inputs.len()).collect();
-        // The first try takes the model; the rare retry below parses it again (cheaper on the
-        // common path than cloning the whole graph up front).
-        let first = match build(typed(false)?) {
+        // The first try takes the graph as it is; preparation runs only when it fails (the
+        // common path pays nothing for it).
+        let first = match typed(proto.clone(), &all).and_then(|m| {
+            build(m).map_err(|e| BackendError::Failed(format!("optimise: {}", chain(&e))))
+        }) {
             Ok(plan) => {
                 return Ok((
                     Box::new(TractLoaded {
@@ -309,84 +310,57 @@ impl Backend for Tract {
                     LoadNotes::default(),
                 ))
             }
-            Err(e) => chain(&e),
+            Err(e) => e,
         };
-        // Shape annotations that contradict the shapes of the data being run (a batch recorded as
-        // 1 beside a symbolic input): the data is what is checked, so try without them.
-        let drop_annotations = first.contains("Impossible to unify");
-        let dropped_note = || {
-            format!("tract ran without the model's recorded intermediate and output shapes (value_info), which contradict the input shapes (first try: {first})")
-        };
-        if drop_annotations {
-            if let Ok(plan) = build(typed(true)?) {
-                let notes = LoadNotes {
-                    notes: vec![dropped_note()],
-                };
-                return Ok((
-                    Box::new(TractLoaded {
-                        plan,
-                        fed: all,
-                        outputs,
-                    }),
-                    notes,
-                ));
-            }
+        // Prepared for the data being run (crate::prepare): pinned shapes, constant Ifs folded,
+        // implicit Squeeze axes written, contradicting shape annotations dropped — first with
+        // every input still fed, then with the integer, boolean and scalar ones as constants.
+        let drop_annotations = first.to_string().contains("Impossible to unify");
+        let candidates = crate::prepare::constant_candidates(inputs);
+        let mut tries: Vec<Vec<usize>> = vec![vec![]];
+        if !candidates.is_empty() {
+            tries.push(candidates);
         }
-        // tract types a graph statically: shapes and axes that come from inputs must be known.
-        // Retry with the integer, boolean and scalar inputs turned into constants, as tract's own
-        // CLI does with --constantize.
-        let constant: Vec<usize> = tensors
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !t.datum_type().is_float() || t.rank() == 0)
-            .map(|(i, _)| i)
-            .collect();
-        if constant.is_empty() {
-            return Err(BackendError::Failed(format!("optimise: {first}")));
-        }
-        let mut model = typed(drop_annotations)?;
-        let outlets = model
-            .input_outlets()
-            .map_err(|e| BackendError::Failed(chain(&e)))?
-            .to_vec();
-        for &i in &constant {
-            let t = tensors[i].clone().into_arc_tensor();
-            let op = tract_onnx::tract_hir::ops::konst::Const::new(t.clone())
-                .map_err(|e| BackendError::Failed(chain(&e)))?;
-            let node = model.node_mut(outlets[i].node);
-            node.op = Box::new(op) as Box<dyn InferenceOp>;
-            let fact = InferenceFact::try_from(t).map_err(|e| BackendError::Failed(chain(&e)))?;
-            model
-                .set_outlet_fact(outlets[i], fact)
-                .map_err(|e| BackendError::Failed(chain(&e)))?;
-        }
-        let fed: Vec<usize> = all
-            .iter()
-            .copied()
-            .filter(|i| !constant.contains(i))
-            .collect();
-        let kept: Vec<OutletId> = fed.iter().map(|&i| outlets[i]).collect();
-        model
-            .set_input_outlets(&kept)
-            .map_err(|e| BackendError::Failed(chain(&e)))?;
-        match build(model) {
-            Ok(plan) => {
-                let names: Vec<&str> = constant.iter().map(|&i| inputs[i].0.as_str()).collect();
-                let mut notes = LoadNotes {
-                    notes: vec![format!("tract needed input{} {} as constant{} to type the graph (first try: {first})",
-                        if names.len() == 1 { "" } else { "s" },
-                        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                        if names.len() == 1 { "" } else { "s" })],
-                };
-                if drop_annotations {
-                    notes.notes.push(dropped_note());
+        let mut last = String::new();
+        for constant in tries {
+            let mut prepared = proto.clone();
+            let pins = crate::prepare::Pins {
+                inputs,
+                constant: &constant,
+                drop_annotations,
+            };
+            let rewrites = match crate::prepare::prepare(&mut prepared, dir, &pins) {
+                Ok(r) => r,
+                Err(e) => {
+                    last = e;
+                    continue;
                 }
-                Ok((Box::new(TractLoaded { plan, fed, outputs }), notes))
+            };
+            let fed: Vec<usize> = all
+                .iter()
+                .copied()
+                .filter(|i| !constant.contains(i))
+                .collect();
+            match typed(prepared, &fed).and_then(|m| {
+                build(m).map_err(|e| BackendError::Failed(format!("optimise: {}", chain(&e))))
+            }) {
+                Ok(plan) => {
+                    let said: Vec<String> = rewrites.iter().map(|r| r.to_string()).collect();
+                    let notes = LoadNotes {
+                        notes: vec![format!(
+                            "tract passes after preparation: {} (as is it failed: {first})",
+                            said.join("; ")
+                        )],
+                    };
+                    return Ok((Box::new(TractLoaded { plan, fed, outputs }), notes));
+                }
+                Err(e) => last = e.to_string(),
             }
-            Err(e) => Err(BackendError::Failed(format!(
-                "optimise: {first} (and with constant inputs: {})",
-                chain(&e)
-            ))),
         }
+        // What tract lacks stays what it lacks (a dtype, an attribute), prepared or not.
+        Err(match first {
+            BackendError::Unsupported(m) => BackendError::Unsupported(m),
+            BackendError::Failed(m) => BackendError::Failed(format!("{m} (and prepared: {last})")),
+        })
     }
 }

@@ -1,0 +1,554 @@
+//! Graph preparation for tract (ONNX → ONNX, on the model already read; no Python).
+//!
+//! Real exporters write graphs that ONNX Runtime runs and tract, which types the whole graph
+//! statically before running it, refuses for their *form*: an `If` whose branches produce
+//! different ranks (or whose untaken branch cannot be typed at these shapes), `Squeeze` before
+//! opset 13 with its axes left implicit, shapes recorded while tracing with batch 1 beside a
+//! symbolic batch. [`prepare`] rewrites such a graph into one tract accepts and that computes
+//! the same outputs on the data it was prepared for:
+//!
+//! - input shapes are pinned to the data's shapes, and the inputs tract needs as constants
+//!   (integer, boolean and scalar ones: a sample rate, a threshold) become initializers;
+//! - an `If` whose condition is constant at those values is replaced by the branch taken (nested
+//!   ones too: the pass runs until nothing changes);
+//! - a `Squeeze` without axes (opset < 13) gets the axes its input's known shape implies;
+//! - recorded intermediate and output shapes (`value_info`) are dropped when asked.
+//!
+//! Conditions and shapes are found by tract's own analysis of the part of the graph that leads
+//! to them. Each rewrite is recorded: the node, what changed, and why.
+
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::{Factoid, InferenceOp};
+
+use crate::backends::Named;
+use crate::tensor::HostTensor;
+
+/// One change to the graph.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rewrite {
+    /// The node or input changed.
+    pub node: String,
+    /// Its operator (`input` for a graph input, `graph` for the whole graph).
+    pub op: String,
+    /// What changed and why, in words.
+    pub change: String,
+}
+
+impl std::fmt::Display for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.change)
+    }
+}
+
+/// What to prepare for.
+pub struct Pins<'a> {
+    /// The data the model will be run on, in the graph's input order.
+    pub inputs: &'a [Named],
+    /// Which of them become constants.
+    pub constant: &'a [usize],
+    /// Drop recorded intermediate and output shapes.
+    pub drop_annotations: bool,
+}
+
+/// The inputs tract needs as constants to type a graph: integer, boolean and scalar ones (shapes,
+/// axes and branch conditions come from them), as tract's own CLI does with `--constantize`.
+pub fn constant_candidates(inputs: &[Named]) -> Vec<usize> {
+    inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, t))| !matches!(t.dtype, 1 | 10 | 11 | 16) || t.shape.is_empty())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Rewrites `model` for tract (see the module's documentation); returns what it changed.
+/// `dir` is the model's directory (for external data).
+pub fn prepare(
+    model: &mut pb::ModelProto,
+    dir: Option<&str>,
+    pins: &Pins,
+) -> Result<Vec<Rewrite>, String> {
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .map(|o| o.version)
+        .unwrap_or(0);
+    let opsets = model.opset_import.clone();
+    let graph = model.graph.as_mut().ok_or("the model has no graph")?;
+    let mut rewrites = Vec::new();
+    pin_inputs(graph, pins, &mut rewrites)?;
+    if pins.drop_annotations {
+        let n = graph.value_info.len();
+        graph.value_info.clear();
+        let mut outputs = 0;
+        for o in graph.output.iter_mut() {
+            if let Some(pb::type_proto::Value::TensorType(t)) =
+                o.r#type.as_mut().and_then(|t| t.value.as_mut())
+            {
+                outputs += t.shape.take().is_some() as usize;
+            }
+        }
+        if n + outputs > 0 {
+            let plural =
+                |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+            rewrites.push(Rewrite {
+                node: graph.name.clone(),
+                op: "graph".into(),
+                change: format!(
+                    "dropped the recorded shapes (value_info) of {} and {}: they contradict the input shapes",
+                    plural(n, "intermediate value"),
+                    plural(outputs, "output")
+                ),
+            });
+        }
+    }
+    // Each round settles what the analysis of the graph as it stands can settle; a folded If can
+    // make the conditions and shapes after it constant, hence the rounds.
+    for _ in 0..64 {
+        let targets = targets(graph, opset);
+        if targets.is_empty() {
+            break;
+        }
+        let facts = analyse(graph, &opsets, dir, &targets)?;
+        let mut changed = false;
+        let mut k = 0;
+        while k < graph.node.len() {
+            let node = &graph.node[k];
+            if is_if(node) {
+                if let Some(Known::Bool(cond)) = node.input.first().and_then(|c| facts.get(c)) {
+                    let why = because(graph, &node.input[0], pins);
+                    let added = fold_if(graph, k, *cond, &why, &mut rewrites)?;
+                    k += added;
+                    changed = true;
+                    continue;
+                }
+            } else if is_implicit_squeeze(node, opset) {
+                if let Some(Known::Shape(shape)) = node.input.first().and_then(|i| facts.get(i)) {
+                    let axes: Vec<i64> = (0..shape.len() as i64)
+                        .filter(|&a| shape[a as usize] == 1)
+                        .collect();
+                    rewrites.push(Rewrite {
+                        node: name_of(node),
+                        op: node.op_type.clone(),
+                        change: format!(
+                            "wrote axes {axes:?} into Squeeze `{}` (opset {opset} leaves them implicit; its input is {shape:?})",
+                            name_of(node)
+                        ),
+                    });
+                    graph.node[k].attribute.push(pb::AttributeProto {
+                        name: "axes".into(),
+                        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+                        ints: axes,
+                        ..Default::default()
+                    });
+                    changed = true;
+                }
+            }
+            k += 1;
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(rewrites)
+}
+
+fn is_if(n: &pb::NodeProto) -> bool {
+    n.op_type == "If" && (n.domain.is_empty() || n.domain == "ai.onnx")
+}
+
+fn is_implicit_squeeze(n: &pb::NodeProto, opset: i64) -> bool {
+    n.op_type == "Squeeze"
+        && (n.domain.is_empty() || n.domain == "ai.onnx")
+        && opset < 13
+        && !n.attribute.iter().any(|a| a.name == "axes")
+}
+
+fn name_of(n: &pb::NodeProto) -> String {
+    if n.name.is_empty() {
+        n.output.first().cloned().unwrap_or_default()
+    } else {
+        n.name.clone()
+    }
+}
+
+/// Sets each input's shape to its data's, and turns the constant ones into initializers.
+fn pin_inputs(
+    graph: &mut pb::GraphProto,
+    pins: &Pins,
+    rewrites: &mut Vec<Rewrite>,
+) -> Result<(), String> {
+    let initialized: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    let real: Vec<usize> = (0..graph.input.len())
+        .filter(|&i| !initialized.contains(&graph.input[i].name))
+        .collect();
+    if real.len() != pins.inputs.len() {
+        return Err(format!(
+            "{} inputs given for a graph of {}",
+            pins.inputs.len(),
+            real.len()
+        ));
+    }
+    let mut drop = Vec::new();
+    for (k, &gi) in real.iter().enumerate() {
+        let (name, t) = &pins.inputs[k];
+        let input = &mut graph.input[gi];
+        if pins.constant.contains(&k) {
+            graph.initializer.push(tensor_proto(&input.name, t));
+            rewrites.push(Rewrite {
+                node: input.name.clone(),
+                op: "input".into(),
+                change: format!("made input `{}` the constant {}", input.name, show(t)),
+            });
+            drop.push(gi);
+            continue;
+        }
+        let Some(pb::type_proto::Value::TensorType(tt)) =
+            input.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            continue;
+        };
+        let dims: Vec<pb::tensor_shape_proto::Dimension> = t
+            .shape
+            .iter()
+            .map(|&d| pb::tensor_shape_proto::Dimension {
+                value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d as i64)),
+                ..Default::default()
+            })
+            .collect();
+        let was: Option<Vec<pb::tensor_shape_proto::Dimension>> =
+            tt.shape.as_ref().map(|s| s.dim.clone());
+        if was.as_ref() != Some(&dims) {
+            tt.shape = Some(pb::TensorShapeProto { dim: dims });
+            rewrites.push(Rewrite {
+                node: name.clone(),
+                op: "input".into(),
+                change: format!("pinned `{}` to {:?}", input.name, t.shape),
+            });
+        }
+    }
+    for gi in drop.into_iter().rev() {
+        graph.input.remove(gi);
+    }
+    Ok(())
+}
+
+/// A short rendering of a constant input: its value when it is a scalar, else its shape.
+fn show(t: &HostTensor) -> String {
+    let number = |v: f64| {
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v}")
+        }
+    };
+    match t.to_f64() {
+        Some(v) if t.shape.is_empty() && v.len() == 1 => number(v[0]),
+        Some(v) if v.len() <= 8 => format!(
+            "[{}] ({} {:?})",
+            v.into_iter().map(number).collect::<Vec<_>>().join(", "),
+            t.dtype_name(),
+            t.shape
+        ),
+        _ => format!("{} {:?}", t.dtype_name(), t.shape),
+    }
+}
+
+fn tensor_proto(name: &str, t: &HostTensor) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.to_string(),
+        dims: t.shape.iter().map(|&d| d as i64).collect(),
+        data_type: t.dtype,
+        raw_data: if t.dtype == 8 { vec![] } else { t.data.clone() },
+        string_data: t.strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
+/// What the analysis settled about a value.
+#[derive(Debug, Clone, PartialEq)]
+enum Known {
+    Bool(bool),
+    Shape(Vec<i64>),
+}
+
+/// The values whose facts the next round needs: conditions of the main graph's `If`s, inputs of
+/// its implicit `Squeeze`s.
+fn targets(graph: &pb::GraphProto, opset: i64) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    for n in &graph.node {
+        if let Some(first) = n.input.first().filter(|i| !i.is_empty()) {
+            if is_if(n) {
+                out.push((first.clone(), true));
+            } else if is_implicit_squeeze(n, opset) {
+                out.push((first.clone(), false));
+            }
+        }
+    }
+    out
+}
+
+/// Every name a node reads, its subgraphs' reads of outer names included.
+fn reads(n: &pb::NodeProto, out: &mut Vec<String>) {
+    out.extend(n.input.iter().filter(|i| !i.is_empty()).cloned());
+    for a in &n.attribute {
+        for g in a.g.iter().chain(&a.graphs) {
+            for sub in &g.node {
+                reads(sub, out);
+            }
+        }
+    }
+}
+
+/// The op tract is given for an implicit Squeeze while the graph is analysed: it squeezes the unit
+/// dimensions of whatever shape comes, so that analysis can go past it.
+fn squeeze_all(
+    _ctx: &tract_onnx::model::ParsingContext,
+    _node: &pb::NodeProto,
+) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    Ok((
+        tract_onnx::tract_hir::ops::expandable::expand(
+            tract_onnx::tract_hir::ops::array::Squeeze::new(None),
+        ),
+        vec![],
+    ))
+}
+
+const SQUEEZE_ALL: &str = "CargoInferSqueezeAll";
+
+/// tract's analysis of the part of the graph the targets depend on; what it settled about each.
+fn analyse(
+    graph: &pb::GraphProto,
+    opsets: &[pb::OperatorSetIdProto],
+    dir: Option<&str>,
+    targets: &[(String, bool)],
+) -> Result<HashMap<String, Known>, String> {
+    // The nodes the targets depend on, in graph order.
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(k, n)| n.output.iter().map(move |o| (o.as_str(), k)))
+        .collect();
+    let mut keep = vec![false; graph.node.len()];
+    let mut todo: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
+    while let Some(name) = todo.pop() {
+        if let Some(&k) = producer.get(name.as_str()) {
+            if !keep[k] {
+                keep[k] = true;
+                reads(&graph.node[k], &mut todo);
+            }
+        }
+    }
+    let mut probe = graph.clone();
+    probe.node = graph
+        .node
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(n, _)| {
+            let mut n = n.clone();
+            if n.op_type == "Squeeze"
+                && !n.attribute.iter().any(|a| a.name == "axes")
+                && n.input.len() < 2
+            {
+                n.op_type = SQUEEZE_ALL.into();
+                n.domain.clear();
+            }
+            n
+        })
+        .collect();
+    probe.value_info.clear();
+    let mut seen = HashSet::new();
+    probe.output = targets
+        .iter()
+        .filter(|(t, _)| seen.insert(t.clone()))
+        .map(|(t, _)| pb::ValueInfoProto {
+            name: t.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register.insert(SQUEEZE_ALL, squeeze_all);
+    let proto = pb::ModelProto {
+        ir_version: 8,
+        opset_import: opsets.to_vec(),
+        graph: Some(probe),
+        ..Default::default()
+    };
+    let mut facts = HashMap::new();
+    // A graph tract cannot parse or analyse settles nothing this round.
+    let Ok(parsed) = onnx.parse(&proto, dir) else {
+        return Ok(facts);
+    };
+    let mut model = parsed.model;
+    let _ = model.analyse(true);
+    for (t, is_cond) in targets {
+        let Some(&outlet) = parsed.outlets_by_name.get(t) else {
+            continue;
+        };
+        let Ok(fact) = model.outlet_fact(outlet) else {
+            continue;
+        };
+        if *is_cond {
+            if let Some(v) = fact.value.concretize().filter(|v| v.len() == 1) {
+                if let Ok(b) = v.cast_to_scalar::<bool>() {
+                    facts.insert(t.clone(), Known::Bool(b));
+                }
+            }
+        } else if let Some(shape) = fact.shape.concretize() {
+            let dims: Option<Vec<i64>> = shape.iter().map(|d| d.to_i64().ok()).collect();
+            if let Some(dims) = dims {
+                facts.insert(t.clone(), Known::Shape(dims));
+            }
+        }
+    }
+    Ok(facts)
+}
+
+/// "sr = 16000": the constant inputs the condition `cond` depends on.
+fn because(graph: &pb::GraphProto, cond: &str, pins: &Pins) -> String {
+    let producer: HashMap<&str, &pb::NodeProto> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter().map(move |o| (o.as_str(), n)))
+        .collect();
+    let mut seen = HashSet::new();
+    let mut todo = vec![cond.to_string()];
+    let mut found = Vec::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(&k) = pins.constant.iter().find(|&&k| pins.inputs[k].0 == name) {
+            found.push(format!("{} = {}", name, show(&pins.inputs[k].1)));
+        }
+        if let Some(n) = producer.get(name.as_str()) {
+            reads(n, &mut todo);
+        }
+    }
+    found.sort();
+    if found.is_empty() {
+        "constant in the graph".into()
+    } else {
+        found.join(", ")
+    }
+}
+
+/// Replaces the `If` at `k` by the nodes of the branch taken; returns how many nodes now stand
+/// where it stood. Names the branch defines that the graph already uses are renamed.
+fn fold_if(
+    graph: &mut pb::GraphProto,
+    k: usize,
+    cond: bool,
+    why: &str,
+    rewrites: &mut Vec<Rewrite>,
+) -> Result<usize, String> {
+    let node = graph.node.remove(k);
+    let which = if cond { "then_branch" } else { "else_branch" };
+    let who = name_of(&node);
+    let mut branch = node
+        .attribute
+        .iter()
+        .find(|a| a.name == which)
+        .and_then(|a| a.g.clone())
+        .ok_or_else(|| format!("If `{who}` has no {which}"))?;
+    if branch.output.len() != node.output.len() {
+        return Err(format!(
+            "If `{who}`: its {which} has {} outputs for the node's {}",
+            branch.output.len(),
+            node.output.len()
+        ));
+    }
+    // Names defined outside the branch, which its own definitions must not take.
+    let mut taken: HashSet<String> = graph.input.iter().map(|v| v.name.clone()).collect();
+    taken.extend(graph.initializer.iter().map(|t| t.name.clone()));
+    for n in &graph.node {
+        taken.extend(n.output.iter().cloned());
+    }
+    taken.extend(node.output.iter().cloned());
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    let defined: Vec<String> = branch
+        .initializer
+        .iter()
+        .map(|t| t.name.clone())
+        .chain(branch.node.iter().flat_map(|n| n.output.iter().cloned()))
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in defined {
+        if taken.contains(&name) {
+            let mut j = 1;
+            let mut fresh = format!("{who}/{which}/{name}");
+            while taken.contains(&fresh) {
+                j += 1;
+                fresh = format!("{who}/{which}/{name}#{j}");
+            }
+            taken.insert(fresh.clone());
+            renamed.insert(name, fresh);
+        } else {
+            taken.insert(name);
+        }
+    }
+    let rename = |s: &mut String| {
+        if let Some(r) = renamed.get(s.as_str()) {
+            *s = r.clone();
+        }
+    };
+    for t in branch.initializer.iter_mut() {
+        rename(&mut t.name);
+    }
+    for n in branch.node.iter_mut() {
+        rename_uses(n, &renamed);
+        n.output.iter_mut().for_each(rename);
+    }
+    for o in branch.output.iter_mut() {
+        rename(&mut o.name);
+    }
+    graph.initializer.append(&mut branch.initializer);
+    let mut nodes = branch.node;
+    for (from, to) in branch.output.iter().zip(&node.output) {
+        nodes.push(pb::NodeProto {
+            name: format!("{who}/{which}/output/{to}"),
+            op_type: "Identity".into(),
+            input: vec![from.name.clone()],
+            output: vec![to.clone()],
+            ..Default::default()
+        });
+    }
+    let added = nodes.len();
+    rewrites.push(Rewrite {
+        node: who.clone(),
+        op: "If".into(),
+        change: format!(
+            "folded If `{who}` to its {} branch ({why})",
+            if cond { "then" } else { "else" }
+        ),
+    });
+    graph.node.splice(k..k, nodes);
+    Ok(added)
+}
+
+/// Renames the uses of names in a node and in the subgraphs inside it.
+fn rename_uses(n: &mut pb::NodeProto, renamed: &HashMap<String, String>) {
+    for i in n.input.iter_mut() {
+        if let Some(r) = renamed.get(i.as_str()) {
+            *i = r.clone();
+        }
+    }
+    for a in n.attribute.iter_mut() {
+        for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+            for sub in g.node.iter_mut() {
+                rename_uses(sub, renamed);
+            }
+            for o in g.output.iter_mut() {
+                if let Some(r) = renamed.get(o.name.as_str()) {
+                    o.name = r.clone();
+                }
+            }
+        }
+    }
+}
