@@ -769,3 +769,37 @@ fn tract_runs_graph_forms_it_refuses_once_prepared() {
     assert_eq!(code, 0, "{v}");
     assert!(!v.to_string().contains("preparation"), "{v}");
 }
+
+/// tract's error is one line naming the node, its operator and the rule that failed; the whole
+/// chain is in JSON's `detail` and, in the human report, only with -v; it is said once per model.
+#[test]
+fn tract_errors_name_the_node_and_rule_in_one_line() {
+    let model = fixtures().join("forms/if_data.onnx");
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--backend", "tract"]);
+    assert_eq!(code, 1, "{v}");
+    let tract = backend(&v["models"][0], "tract");
+    let message = tract["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("optimise: node `neg` (Neg): Unifying shapes 1,4 and 1,4,1"),
+        "{message}"
+    );
+    assert!(!message.contains("Failed analyse"), "{message}");
+    let detail = tract["detail"].as_str().unwrap();
+    assert!(detail.contains("Failed analyse for node"), "{detail}");
+    let human = |verbose: bool| {
+        let mut cmd = cargo_infer();
+        cmd.arg("check").arg(&model).args(["--backend", "tract"]);
+        if verbose {
+            cmd.arg("-v");
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    let plain = human(false);
+    assert_eq!(
+        plain.matches("Unifying shapes 1,4 and 1,4,1").count(),
+        2,
+        "{plain}"
+    ); // as is, prepared
+    assert!(!plain.contains("detail:"), "{plain}");
+    assert!(human(true).contains("detail: optimise: Failed analyse for node"));
+}

@@ -407,3 +407,50 @@ fn doctor_reports_each_back_end() {
         .unwrap()
         .contains("--features tch"));
 }
+
+/// decide loads an ONNX model in tract (prepared if need be) before it may choose tract: a model
+/// tract cannot load even prepared is excluded by X-LOAD with the loader's one-line reason and the
+/// next framework is chosen; one that loads only prepared is chosen, saying so; synthetic inputs
+/// that ONNX Runtime cannot run either prove nothing and exclude nothing.
+#[test]
+fn tract_is_chosen_only_for_models_it_loads() {
+    let wasm = ["--target", "wasm32-unknown-unknown"];
+    let (code, v, err) = decide("forms/if_data.onnx", &wasm, None);
+    assert_eq!(code, 0, "{err}");
+    assert_ne!(v["choice"], "tract", "{v}");
+    assert!(fired(&v).contains(&"X-LOAD".to_string()), "{v}");
+    let tract = ranked(&v, "tract");
+    assert_eq!(tract["verdict"], "excluded", "{tract}");
+    let why = tract["reasons"].to_string();
+    assert!(
+        why.contains("X-LOAD") && why.contains("node `neg` (Neg)"),
+        "{why}"
+    );
+    assert_eq!(v["evidence"]["tract_load"]["status"], "failed", "{v}");
+
+    let (code, v, err) = decide("forms/squeeze_opset11.onnx", &wasm, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["choice"], "tract", "{v}");
+    let load = &v["evidence"]["tract_load"];
+    assert_eq!(load["status"], "loaded", "{v}");
+    assert!(
+        load["note"].as_str().unwrap().contains("wrote axes [0, 2]"),
+        "{load}"
+    );
+
+    let (code, v, err) = decide("forms/if_rank.onnx", &wasm, None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!fired(&v).contains(&"X-LOAD".to_string()), "{v}");
+    let load = &v["evidence"]["tract_load"];
+    assert_eq!(load["status"], "skipped", "{v}");
+    assert!(
+        load["why"]
+            .as_str()
+            .unwrap()
+            .contains("ONNX Runtime fails on the synthetic inputs too"),
+        "{load}"
+    );
+
+    let (_, v, _) = decide("mlp.onnx", &[], None);
+    assert_eq!(v["evidence"]["tract_load"]["status"], "loaded", "{v}");
+}

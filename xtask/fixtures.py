@@ -1056,6 +1056,27 @@ def prepare_fixtures():
     x = r.standard_normal((1, 8)).astype(np.float32)
     np.savez(os.path.join(d, "if_rank.inputs.npz"), x=x, sr=np.array(16000, dtype=np.int64))
 
+    # forms/if_data.onnx: an If on the data itself (the sign of a sum), branches of different
+    # rank: nothing makes the condition constant, so tract cannot load it even prepared, while
+    # ONNX Runtime runs it. `decide` must not choose tract for it.
+    then_g = helper.make_graph([const("axes_t", np.array([2], dtype=np.int64)),
+                                helper.make_node("Unsqueeze", ["x", "axes_t"], ["tu"], name="unsqueeze_t")],
+                               "positive", [], [helper.make_tensor_value_info("tu", f32, [1, 4, 1])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["tn"], name="neg")],
+                               "negative", [], [helper.make_tensor_value_info("tn", f32, [1, 4])])
+    consts.clear()
+    g = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
+         const("zero", np.array(0.0, dtype=np.float32)),
+         helper.make_node("Greater", ["total", "zero"], ["positive"], name="is_positive"),
+         helper.make_node("If", ["positive"], ["branch"], name="If_sign", then_branch=then_g, else_branch=else_g),
+         const("flat2", np.array([1, -1], dtype=np.int64)),
+         helper.make_node("Reshape", ["branch", "flat2"], ["y"], name="flatten")],
+        "if_data", [helper.make_tensor_value_info("x", f32, [1, 4])],
+        [helper.make_tensor_value_info("y", f32, [1, 4])], [])
+    save_onnx("forms/if_data.onnx", g, "unknown", [spec("x", "float32", [1, 4])], [spec("y", "float32", [1, 4])],
+              list(consts), check=False)
+
     bias = r.standard_normal((3, 1)).astype(np.float32)
     g = helper.make_graph(
         [helper.make_node("Unsqueeze", ["x"], ["u"], name="unsqueeze", axes=[2]),

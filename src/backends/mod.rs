@@ -30,12 +30,17 @@ pub enum BackendError {
     Unsupported(String),
     /// Loading or running failed.
     Failed(String),
+    /// Loading or running failed: one line for the report, and the library's whole account
+    /// (shown with `-v`, and in JSON as `detail`).
+    Explained { message: String, detail: String },
 }
 
 impl std::fmt::Display for BackendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BackendError::Unsupported(m) | BackendError::Failed(m) => f.write_str(m),
+            BackendError::Unsupported(m)
+            | BackendError::Failed(m)
+            | BackendError::Explained { message: m, .. } => f.write_str(m),
         }
     }
 }

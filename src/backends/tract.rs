@@ -184,8 +184,48 @@ fn failure(stage: &str, e: &TractError) -> BackendError {
     if unsupported {
         BackendError::Unsupported(msg)
     } else {
-        BackendError::Failed(msg)
+        explained(stage, e)
     }
+}
+
+/// tract's account of a failed analysis is a chain of every node it was inside (`Failed analyse
+/// for node #5 "If_sr" If: Infering facts: Failed analyse for node #2 …: Applying rule GivenRule
+/// { … }: Unifying shapes …: Impossible to unify …`). This is the line people need: the innermost
+/// node, its operator and the rule that failed; the whole chain goes to `detail`.
+fn explained(stage: &str, e: &TractError) -> BackendError {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| super::first_line(&c.to_string()))
+        .collect();
+    let full = format!("{stage}: {}", parts.join(": "));
+    let node = parts.iter().rev().find_map(|p| node_of(p));
+    let last = parts.last().cloned().unwrap_or_default();
+    let rule = match parts.len().checked_sub(2).map(|i| &parts[i]) {
+        Some(prev) if prev.starts_with("Unifying") => format!("{prev}: {last}"),
+        _ => last,
+    };
+    match node {
+        Some((name, op)) => BackendError::Explained {
+            message: format!("{stage}: node `{name}` ({op}): {rule}"),
+            detail: full,
+        },
+        _ => BackendError::Failed(super::first_line(&full)),
+    }
+}
+
+/// The node and operator a link of tract's error chain names, in the forms tract writes them:
+/// `… node #2 "name" Op …` and `Building node name (Op)`.
+fn node_of(part: &str) -> Option<(String, String)> {
+    if part.contains("node #") {
+        let mut q = part.splitn(3, '"');
+        q.next()?;
+        let name = q.next()?.to_string();
+        let op = q.next()?.split_whitespace().next()?.to_string();
+        return Some((name, op));
+    }
+    let rest = part.strip_prefix("Building node ")?;
+    let (name, op) = rest.rsplit_once(" (")?;
+    Some((name.to_string(), op.trim_end_matches(')').to_string()))
 }
 
 /// An error with its causes, on one line.
@@ -297,9 +337,9 @@ impl Backend for Tract {
         let all: Vec<usize> = (0..inputs.len()).collect();
         // The first try takes the graph as it is; preparation runs only when it fails (the
         // common path pays nothing for it).
-        let first = match typed(proto.clone(), &all).and_then(|m| {
-            build(m).map_err(|e| BackendError::Failed(format!("optimise: {}", chain(&e))))
-        }) {
+        let first = match typed(proto.clone(), &all)
+            .and_then(|m| build(m).map_err(|e| explained("optimise", &e)))
+        {
             Ok(plan) => {
                 return Ok((
                     Box::new(TractLoaded {
@@ -315,7 +355,11 @@ impl Backend for Tract {
         // Prepared for the data being run (crate::prepare): pinned shapes, constant Ifs folded,
         // implicit Squeeze axes written, contradicting shape annotations dropped — first with
         // every input still fed, then with the integer, boolean and scalar ones as constants.
-        let drop_annotations = first.to_string().contains("Impossible to unify");
+        let drop_annotations = match &first {
+            BackendError::Explained { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+        .contains("Impossible to unify");
         let candidates = crate::prepare::constant_candidates(inputs);
         let mut tries: Vec<Vec<usize>> = vec![vec![]];
         if !candidates.is_empty() {
@@ -341,9 +385,9 @@ impl Backend for Tract {
                 .copied()
                 .filter(|i| !constant.contains(i))
                 .collect();
-            match typed(prepared, &fed).and_then(|m| {
-                build(m).map_err(|e| BackendError::Failed(format!("optimise: {}", chain(&e))))
-            }) {
+            match typed(prepared, &fed)
+                .and_then(|m| build(m).map_err(|e| explained("optimise", &e)))
+            {
                 Ok(plan) => {
                     let said: Vec<String> = rewrites.iter().map(|r| r.to_string()).collect();
                     let notes = LoadNotes {
@@ -361,6 +405,10 @@ impl Backend for Tract {
         Err(match first {
             BackendError::Unsupported(m) => BackendError::Unsupported(m),
             BackendError::Failed(m) => BackendError::Failed(format!("{m} (and prepared: {last})")),
+            BackendError::Explained { message, detail } => BackendError::Explained {
+                message: format!("{message} (and prepared: {last})"),
+                detail,
+            },
         })
     }
 }

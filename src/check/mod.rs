@@ -84,6 +84,9 @@ pub struct BackendReport {
     pub outputs: Vec<OutputFact>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The back end's whole account of an error `message` sums up in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -158,6 +161,7 @@ impl BackendReport {
             required,
             outputs: Vec::new(),
             notes: Vec::new(),
+            detail: None,
         }
     }
 }
@@ -406,6 +410,11 @@ pub fn check_model(
                     Err(BackendError::Failed(m)) => {
                         b.status = BackendStatus::Error;
                         b.message = m;
+                    }
+                    Err(BackendError::Explained { message, detail }) => {
+                        b.status = BackendStatus::Error;
+                        b.message = message;
+                        b.detail = Some(detail);
                     }
                 }
             }

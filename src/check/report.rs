@@ -30,7 +30,13 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
                 let _ = writeln!(out, "{tag} {}", style.bold(&m.path));
             }
         }
-        if !m.message.is_empty() {
+        // A model that failed because a back end did says so once, on that back end's line.
+        let restates_a_backend = m.backends.iter().any(|b| {
+            !b.message.is_empty()
+                && m.message
+                    == format!("{} {}: {}", b.name, super::status_word(b.status), b.message)
+        });
+        if !m.message.is_empty() && (!restates_a_backend || m.status == ModelStatus::Error) {
             let _ = writeln!(out, "      {}", m.message);
         }
         if m.status == ModelStatus::Error {
@@ -60,6 +66,9 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
             let _ = writeln!(out, "      {:6} {status}{:pad$} {detail}", b.name, "");
             for n in &b.notes {
                 let _ = writeln!(out, "             {}", style.dim(&format!("note: {n}")));
+            }
+            if let Some(d) = b.detail.as_ref().filter(|_| verbose > 0) {
+                let _ = writeln!(out, "             {}", style.dim(&format!("detail: {d}")));
             }
         }
         let shown: Vec<&super::compare::Comparison> = m

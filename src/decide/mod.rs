@@ -219,6 +219,83 @@ pub struct Evidence {
     /// `--probe`: a real load on each back end available here.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub probe: BTreeMap<Framework, Result<String, String>>,
+    /// ONNX whose operators tract has: the model loaded, typed and run in tract (prepared when
+    /// it must be), so that tract is never chosen for a model it cannot load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tract_load: Option<TractLoad>,
+}
+
+/// What loading the model in tract showed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum TractLoad {
+    /// It loaded and ran; `note`: what had to be prepared, if anything.
+    Loaded { ms: f64, note: String },
+    /// The loader's one-line reason.
+    Failed { ms: f64, reason: String },
+    /// Not tried, or not conclusive, and why (size, files outside the model's directory,
+    /// synthetic inputs that no back end runs).
+    Skipped { why: String },
+}
+
+/// Models over this many bytes of weights are not loaded by `decide` unless `--probe` is given
+/// (loading costs about as much as reading them; see README).
+pub const TRACT_LOAD_MAX_BYTES: u64 = 512 << 20;
+
+/// Loads, types and runs the model once in tract, on synthetic inputs, as `check` would.
+fn tract_load(path: &Path, info: &ModelInfo) -> TractLoad {
+    if info
+        .details
+        .external_data
+        .iter()
+        .any(|f| f.outside.is_some())
+    {
+        return TractLoad::Skipped {
+            why: "its external data lies outside its directory; not loaded".into(),
+        };
+    }
+    if info.weight_bytes > TRACT_LOAD_MAX_BYTES {
+        return TractLoad::Skipped {
+            why: format!(
+                "{} MB of weights, over the {} MB decide loads by itself; `--probe` loads it",
+                info.weight_bytes >> 20,
+                TRACT_LOAD_MAX_BYTES >> 20
+            ),
+        };
+    }
+    let opts = crate::check::CheckOptions::default();
+    let start = std::time::Instant::now();
+    let r = crate::check::check_model(path, &[(&crate::backends::tract::Tract, true)], &opts);
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    let reason = match r.backends.first() {
+        Some(b) if b.status == crate::check::BackendStatus::Pass => {
+            return TractLoad::Loaded {
+                ms,
+                note: b.notes.join("; "),
+            }
+        }
+        Some(b) if !b.message.is_empty() => crate::error::one_line(&b.message),
+        _ => crate::error::one_line(&r.message),
+    };
+    // Synthetic inputs may not fit the model at all (a sample rate of 2 where 8000 or 16000 is
+    // expected): when ONNX Runtime fails on them too, the failure says nothing about tract.
+    let ort = crate::backends::ort::Ort::new(None);
+    if crate::backends::Backend::availability(&ort).is_ok() {
+        let r = crate::check::check_model(path, &[(&ort, true)], &opts);
+        if let Some(b) = r
+            .backends
+            .first()
+            .filter(|b| b.status != crate::check::BackendStatus::Pass)
+        {
+            return TractLoad::Skipped {
+                why: format!(
+                    "inconclusive: ONNX Runtime fails on the synthetic inputs too ({}); `check --input` with real inputs tells",
+                    crate::error::one_line(&b.message)
+                ),
+            };
+        }
+    }
+    TractLoad::Failed { ms, reason }
 }
 
 fn missing(info: &ModelInfo, list: &str) -> BTreeMap<String, Vec<String>> {
@@ -307,6 +384,7 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
         trivial: trivial_for_emit(info),
         embedding: is_embedding(info),
         probe: BTreeMap::new(),
+        tract_load: None,
     }
 }
 
@@ -410,6 +488,15 @@ fn gpu_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
         .filter(|f| !row(**f).gpus.contains(&g))
         .map(|f| (*f, format!("{} has no {} support", f.as_str(), g.as_str())))
         .collect()
+}
+
+fn load_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
+    match &x.e.tract_load {
+        Some(TractLoad::Failed { reason, .. }) => {
+            vec![(Framework::Tract, format!("tract cannot load it: {reason}"))]
+        }
+        _ => vec![],
+    }
 }
 
 fn probe_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
@@ -529,6 +616,13 @@ pub const RULES: &[Rule] = &[
         constraint: false,
         when: |x| !x.e.embedding,
         effect: Effect::Exclude(&[F::Fastembed]),
+    },
+    Rule {
+        id: "X-LOAD",
+        says: "a built-in back end must load the model (tract loaded and typed it, prepared if need be)",
+        constraint: false,
+        when: |x| matches!(x.e.tract_load, Some(TractLoad::Failed { .. })),
+        effect: Effect::ExcludeBy(load_exclusions),
     },
     Rule {
         id: "X-PROBE",
@@ -716,6 +810,13 @@ pub fn decide_model(
     if probe {
         model::refuse_outside(&info)?;
         evidence.probe = probe_backends(path, &info);
+    } else if info.format == Format::Onnx
+        && evidence
+            .missing_ops
+            .get(&Framework::Tract)
+            .is_some_and(|m| m.is_empty())
+    {
+        evidence.tract_load = Some(tract_load(path, &info));
     }
     decide(path, c, evidence).map_err(|e| crate::error::ExpectedError::Usage(e.message))
 }

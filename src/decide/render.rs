@@ -61,6 +61,23 @@ pub fn human(d: &Decision, style: Style, explain: bool) -> String {
             );
         }
     }
+    if let Some(load) = &d.evidence.tract_load {
+        let said = match load {
+            super::TractLoad::Loaded { ms, note } if note.is_empty() => {
+                format!("loaded, typed and ran in {}", crate::output::human_ms(*ms))
+            }
+            super::TractLoad::Loaded { ms, note } => format!(
+                "loaded, typed and ran in {}; {note}",
+                crate::output::human_ms(*ms)
+            ),
+            super::TractLoad::Failed { ms, reason } => style.bad(&format!(
+                "failed in {}: {reason}",
+                crate::output::human_ms(*ms)
+            )),
+            super::TractLoad::Skipped { why } => style.dim(&format!("not tried: {why}")),
+        };
+        let _ = writeln!(out, "  tract load: {said}");
+    }
     if explain {
         let _ = writeln!(out, "  {}", style.bold("rules, in order"));
         for f in &d.rules {
