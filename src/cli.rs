@@ -253,6 +253,39 @@ pub struct ConvertArgs {
     /// Replace OUTPUT if it exists
     #[arg(long)]
     pub force: bool,
+    /// Write an ONNX model prepared for this framework instead (OUTPUT.onnx): shapes pinned to the
+    /// data, constant Ifs folded, implicit Squeeze axes written; checked against the original
+    #[arg(long = "for", value_enum, value_name = "FRAMEWORK")]
+    pub for_framework: Option<PrepareFor>,
+    /// With --for: the data to prepare for, NAME=FILE (.npy, .pb, .json) or ALL.npz
+    #[arg(
+        long = "input",
+        value_name = "NAME=FILE|FILE.npz",
+        requires = "for_framework"
+    )]
+    pub data: Vec<crate::check::inputs::InputArg>,
+    /// With --for: size of a symbolic dimension, NAME=N (default 1)
+    #[arg(long, value_name = "NAME=N", requires = "for_framework")]
+    pub dim: Vec<crate::check::inputs::DimArg>,
+    /// With --for: an input fixed to a value, NAME=VALUE (a sample rate: sr=16000)
+    #[arg(long = "const", value_name = "NAME=VALUE", value_parser = parse_const, requires = "for_framework")]
+    pub consts: Vec<(String, String)>,
+    /// With --for: the ONNX Runtime library the prepared model is checked with
+    #[arg(long, value_name = "PATH", requires = "for_framework")]
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// Frameworks `convert --for` prepares a model for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrepareFor {
+    Tract,
+}
+
+fn parse_const(s: &str) -> Result<(String, String), String> {
+    let (n, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))?;
+    Ok((n.to_string(), v.to_string()))
 }
 
 #[derive(Debug, clap::Args)]
@@ -416,6 +449,28 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
         Command::Init(args) => {
             reject_junit(&cli.global)?;
             run_init(&cli.global, args)
+        }
+        Command::Convert(args) if args.for_framework == Some(PrepareFor::Tract) => {
+            reject_junit(&cli.global)?;
+            let opts = crate::prepare::ForTract {
+                inputs: crate::check::inputs::InputOptions {
+                    given: args.data.clone(),
+                    dims: args.dim.clone(),
+                    ..Default::default()
+                },
+                consts: args.consts.clone(),
+                force: args.force,
+                ort_lib: args.ort_lib.as_deref(),
+            };
+            let done = crate::prepare::for_tract(&args.input, &args.output, &opts)?;
+            match cli.global.format {
+                OutputFormat::Json => crate::output::print(
+                    &(serde_json::to_string_pretty(&done).expect("plain data") + "\n"),
+                ),
+                _ if cli.global.quiet => {}
+                _ => eprint!("{}", crate::prepare::human(&done)),
+            }
+            Ok(exit::OK)
         }
         Command::Convert(args) => {
             reject_junit(&cli.global)?;

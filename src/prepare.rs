@@ -552,3 +552,364 @@ fn rename_uses(n: &mut pb::NodeProto, renamed: &HashMap<String, String>) {
         }
     }
 }
+
+/// `convert MODEL.onnx OUT.onnx --for tract`: what to prepare for.
+pub struct ForTract<'a> {
+    /// The data to prepare for (`--input`, `--dim`, `--input-shape`; synthetic otherwise).
+    pub inputs: crate::check::inputs::InputOptions,
+    /// `--const NAME=VALUE`: inputs fixed to a value (a sample rate, a threshold).
+    pub consts: Vec<(String, String)>,
+    pub force: bool,
+    pub ort_lib: Option<&'a std::path::Path>,
+}
+
+/// What `convert --for tract` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Prepared {
+    pub input: String,
+    pub output: String,
+    pub rewrites: Vec<Rewrite>,
+    /// How the prepared model was checked against the original, on the data prepared for.
+    pub comparisons: Vec<crate::check::compare::Comparison>,
+    /// Checks that could not be made, and why.
+    pub notes: Vec<String>,
+    pub bytes: u64,
+}
+
+/// Prepares an ONNX model for tract and writes it (external data inlined, so that the file stands
+/// alone); proves on the data it was prepared for that tract loads it as it is and that it computes
+/// what the original computes (on ONNX Runtime when it is available).
+pub fn for_tract(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    opts: &ForTract,
+) -> Result<Prepared, crate::error::ExpectedError> {
+    use crate::backends::{Backend, Device};
+    use crate::error::{ExpectedError, ModelError};
+    use prost::Message;
+    let usage = ExpectedError::Usage;
+    if output.extension().is_none_or(|e| e != "onnx") {
+        return Err(usage(format!(
+            "{}: `--for tract` writes an ONNX model; name it .onnx",
+            output.display()
+        )));
+    }
+    if output.exists() && !opts.force {
+        return Err(usage(format!(
+            "{} exists; pass --force to replace it",
+            output.display()
+        )));
+    }
+    if std::fs::canonicalize(output).ok().is_some()
+        && std::fs::canonicalize(output).ok() == std::fs::canonicalize(input).ok()
+    {
+        return Err(usage(format!(
+            "{}: input and output are the same file",
+            output.display()
+        )));
+    }
+    let info = crate::model::inspect(input)?;
+    crate::model::refuse_outside(&info)?;
+    let bad = |m: String| ExpectedError::Model(ModelError::new(input, m));
+    if info.format != crate::model::Format::Onnx {
+        return Err(bad(format!(
+            "`--for tract` prepares ONNX models; this is {}",
+            info.format.as_str()
+        )));
+    }
+    let bytes = std::fs::read(input).map_err(|e| ModelError::io(input, &e))?;
+    let lite = crate::model::onnx::proto::Model::decode(&bytes[..])
+        .map_err(|e| bad(format!("not a valid ONNX protobuf: {e}")))?;
+    if !lite.functions.is_empty() {
+        return Err(bad(
+            "it defines model-local functions, which the ONNX writer here does not keep; refused rather than dropped".into(),
+        ));
+    }
+    let mut proto = pb::ModelProto::decode(&bytes[..])
+        .map_err(|e| bad(format!("not a valid ONNX protobuf: {e}")))?;
+    let inlined = inline_external_data(input, &mut proto).map_err(bad)?;
+
+    // The data: the first data set check would use, with --const values in place.
+    let (sets, _) = crate::check::inputs::data_sets(input, &info, &opts.inputs).map_err(bad)?;
+    let mut data = sets
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("no input data".into()))?
+        .inputs;
+    let mut constant = Vec::new();
+    for (name, value) in &opts.consts {
+        let k = data.iter().position(|(n, _)| n == name).ok_or_else(|| {
+            let names: Vec<&str> = data.iter().map(|(n, _)| n.as_str()).collect();
+            usage(format!(
+                "--const {name}: the model has no input `{name}` (it has: {})",
+                names.join(", ")
+            ))
+        })?;
+        let was = &data[k].1;
+        if was.numel() != 1 {
+            return Err(usage(format!(
+                "--const {name}: `{name}` takes {} values of shape {:?}; --const sets a single value (use --input for tensors)",
+                was.numel(),
+                was.shape
+            )));
+        }
+        let number: f64 = value
+            .parse()
+            .map_err(|_| usage(format!("--const {name}={value}: not a number")))?;
+        let json =
+            serde_json::json!({"dtype": was.dtype_name(), "shape": was.shape, "data": [number]});
+        data[k].1 = crate::check::inputs::tensor_from_json(json.to_string().as_bytes())
+            .map_err(|e| usage(format!("--const {name}={value}: {e}")))?;
+        constant.push(k);
+    }
+
+    // As the check does: the given constants first, then the integer, boolean and scalar inputs
+    // too when tract still cannot load it.
+    let dir = input
+        .parent()
+        .and_then(|p| p.to_str())
+        .map(|d| if d.is_empty() { "." } else { d });
+    let scratch = tempfile::tempdir().map_err(|e| usage(e.to_string()))?;
+    let tmp = scratch.path().join("prepared.onnx");
+    let tract = crate::backends::tract::Tract;
+    // The fewest changes that work: annotations kept, then dropped; the given constants, then the
+    // integer, boolean and scalar inputs too.
+    let mut more: Vec<usize> = constant.clone();
+    more.extend(
+        constant_candidates(&data)
+            .into_iter()
+            .filter(|k| !constant.contains(k)),
+    );
+    let mut tries = vec![(constant.clone(), false), (constant.clone(), true)];
+    if more.len() > constant.len() {
+        tries.push((more.clone(), false));
+        tries.push((more, true));
+    }
+    let mut last = String::new();
+    let mut done = None;
+    for (constant, drop_annotations) in &tries {
+        let mut prepared = proto.clone();
+        let pins = Pins {
+            inputs: &data,
+            constant,
+            drop_annotations: *drop_annotations,
+        };
+        let rewrites = prepare(&mut prepared, dir, &pins).map_err(bad)?;
+        let encoded = prepared.encode_to_vec();
+        std::fs::write(&tmp, &encoded).map_err(|e| usage(e.to_string()))?;
+        let fed: Vec<crate::backends::Named> = data
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| !constant.contains(k))
+            .map(|(_, d)| d.clone())
+            .collect();
+        let tmp_info = crate::model::inspect(&tmp).map_err(|e| bad(e.message))?;
+        // It must load as it is: the project that ships it runs plain tract.
+        match tract.load(&tmp, &tmp_info, &fed, Device::Cpu) {
+            Ok((mut loaded, notes)) if notes.notes.is_empty() => {
+                let outs = loaded.run(&fed).map_err(|e| bad(format!("tract: {e}")))?;
+                done = Some((rewrites, encoded, fed, tmp_info, outs));
+                break;
+            }
+            Ok((_, notes)) => last = notes.notes.join("; "),
+            // tract's own retry on the prepared file says the same again.
+            Err(e) => {
+                last = e
+                    .to_string()
+                    .split(" (and prepared: ")
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            }
+        }
+    }
+    let (mut rewrites, encoded, fed, tmp_info, tract_outs) =
+        done.ok_or_else(|| bad(format!("tract cannot load it even prepared: {last}")))?;
+    for (location, n) in inlined {
+        rewrites.push(Rewrite {
+            node: location.clone(),
+            op: "external data".into(),
+            change: format!("inlined {n} bytes of external data from `{location}`, so that the file stands alone"),
+        });
+    }
+
+    // The same data on ONNX Runtime: the original, and the prepared graph, against it.
+    let mut comparisons = Vec::new();
+    let mut notes = Vec::new();
+    let tol = crate::check::compare::ToleranceArgs::default();
+    let ort = crate::backends::ort::Ort::new(opts.ort_lib);
+    match ort.availability() {
+        Err(why) => notes.push(format!(
+            "not compared with the original: ONNX Runtime is not available here ({why})"
+        )),
+        Ok(_) => {
+            let run = |path: &std::path::Path,
+                       info: &crate::model::ModelInfo,
+                       inputs: &[crate::backends::Named]| {
+                ort.load(path, info, inputs, Device::Cpu)
+                    .and_then(|(mut l, _)| l.run(inputs))
+                    .map_err(|e| e.to_string())
+            };
+            let original = run(input, &info, &data).map_err(|e| {
+                bad(format!(
+                    "ONNX Runtime cannot run the original on this data: {e}"
+                ))
+            })?;
+            let prepared = run(&tmp, &tmp_info, &fed)
+                .map_err(|e| bad(format!("ONNX Runtime cannot run the prepared model: {e}")))?;
+            crate::check::compare_sets(
+                &mut comparisons,
+                ("tract prepared", &tract_outs),
+                ("ort original", &original),
+                "prepared data",
+                &tol,
+            );
+            crate::check::compare_sets(
+                &mut comparisons,
+                ("ort prepared", &prepared),
+                ("ort original", &original),
+                "prepared data",
+                &tol,
+            );
+        }
+    }
+    if let Some(c) = comparisons.iter().find(|c| !c.pass) {
+        return Err(bad(format!(
+            "the prepared model does not compute what the original does: {} vs {} `{}`: {}; nothing written",
+            c.left,
+            c.right,
+            c.output,
+            c.summary()
+        )));
+    }
+    crate::util::write_all_or_nothing(&[(output.to_path_buf(), encoded.clone())]).map_err(usage)?;
+    Ok(Prepared {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        rewrites,
+        comparisons,
+        notes,
+        bytes: encoded.len() as u64,
+    })
+}
+
+/// Most a prepared model holds once its external data is inlined (protobuf's 2 GiB limit).
+const INLINE_MAX: u64 = (2 << 30) - (1 << 20);
+
+/// Moves every external tensor's bytes into the model (read only inside its directory).
+fn inline_external_data(
+    model: &std::path::Path,
+    proto: &mut pb::ModelProto,
+) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let mut total = 0u64;
+    let mut per_file = std::collections::BTreeMap::new();
+    let mut visit = |t: &mut pb::TensorProto| -> Result<(), String> {
+        if t.data_location != Some(1) && t.external_data.is_empty() {
+            return Ok(());
+        }
+        let get = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.clone())
+        };
+        let location = get("location")
+            .ok_or_else(|| format!("tensor `{}`: external data without a location", t.name))?;
+        let number = |k: &str| -> Result<Option<u64>, String> {
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        format!(
+                            "tensor `{}`: external data {k} `{v}` is not a number",
+                            t.name
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let offset = number("offset")?.unwrap_or(0);
+        let file = crate::model::contained(model, &location).map_err(|o| o.to_string())?;
+        let len = std::fs::metadata(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .len();
+        let length = number("length")?.unwrap_or(len.saturating_sub(offset));
+        if offset.checked_add(length).is_none_or(|end| end > len) {
+            return Err(format!(
+                "tensor `{}`: external data reaches past the end of {location}",
+                t.name
+            ));
+        }
+        total += length;
+        *per_file.entry(location.clone()).or_insert(0) += length;
+        if total > INLINE_MAX {
+            return Err(
+                "more than 2 GiB of external data: an ONNX file cannot hold it inline".into(),
+            );
+        }
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        f.seek(std::io::SeekFrom::Start(offset))
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; length as usize];
+        f.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        t.raw_data = buf;
+        t.external_data.clear();
+        t.data_location = None;
+        Ok(())
+    };
+    fn graph(
+        g: &mut pb::GraphProto,
+        visit: &mut dyn FnMut(&mut pb::TensorProto) -> Result<(), String>,
+    ) -> Result<(), String> {
+        for t in g.initializer.iter_mut() {
+            visit(t)?;
+        }
+        for n in g.node.iter_mut() {
+            for a in n.attribute.iter_mut() {
+                if let Some(t) = a.t.as_mut() {
+                    visit(t)?;
+                }
+                for t in a.tensors.iter_mut() {
+                    visit(t)?;
+                }
+                for sub in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+                    graph(sub, visit)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    if let Some(g) = proto.graph.as_mut() {
+        graph(g, &mut visit)?;
+    }
+    Ok(per_file)
+}
+
+/// `convert --for tract`'s report for people.
+pub fn human(p: &Prepared) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "wrote {} ({} bytes): {} prepared for tract\n",
+        p.output, p.bytes, p.input
+    );
+    if p.rewrites.is_empty() {
+        out.push_str("  nothing to change: tract loads it as it is\n");
+    }
+    for r in &p.rewrites {
+        let _ = writeln!(out, "  - {r}");
+    }
+    for c in &p.comparisons {
+        let _ = writeln!(
+            out,
+            "  ok {} vs {} `{}`: {}",
+            c.left,
+            c.right,
+            c.output,
+            c.summary()
+        );
+    }
+    for n in &p.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    out
+}

@@ -333,3 +333,85 @@ fn tensors_larger_than_memory_are_refused_before_reading() {
     );
     assert!(!out.exists());
 }
+
+/// `convert --for tract`: the prepared ONNX model loads in plain tract as it is, computes what the
+/// original computes on ONNX Runtime, says what changed, stands alone (external data inlined), and
+/// nothing is written for a model tract cannot load even prepared or for a bad --const.
+#[test]
+fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("if.onnx");
+    let f = fixtures();
+    let o = common::cargo_infer()
+        .args(["convert", "--format", "json"])
+        .arg(f.join("forms/if_rank.onnx"))
+        .arg(&out)
+        .args(["--for", "tract", "--const", "sr=16000", "--dim", "n=8"])
+        .output()
+        .unwrap();
+    common::assert_success(&o, "convert --for tract");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let said = v["rewrites"].to_string();
+    for s in [
+        "folded If `If_sr` to its then branch (sr = 16000)",
+        "folded If `If_wide` to its then branch (sr = 16000)",
+        "pinned `x` to [1, 8]",
+    ] {
+        assert!(said.contains(s), "no `{s}` in {said}");
+    }
+    let comparisons = v["comparisons"].as_array().unwrap();
+    assert_eq!(comparisons.len(), 2, "{v}");
+    assert!(comparisons.iter().all(|c| c["pass"] == true), "{v}");
+    // Plain tract takes the written file as it is.
+    let (code, report) = common::check_json(&[out.to_str().unwrap(), "--backend", "tract"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(!report.to_string().contains("preparation"), "{report}");
+
+    // External data is inlined: the file alone, moved elsewhere, still runs.
+    let alone = tempfile::tempdir().unwrap();
+    let ext = dir.path().join("ext.onnx");
+    let o = convert(&[
+        f.join("mlp_external.onnx").to_str().unwrap(),
+        ext.to_str().unwrap(),
+        "--for",
+        "tract",
+    ]);
+    common::assert_success(&o, "convert --for tract (external data)");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("inlined"));
+    std::fs::copy(&ext, alone.path().join("ext.onnx")).unwrap();
+    let (code, report) = common::check_json(&[
+        alone.path().join("ext.onnx").to_str().unwrap(),
+        "--backend",
+        "tract",
+    ]);
+    assert_eq!(code, 0, "{report}");
+
+    // Refusals write nothing.
+    let never = dir.path().join("never.onnx");
+    for (args, phrase) in [
+        (
+            vec![f.join("forms/if_data.onnx").display().to_string()],
+            "tract cannot load it even prepared: optimise: node `neg` (Neg)",
+        ),
+        (
+            vec![
+                f.join("forms/if_rank.onnx").display().to_string(),
+                "--const".into(),
+                "rate=8000".into(),
+            ],
+            "the model has no input `rate`",
+        ),
+    ] {
+        let o = common::cargo_infer()
+            .arg("convert")
+            .arg(&args[0])
+            .arg(&never)
+            .args(["--for", "tract"])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let err = one_line_error(&o, phrase);
+        assert!(err.contains(phrase), "{err}");
+        assert!(!never.exists());
+    }
+}

@@ -443,7 +443,7 @@ pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, S
             let (name, t) = HostTensor::from_pb(&bytes).map_err(err)?;
             Ok(vec![((!name.is_empty()).then_some(name), t)])
         }
-        "json" => Ok(vec![(None, from_json(&bytes).map_err(err)?)]),
+        "json" => Ok(vec![(None, tensor_from_json(&bytes).map_err(err)?)]),
         _ => Err(err(
             "unknown tensor file type (use .npy, .npz, .pb or .json)".into(),
         )),
@@ -452,7 +452,7 @@ pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, S
 
 /// JSON: `{"dtype": "float32", "shape": [2], "data": [1, 2]}` or a nested array of numbers
 /// (float32; nesting gives the shape).
-fn from_json(bytes: &[u8]) -> Result<HostTensor, String> {
+pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     let (dtype, shape, flat) = if let Some(obj) = v.as_object() {

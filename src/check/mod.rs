@@ -532,7 +532,7 @@ pub fn status_word(s: BackendStatus) -> &'static str {
     }
 }
 
-fn compare_sets(
+pub(crate) fn compare_sets(
     out: &mut Vec<Comparison>,
     left: (&str, &[Named]),
     right: (&str, &[Named]),
