@@ -643,20 +643,81 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         given: args.input.clone(),
         ..Default::default()
     };
-    let pre = scaffold::preflight(d.choice, &args.model, &info).map_err(model_err)?;
-    let rec = scaffold::record(&args.model, &info, d.choice, &inputs).map_err(model_err)?;
     let target = if path == std::path::Path::new(".") {
         std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))?
     } else {
         path.clone()
     };
+    // tract on an ONNX graph it does not load as it is: the project ships the graph prepared for
+    // it (crate::prepare), with the original beside it; the outputs to reproduce come from the
+    // original, on ONNX Runtime first.
+    let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
+    let mut model = args.model.clone();
+    let mut prepared = None;
+    let mut info = info;
+    if d.choice == crate::decide::Framework::Tract && info.format == crate::model::Format::Onnx {
+        let stem = std::path::Path::new(&scaffold::shipped_name(&args.model))
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into());
+        let out = scratch.path().join(format!("{stem}.tract.onnx"));
+        let done = crate::prepare::for_tract(
+            &args.model,
+            &out,
+            &crate::prepare::ForTract {
+                inputs: inputs.clone(),
+                consts: vec![],
+                force: true,
+                ort_lib: None,
+            },
+        )?;
+        let only_inlined = done.rewrites.iter().all(|r| r.op == "external data");
+        if !only_inlined {
+            let mut flags = Vec::new();
+            for crate::check::inputs::DimArg(n, v) in &args.dim {
+                flags.extend(["--dim".to_string(), format!("{n}={v}")]);
+            }
+            for i in &args.input {
+                flags.push("--input".to_string());
+                flags.push(match i {
+                    crate::check::inputs::InputArg::Named(n, p) => format!("{n}={}", p.display()),
+                    crate::check::inputs::InputArg::All(p) => p.display().to_string(),
+                });
+            }
+            prepared = Some(scaffold::PreparedFrom {
+                original: args.model.clone(),
+                rewrites: done.rewrites.iter().map(|r| r.to_string()).collect(),
+                flags,
+            });
+            model = out;
+        }
+    }
+    let (pre, rec) = match &prepared {
+        None => (
+            scaffold::preflight(d.choice, &model, &info).map_err(model_err)?,
+            scaffold::record(&model, &info, d.choice, &inputs).map_err(model_err)?,
+        ),
+        Some(_) => {
+            let mut rec =
+                scaffold::record_with(&args.model, &info, "ort", &inputs).map_err(model_err)?;
+            info = crate::model::inspect(&model)?;
+            // The inputs that became constants are not the prepared model's to take.
+            rec.inputs
+                .retain(|(n, _)| info.inputs.iter().any(|i| &i.name == n));
+            (
+                scaffold::preflight(d.choice, &model, &info).map_err(model_err)?,
+                rec,
+            )
+        }
+    };
     let opts = scaffold::InitOptions {
         path: target.clone(),
-        model: args.model.clone(),
+        model,
         name: args.name.clone(),
         force: args.force,
         link: args.link,
         ort_download: args.ort_download,
+        prepared,
     };
     let files = scaffold::project_files(&opts, &info, &d, &pre, &rec).map_err(model_err)?;
     scaffold::write_project(&target, &files, args.force).map_err(ExpectedError::Usage)?;

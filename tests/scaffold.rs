@@ -681,3 +681,37 @@ fn every_input_form_scaffolds_a_burn_project_that_builds() {
         assert!(printed.contains(name), "{printed}");
     }
 }
+
+/// A graph plain tract does not load (an If on the sample rate whose branches differ in rank):
+/// `init` for tract ships it prepared (models/<stem>.tract.onnx) with the original beside it,
+/// says in the README what changed and how to make it again, records the outputs from the
+/// original on ONNX Runtime, and the project's own test passes on plain tract.
+#[test]
+fn init_ships_a_graph_prepared_for_tract_that_plain_tract_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = fixtures().join("forms/if_rank.inputs.npz");
+    let project = init(
+        dir.path(),
+        "forms/if_rank.onnx",
+        &["--framework", "tract", "--input", inputs.to_str().unwrap()],
+    );
+    assert!(project.join("models/if_rank.tract.onnx").is_file());
+    assert_eq!(
+        std::fs::read(project.join("models/original/if_rank.onnx")).unwrap(),
+        std::fs::read(fixtures().join("forms/if_rank.onnx")).unwrap()
+    );
+    let readme = std::fs::read_to_string(project.join("README.md")).unwrap();
+    for s in [
+        "folded If \\`If\\_sr\\` to its then branch (sr = 16000)",
+        "cargo infer convert models/original/if_rank.onnx models/if_rank.tract.onnx --for tract",
+        "recorded with onnxruntime",
+    ] {
+        assert!(readme.contains(s), "no `{s}` in {readme}");
+    }
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("models/if_rank.tract.onnx"), "{manifest}");
+    let test = cargo(&project, &["test"]);
+    assert!(
+        String::from_utf8_lossy(&test.stdout).contains("test reproduces_recorded_outputs ... ok")
+    );
+}

@@ -619,11 +619,20 @@ pub fn record(
         Framework::Candle => "candle",
         Framework::Tract | Framework::Burn | Framework::Custom => "tract",
     };
+    record_with(path, info, preferred, inputs)
+}
+
+/// [`record`] with the back end to try first named (the others follow).
+pub fn record_with(
+    path: &Path,
+    info: &ModelInfo,
+    preferred: &str,
+    inputs: &crate::check::inputs::InputOptions,
+) -> Result<Recorded, String> {
     let all = crate::backends::all(None);
     if !all.iter().any(|b| b.name() == preferred) {
         return Err(format!(
-            "recording the outputs a {} project must reproduce needs the {preferred} back end, which this build of cargo-infer lacks: rebuild it with `--features {preferred}`",
-            framework.as_str()
+            "recording the outputs the project must reproduce needs the {preferred} back end, which this build of cargo-infer lacks: rebuild it with `--features {preferred}`"
         ));
     }
     let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
@@ -877,6 +886,17 @@ pub struct InitOptions {
     /// ort and fastembed: link the ONNX Runtime that `ort` downloads at build time instead of
     /// loading one at run time.
     pub ort_download: bool,
+    /// `model` is a graph prepared for tract from this one (crate::prepare).
+    pub prepared: Option<PreparedFrom>,
+}
+
+/// Where a prepared model came from, what was changed, and how to do it again.
+#[derive(Debug, Clone)]
+pub struct PreparedFrom {
+    pub original: PathBuf,
+    pub rewrites: Vec<String>,
+    /// `convert`'s flags beyond the two paths (`--dim n=8` …).
+    pub flags: Vec<String>,
 }
 
 /// The files of a new project, by relative path.
@@ -954,7 +974,9 @@ pub fn project_files(
         ),
     );
     doc.insert("dev-dependencies", Item::Table(dev));
-    let linked = if opts.link {
+    // A prepared model exists nowhere else: it is always copied (the original may be linked).
+    let link_model = opts.link && opts.prepared.is_none();
+    let linked = if link_model {
         Some(std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?)
     } else {
         None
@@ -990,7 +1012,7 @@ pub fn project_files(
     files.push(("Cargo.toml".into(), doc.to_string().into_bytes()));
 
     // The model, its external data, the recorded data.
-    if !opts.link {
+    if !link_model {
         files.push((
             PathBuf::from("models").join(&model_file),
             std::fs::read(&opts.model).map_err(|e| e.to_string())?,
@@ -1010,6 +1032,34 @@ pub fn project_files(
             ));
         }
     }
+    // A prepared model: the original goes beside it (its external data too), or is --link'ed.
+    let prepared = opts.prepared.as_ref();
+    let original_ref = match prepared {
+        Some(p) if opts.link => Some(
+            std::fs::canonicalize(&p.original)
+                .map_err(|e| e.to_string())?
+                .display()
+                .to_string(),
+        ),
+        Some(p) => {
+            let name = shipped_name(&p.original);
+            files.push((
+                PathBuf::from("models/original").join(&name),
+                std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
+            ));
+            let oinfo = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
+            for ext in &oinfo.details.external_data {
+                let src =
+                    crate::model::contained(&p.original, &ext.file).map_err(|o| o.to_string())?;
+                files.push((
+                    PathBuf::from("models/original").join(&ext.file),
+                    std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
+                ));
+            }
+            Some(format!("models/original/{name}"))
+        }
+        None => None,
+    };
     for (k, (_, t)) in rec.inputs.iter().enumerate() {
         files.push((format!("tests/data/input_{k}.npy").into(), npy(t)?));
     }
@@ -1112,6 +1162,9 @@ pub fn project_files(
         embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
         model_path => model_ref.clone(),
         model_stem => Path::new(&model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        prepared_from => original_ref,
+        rewrites => prepared.map(|p| p.rewrites.clone()).unwrap_or_default(),
+        prepare_flags => prepared.map(|p| p.flags.clone()).unwrap_or_default(),
         ..module_context(pre, d, &model_file, &model_expr(&model_file, linked.as_deref()), &inputs, opts.ort_download)
     };
     let dir = f.as_str();
