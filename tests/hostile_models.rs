@@ -681,7 +681,7 @@ fn nested_ifs(depth: usize) -> Vec<u8> {
     let mut leaf = Vec::new();
     string_field(2, "leaf", &mut leaf);
     wrap(&mut rev, leaf);
-    for _ in 0..depth {
+    for level in 0..depth {
         // AttributeProto { name: "then_branch", type: GRAPH, g: <the graph so far> }
         let mut h = Vec::new();
         string_field(1, "then_branch", &mut h);
@@ -696,9 +696,16 @@ fn nested_ifs(depth: usize) -> Vec<u8> {
         string_field(4, "If", &mut h);
         delimited(5, rev.len(), &mut h);
         wrap(&mut rev, h);
-        // GraphProto { name: "g", node: [<it>] }
+        // GraphProto { name: "g", node: [<it>] }, the outermost with its input `c` (a name it
+        // reads must be one it defines).
         let mut h = Vec::new();
         string_field(2, "g", &mut h);
+        if level + 1 == depth {
+            let mut input = Vec::new();
+            string_field(1, "c", &mut input);
+            delimited(11, input.len(), &mut h);
+            h.extend(input);
+        }
         delimited(1, rev.len(), &mut h);
         wrap(&mut rev, h);
     }
