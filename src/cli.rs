@@ -504,14 +504,36 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 given: args.input.clone(),
                 ..Default::default()
             };
-            let changed = crate::scaffold::add::add(
-                &manifest,
+            let info = crate::model::inspect(&args.model)?;
+            let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
+            let prepared = crate::scaffold::prepare_for_tract(
                 &args.model,
+                &info,
                 &d,
                 &inputs,
-                args.force,
-                args.ort_download,
-            )
+                scratch.path(),
+            )?;
+            let changed = match &prepared {
+                None => crate::scaffold::add::add(
+                    &manifest,
+                    &args.model,
+                    &d,
+                    &inputs,
+                    args.force,
+                    args.ort_download,
+                    None,
+                ),
+                // Its shapes are pinned: the module's sample needs no input files.
+                Some((model, from)) => crate::scaffold::add::add(
+                    &manifest,
+                    model,
+                    &d,
+                    &Default::default(),
+                    args.force,
+                    args.ort_download,
+                    Some(from),
+                ),
+            }
             .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
             if !cli.global.quiet {
                 if changed.is_empty() {
@@ -526,6 +548,12 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                         d.choice.as_str(),
                         manifest.display(),
                         changed.join(", ")
+                    );
+                }
+                if let Some((_, from)) = &prepared {
+                    eprintln!(
+                        "the model is prepared for tract, which does not load it as it is: {}",
+                        from.rewrites.join("; ")
                     );
                 }
             }
@@ -649,49 +677,15 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         path.clone()
     };
     // tract on an ONNX graph it does not load as it is: the project ships the graph prepared for
-    // it (crate::prepare), with the original beside it; the outputs to reproduce come from the
-    // original, on ONNX Runtime first.
+    // it, with the original beside it; the outputs to reproduce come from the original, on ONNX
+    // Runtime first.
     let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
-    let mut model = args.model.clone();
-    let mut prepared = None;
+    let (model, prepared) =
+        match scaffold::prepare_for_tract(&args.model, &info, &d, &inputs, scratch.path())? {
+            Some((p, from)) => (p, Some(from)),
+            None => (args.model.clone(), None),
+        };
     let mut info = info;
-    if d.choice == crate::decide::Framework::Tract && info.format == crate::model::Format::Onnx {
-        let stem = std::path::Path::new(&scaffold::shipped_name(&args.model))
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into());
-        let out = scratch.path().join(format!("{stem}.tract.onnx"));
-        let done = crate::prepare::for_tract(
-            &args.model,
-            &out,
-            &crate::prepare::ForTract {
-                inputs: inputs.clone(),
-                consts: vec![],
-                force: true,
-                ort_lib: None,
-            },
-        )?;
-        let only_inlined = done.rewrites.iter().all(|r| r.op == "external data");
-        if !only_inlined {
-            let mut flags = Vec::new();
-            for crate::check::inputs::DimArg(n, v) in &args.dim {
-                flags.extend(["--dim".to_string(), format!("{n}={v}")]);
-            }
-            for i in &args.input {
-                flags.push("--input".to_string());
-                flags.push(match i {
-                    crate::check::inputs::InputArg::Named(n, p) => format!("{n}={}", p.display()),
-                    crate::check::inputs::InputArg::All(p) => p.display().to_string(),
-                });
-            }
-            prepared = Some(scaffold::PreparedFrom {
-                original: args.model.clone(),
-                rewrites: done.rewrites.iter().map(|r| r.to_string()).collect(),
-                flags,
-            });
-            model = out;
-        }
-    }
     let (pre, rec) = match &prepared {
         None => (
             scaffold::preflight(d.choice, &model, &info).map_err(model_err)?,

@@ -714,4 +714,37 @@ fn init_ships_a_graph_prepared_for_tract_that_plain_tract_runs() {
     assert!(
         String::from_utf8_lossy(&test.stdout).contains("test reproduces_recorded_outputs ... ok")
     );
+
+    // `add` does the same in an existing crate, says so, and a second run changes nothing.
+    let user = existing_crate(
+        "[package]\nname = \"vad-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        "pub mod inference;\n",
+    );
+    let add = || {
+        cargo_infer()
+            .args(["add", "--framework", "tract"])
+            .arg(fixtures().join("forms/if_rank.onnx"))
+            .arg("--input")
+            .arg(&inputs)
+            .current_dir(user.path())
+            .output()
+            .unwrap()
+    };
+    let first = add();
+    assert_success(&first, "add");
+    let said = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        said.contains("prepared for tract") && said.contains("folded If `If_sr`"),
+        "{said}"
+    );
+    assert!(user.path().join("models/if_rank.tract.onnx").is_file());
+    assert!(user.path().join("models/original/if_rank.onnx").is_file());
+    let second = add();
+    assert!(String::from_utf8_lossy(&second.stderr).contains("nothing to do"));
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
+        user.path().join("Cargo.lock"),
+    )
+    .unwrap();
+    cargo(user.path(), &["build"]);
 }

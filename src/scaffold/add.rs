@@ -55,6 +55,7 @@ pub fn add(
     inputs: &crate::check::inputs::InputOptions,
     force: bool,
     ort_download: bool,
+    prepared: Option<&super::PreparedFrom>,
 ) -> Result<Vec<String>, String> {
     if !super::ADDABLE.contains(&d.choice) {
         return Err(format!(
@@ -167,6 +168,14 @@ pub fn add(
             PathBuf::from("models").join(c),
             std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
             "a file the model needs",
+        )?;
+    }
+    // A model prepared for tract: the original beside it.
+    if let Some(p) = prepared {
+        want_file(
+            PathBuf::from("models/original").join(super::shipped_name(&p.original)),
+            std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
+            "the model before it was prepared for tract",
         )?;
     }
     let module = if d.choice == Framework::Custom {

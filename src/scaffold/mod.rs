@@ -890,6 +890,56 @@ pub struct InitOptions {
     pub prepared: Option<PreparedFrom>,
 }
 
+/// For a tract choice on an ONNX graph plain tract does not load as it is: the graph prepared for
+/// it (crate::prepare), written in `scratch` as `<stem>.tract.onnx`, and where it came from. None
+/// when nothing needs preparing (inlined external data alone does not count).
+pub fn prepare_for_tract(
+    model: &Path,
+    info: &ModelInfo,
+    d: &Decision,
+    inputs: &crate::check::inputs::InputOptions,
+    scratch: &Path,
+) -> Result<Option<(PathBuf, PreparedFrom)>, crate::error::ExpectedError> {
+    if d.choice != Framework::Tract || info.format != Format::Onnx {
+        return Ok(None);
+    }
+    let stem = Path::new(&shipped_name(model))
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let out = scratch.join(format!("{stem}.tract.onnx"));
+    let done = crate::prepare::for_tract(
+        model,
+        &out,
+        &crate::prepare::ForTract {
+            inputs: inputs.clone(),
+            consts: vec![],
+            force: true,
+            ort_lib: None,
+        },
+    )?;
+    if done.rewrites.iter().all(|r| r.op == "external data") {
+        return Ok(None);
+    }
+    let mut flags = Vec::new();
+    for crate::check::inputs::DimArg(n, v) in &inputs.dims {
+        flags.extend(["--dim".to_string(), format!("{n}={v}")]);
+    }
+    for i in &inputs.given {
+        flags.push("--input".to_string());
+        flags.push(match i {
+            crate::check::inputs::InputArg::Named(n, p) => format!("{n}={}", p.display()),
+            crate::check::inputs::InputArg::All(p) => p.display().to_string(),
+        });
+    }
+    let from = PreparedFrom {
+        original: model.to_path_buf(),
+        rewrites: done.rewrites.iter().map(|r| r.to_string()).collect(),
+        flags,
+    };
+    Ok(Some((out, from)))
+}
+
 /// Where a prepared model came from, what was changed, and how to do it again.
 #[derive(Debug, Clone)]
 pub struct PreparedFrom {
