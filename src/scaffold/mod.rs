@@ -1401,6 +1401,7 @@ mod tests {
                 inputs => vec![io(2), io(0)], arch => code(arch), weights => vec![HOSTILE, HOSTILE],
                 bert_defaults => code("{}"), versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),
                 device => Some(code("CUDA")), ort_download => false,
+                prepared_from => HOSTILE, rewrites => vec![HOSTILE], prepare_flags => vec![HOSTILE],
             };
             for (template, _) in TEMPLATES {
                 let text = render(template, &ctx).unwrap_or_else(|e| panic!("{e}"));
