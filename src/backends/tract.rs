@@ -319,7 +319,7 @@ impl Backend for Tract {
             .map(|(n, t)| to_tract(n, t))
             .collect::<Result<_, _>>()?;
         let dir = dir_of(path);
-        let proto = read_proto(path).map_err(|e| failure("load", &e))?;
+        let read = || read_proto(path).map_err(|e| failure("load", &e));
         // The graph with these input facts (`fed`: which of the inputs it still takes).
         let typed = |proto: tract_onnx::pb::ModelProto,
                      fed: &[usize]|
@@ -337,7 +337,8 @@ impl Backend for Tract {
         let all: Vec<usize> = (0..inputs.len()).collect();
         // The first try takes the graph as it is; preparation runs only when it fails (the
         // common path pays nothing for it).
-        let first = match typed(proto.clone(), &all)
+        // The common path reads the model once and never copies it; preparation reads it again.
+        let first = match typed(read()?, &all)
             .and_then(|m| build(m).map_err(|e| explained("optimise", &e)))
         {
             Ok(plan) => {
@@ -366,6 +367,7 @@ impl Backend for Tract {
             tries.push(candidates);
         }
         let mut last = String::new();
+        let proto = read()?;
         for constant in tries {
             let mut prepared = proto.clone();
             let pins = crate::prepare::Pins {
