@@ -1059,12 +1059,12 @@ def prepare_fixtures():
     # forms/if_data.onnx: an If on the data itself (the sign of a sum), branches of different
     # rank: nothing makes the condition constant, so tract cannot load it even prepared, while
     # ONNX Runtime runs it. `decide` must not choose tract for it.
+    consts.clear()
     then_g = helper.make_graph([const("axes_t", np.array([2], dtype=np.int64)),
                                 helper.make_node("Unsqueeze", ["x", "axes_t"], ["tu"], name="unsqueeze_t")],
                                "positive", [], [helper.make_tensor_value_info("tu", f32, [1, 4, 1])])
     else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["tn"], name="neg")],
                                "negative", [], [helper.make_tensor_value_info("tn", f32, [1, 4])])
-    consts.clear()
     g = helper.make_graph(
         [helper.make_node("ReduceSum", ["x"], ["total"], name="sum", keepdims=0),
          const("zero", np.array(0.0, dtype=np.float32)),
