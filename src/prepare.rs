@@ -680,21 +680,35 @@ pub fn for_tract(
             .into_iter()
             .filter(|k| !constant.contains(k)),
     );
-    let mut tries = vec![(constant.clone(), false), (constant.clone(), true)];
+    // None: the graph as it is, when no --const asks for a change.
+    let mut tries = vec![];
+    if constant.is_empty() {
+        tries.push(None);
+    }
+    tries.extend([
+        Some((constant.clone(), false)),
+        Some((constant.clone(), true)),
+    ]);
     if more.len() > constant.len() {
-        tries.push((more.clone(), false));
-        tries.push((more, true));
+        tries.push(Some((more.clone(), false)));
+        tries.push(Some((more, true)));
     }
     let mut last = String::new();
     let mut done = None;
-    for (constant, drop_annotations) in &tries {
+    let as_is: Vec<usize> = vec![];
+    for attempt in &tries {
         let mut prepared = proto.clone();
-        let pins = Pins {
-            inputs: &data,
-            constant,
-            drop_annotations: *drop_annotations,
+        let (constant, rewrites) = match attempt {
+            None => (&as_is, vec![]),
+            Some((constant, drop_annotations)) => {
+                let pins = Pins {
+                    inputs: &data,
+                    constant,
+                    drop_annotations: *drop_annotations,
+                };
+                (constant, prepare(&mut prepared, dir, &pins).map_err(bad)?)
+            }
         };
-        let rewrites = prepare(&mut prepared, dir, &pins).map_err(bad)?;
         let encoded = prepared.encode_to_vec();
         std::fs::write(&tmp, &encoded).map_err(|e| usage(e.to_string()))?;
         let fed: Vec<crate::backends::Named> = data
