@@ -763,6 +763,13 @@ fn tract_runs_graph_forms_it_refuses_once_prepared() {
         let comparisons = m["comparisons"].as_array().unwrap();
         assert!(!comparisons.is_empty(), "{file}: {m}");
         assert!(comparisons.iter().all(|c| c["pass"] == true), "{file}: {m}");
+        // The prepared graph itself ran on ONNX Runtime and agreed with the original there.
+        assert!(
+            comparisons
+                .iter()
+                .any(|c| c["left"] == "ort on tract's prepared graph" && c["right"] == "ort"),
+            "{file}: {m}"
+        );
     }
     // A graph tract takes as it is is not prepared, and says nothing about it.
     let (code, v) = check_json(&[fixtures().join("mlp.onnx").to_str().unwrap()]);

@@ -49,6 +49,9 @@ impl std::fmt::Display for BackendError {
 #[derive(Debug, Clone, Default)]
 pub struct LoadNotes {
     pub notes: Vec<String>,
+    /// The ONNX graph the back end ran instead of the model's own, when it prepared one
+    /// (crate::prepare): `check` runs it on ONNX Runtime too, against the original.
+    pub prepared: Option<Vec<u8>>,
 }
 
 pub trait Backend: Send + Sync {

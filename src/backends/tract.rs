@@ -382,6 +382,12 @@ impl Backend for Tract {
                     continue;
                 }
             };
+            // A graph with external data would need it beside a copy: not handed on.
+            let bytes = info
+                .details
+                .external_data
+                .is_empty()
+                .then(|| prost::Message::encode_to_vec(&prepared));
             let fed: Vec<usize> = all
                 .iter()
                 .copied()
@@ -397,6 +403,7 @@ impl Backend for Tract {
                             "tract passes after preparation: {} (as is it failed: {first})",
                             said.join("; ")
                         )],
+                        prepared: bytes,
                     };
                     return Ok((Box::new(TractLoaded { plan, fed, outputs }), notes));
                 }

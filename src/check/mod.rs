@@ -362,7 +362,14 @@ pub fn check_model(
 
     // Outputs per back end, per data set.
     let mut results: Vec<(String, Vec<Vec<Named>>)> = Vec::new();
+    // Graphs a back end prepared for itself, by back end (first data set's).
+    let mut prepared_by: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut ort_backend: Option<&dyn Backend> = None;
     for (backend, required, unit_path, unit_info) in units {
+        if backend.name() == "ort" {
+            ort_backend = Some(backend);
+        }
+        let mut prepared = None;
         let mut b = BackendReport::new(backend.name(), required);
         // A TorchScript module names no outputs: it gets the names of its ONNX twin.
         let named;
@@ -386,7 +393,15 @@ pub fn check_model(
                 // error of that back end; the other back ends and models go on.
                 IN_BACKEND.with(|f| f.set(true));
                 let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_backend(backend, unit_path, unit_info, &sets, opts, &mut b)
+                    run_backend(
+                        backend,
+                        unit_path,
+                        unit_info,
+                        &sets,
+                        opts,
+                        &mut b,
+                        &mut prepared,
+                    )
                 }));
                 IN_BACKEND.with(|f| f.set(false));
                 let ran = ran.unwrap_or_else(|payload| {
@@ -401,6 +416,9 @@ pub fn check_model(
                         super::backends::first_line(&msg)
                     )))
                 });
+                if let Some(p) = prepared.take() {
+                    prepared_by.push((b.name.clone(), p));
+                }
                 match ran {
                     Ok(outs) => results.push((b.name.clone(), outs)),
                     Err(BackendError::Unsupported(m)) => {
@@ -420,6 +438,34 @@ pub fn check_model(
             }
         }
         report.backends.push(b);
+    }
+
+    // A graph prepared for a back end is the model only if it computes what the model does: run on
+    // ONNX Runtime, it must agree with ONNX Runtime on the original.
+    if let (Some(ort), Some(ort_outs)) = (
+        ort_backend,
+        results
+            .iter()
+            .find(|(n, _)| n == "ort")
+            .map(|(_, o)| o.clone()),
+    ) {
+        for (who, bytes) in &prepared_by {
+            let label = format!("ort on {who}'s prepared graph");
+            match prepared_on(ort, bytes, &sets) {
+                Ok(outs) => {
+                    for (si, set) in sets.iter().enumerate() {
+                        compare_sets(
+                            &mut report.comparisons,
+                            (&label, &outs[si]),
+                            ("ort", &ort_outs[si]),
+                            &set.name,
+                            &opts.tolerance,
+                        );
+                    }
+                }
+                Err(e) => report.notes.push(format!("{label}: not run ({e})")),
+            }
+        }
     }
 
     // Every pair of back ends that ran, then each against the expected outputs.
@@ -552,6 +598,31 @@ pub(crate) fn compare_sets(
     }
 }
 
+/// Runs a prepared graph (its own inputs taken by name from each data set) on `backend`.
+fn prepared_on(
+    backend: &dyn Backend,
+    bytes: &[u8],
+    sets: &[inputs::DataSet],
+) -> Result<Vec<Vec<Named>>, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("prepared.onnx");
+    std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    let info = model::inspect(&path).map_err(|e| e.message)?;
+    let mut all = Vec::new();
+    for set in sets {
+        let fed: Vec<Named> = info
+            .inputs
+            .iter()
+            .filter_map(|i| set.inputs.iter().find(|(n, _)| *n == i.name).cloned())
+            .collect();
+        let (mut l, _) = backend
+            .load(&path, &info, &fed, Device::Cpu)
+            .map_err(|e| e.to_string())?;
+        all.push(l.run(&fed).map_err(|e| e.to_string())?);
+    }
+    Ok(all)
+}
+
 fn run_backend(
     backend: &dyn Backend,
     path: &Path,
@@ -559,6 +630,7 @@ fn run_backend(
     sets: &[inputs::DataSet],
     opts: &CheckOptions,
     b: &mut BackendReport,
+    prepared: &mut Option<Vec<u8>>,
 ) -> Result<Vec<Vec<Named>>, BackendError> {
     let mut all = Vec::new();
     // The model as loaded last, and the input signature it was loaded for.
@@ -571,6 +643,7 @@ fn run_backend(
             let (l, notes) = backend.load(path, info, &set.inputs, opts.device)?;
             if si == 0 {
                 b.load_ms = ms(t);
+                *prepared = notes.prepared;
             }
             b.notes.extend(notes.notes);
             loaded = Some((sig, l));
