@@ -398,13 +398,19 @@ impl Backend for Tract {
             {
                 Ok(plan) => {
                     let said: Vec<String> = rewrites.iter().map(|r| r.to_string()).collect();
-                    let notes = LoadNotes {
+                    let mut notes = LoadNotes {
                         notes: vec![format!(
                             "tract passes after preparation: {} (as is it failed: {first})",
                             said.join("; ")
                         )],
-                        prepared: bytes,
+                        prepared: None,
                     };
+                    match bytes {
+                        Some(b) => notes.prepared = Some(b),
+                        None => notes.notes.push(
+                            "the prepared graph is not run on ONNX Runtime: the model keeps its weights in external data".into(),
+                        ),
+                    }
                     return Ok((Box::new(TractLoaded { plan, fed, outputs }), notes));
                 }
                 Err(e) => last = e.to_string(),
