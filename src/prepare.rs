@@ -344,7 +344,11 @@ fn analyse(
             }
         }
     }
-    let mut probe = graph.clone();
+    let mut probe = pb::GraphProto {
+        name: graph.name.clone(),
+        input: graph.input.clone(),
+        ..Default::default()
+    };
     probe.node = graph
         .node
         .iter()
@@ -362,7 +366,18 @@ fn analyse(
             n
         })
         .collect();
-    probe.value_info.clear();
+    // Only the weights those nodes read (a large model is not copied whole for a condition).
+    let mut read: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
+    for n in &probe.node {
+        reads(n, &mut read);
+    }
+    let read: HashSet<String> = read.into_iter().collect();
+    probe.initializer = graph
+        .initializer
+        .iter()
+        .filter(|t| read.contains(&t.name))
+        .cloned()
+        .collect();
     let mut seen = HashSet::new();
     probe.output = targets
         .iter()
