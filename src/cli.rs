@@ -255,7 +255,7 @@ pub struct ConvertArgs {
     pub force: bool,
     /// Write an ONNX model prepared for this framework instead (OUTPUT.onnx): shapes pinned to the
     /// data, constant Ifs folded, implicit Squeeze axes written; checked against the original
-    #[arg(long = "for", value_enum, value_name = "FRAMEWORK")]
+    #[arg(long = "for", value_enum, value_name = "FRAMEWORK", conflicts_with_all = ["key", "dtype"])]
     pub for_framework: Option<PrepareFor>,
     /// With --for: the data to prepare for, NAME=FILE (.npy, .pb, .json) or ALL.npz
     #[arg(
@@ -461,6 +461,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 consts: args.consts.clone(),
                 force: args.force,
                 ort_lib: args.ort_lib.as_deref(),
+                only_given_constants: false,
             };
             let done = crate::prepare::for_tract(&args.input, &args.output, &opts)?;
             match cli.global.format {

@@ -37,6 +37,17 @@ pub struct Rewrite {
     pub change: String,
 }
 
+impl Rewrite {
+    /// A rewrite; its words are one line whatever the model's names hold.
+    fn new(node: &str, op: &str, change: String) -> Rewrite {
+        Rewrite {
+            node: node.to_string(),
+            op: op.to_string(),
+            change: crate::error::one_line(&change),
+        }
+    }
+}
+
 impl std::fmt::Display for Rewrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.change)
@@ -95,15 +106,15 @@ pub fn prepare(
         if n + outputs > 0 {
             let plural =
                 |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
-            rewrites.push(Rewrite {
-                node: graph.name.clone(),
-                op: "graph".into(),
-                change: format!(
+            rewrites.push(Rewrite::new(
+                &graph.name,
+                "graph",
+                format!(
                     "dropped the recorded shapes (value_info) of {} and {}: they contradict the input shapes",
                     plural(n, "intermediate value"),
                     plural(outputs, "output")
                 ),
-            });
+            ));
         }
     }
     // Each round settles what the analysis of the graph as it stands can settle; a folded If can
@@ -131,14 +142,14 @@ pub fn prepare(
                     let axes: Vec<i64> = (0..shape.len() as i64)
                         .filter(|&a| shape[a as usize] == 1)
                         .collect();
-                    rewrites.push(Rewrite {
-                        node: name_of(node),
-                        op: node.op_type.clone(),
-                        change: format!(
+                    rewrites.push(Rewrite::new(
+                        &name_of(node),
+                        &node.op_type,
+                        format!(
                             "wrote axes {axes:?} into Squeeze `{}` (opset {opset} leaves them implicit; its input is {shape:?})",
                             name_of(node)
                         ),
-                    });
+                    ));
                     graph.node[k].attribute.push(pb::AttributeProto {
                         name: "axes".into(),
                         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -154,6 +165,7 @@ pub fn prepare(
             break;
         }
     }
+    node_names(graph, &mut rewrites);
     Ok(rewrites)
 }
 
@@ -199,11 +211,11 @@ fn pin_inputs(
         let input = &mut graph.input[gi];
         if pins.constant.contains(&k) {
             graph.initializer.push(tensor_proto(&input.name, t));
-            rewrites.push(Rewrite {
-                node: input.name.clone(),
-                op: "input".into(),
-                change: format!("made input `{}` the constant {}", input.name, show(t)),
-            });
+            rewrites.push(Rewrite::new(
+                &input.name,
+                "input",
+                format!("made input `{}` the constant {}", input.name, show(t)),
+            ));
             drop.push(gi);
             continue;
         }
@@ -224,11 +236,11 @@ fn pin_inputs(
             tt.shape.as_ref().map(|s| s.dim.clone());
         if was.as_ref() != Some(&dims) {
             tt.shape = Some(pb::TensorShapeProto { dim: dims });
-            rewrites.push(Rewrite {
-                node: name.clone(),
-                op: "input".into(),
-                change: format!("pinned `{}` to {:?}", input.name, t.shape),
-            });
+            rewrites.push(Rewrite::new(
+                name,
+                "input",
+                format!("pinned `{}` to {:?}", input.name, t.shape),
+            ));
         }
     }
     for gi in drop.into_iter().rev() {
@@ -479,18 +491,22 @@ fn fold_if(
             node.output.len()
         ));
     }
-    // Names defined outside the branch, which its own definitions must not take.
-    let mut taken: HashSet<String> = graph.input.iter().map(|v| v.name.clone()).collect();
-    taken.extend(graph.initializer.iter().map(|t| t.name.clone()));
-    for n in &graph.node {
-        taken.extend(n.output.iter().cloned());
-    }
+    // Names defined outside the branch (in the graph and every subgraph in it), which its own
+    // definitions must not take.
+    let mut taken = HashSet::new();
+    defined_in(graph, &mut taken);
     taken.extend(node.output.iter().cloned());
     let mut renamed: HashMap<String, String> = HashMap::new();
     let defined: Vec<String> = branch
         .initializer
         .iter()
         .map(|t| t.name.clone())
+        .chain(
+            branch
+                .sparse_initializer
+                .iter()
+                .filter_map(|t| t.values.as_ref().map(|v| v.name.clone())),
+        )
         .chain(branch.node.iter().flat_map(|n| n.output.iter().cloned()))
         .filter(|n| !n.is_empty())
         .collect();
@@ -516,14 +532,26 @@ fn fold_if(
     for t in branch.initializer.iter_mut() {
         rename(&mut t.name);
     }
+    for t in branch.sparse_initializer.iter_mut() {
+        if let Some(v) = t.values.as_mut() {
+            rename(&mut v.name);
+        }
+    }
     for n in branch.node.iter_mut() {
         rename_uses(n, &renamed);
         n.output.iter_mut().for_each(rename);
+        // Node names share one namespace with tensor names in tract: the branch's get a prefix.
+        if !n.name.is_empty() {
+            n.name = format!("{who}/{which}/{}", n.name);
+        }
     }
     for o in branch.output.iter_mut() {
         rename(&mut o.name);
     }
     graph.initializer.append(&mut branch.initializer);
+    graph
+        .sparse_initializer
+        .append(&mut branch.sparse_initializer);
     let mut nodes = branch.node;
     for (from, to) in branch.output.iter().zip(&node.output) {
         nodes.push(pb::NodeProto {
@@ -535,19 +563,20 @@ fn fold_if(
         });
     }
     let added = nodes.len();
-    rewrites.push(Rewrite {
-        node: who.clone(),
-        op: "If".into(),
-        change: format!(
+    rewrites.push(Rewrite::new(
+        &who,
+        "If",
+        format!(
             "folded If `{who}` to its {} branch ({why})",
             if cond { "then" } else { "else" }
         ),
-    });
+    ));
     graph.node.splice(k..k, nodes);
     Ok(added)
 }
 
-/// Renames the uses of names in a node and in the subgraphs inside it.
+/// Renames the uses of names in a node and in the subgraphs inside it; a subgraph that defines a
+/// name itself keeps its own (it shadows the outer one there).
 fn rename_uses(n: &mut pb::NodeProto, renamed: &HashMap<String, String>) {
     for i in n.input.iter_mut() {
         if let Some(r) = renamed.get(i.as_str()) {
@@ -556,15 +585,77 @@ fn rename_uses(n: &mut pb::NodeProto, renamed: &HashMap<String, String>) {
     }
     for a in n.attribute.iter_mut() {
         for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+            let mut own = HashSet::new();
+            defined_in(g, &mut own);
+            let inner: HashMap<String, String> = renamed
+                .iter()
+                .filter(|(k, _)| !own.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             for sub in g.node.iter_mut() {
-                rename_uses(sub, renamed);
+                rename_uses(sub, &inner);
             }
             for o in g.output.iter_mut() {
-                if let Some(r) = renamed.get(o.name.as_str()) {
+                if let Some(r) = inner.get(o.name.as_str()) {
                     o.name = r.clone();
                 }
             }
         }
+    }
+}
+
+/// Every name a graph defines (inputs, initializers, node outputs), its subgraphs' included.
+fn defined_in(g: &pb::GraphProto, out: &mut HashSet<String>) {
+    out.extend(g.input.iter().map(|v| v.name.clone()));
+    out.extend(g.initializer.iter().map(|t| t.name.clone()));
+    out.extend(
+        g.sparse_initializer
+            .iter()
+            .filter_map(|t| t.values.as_ref().map(|v| v.name.clone())),
+    );
+    for n in &g.node {
+        out.extend(n.output.iter().filter(|o| !o.is_empty()).cloned());
+        for a in &n.attribute {
+            for sub in a.g.iter().chain(&a.graphs) {
+                defined_in(sub, out);
+            }
+        }
+    }
+}
+
+/// Gives every node of the graph a name no other node or tensor has: tract keeps both in one
+/// namespace, while ONNX keeps them apart, so a node named like an initializer, or two nodes of one
+/// name, are valid ONNX that tract refuses. Returns how many were renamed.
+pub fn unique_node_names(graph: &mut pb::GraphProto) -> usize {
+    let mut taken: HashSet<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    taken.extend(graph.input.iter().map(|i| i.name.clone()));
+    let mut renamed = 0;
+    for node in graph.node.iter_mut() {
+        if !node.name.is_empty() && taken.contains(&node.name) {
+            let mut k = 1;
+            while taken.contains(&format!("{}#{k}", node.name)) {
+                k += 1;
+            }
+            node.name = format!("{}#{k}", node.name);
+            renamed += 1;
+        }
+        taken.insert(node.name.clone());
+    }
+    renamed
+}
+
+/// [`unique_node_names`], recorded.
+fn node_names(graph: &mut pb::GraphProto, rewrites: &mut Vec<Rewrite>) {
+    let n = unique_node_names(graph);
+    if n > 0 {
+        rewrites.push(Rewrite::new(
+            &graph.name,
+            "graph",
+            format!(
+                "renamed {n} node{} whose names another node or a tensor has (tract keeps them in one namespace)",
+                if n == 1 { "" } else { "s" }
+            ),
+        ));
     }
 }
 
@@ -576,6 +667,9 @@ pub struct ForTract<'a> {
     pub consts: Vec<(String, String)>,
     pub force: bool,
     pub ort_lib: Option<&'a std::path::Path>,
+    /// Only inputs whose values the user gave may become constants (a shipped model must not bake
+    /// in a synthetic sample rate); `convert` takes synthetic ones, and says so.
+    pub only_given_constants: bool,
 }
 
 /// What `convert --for tract` did.
@@ -689,12 +783,25 @@ pub fn for_tract(
     let tract = crate::backends::tract::Tract;
     // The fewest changes that work: annotations kept, then dropped; the given constants, then the
     // integer, boolean and scalar inputs too.
+    // Inputs fixed for a shipped model must hold the user's values, not synthetic ones.
+    let given = |k: &usize| {
+        !opts.only_given_constants
+            || opts.inputs.given.iter().any(|g| match g {
+                crate::check::inputs::InputArg::All(_) => true,
+                crate::check::inputs::InputArg::Named(n, _) => *n == data[*k].0,
+            })
+    };
     let mut more: Vec<usize> = constant.clone();
-    more.extend(
-        constant_candidates(&data)
-            .into_iter()
-            .filter(|k| !constant.contains(k)),
-    );
+    let candidates: Vec<usize> = constant_candidates(&data)
+        .into_iter()
+        .filter(|k| !constant.contains(k))
+        .collect();
+    let held_back: Vec<&str> = candidates
+        .iter()
+        .filter(|k| !given(k))
+        .map(|k| data[*k].0.as_str())
+        .collect();
+    more.extend(candidates.iter().copied().filter(given));
     // None: the graph as it is, when no --const asks for a change.
     let mut tries = vec![];
     if constant.is_empty() {
@@ -714,14 +821,29 @@ pub fn for_tract(
     for attempt in &tries {
         let mut prepared = proto.clone();
         let (constant, rewrites) = match attempt {
-            None => (&as_is, vec![]),
+            None => {
+                let mut renamed = vec![];
+                if let Some(g) = prepared.graph.as_mut() {
+                    node_names(g, &mut renamed);
+                }
+                (&as_is, renamed)
+            }
             Some((constant, drop_annotations)) => {
                 let pins = Pins {
                     inputs: &data,
                     constant,
                     drop_annotations: *drop_annotations,
                 };
-                (constant, prepare(&mut prepared, dir, &pins).map_err(bad)?)
+                // tract's analysis runs inside: a panic there is tract's, and this try's failure.
+                match crate::check::guarded("tract", || prepare(&mut prepared, dir, &pins))
+                    .and_then(|r| r)
+                {
+                    Ok(r) => (constant, r),
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                }
             }
         };
         let encoded = prepared.encode_to_vec();
@@ -734,15 +856,19 @@ pub fn for_tract(
             .collect();
         let tmp_info = crate::model::inspect(&tmp).map_err(|e| bad(e.message))?;
         // It must load as it is: the project that ships it runs plain tract.
-        match tract.load(&tmp, &tmp_info, &fed, Device::Cpu) {
-            Ok((mut loaded, notes)) if notes.notes.is_empty() => {
-                let outs = loaded.run(&fed).map_err(|e| bad(format!("tract: {e}")))?;
+        let ran = crate::check::guarded("tract", || {
+            tract
+                .load(&tmp, &tmp_info, &fed, Device::Cpu)
+                .and_then(|(mut loaded, notes)| Ok((loaded.run(&fed)?, notes)))
+        });
+        match ran {
+            Ok(Ok((outs, notes))) if notes.notes.is_empty() => {
                 done = Some((rewrites, encoded, fed, tmp_info, outs));
                 break;
             }
-            Ok((_, notes)) => last = notes.notes.join("; "),
+            Ok(Ok((_, notes))) => last = notes.notes.join("; "),
             // tract's own retry on the prepared file says the same again.
-            Err(e) => {
+            Ok(Err(e)) => {
                 last = e
                     .to_string()
                     .split(" (and prepared: ")
@@ -750,16 +876,33 @@ pub fn for_tract(
                     .unwrap_or("")
                     .to_string()
             }
+            Err(panicked) => last = panicked,
         }
     }
-    let (mut rewrites, encoded, fed, tmp_info, tract_outs) =
-        done.ok_or_else(|| bad(format!("tract cannot load it even prepared: {last}")))?;
+    let (mut rewrites, encoded, fed, tmp_info, tract_outs) = done.ok_or_else(|| {
+        let hint = if held_back.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (it may need {} as constant{}: give {} value{} with --input)",
+                held_back
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if held_back.len() == 1 { "" } else { "s" },
+                if held_back.len() == 1 { "its" } else { "their" },
+                if held_back.len() == 1 { "" } else { "s" },
+            )
+        };
+        bad(format!("tract cannot load it even prepared: {last}{hint}"))
+    })?;
     for (location, n) in inlined {
-        rewrites.push(Rewrite {
-            node: location.clone(),
-            op: "external data".into(),
-            change: format!("inlined {n} bytes of external data from `{location}`, so that the file stands alone"),
-        });
+        rewrites.push(Rewrite::new(
+            &location,
+            "external data",
+            format!("inlined {n} bytes of external data from `{location}`, so that the file stands alone"),
+        ));
     }
 
     // The same data on ONNX Runtime: the original, and the prepared graph, against it.
@@ -833,7 +976,8 @@ fn inline_external_data(
     let mut total = 0u64;
     let mut per_file = std::collections::BTreeMap::new();
     let mut visit = |t: &mut pb::TensorProto| -> Result<(), String> {
-        if t.data_location != Some(1) && t.external_data.is_empty() {
+        // EXTERNAL is what tract and ONNX Runtime go by; entries beside DEFAULT are ignored.
+        if t.data_location != Some(1) {
             return Ok(());
         }
         let get = |k: &str| {
@@ -861,7 +1005,21 @@ fn inline_external_data(
         let len = std::fs::metadata(&file)
             .map_err(|e| format!("{}: {e}", file.display()))?
             .len();
-        let length = number("length")?.unwrap_or(len.saturating_sub(offset));
+        let length = match number("length")? {
+            Some(l) => l,
+            None => {
+                let numel = t
+                    .dims
+                    .iter()
+                    .try_fold(1usize, |a, d| {
+                        usize::try_from(*d).ok().and_then(|d| a.checked_mul(d))
+                    })
+                    .ok_or_else(|| {
+                        format!("tensor `{}`: dims {:?} hold no size", t.name, t.dims)
+                    })?;
+                HostTensor::byte_len(t.data_type, numel) as u64
+            }
+        };
         if offset.checked_add(length).is_none_or(|end| end > len) {
             return Err(format!(
                 "tensor `{}`: external data reaches past the end of {location}",

@@ -724,7 +724,7 @@ fn tract_runs_graph_forms_it_refuses_once_prepared() {
             "forms/if_rank.onnx",
             &[
                 "folded If `If_sr` to its then branch (sr = 16000)",
-                "folded If `If_wide` to its then branch (sr = 16000)",
+                "folded If `If_sr/then_branch/If_wide` to its then branch (sr = 16000)",
                 "made input `sr` the constant 16000",
             ],
         ),

@@ -354,7 +354,7 @@ fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
     let said = v["rewrites"].to_string();
     for s in [
         "folded If `If_sr` to its then branch (sr = 16000)",
-        "folded If `If_wide` to its then branch (sr = 16000)",
+        "folded If `If_sr/then_branch/If_wide` to its then branch (sr = 16000)",
         "pinned `x` to [1, 8]",
     ] {
         assert!(said.contains(s), "no `{s}` in {said}");

@@ -7,66 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use serde_json::Value;
 use tract_onnx::pb;
 
 mod common;
+use common::onnx::{model, node, tensor_pb, value, BOOL, FLOAT, INT32};
 use common::{assert_success, cargo_infer, check_json, fixtures, one_line_error};
-
-const FLOAT: i32 = 1;
-const INT32: i32 = 6;
-const BOOL: i32 = 9;
-
-fn value(name: &str, elem: i32, dims: &[i64]) -> pb::ValueInfoProto {
-    use pb::tensor_shape_proto::{dimension, Dimension};
-    pb::ValueInfoProto {
-        name: name.into(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: elem,
-                shape: Some(pb::TensorShapeProto {
-                    dim: dims
-                        .iter()
-                        .map(|d| Dimension {
-                            value: Some(dimension::Value::DimValue(*d)),
-                            ..Default::default()
-                        })
-                        .collect(),
-                }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], outputs: &[&str]) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: outputs
-            .first()
-            .map(|o| format!("{op}_{o}"))
-            .unwrap_or_default(),
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: outputs.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
-}
-
-fn model(graph: pb::GraphProto) -> Vec<u8> {
-    pb::ModelProto {
-        ir_version: 8,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 17,
-        }],
-        producer_name: "cargo-infer-tests".into(),
-        graph: Some(graph),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
 
 fn entry(k: &str, v: &str) -> pb::StringStringEntryProto {
     pb::StringStringEntryProto {
@@ -337,17 +283,6 @@ fn npy(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
     out.extend(header.as_bytes());
     out.extend(data);
     out
-}
-
-fn tensor_pb(name: &str, dtype: i32, dims: &[i64], raw: Vec<u8>) -> Vec<u8> {
-    pb::TensorProto {
-        name: name.into(),
-        dims: dims.to_vec(),
-        data_type: dtype,
-        raw_data: raw,
-        ..Default::default()
-    }
-    .encode_to_vec()
 }
 
 #[test]

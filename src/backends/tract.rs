@@ -251,19 +251,7 @@ fn dir_of(path: &Path) -> Option<&str> {
 /// so such nodes are renamed first.
 fn parse(mut proto: tract_onnx::pb::ModelProto, dir: Option<&str>) -> TractResult<InferenceModel> {
     if let Some(graph) = proto.graph.as_mut() {
-        let mut taken: std::collections::HashSet<String> =
-            graph.initializer.iter().map(|t| t.name.clone()).collect();
-        taken.extend(graph.input.iter().map(|i| i.name.clone()));
-        for node in graph.node.iter_mut() {
-            if !node.name.is_empty() && taken.contains(&node.name) {
-                let mut k = 1;
-                while taken.contains(&format!("{}#{k}", node.name)) {
-                    k += 1;
-                }
-                node.name = format!("{}#{k}", node.name);
-            }
-            taken.insert(node.name.clone());
-        }
+        crate::prepare::unique_node_names(graph);
     }
     let parsed = tract_onnx::onnx().parse(&proto, dir)?;
     if !parsed.unresolved_inputs.is_empty() {
@@ -356,19 +344,21 @@ impl Backend for Tract {
         // Prepared for the data being run (crate::prepare): pinned shapes, constant Ifs folded,
         // implicit Squeeze axes written, contradicting shape annotations dropped — first with
         // every input still fed, then with the integer, boolean and scalar ones as constants.
-        let drop_annotations = match &first {
+        // Annotations that contradict the data are dropped first when tract says so, else last.
+        let unify = match &first {
             BackendError::Explained { detail, .. } => detail.clone(),
             other => other.to_string(),
         }
         .contains("Impossible to unify");
         let candidates = crate::prepare::constant_candidates(inputs);
-        let mut tries: Vec<Vec<usize>> = vec![vec![]];
+        let mut tries: Vec<(Vec<usize>, bool)> = vec![(vec![], unify), (vec![], !unify)];
         if !candidates.is_empty() {
-            tries.push(candidates);
+            tries.push((candidates.clone(), unify));
+            tries.push((candidates, !unify));
         }
         let mut last = String::new();
         let proto = read()?;
-        for constant in tries {
+        for (constant, drop_annotations) in tries {
             let mut prepared = proto.clone();
             let pins = crate::prepare::Pins {
                 inputs,

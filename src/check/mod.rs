@@ -231,10 +231,22 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn signature(inputs: &[Named]) -> Vec<(i32, Vec<usize>)> {
+/// What a loaded model is specific to: each input's dtype and shape, and the values of the inputs a
+/// back end may have made constants (crate::prepare::constant_candidates): a data set with another
+/// sample rate must not reuse a graph prepared for the first one.
+fn signature(inputs: &[Named]) -> Vec<(i32, Vec<usize>, Vec<u8>)> {
+    let constant = crate::prepare::constant_candidates(inputs);
     inputs
         .iter()
-        .map(|(_, t)| (t.dtype, t.shape.clone()))
+        .enumerate()
+        .map(|(k, (_, t))| {
+            let value = if constant.contains(&k) {
+                t.data.clone()
+            } else {
+                vec![]
+            };
+            (t.dtype, t.shape.clone(), value)
+        })
         .collect()
 }
 
@@ -391,8 +403,7 @@ pub fn check_model(
                 b.version = Some(version);
                 // A back end that panics on a model (a bug of that back end) is reported as an
                 // error of that back end; the other back ends and models go on.
-                IN_BACKEND.with(|f| f.set(true));
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let ran = guarded(backend.name(), || {
                     run_backend(
                         backend,
                         unit_path,
@@ -402,20 +413,8 @@ pub fn check_model(
                         &mut b,
                         &mut prepared,
                     )
-                }));
-                IN_BACKEND.with(|f| f.set(false));
-                let ran = ran.unwrap_or_else(|payload| {
-                    let msg = payload
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    Err(BackendError::Failed(format!(
-                        "{} panicked: {}",
-                        backend.name(),
-                        super::backends::first_line(&msg)
-                    )))
-                });
+                })
+                .unwrap_or_else(|panicked| Err(BackendError::Failed(panicked)));
                 if let Some(p) = prepared.take() {
                     prepared_by.push((b.name.clone(), p));
                 }
@@ -453,7 +452,7 @@ pub fn check_model(
             let label = format!("ort on {who}'s prepared graph");
             match prepared_on(ort, bytes, &sets) {
                 Ok(outs) => {
-                    for (si, set) in sets.iter().enumerate() {
+                    for (si, set) in sets.iter().enumerate().take(outs.len()) {
                         compare_sets(
                             &mut report.comparisons,
                             (&label, &outs[si]),
@@ -608,8 +607,9 @@ fn prepared_on(
     let path = dir.path().join("prepared.onnx");
     std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
     let info = model::inspect(&path).map_err(|e| e.message)?;
+    // The graph was prepared for the first data set (its shapes, its constants): it is that set's.
     let mut all = Vec::new();
-    for set in sets {
+    for set in sets.iter().take(1) {
         let fed: Vec<Named> = info
             .inputs
             .iter()
@@ -634,7 +634,10 @@ fn run_backend(
 ) -> Result<Vec<Vec<Named>>, BackendError> {
     let mut all = Vec::new();
     // The model as loaded last, and the input signature it was loaded for.
-    type Session = (Vec<(i32, Vec<usize>)>, Box<dyn crate::backends::Loaded>);
+    type Session = (
+        Vec<(i32, Vec<usize>, Vec<u8>)>,
+        Box<dyn crate::backends::Loaded>,
+    );
     let mut loaded: Option<Session> = None;
     for (si, set) in sets.iter().enumerate() {
         let sig = signature(&set.inputs);
@@ -679,6 +682,24 @@ fn run_backend(
 }
 
 thread_local!(static IN_BACKEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// Runs `f`, which calls into a back end (tract, ONNX Runtime, …): a panic there is that back
+/// end's bug, not a crash of ours; it comes back as `Err("NAME panicked: …")`, its trace kept off
+/// the terminal.
+pub fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    quiet_backend_panics();
+    let was = IN_BACKEND.with(|b| b.replace(true));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_BACKEND.with(|b| b.set(was));
+    ran.map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("{name} panicked: {}", crate::backends::first_line(&msg))
+    })
+}
 
 /// Back-end panics are caught and reported per model, so their default trace is kept off the
 /// terminal; any other panic (a bug of ours) still prints as usual.

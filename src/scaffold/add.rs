@@ -177,6 +177,15 @@ pub fn add(
             std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
             "the model before it was prepared for tract",
         )?;
+        let original = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
+        for ext in &original.details.external_data {
+            let src = crate::model::contained(&p.original, &ext.file).map_err(|o| o.to_string())?;
+            want_file(
+                PathBuf::from("models/original").join(&ext.file),
+                std::fs::read(&src).map_err(|e| e.to_string())?,
+                "the original's external data",
+            )?;
+        }
     }
     let module = if d.choice == Framework::Custom {
         super::generated_module(

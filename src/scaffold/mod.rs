@@ -916,6 +916,7 @@ pub fn prepare_for_tract(
             consts: vec![],
             force: true,
             ort_lib: None,
+            only_given_constants: true,
         },
     )?;
     if done.rewrites.iter().all(|r| r.op == "external data") {

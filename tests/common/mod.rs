@@ -1,6 +1,7 @@
 //! Helpers shared by the CLI tests.
 #![allow(dead_code)]
 
+pub mod onnx;
 pub mod project;
 
 use std::path::{Path, PathBuf};
