@@ -739,7 +739,8 @@ pub fn for_tract(
     let inlined = inline_external_data(input, &mut proto).map_err(bad)?;
 
     // The data: the first data set check would use, with --const values in place.
-    let (sets, _) = crate::check::inputs::data_sets(input, &info, &opts.inputs).map_err(bad)?;
+    let (sets, data_notes) =
+        crate::check::inputs::data_sets(input, &info, &opts.inputs).map_err(bad)?;
     let mut data = sets
         .into_iter()
         .next()
@@ -895,7 +896,10 @@ pub fn for_tract(
                 if held_back.len() == 1 { "" } else { "s" },
             )
         };
-        bad(format!("tract cannot load it even prepared: {last}{hint}"))
+        let dims = crate::check::inputs::defaulted_dims_hint(&data_notes);
+        bad(format!(
+            "tract cannot load it even prepared: {last}{hint}{dims}"
+        ))
     })?;
     for (location, n) in inlined {
         rewrites.push(Rewrite::new(

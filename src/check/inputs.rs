@@ -331,6 +331,22 @@ pub struct DataSet {
     pub expected: Option<Vec<Named>>,
 }
 
+/// "; symbolic dimensions were set to 1 (…): give real sizes with --dim …" when the notes of
+/// [`data_sets`] say dimensions were defaulted (a common reason for a model to fail: a streaming
+/// model padding a sequence of 1, say), else nothing.
+pub fn defaulted_dims_hint(notes: &[String]) -> String {
+    notes
+        .iter()
+        .find_map(|n| n.strip_prefix("symbolic dimensions defaulted (set with --dim): "))
+        .map(|dims| {
+            let last = dims.rsplit(", ").next().unwrap_or("").trim_end_matches("=1");
+            format!(
+                "; symbolic dimensions were set to 1 ({dims}): give real sizes with --dim NAME=N (e.g. --dim {last}=512), or a sample input with --input NAME=FILE"
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// The data sets for one model, and notes on what was assumed (defaulted dimensions, ranges).
 /// An error is one line, whatever the names in it hold (a model's names may hold newlines).
 pub fn data_sets(

@@ -682,18 +682,7 @@ pub fn record_with(
             Err(e) => why.push(format!("{}: {e}", b.name())),
         }
     }
-    // Dimensions the model leaves symbolic were set to 1 unless given: a common reason for a
-    // model to fail (a streaming model padding a sequence of 1, say).
-    let hint = notes
-        .iter()
-        .find_map(|n| n.strip_prefix("symbolic dimensions defaulted (set with --dim): "))
-        .map(|dims| {
-            let last = dims.rsplit(", ").next().unwrap_or("").trim_end_matches("=1");
-            format!(
-                "; symbolic dimensions were set to 1 ({dims}): give real sizes with --dim NAME=N (e.g. --dim {last}=512), or a sample input with --input NAME=FILE"
-            )
-        })
-        .unwrap_or_default();
+    let hint = crate::check::inputs::defaulted_dims_hint(&notes);
     Err(format!(
         "no back end could run the model to record its outputs ({}){hint}",
         why.join("; ")
