@@ -325,7 +325,8 @@ pub fn convert(
     })
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// Whether two paths name one existing file.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     let canon = |p: &Path| -> Option<PathBuf> { std::fs::canonicalize(p).ok() };
     matches!((canon(a), canon(b)), (Some(x), Some(y)) if x == y)
 }

@@ -709,9 +709,7 @@ pub fn for_tract(
             output.display()
         )));
     }
-    if std::fs::canonicalize(output).ok().is_some()
-        && std::fs::canonicalize(output).ok() == std::fs::canonicalize(input).ok()
-    {
+    if crate::convert::same_file(input, output) {
         return Err(usage(format!(
             "{}: input and output are the same file",
             output.display()
@@ -775,10 +773,7 @@ pub fn for_tract(
 
     // As the check does: the given constants first, then the integer, boolean and scalar inputs
     // too when tract still cannot load it.
-    let dir = input
-        .parent()
-        .and_then(|p| p.to_str())
-        .map(|d| if d.is_empty() { "." } else { d });
+    let dir = crate::backends::tract::dir_of(input);
     let scratch = tempfile::tempdir().map_err(|e| usage(e.to_string()))?;
     let tmp = scratch.path().join("prepared.onnx");
     let tract = crate::backends::tract::Tract;

@@ -239,8 +239,8 @@ fn read_proto(path: &Path) -> TractResult<tract_onnx::pb::ModelProto> {
     tract_onnx::onnx().proto_model_for_path(path)
 }
 
-/// The directory external data is read from.
-fn dir_of(path: &Path) -> Option<&str> {
+/// The directory a model's external data is read from, as tract's parser takes it.
+pub(crate) fn dir_of(path: &Path) -> Option<&str> {
     path.parent()
         .and_then(|p| p.to_str())
         .map(|d| if d.is_empty() { "." } else { d })

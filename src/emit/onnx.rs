@@ -61,10 +61,7 @@ pub fn read(path: &Path) -> Result<Chain, String> {
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| e.to_string())?;
     let graph = proto.graph.as_ref().ok_or("no graph")?;
-    let dir = path
-        .parent()
-        .and_then(|p| p.to_str())
-        .map(|d| if d.is_empty() { "." } else { d });
+    let dir = crate::backends::tract::dir_of(path);
     let mut consts: HashMap<String, Const> = HashMap::new();
     for t in &graph.initializer {
         let loaded = tract_onnx::tensor::load_tensor(&*onnx.provider, t, dir)
