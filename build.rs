@@ -1,7 +1,9 @@
-//! Records the target triple this binary was built for (the "host" of `--target`); with the `tch`
-//! feature, records libtorch's directory as the binaries' run path, so that they start without
-//! LD_LIBRARY_PATH.
+//! Records the target triple this binary was built for (the "host" of `--target`); lists every
+//! scaffold template under `templates/` for `include_str!` (a framework's templates are its
+//! directory, nothing else to register); with the `tch` feature, records libtorch's directory as
+//! the binaries' run path, so that they start without LD_LIBRARY_PATH.
 fn main() {
+    templates();
     println!(
         "cargo:rustc-env=CARGO_INFER_HOST={}",
         std::env::var("TARGET").unwrap_or_default()
@@ -14,4 +16,32 @@ fn main() {
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         }
     }
+}
+
+/// `$OUT_DIR/templates.rs`: `&[(name, text)]` for every `templates/<framework>/<file>.j2`, the
+/// name being `<framework>/<file>`, sorted.
+fn templates() {
+    let root = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("templates");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut entries = Vec::new();
+    for dir in std::fs::read_dir(&root).expect("templates/") {
+        let dir = dir.unwrap().path();
+        println!("cargo:rerun-if-changed={}", dir.display());
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            let Some(stem) = file.file_name().unwrap().to_str().unwrap().strip_suffix(".j2") else {
+                continue;
+            };
+            let framework = dir.file_name().unwrap().to_str().unwrap();
+            entries.push((format!("{framework}/{stem}"), file));
+        }
+    }
+    entries.sort();
+    let mut out = String::from("&[\n");
+    for (name, file) in entries {
+        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", file.display().to_string()));
+    }
+    out.push_str("]\n");
+    let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("templates.rs");
+    std::fs::write(dest, out).unwrap();
 }

@@ -1,7 +1,7 @@
 //! `cargo infer doctor`: which back ends and toolchains are usable here, and how to get the rest.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde::Serialize;
@@ -34,22 +34,6 @@ fn item(name: &str, status: &'static str, detail: impl Into<String>) -> Item {
     }
 }
 
-/// `torch/lib/libtorch_cpu.so` of `LIBTORCH`, or of python3's torch package (found without importing it).
-#[cfg_attr(feature = "tch", allow(dead_code))]
-fn libtorch() -> Option<PathBuf> {
-    let lib = |dir: &Path| Some(dir.join("lib/libtorch_cpu.so")).filter(|p| p.is_file());
-    if let Some(d) = std::env::var_os("LIBTORCH") {
-        return lib(Path::new(&d));
-    }
-    let out = Command::new("python3")
-        .args(["-c", "import importlib.util as u; s = u.find_spec('torch'); print(s.submodule_search_locations[0] if s else '')"])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?;
-    let dir = dir.trim();
-    (!dir.is_empty()).then(|| lib(Path::new(dir))).flatten()
-}
-
 fn installed_targets() -> Option<Vec<String>> {
     let out = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -64,43 +48,16 @@ fn installed_targets() -> Option<Vec<String>> {
 }
 
 pub fn report() -> Report {
-    let mut backends = Vec::new();
-    backends.push(item(
-        "tract",
-        "available",
-        format!("built in (tract-onnx {})", crate::backends::tract::VERSION),
-    ));
-    let ort = crate::backends::ort::Ort::new(None);
-    use crate::backends::Backend;
-    backends.push(match ort.availability() {
-        Ok(v) => item("ort", "available", v),
-        Err(why) => item("ort", "unavailable", why),
-    });
-    #[cfg(feature = "tch")]
-    backends.push(match crate::backends::tch::Tch.availability() {
-        Ok(v) => item("tch", "available", v),
-        Err(why) => item("tch", "unavailable", why),
-    });
-    #[cfg(not(feature = "tch"))]
-    backends.push(item(
-        "tch",
-        "not-built",
-        match libtorch() {
-            Some(p) => format!("libtorch found at {}, but this build lacks the back end: rebuild with `--features tch`", p.display()),
-            None => format!("not available in this build: rebuild with `--features tch` (and LIBTORCH pointing at libtorch {})", crate::backends::LIBTORCH_VERSION),
-        },
-    ));
-    #[cfg(feature = "candle")]
-    backends.push(match crate::backends::candle::Candle.availability() {
-        Ok(v) => item("candle", "available", v),
-        Err(why) => item("candle", "unavailable", why),
-    });
-    #[cfg(not(feature = "candle"))]
-    backends.push(item(
-        "candle",
-        "not-built",
-        "not available in this build: rebuild with `--features candle`",
-    ));
+    let backends = crate::backends::REGISTRY
+        .iter()
+        .map(|row| match row.constructor {
+            Some(make) => match make(None).availability() {
+                Ok(v) => item(row.name, "available", v),
+                Err(why) => item(row.name, "unavailable", why),
+            },
+            None => item(row.name, "not-built", (row.missing)()),
+        })
+        .collect::<Vec<_>>();
 
     let targets = installed_targets();
     let mut toolchain = Vec::new();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+#[path = "it/common/mod.rs"]
 mod common;
 use common::{backend, check_json, fixtures, one_line_error};
 

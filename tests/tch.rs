@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+#[path = "it/common/mod.rs"]
 mod common;
 use common::{assert_success, backend, check_json, fixtures, MALICIOUS, PWNED};
 

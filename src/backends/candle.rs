@@ -446,9 +446,6 @@ impl Backend for Candle {
         "candle"
     }
 
-    fn formats(&self) -> &'static [Format] {
-        &[Format::Safetensors, Format::Gguf]
-    }
 
     fn availability(&self) -> Result<String, String> {
         Ok(format!("candle {VERSION} (cpu)"))

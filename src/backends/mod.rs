@@ -1,5 +1,5 @@
 //! Back ends behind one trait: is it usable here (and if not, how to get it), load a model, run
-//! it. The same conformance suite runs against each (`tests/backends.rs`, `cargo xtask conformance`).
+//! it. The same conformance suite runs against each (`cargo xtask conformance`).
 
 #[cfg(feature = "candle")]
 pub mod candle;
@@ -10,6 +10,7 @@ pub mod tract;
 
 use std::path::Path;
 
+use crate::model::Format;
 use crate::tensor::HostTensor;
 
 pub type Named = (String, HostTensor);
@@ -55,9 +56,12 @@ pub struct LoadNotes {
 }
 
 pub trait Backend: Send + Sync {
+    /// Its name in [`REGISTRY`].
     fn name(&self) -> &'static str;
     /// The model formats it runs.
-    fn formats(&self) -> &'static [crate::model::Format];
+    fn formats(&self) -> &'static [Format] {
+        row(self.name()).map_or(&[], |r| r.formats)
+    }
     /// The back end's version when it is usable here, or why not and how to get it.
     fn availability(&self) -> Result<String, String>;
     /// Prepares `model` for these inputs (their dtypes and shapes fix symbolic dimensions).
@@ -75,30 +79,116 @@ pub trait Loaded {
     fn run(&mut self, inputs: &[Named]) -> Result<Vec<Named>, BackendError>;
 }
 
-/// The back ends this build has, in report order.
-pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
-    #[allow(unused_mut)]
-    let mut all: Vec<Box<dyn Backend>> =
-        vec![Box::new(tract::Tract), Box::new(ort::Ort::new(ort_lib))];
-    #[cfg(feature = "tch")]
-    all.push(Box::new(tch::Tch));
-    #[cfg(feature = "candle")]
-    all.push(Box::new(candle::Candle));
-    all
+/// Builds a back end of this build; the ONNX Runtime library path is the one setting any takes.
+pub type Constructor = fn(ort_lib: Option<&Path>) -> Box<dyn Backend>;
+
+/// One back end, whether or not this build has it. Everything the commands need to know about a
+/// back end without loading a model comes from here: `check`'s `--backend` values and choice,
+/// `decide --probe`, `doctor`'s rows, and the back end `init` records outputs with (a framework
+/// names it in `decide::FRAMEWORKS`, `checked_by`). A back end is named after the seed framework
+/// it is (`tract`, `ort`, `tch`, `candle`).
+///
+/// Adding one: a module implementing [`Backend`], and a row here.
+pub struct BackendRow {
+    pub name: &'static str,
+    /// The cargo feature that builds it (`None`: always built).
+    pub feature: Option<&'static str>,
+    /// The model formats it runs.
+    pub formats: &'static [Format],
+    /// How to get it when this build lacks it (the constructor is `None`).
+    pub missing: fn() -> String,
+    /// `None` when this build was made without [`BackendRow::feature`].
+    pub constructor: Option<Constructor>,
 }
 
-/// The back ends that run a model of this format, in a build with every feature, and the cargo
-/// feature each needs (None: always built).
+impl BackendRow {
+    pub fn built(&self) -> bool {
+        self.constructor.is_some()
+    }
+}
+
 /// The libtorch release the `tch` feature (tch 0.26.0) is built and validated against.
 pub const LIBTORCH_VERSION: &str = "2.13.0";
 
-pub const FOR_FORMAT: &[(crate::model::Format, &str, Option<&str>)] = &[
-    (crate::model::Format::Onnx, "tract", None),
-    (crate::model::Format::Onnx, "ort", None),
-    (crate::model::Format::Torchscript, "tch", Some("tch")),
-    (crate::model::Format::Safetensors, "candle", Some("candle")),
-    (crate::model::Format::Gguf, "candle", Some("candle")),
+/// Every back end, in report order.
+pub const REGISTRY: &[BackendRow] = &[
+    BackendRow {
+        name: "tract",
+        feature: None,
+        formats: &[Format::Onnx],
+        missing: String::new,
+        constructor: Some(|_| Box::new(tract::Tract)),
+    },
+    BackendRow {
+        name: "ort",
+        feature: None,
+        formats: &[Format::Onnx],
+        missing: String::new,
+        constructor: Some(|lib| Box::new(ort::Ort::new(lib))),
+    },
+    BackendRow {
+        name: "tch",
+        feature: Some("tch"),
+        formats: &[Format::Torchscript],
+        missing: tch_missing,
+        #[cfg(feature = "tch")]
+        constructor: Some(|_| Box::new(tch::Tch)),
+        #[cfg(not(feature = "tch"))]
+        constructor: None,
+    },
+    BackendRow {
+        name: "candle",
+        feature: Some("candle"),
+        formats: &[Format::Safetensors, Format::Gguf],
+        missing: || "not available in this build: rebuild with `--features candle`".into(),
+        #[cfg(feature = "candle")]
+        constructor: Some(|_| Box::new(candle::Candle)),
+        #[cfg(not(feature = "candle"))]
+        constructor: None,
+    },
 ];
+
+/// The row of the back end called `name`.
+pub fn row(name: &str) -> Option<&'static BackendRow> {
+    REGISTRY.iter().find(|r| r.name == name)
+}
+
+/// The back ends this build has, in report order.
+pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
+    REGISTRY
+        .iter()
+        .filter_map(|r| r.constructor.map(|make| make(ort_lib)))
+        .collect()
+}
+
+/// Why this build cannot run the back end called `name`, and how to get it.
+pub fn lacking(name: &str) -> String {
+    match row(name) {
+        Some(r) => format!("the {name} back end is {}", (r.missing)()),
+        None => format!("no back end is called `{name}`"),
+    }
+}
+
+/// Why a build without tch cannot run TorchScript, naming the libtorch it found if any (through
+/// `LIBTORCH`, or python3's torch package, located without importing it).
+fn tch_missing() -> String {
+    let lib = |dir: &Path| Some(dir.join("lib/libtorch_cpu.so")).filter(|p| p.is_file());
+    let found = match std::env::var_os("LIBTORCH") {
+        Some(d) => lib(Path::new(&d)),
+        None => std::process::Command::new("python3")
+            .args(["-c", "import importlib.util as u; s = u.find_spec('torch'); print(s.submodule_search_locations[0] if s else '')"])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+            .and_then(|d| lib(Path::new(&d))),
+    };
+    match found {
+        Some(p) => format!("not available in this build (libtorch found at {}): rebuild with `--features tch`", p.display()),
+        None => format!("not available in this build: rebuild with `--features tch` (and LIBTORCH pointing at libtorch {LIBTORCH_VERSION})"),
+    }
+}
 
 /// Shortens a library's error to its first meaningful line (C++ back ends print pages).
 pub fn first_line(msg: &str) -> String {
@@ -112,4 +202,27 @@ pub fn first_line(msg: &str) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_framework_is_checked_by_a_back_end_of_the_registry_that_runs_its_formats() {
+        for f in crate::decide::FRAMEWORKS {
+            let r = row(f.checked_by).unwrap_or_else(|| panic!("{}: {}", f.id, f.checked_by));
+            assert!(r.formats.iter().any(|fmt| f.formats.contains(fmt)), "{}", f.id);
+        }
+    }
+
+    #[test]
+    fn the_built_back_ends_are_the_rows_with_a_constructor_in_order() {
+        let names: Vec<_> = all(None).iter().map(|b| b.name()).collect();
+        let built: Vec<_> = REGISTRY.iter().filter(|r| r.built()).map(|r| r.name).collect();
+        assert_eq!(names, built);
+        for r in REGISTRY.iter().filter(|r| !r.built()) {
+            assert!(lacking(r.name).contains(&format!("--features {}", r.feature.unwrap())));
+        }
+    }
 }

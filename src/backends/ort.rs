@@ -322,9 +322,6 @@ impl Backend for Ort {
         "ort"
     }
 
-    fn formats(&self) -> &'static [crate::model::Format] {
-        &[crate::model::Format::Onnx]
-    }
 
     fn availability(&self) -> Result<String, String> {
         runtime(self.explicit.as_deref()).map(|r| r.version.clone())

@@ -8,7 +8,7 @@ use std::path::Path;
 use tch::{CModule, Device as TchDevice, IValue, Kind, Tensor};
 
 use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
-use crate::model::{Format, ModelInfo};
+use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
 pub const VERSION: &str = "0.26.0";
@@ -183,9 +183,6 @@ impl Backend for Tch {
         "tch"
     }
 
-    fn formats(&self) -> &'static [Format] {
-        &[Format::Torchscript]
-    }
 
     fn availability(&self) -> Result<String, String> {
         // Linking tch means libtorch was found when the process started.

@@ -272,9 +272,6 @@ impl Backend for Tract {
         "tract"
     }
 
-    fn formats(&self) -> &'static [crate::model::Format] {
-        &[crate::model::Format::Onnx]
-    }
 
     fn availability(&self) -> Result<String, String> {
         Ok(format!("tract-onnx {VERSION}"))

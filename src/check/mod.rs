@@ -15,17 +15,40 @@ use crate::model::{self, Format};
 use compare::{Comparison, ToleranceArgs};
 use inputs::InputOptions;
 
-/// `--backend`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// `--backend`: `auto`, a back end's name from [`crate::backends::REGISTRY`] (built into this
+/// build or not: one that is not is a usage error saying how to get it), or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendChoice {
     /// Every back end available here; unavailable ones are reported, not failed.
     Auto,
-    Tract,
-    Ort,
-    Tch,
-    Candle,
+    /// This back end, required to pass.
+    One(&'static str),
     /// Every back end of this build, each required to pass.
     All,
+}
+
+impl clap::ValueEnum for BackendChoice {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: std::sync::LazyLock<Vec<BackendChoice>> = std::sync::LazyLock::new(|| {
+            std::iter::once(BackendChoice::Auto)
+                .chain(crate::backends::REGISTRY.iter().map(|r| BackendChoice::One(r.name)))
+                .chain(std::iter::once(BackendChoice::All))
+                .collect()
+        });
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        use clap::builder::PossibleValue;
+        Some(match self {
+            BackendChoice::Auto => PossibleValue::new("auto")
+                .help("Every back end available here; unavailable ones are reported, not failed"),
+            BackendChoice::One(name) => PossibleValue::new(*name),
+            BackendChoice::All => {
+                PossibleValue::new("all").help("Every back end of this build, each required to pass")
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -168,12 +191,12 @@ impl BackendReport {
 
 /// Why no back end of this build runs a model of this kind, and what would.
 fn no_backend_for(info: &model::ModelInfo) -> String {
-    let needs: Vec<String> = crate::backends::FOR_FORMAT
+    let needs: Vec<String> = crate::backends::REGISTRY
         .iter()
-        .filter(|(f, _, _)| *f == info.format)
-        .map(|(_, name, feature)| match feature {
-            Some(feat) => format!("{name} (rebuild with `--features {feat}`)"),
-            None => name.to_string(),
+        .filter(|r| r.formats.contains(&info.format))
+        .map(|r| match r.feature {
+            Some(feat) => format!("{} (rebuild with `--features {feat}`)", r.name),
+            None => r.name.to_string(),
         })
         .collect();
     if !needs.is_empty() {
@@ -197,27 +220,12 @@ pub fn select(
     all: &[Box<dyn Backend>],
     choice: BackendChoice,
 ) -> Result<Vec<(&dyn Backend, bool)>, String> {
-    let by_name = |n: &str| all.iter().find(|b| b.name() == n).map(|b| b.as_ref());
     Ok(match choice {
         BackendChoice::Auto => all.iter().map(|b| (b.as_ref(), false)).collect(),
         BackendChoice::All => all.iter().map(|b| (b.as_ref(), true)).collect(),
-        BackendChoice::Tract => vec![(by_name("tract").unwrap(), true)],
-        BackendChoice::Ort => vec![(by_name("ort").unwrap(), true)],
-        BackendChoice::Tch => match by_name("tch") {
-            Some(b) => vec![(b, true)],
-            None => return Err(
-                "the tch back end is not available in this build; rebuild with `--features tch`"
-                    .into(),
-            ),
-        },
-        BackendChoice::Candle => match by_name("candle") {
-            Some(b) => vec![(b, true)],
-            None => {
-                return Err(
-                    "the candle back end is not available in this build; rebuild with `--features candle`"
-                        .into(),
-                )
-            }
+        BackendChoice::One(name) => match all.iter().find(|b| b.name() == name) {
+            Some(b) => vec![(b.as_ref(), true)],
+            None => return Err(crate::backends::lacking(name)),
         },
     })
 }

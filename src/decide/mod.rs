@@ -75,6 +75,11 @@ pub struct FrameworkRow {
     /// Typical stripped release binary that runs a small model, bytes (order of magnitude).
     pub typical_binary: u64,
     pub best_for: &'static str,
+    /// The back end (crate::backends::REGISTRY) that runs what this framework's projects run:
+    /// `init` records the outputs their tests reproduce with it, and `check` proves the model on
+    /// it. A back end named like a framework *is* that framework (`decide --probe` evidence).
+    #[serde(skip)]
+    pub checked_by: &'static str,
 }
 
 use Format::*;
@@ -95,6 +100,7 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Safetensors, Gguf, Pytorch, Onnx],
         typical_binary: 6_000_000,
         best_for: "Hugging Face models, LLMs",
+        checked_by: "candle",
     },
     FrameworkRow {
         framework: Framework::Ort,
@@ -110,6 +116,7 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Onnx],
         typical_binary: 25_000_000,
         best_for: "Production, any ONNX model",
+        checked_by: "ort",
     },
     FrameworkRow {
         framework: Framework::Tch,
@@ -125,6 +132,7 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Torchscript],
         typical_binary: 500_000_000,
         best_for: "PyTorch model portability",
+        checked_by: "tch",
     },
     FrameworkRow {
         framework: Framework::Tract,
@@ -140,6 +148,7 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Onnx],
         typical_binary: 8_000_000,
         best_for: "Edge/embedded, no C++ deps",
+        checked_by: "tract",
     },
     FrameworkRow {
         framework: Framework::Burn,
@@ -155,6 +164,7 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Onnx, Safetensors, Pytorch],
         typical_binary: 5_000_000,
         best_for: "Training + inference, pure Rust",
+        checked_by: "tract",
     },
     FrameworkRow {
         framework: Framework::Fastembed,
@@ -170,6 +180,7 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Onnx],
         typical_binary: 30_000_000,
         best_for: "Embedding models specifically",
+        checked_by: "ort",
     },
     FrameworkRow {
         framework: Framework::Custom,
@@ -185,8 +196,14 @@ pub const FRAMEWORKS: &[FrameworkRow] = &[
         formats: &[Onnx, Safetensors, Pytorch],
         typical_binary: 300_000,
         best_for: "Tiny models, no OS, < 1 MB, exact precision",
+        checked_by: "tract",
     },
 ];
+
+/// The framework a back end is, if it is one (`tract`, `ort`, `tch`, `candle`).
+pub fn framework_named(id: &str) -> Option<Framework> {
+    FRAMEWORKS.iter().find(|r| r.id == id).map(|r| r.framework)
+}
 
 pub fn row(f: Framework) -> &'static FrameworkRow {
     FRAMEWORKS
@@ -827,12 +844,8 @@ fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<S
     let opts = crate::check::CheckOptions::default();
     let all = crate::backends::all(None);
     for b in all.iter().filter(|b| b.formats().contains(&info.format)) {
-        let f = match b.name() {
-            "tract" => Framework::Tract,
-            "ort" => Framework::Ort,
-            "tch" => Framework::Tch,
-            "candle" => Framework::Candle,
-            _ => continue,
+        let Some(f) = framework_named(b.name()) else {
+            continue;
         };
         if b.availability().is_err() {
             continue;

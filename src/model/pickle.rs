@@ -144,39 +144,92 @@ fn detach_children(v: &mut Value, out: &mut Vec<Value>) {
                 items.iter_mut().for_each(&mut take);
             }
         }
-        Value::List(l) | Value::Set(l) => {
-            if let Some(items) = Rc::get_mut(l) {
-                items.get_mut().iter_mut().for_each(&mut take);
+        // Shared cells may also be held weakly (by `Cycles`); being the last strong owner is
+        // what matters.
+        Value::List(l) | Value::Set(l) if Rc::strong_count(l) == 1 => {
+            l.borrow_mut().iter_mut().for_each(&mut take);
+        }
+        Value::Dict(d) if Rc::strong_count(d) == 1 => {
+            for (k, v) in d.borrow_mut().iter_mut() {
+                take(k);
+                take(v);
             }
         }
-        Value::Dict(d) => {
-            if let Some(pairs) = Rc::get_mut(d) {
-                for (k, v) in pairs.get_mut().iter_mut() {
-                    take(k);
-                    take(v);
-                }
+        Value::Object(o) if Rc::strong_count(o) == 1 => {
+            let mut o = o.borrow_mut();
+            take(&mut o.callable);
+            take(&mut o.args);
+            if let Some(s) = o.state.as_mut() {
+                take(s);
             }
-        }
-        Value::Object(o) => {
-            if let Some(o) = Rc::get_mut(o) {
-                let o = o.get_mut();
-                take(&mut o.callable);
-                take(&mut o.args);
-                if let Some(s) = o.state.as_mut() {
-                    take(s);
-                }
-                for (k, v) in o.items.iter_mut() {
-                    take(k);
-                    take(v);
-                }
-                o.appended.iter_mut().for_each(&mut take);
+            for (k, v) in o.items.iter_mut() {
+                take(k);
+                take(v);
             }
+            o.appended.iter_mut().for_each(&mut take);
         }
         Value::Persistent(p) => {
             if let Some(p) = Rc::get_mut(p) {
                 take(p);
             }
         }
+        _ => {}
+    }
+}
+
+/// The address of a container's shared allocation (`None` for a leaf), which names it while a
+/// strong or weak reference to it is held.
+fn node_ptr(v: &Value) -> Option<*const ()> {
+    Some(match v {
+        Value::Tuple(t) => Rc::as_ptr(t) as *const (),
+        Value::List(l) | Value::Set(l) => Rc::as_ptr(l) as *const (),
+        Value::Dict(d) => Rc::as_ptr(d) as *const (),
+        Value::Object(o) => Rc::as_ptr(o) as *const (),
+        Value::Persistent(p) => Rc::as_ptr(p) as *const (),
+        _ => return None,
+    })
+}
+
+/// How many references to a container exist (0 for a leaf).
+fn strong_count(v: &Value) -> usize {
+    match v {
+        Value::Tuple(t) => Rc::strong_count(t),
+        Value::List(l) | Value::Set(l) => Rc::strong_count(l),
+        Value::Dict(d) => Rc::strong_count(d),
+        Value::Object(o) => Rc::strong_count(o),
+        Value::Persistent(p) => Rc::strong_count(p),
+        _ => 0,
+    }
+}
+
+/// Calls `f` with each container directly inside `v` (leaves are skipped).
+fn for_each_child(v: &Value, mut f: impl FnMut(&Value)) {
+    let mut visit = |c: &Value| {
+        if node_ptr(c).is_some() {
+            f(c)
+        }
+    };
+    match v {
+        Value::Tuple(t) => t.iter().for_each(&mut visit),
+        Value::List(l) | Value::Set(l) => l.borrow().iter().for_each(&mut visit),
+        Value::Dict(d) => d.borrow().iter().for_each(|(k, v)| {
+            visit(k);
+            visit(v);
+        }),
+        Value::Object(o) => {
+            let o = o.borrow();
+            visit(&o.callable);
+            visit(&o.args);
+            if let Some(s) = &o.state {
+                visit(s);
+            }
+            o.items.iter().for_each(|(k, v)| {
+                visit(k);
+                visit(v);
+            });
+            o.appended.iter().for_each(&mut visit);
+        }
+        Value::Persistent(p) => visit(p),
         _ => {}
     }
 }
@@ -190,57 +243,129 @@ fn nests_deeper(root: &Value, limit: usize) -> bool {
         if depth > limit {
             return true;
         }
-        let ptr = match &v {
-            Value::Tuple(t) => Rc::as_ptr(t) as *const (),
-            Value::List(l) | Value::Set(l) => Rc::as_ptr(l) as *const (),
-            Value::Dict(d) => Rc::as_ptr(d) as *const (),
-            Value::Object(o) => Rc::as_ptr(o) as *const (),
-            Value::Persistent(p) => Rc::as_ptr(p) as *const (),
+        match node_ptr(&v) {
+            Some(ptr) if seen.insert(ptr) => {}
             _ => continue,
-        };
-        if !seen.insert(ptr) {
-            continue;
         }
-        let mut push = |c: &Value| {
-            if !matches!(
-                c,
-                Value::None
-                    | Value::Bool(_)
-                    | Value::Int(_)
-                    | Value::BigInt(_)
-                    | Value::Float(_)
-                    | Value::Str(_)
-                    | Value::Bytes(_)
-                    | Value::Global(_)
-            ) {
-                stack.push((c.clone(), depth + 1));
-            }
-        };
-        match &v {
-            Value::Tuple(t) => t.iter().for_each(&mut push),
-            Value::List(l) | Value::Set(l) => l.borrow().iter().for_each(&mut push),
-            Value::Dict(d) => d.borrow().iter().for_each(|(k, v)| {
-                push(k);
-                push(v);
-            }),
-            Value::Object(o) => {
-                let o = o.borrow();
-                push(&o.callable);
-                push(&o.args);
-                if let Some(s) = &o.state {
-                    push(s);
-                }
-                o.items.iter().for_each(|(k, v)| {
-                    push(k);
-                    push(v);
-                });
-                o.appended.iter().for_each(&mut push);
-            }
-            Value::Persistent(p) => push(p),
-            _ => {}
-        }
+        for_each_child(&v, |c| stack.push((c.clone(), depth + 1)));
     }
     false
+}
+
+/// A container the pickle changed after building it (`SETITEMS`, `APPENDS`, `BUILD`, …), held
+/// weakly. Only such a change can make a cycle (a new container holds only older values), so
+/// these are where cycles are looked for.
+#[derive(Debug)]
+enum Mutated {
+    Seq(std::rc::Weak<RefCell<Vec<Value>>>),
+    Dict(std::rc::Weak<RefCell<Vec<(Value, Value)>>>),
+    Object(std::rc::Weak<RefCell<Object>>),
+}
+
+/// The containers a pickle changed. A pickle can put a list, dict or object into itself (Python's
+/// pickler writes exactly that for a self-referencing object), and `Rc` never frees a cycle; so
+/// when the reader's values are gone (this is the last field of [`Machine`] and [`Parsed`], and
+/// fields drop in order), whatever the changed containers still reach is tried for deletion:
+/// containers held only by each other are emptied, anything still held from outside is left as
+/// it is.
+#[derive(Debug, Default)]
+struct Cycles {
+    mutated: Vec<Mutated>,
+    /// Addresses in `mutated`; the weak references keep each address from being reused.
+    seen: HashSet<*const ()>,
+}
+
+impl Cycles {
+    fn note(&mut self, target: &Value) {
+        let (Some(ptr), Some(m)) = (
+            node_ptr(target),
+            match target {
+                Value::List(l) | Value::Set(l) => Some(Mutated::Seq(Rc::downgrade(l))),
+                Value::Dict(d) => Some(Mutated::Dict(Rc::downgrade(d))),
+                Value::Object(o) => Some(Mutated::Object(Rc::downgrade(o))),
+                _ => None,
+            },
+        ) else {
+            return;
+        };
+        if self.seen.insert(ptr) {
+            self.mutated.push(m);
+        }
+    }
+}
+
+impl Drop for Cycles {
+    fn drop(&mut self) {
+        let alive: Vec<Value> = self
+            .mutated
+            .drain(..)
+            .filter_map(|m| match m {
+                Mutated::Seq(w) => w.upgrade().map(Value::List),
+                Mutated::Dict(w) => w.upgrade().map(Value::Dict),
+                Mutated::Object(w) => w.upgrade().map(Value::Object),
+            })
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        // Every container reachable from the changed ones, one reference each.
+        let mut index: std::collections::HashMap<*const (), usize> = Default::default();
+        let mut nodes: Vec<Value> = Vec::new();
+        let mut todo = alive;
+        while let Some(v) = todo.pop() {
+            let ptr = node_ptr(&v).expect("only containers are visited");
+            if index.contains_key(&ptr) {
+                continue;
+            }
+            index.insert(ptr, nodes.len());
+            for_each_child(&v, |c| todo.push(c.clone()));
+            nodes.push(v);
+        }
+        // References from inside the set; a container with more (besides the one in `nodes`) is
+        // held from outside, and so is everything it reaches.
+        let mut inside = vec![0usize; nodes.len()];
+        for v in &nodes {
+            for_each_child(v, |c| inside[index[&node_ptr(c).unwrap()]] += 1);
+        }
+        let mut live = vec![false; nodes.len()];
+        let mut todo: Vec<usize> = (0..nodes.len())
+            .filter(|&i| strong_count(&nodes[i]) - 1 > inside[i])
+            .collect();
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut live[i], true) {
+                continue;
+            }
+            for_each_child(&nodes[i], |c| todo.push(index[&node_ptr(c).unwrap()]));
+        }
+        // The rest is garbage held up by cycles: empty the changeable containers, which breaks
+        // every cycle; the values taken out drop after the loop, without recursion.
+        let mut garbage: Vec<Value> = Vec::new();
+        for (v, _) in nodes.iter().zip(&live).filter(|(_, l)| !**l) {
+            match v {
+                Value::List(l) | Value::Set(l) => garbage.append(&mut l.borrow_mut()),
+                Value::Dict(d) => {
+                    for (k, v) in d.borrow_mut().drain(..) {
+                        garbage.push(k);
+                        garbage.push(v);
+                    }
+                }
+                Value::Object(o) => {
+                    let mut o = o.borrow_mut();
+                    garbage.push(std::mem::replace(&mut o.callable, Value::None));
+                    garbage.push(std::mem::replace(&mut o.args, Value::None));
+                    garbage.extend(o.state.take());
+                    for (k, v) in o.items.drain(..) {
+                        garbage.push(k);
+                        garbage.push(v);
+                    }
+                    garbage.append(&mut o.appended);
+                }
+                _ => {}
+            }
+        }
+        drop(nodes);
+        drop(garbage);
+    }
 }
 
 /// What the reader found out about one pickle.
@@ -256,6 +381,9 @@ pub struct Parsed {
     /// Every persistent id, in the order the pickle loads them (`torch.save` names each storage
     /// this way, with its type and size, whether or not a tensor wraps it).
     pub persistent: Vec<Value>,
+    /// Last: breaks what cycles the values above leave once they are dropped (held for its
+    /// `Drop` only).
+    _cycles: Cycles,
 }
 
 /// Reads one pickle from the start of `data`. Errors are one line, without a file name.
@@ -273,6 +401,8 @@ struct Machine<'a> {
     opaque: Vec<String>,
     persistent: Vec<Value>,
     opcodes: u64,
+    /// Last, as in [`Parsed`].
+    cycles: Cycles,
 }
 
 type R<T> = Result<T, String>;
@@ -289,6 +419,7 @@ impl<'a> Machine<'a> {
             opaque: Vec::new(),
             persistent: Vec::new(),
             opcodes: 0,
+            cycles: Cycles::default(),
         }
     }
 
@@ -378,6 +509,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, target: &Value, pairs: Vec<(Value, Value)>) -> R<()> {
+        self.cycles.note(target);
         match target {
             Value::Dict(d) => d.borrow_mut().extend(pairs),
             Value::Object(o) => o.borrow_mut().items.extend(pairs),
@@ -386,6 +518,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
     fn append_items(&mut self, target: &Value, items: Vec<Value>) -> R<()> {
+        self.cycles.note(target);
         match target {
             Value::List(l) => l.borrow_mut().extend(items),
             Value::Set(s) => s.borrow_mut().extend(items),
@@ -423,6 +556,7 @@ impl<'a> Machine<'a> {
                         opaque: std::mem::take(&mut self.opaque),
                         len: self.pos,
                         persistent: std::mem::take(&mut self.persistent),
+                        _cycles: std::mem::take(&mut self.cycles),
                     });
                 }
                 b'0' => {
@@ -635,7 +769,9 @@ impl<'a> Machine<'a> {
                     let state = self.pop()?;
                     // BUILD on anything but an object would call its __setstate__; the state is
                     // kept nowhere since no rebuild function we read needs it.
-                    if let Value::Object(o) = self.top()? {
+                    let target = self.top()?.clone();
+                    if let Value::Object(o) = &target {
+                        self.cycles.note(&target);
                         o.borrow_mut().state = Some(state);
                     }
                 }
@@ -937,6 +1073,65 @@ mod tests {
         ] {
             assert!(parse(p).is_err(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn containers_put_into_themselves_are_freed() {
+        // A list in itself (APPEND), a dict in itself (SETITEM), an object as its own state
+        // (BUILD), and a list in a tuple in itself: each a cycle of `Rc`s.
+        let weak = |v: &Value| match v {
+            Value::List(l) => (Rc::downgrade(l).upgrade().is_some(), Rc::downgrade(l)),
+            _ => panic!("not a list: {v:?}"),
+        };
+        for p in [
+            &b"\x80\x02]q\x00h\x00a."[..],
+            b"\x80\x02]q\x00h\x00\x85a.",
+        ] {
+            let parsed = parse(p).unwrap();
+            let (alive, w) = weak(&parsed.value);
+            assert!(alive && w.upgrade().unwrap().borrow().len() == 1);
+            drop(parsed);
+            assert!(w.upgrade().is_none(), "{p:?} leaked");
+        }
+        let parsed = parse(b"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.").unwrap();
+        let Value::Dict(d) = &parsed.value else { panic!() };
+        let w = Rc::downgrade(d);
+        drop(parsed);
+        assert!(w.upgrade().is_none(), "dict leaked");
+        let parsed = parse(b"\x80\x02c__main__\nC\n)\x81q\x00h\x00b.").unwrap();
+        let Value::Object(o) = &parsed.value else { panic!() };
+        assert!(o.borrow().state.is_some());
+        let w = Rc::downgrade(o);
+        drop(parsed);
+        assert!(w.upgrade().is_none(), "object leaked");
+    }
+
+    #[test]
+    fn a_cycle_still_held_from_outside_is_left_whole() {
+        let parsed = parse(b"\x80\x02]q\x00h\x00a.").unwrap();
+        let kept = parsed.value.clone();
+        drop(parsed);
+        let Value::List(l) = &kept else { panic!() };
+        assert_eq!(l.borrow().len(), 1);
+        // Break it here, as its holder must.
+        l.borrow_mut().clear();
+    }
+
+    #[test]
+    fn lists_built_by_append_a_million_deep_drop_without_recursion() {
+        // Python's pickler builds every list as EMPTY_LIST then APPEND(S), so lists are changed
+        // after they are made; dropping them must not recurse either.
+        let n = 1_000_000;
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b']', n));
+        p.extend(std::iter::repeat_n(b'a', n - 1));
+        p.push(b'.');
+        assert!(parse(&p).unwrap_err().contains("levels deep"));
+        let mut p = b"\x80\x02".to_vec();
+        p.extend(std::iter::repeat_n(b']', MAX_DEPTH));
+        p.extend(std::iter::repeat_n(b'a', MAX_DEPTH - 1));
+        p.push(b'.');
+        drop(parse(&p).unwrap());
     }
 
     #[test]

@@ -295,101 +295,8 @@ fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, String> {
     })
 }
 
-const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "common/README.md",
-        include_str!("../../templates/common/README.md.j2"),
-    ),
-    (
-        "common/model.yml",
-        include_str!("../../templates/common/model.yml.j2"),
-    ),
-    (
-        "tract/main.rs",
-        include_str!("../../templates/tract/main.rs.j2"),
-    ),
-    (
-        "tract/test.rs",
-        include_str!("../../templates/tract/test.rs.j2"),
-    ),
-    (
-        "tract/inference.rs",
-        include_str!("../../templates/tract/inference.rs.j2"),
-    ),
-    (
-        "ort/main.rs",
-        include_str!("../../templates/ort/main.rs.j2"),
-    ),
-    (
-        "ort/test.rs",
-        include_str!("../../templates/ort/test.rs.j2"),
-    ),
-    (
-        "ort/inference.rs",
-        include_str!("../../templates/ort/inference.rs.j2"),
-    ),
-    (
-        "candle/lib.rs",
-        include_str!("../../templates/candle/lib.rs.j2"),
-    ),
-    (
-        "candle/main.rs",
-        include_str!("../../templates/candle/main.rs.j2"),
-    ),
-    (
-        "candle/test.rs",
-        include_str!("../../templates/candle/test.rs.j2"),
-    ),
-    (
-        "tch/build.rs",
-        include_str!("../../templates/tch/build.rs.j2"),
-    ),
-    ("tch/lib.rs", include_str!("../../templates/tch/lib.rs.j2")),
-    (
-        "tch/main.rs",
-        include_str!("../../templates/tch/main.rs.j2"),
-    ),
-    (
-        "tch/test.rs",
-        include_str!("../../templates/tch/test.rs.j2"),
-    ),
-    (
-        "burn/build.rs",
-        include_str!("../../templates/burn/build.rs.j2"),
-    ),
-    (
-        "burn/lib.rs",
-        include_str!("../../templates/burn/lib.rs.j2"),
-    ),
-    (
-        "burn/main.rs",
-        include_str!("../../templates/burn/main.rs.j2"),
-    ),
-    (
-        "burn/test.rs",
-        include_str!("../../templates/burn/test.rs.j2"),
-    ),
-    (
-        "fastembed/lib.rs",
-        include_str!("../../templates/fastembed/lib.rs.j2"),
-    ),
-    (
-        "fastembed/main.rs",
-        include_str!("../../templates/fastembed/main.rs.j2"),
-    ),
-    (
-        "fastembed/test.rs",
-        include_str!("../../templates/fastembed/test.rs.j2"),
-    ),
-    (
-        "custom/main.rs",
-        include_str!("../../templates/custom/main.rs.j2"),
-    ),
-    (
-        "custom/test.rs",
-        include_str!("../../templates/custom/test.rs.j2"),
-    ),
-];
+/// Every template, `<framework>/<file>` → text: the files of `templates/`, listed by build.rs.
+const TEMPLATES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 /// The templates' environment. Auto-escaping is by the kind of file: every string a template
 /// prints becomes a Rust string literal in `.rs` files, escaped text in Markdown and a shell word
@@ -613,13 +520,7 @@ pub fn record(
     inputs: &crate::check::inputs::InputOptions,
 ) -> Result<Recorded, String> {
     // The back end that runs what the framework runs: its outputs are the ones to reproduce.
-    let preferred = match framework {
-        Framework::Ort | Framework::Fastembed => "ort",
-        Framework::Tch => "tch",
-        Framework::Candle => "candle",
-        Framework::Tract | Framework::Burn | Framework::Custom => "tract",
-    };
-    record_with(path, info, preferred, inputs)
+    record_with(path, info, crate::decide::row(framework).checked_by, inputs)
 }
 
 /// [`record`] with the back end to try first named (the others follow).
@@ -632,7 +533,8 @@ pub fn record_with(
     let all = crate::backends::all(None);
     if !all.iter().any(|b| b.name() == preferred) {
         return Err(format!(
-            "recording the outputs the project must reproduce needs the {preferred} back end, which this build of cargo-infer lacks: rebuild it with `--features {preferred}`"
+            "recording the outputs the project must reproduce: {}",
+            crate::backends::lacking(preferred)
         ));
     }
     let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
@@ -1185,12 +1087,7 @@ pub fn project_files(
         original_name => (original_name != model_file).then_some(original_name),
         needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed) && !opts.ort_download,
         gpu => c.gpu.as_str(),
-        check_backend => match f {
-            Framework::Ort | Framework::Fastembed => "ort",
-            Framework::Tract | Framework::Custom | Framework::Burn => "tract",
-            Framework::Tch => "tch",
-            Framework::Candle => "candle",
-        },
+        check_backend => crate::decide::row(f).checked_by,
         libtorch => crate::backends::LIBTORCH_VERSION,
         // What `check` needs to know that the model does not say (TorchScript input shapes).
         check_flags => rec.inputs.iter().filter(|_| info.format == Format::Torchscript).flat_map(|(n, t)| {

@@ -5,8 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-mod common;
-use common::{backend, cargo_infer, check_json, fixtures, MALICIOUS, PWNED};
+use crate::common::{backend, cargo_infer, check_json, fixtures, MALICIOUS, PWNED};
 
 fn onnx_fixtures() -> Vec<String> {
     let expected: serde_json::Map<String, Value> =
@@ -513,7 +512,7 @@ fn the_default_build_says_how_to_get_tch() {
         .arg(fixtures().join("mlp.torchscript.pt"))
         .output()
         .unwrap();
-    let err = common::one_line_error(&out, "check --backend tch without the feature");
+    let err = crate::common::one_line_error(&out, "check --backend tch without the feature");
     assert!(err.contains("rebuild with `--features tch`"), "{err}");
     // Auto: the TorchScript module is an error that names the missing back end, not a pass.
     let (code, v) = check_json(&[fixtures().join("mlp.torchscript.pt").to_str().unwrap()]);
@@ -578,7 +577,7 @@ fn the_default_build_says_how_to_get_candle() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(common::doctor_backend("candle")["status"], "not-built");
+    assert_eq!(crate::common::doctor_backend("candle")["status"], "not-built");
 }
 
 #[test]

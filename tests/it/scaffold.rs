@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
 
-use common::project::{cargo, cargo_with, init, project_cargo};
-use common::{assert_success, cargo_infer, fixtures, one_line_error};
+use crate::common::project::{cargo, cargo_with, init, project_cargo};
+use crate::common::{assert_success, cargo_infer, fixtures, one_line_error};
 
 #[test]
 fn generated_projects_build_run_and_pass_their_own_tests() {
@@ -299,6 +298,37 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
     let manifest = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
     std::fs::write(dir.path().join("Cargo.toml"), manifest.replace("log = \"0.4\"\nserde = { version = \"1\", features = [\"derive\"] }   # trailing note\n", "")).unwrap();
     cargo(dir.path(), &["check"]);
+}
+
+/// `add` where the model already is: run from the model's own directory, and with the model
+/// already at the place `add` copies it to. Never a panic, and the model is never truncated by
+/// being copied onto itself.
+#[test]
+fn add_from_the_models_directory_keeps_the_model_whole() {
+    let manifest = "[package]\nname = \"svc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    let model = std::fs::read(fixtures().join("cnn.onnx")).unwrap();
+    for (place, cwd, arg) in [
+        ("models/cnn.onnx", "models", "cnn.onnx"),
+        ("models/cnn.onnx", ".", "models/cnn.onnx"),
+        ("cnn.onnx", ".", "cnn.onnx"),
+    ] {
+        let dir = existing_crate(manifest, "");
+        let at = dir.path().join(place);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(&at, &model).unwrap();
+        let out = cargo_infer()
+            .args(["add", "--framework", "tract", arg])
+            .current_dir(dir.path().join(cwd))
+            .output()
+            .unwrap();
+        assert_success(&out, &format!("add {arg} from {cwd}"));
+        assert_eq!(std::fs::read(&at).unwrap(), model, "{place} changed");
+        assert_eq!(
+            std::fs::read(dir.path().join("models/cnn.onnx")).unwrap(),
+            model
+        );
+        assert!(dir.path().join("src/inference.rs").is_file());
+    }
 }
 
 #[test]

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tract_onnx::pb;
 
-mod common;
-use common::onnx::{model, node, tensor_pb, value, BOOL, FLOAT, INT32};
-use common::{assert_success, cargo_infer, check_json, fixtures, one_line_error};
+use crate::common::onnx::{model, node, tensor_pb, value, BOOL, FLOAT, INT32};
+use crate::common::{assert_success, cargo_infer, check_json, fixtures, one_line_error};
 
 fn entry(k: &str, v: &str) -> pb::StringStringEntryProto {
     pb::StringStringEntryProto {

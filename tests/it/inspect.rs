@@ -5,8 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-mod common;
-use common::{cargo_infer, fixtures, one_line_error};
+use crate::common::{cargo_infer, fixtures, one_line_error};
 
 fn expected() -> serde_json::Map<String, Value> {
     let text =
@@ -305,9 +304,9 @@ fn corrupted_bytes_never_panic() {
 
 #[test]
 fn malicious_pickles_are_reported_and_never_run() {
-    let marker = Path::new(common::PWNED);
+    let marker = Path::new(crate::common::PWNED);
     let _ = std::fs::remove_file(marker);
-    for name in common::MALICIOUS {
+    for name in crate::common::MALICIOUS {
         let got = inspect_json(&fixtures().join(name));
         assert_eq!(got["safety"]["verdict"], "unsafe", "{name}");
         assert_eq!(got["safety"]["risk"], "dangerous", "{name}");
@@ -810,7 +809,7 @@ fn convert_inflates_only_what_the_tensors_need() {
     std::fs::write(&p, honest).unwrap();
     let out = dir.path().join("out.safetensors");
     let o = cargo_infer_bounded(512, &["convert".as_ref(), p.as_os_str(), out.as_os_str()]);
-    common::assert_success(&o, "big-storage.pt");
+    crate::common::assert_success(&o, "big-storage.pt");
     let p = dir.path().join("lying-storage.pt");
     std::fs::write(&p, lying).unwrap();
     let out = dir.path().join("out2.safetensors");

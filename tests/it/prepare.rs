@@ -7,9 +7,8 @@ use std::collections::HashSet;
 use prost::Message;
 use tract_onnx::pb;
 
-mod common;
-use common::onnx::{model, node, tensor_pb, value, FLOAT, INT64};
-use common::{cargo_infer, check_json, fixtures, one_line_error};
+use crate::common::onnx::{model, node, tensor_pb, value, FLOAT, INT64};
+use crate::common::{cargo_infer, check_json, fixtures, one_line_error};
 
 fn scalar_i64(name: &str, v: i64) -> pb::TensorProto {
     pb::TensorProto {
@@ -157,7 +156,7 @@ fn folded_branches_keep_node_names_unique() {
         .args(["--for", "tract", "--const", "sr=16000"])
         .output()
         .unwrap();
-    common::assert_success(&o, "convert --for tract");
+    crate::common::assert_success(&o, "convert --for tract");
     let written = pb::ModelProto::decode(&std::fs::read(&out).unwrap()[..]).unwrap();
     let g = written.graph.unwrap();
     let mut names = HashSet::new();

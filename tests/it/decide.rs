@@ -1,14 +1,12 @@
 //! `cargo infer decide`: every branch of the decision flowchart and every row of the framework
 //! table, on fixture models, asserting the choice *and* the rules behind it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
+use crate::common::fixtures;
 
 fn decide(model: &str, flags: &[&str], cwd: Option<&Path>) -> (i32, Value, String) {
     let mut cmd = Command::cargo_bin("cargo-infer").unwrap();

@@ -5,11 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
 
-mod common;
-use common::{fixtures, one_line_error, MALICIOUS, PWNED};
+use crate::common::{fixtures, one_line_error, MALICIOUS, PWNED};
 
 fn convert(args: &[&str]) -> std::process::Output {
-    common::cargo_infer()
+    crate::common::cargo_infer()
         .arg("convert")
         .args(args)
         .output()
@@ -50,7 +49,7 @@ fn cases() -> Vec<(&'static str, &'static str, &'static str)> {
 #[test]
 fn every_layout_and_dtype_round_trips_through_python() {
     let dir = tempfile::tempdir().unwrap();
-    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert_check.py");
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/convert_check.py");
     for (source, kind, reference) in cases() {
         for dtype in ["none", "f16", "bf16", "f32"] {
             let out = dir
@@ -220,7 +219,7 @@ fn refusals_write_nothing() {
 /// `reference`, and with the safetensors crate value by value.
 fn round_trips(src: &Path, reference: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/convert_check.py");
+    let checker = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/convert_check.py");
     for dtype in ["none", "f16", "bf16", "f32"] {
         let out = dir.path().join(format!("{dtype}.safetensors"));
         let mut args = vec![src.to_str().unwrap(), out.to_str().unwrap()];
@@ -228,7 +227,7 @@ fn round_trips(src: &Path, reference: &str) {
             args.extend(["--dtype", dtype]);
         }
         let o = convert(&args);
-        common::assert_success(&o, &format!("{} {dtype}", src.display()));
+        crate::common::assert_success(&o, &format!("{} {dtype}", src.display()));
         let py = Process::new("python3")
             .arg(&checker)
             .arg(&out)
@@ -316,12 +315,12 @@ fn tensors_larger_than_memory_are_refused_before_reading() {
     std::io::Write::write_all(&mut &file, &f).unwrap();
     file.set_len(f.len() as u64 + numel * 4).unwrap();
     drop(file);
-    let o = common::cargo_infer()
+    let o = crate::common::cargo_infer()
         .args(["inspect", "--format", "json"])
         .arg(&src)
         .output()
         .unwrap();
-    common::assert_success(&o, "inspect huge.pt");
+    crate::common::assert_success(&o, "inspect huge.pt");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["weight_bytes"], numel * 4);
     let out = dir.path().join("out.safetensors");
@@ -342,14 +341,14 @@ fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("if.onnx");
     let f = fixtures();
-    let o = common::cargo_infer()
+    let o = crate::common::cargo_infer()
         .args(["convert", "--format", "json"])
         .arg(f.join("forms/if_rank.onnx"))
         .arg(&out)
         .args(["--for", "tract", "--const", "sr=16000", "--dim", "n=8"])
         .output()
         .unwrap();
-    common::assert_success(&o, "convert --for tract");
+    crate::common::assert_success(&o, "convert --for tract");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let said = v["rewrites"].to_string();
     for s in [
@@ -363,7 +362,7 @@ fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
     assert_eq!(comparisons.len(), 2, "{v}");
     assert!(comparisons.iter().all(|c| c["pass"] == true), "{v}");
     // Plain tract takes the written file as it is.
-    let (code, report) = common::check_json(&[out.to_str().unwrap(), "--backend", "tract"]);
+    let (code, report) = crate::common::check_json(&[out.to_str().unwrap(), "--backend", "tract"]);
     assert_eq!(code, 0, "{report}");
     assert!(!report.to_string().contains("preparation"), "{report}");
 
@@ -376,10 +375,10 @@ fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
         "--for",
         "tract",
     ]);
-    common::assert_success(&o, "convert --for tract (external data)");
+    crate::common::assert_success(&o, "convert --for tract (external data)");
     assert!(String::from_utf8_lossy(&o.stderr).contains("inlined"));
     std::fs::copy(&ext, alone.path().join("ext.onnx")).unwrap();
-    let (code, report) = common::check_json(&[
+    let (code, report) = crate::common::check_json(&[
         alone.path().join("ext.onnx").to_str().unwrap(),
         "--backend",
         "tract",
@@ -402,7 +401,7 @@ fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
             "the model has no input `rate`",
         ),
     ] {
-        let o = common::cargo_infer()
+        let o = crate::common::cargo_infer()
             .arg("convert")
             .arg(&args[0])
             .arg(&never)

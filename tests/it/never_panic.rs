@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-mod common;
-use common::{cargo_infer, fixtures};
+use crate::common::{cargo_infer, fixtures};
 
 /// Cases per fixture and command: half cuts, half corruptions (`NEVER_PANIC_CASES` for more).
 fn cases() -> usize {

@@ -10,8 +10,7 @@ use cargo_infer::tensor::{HostTensor, Rng};
 use prost::Message;
 use tract_onnx::pb;
 
-mod common;
-use common::{assert_success, cargo_infer, fixtures, one_line_error};
+use crate::common::{assert_success, cargo_infer, fixtures, one_line_error};
 
 fn tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
     pb::TensorProto {
