@@ -64,13 +64,44 @@ pub struct Pins<'a> {
     pub drop_annotations: bool,
 }
 
-/// The inputs tract needs as constants to type a graph: integer, boolean and scalar ones (shapes,
-/// axes and branch conditions come from them), as tract's own CLI does with `--constantize`.
-pub fn constant_candidates(inputs: &[Named]) -> Vec<usize> {
+/// Operands tract wants constant to type or build a node (the ONNX test suite feeds them as graph
+/// inputs; real exporters write them as initializers): op type and input positions.
+const CONSTANT_OPERANDS: &[(&str, &[usize])] = &[
+    ("Resize", &[1, 2, 3]),
+    ("Upsample", &[1]),
+    ("QuantizeLinear", &[1, 2]),
+    ("DequantizeLinear", &[1, 2]),
+    ("QLinearMatMul", &[1, 2, 4, 5, 6, 7]),
+    ("QLinearConv", &[1, 2, 4, 5, 6, 7]),
+    ("MatMulInteger", &[2, 3]),
+    ("ConvInteger", &[2, 3]),
+    ("BatchNormalization", &[1, 2, 3, 4]),
+    ("Pad", &[1, 2, 3]),
+    ("STFT", &[1, 2, 3]),
+    ("OneHot", &[1]),
+];
+
+/// The inputs tract may need as constants to type a graph: integer, boolean and scalar ones
+/// (shapes, axes and branch conditions come from them), as tract's own CLI does with
+/// `--constantize`, and those a node reads where tract wants a constant ([`CONSTANT_OPERANDS`]).
+pub fn constant_candidates(graph: Option<&pb::GraphProto>, inputs: &[Named]) -> Vec<usize> {
+    let operand = |name: &str| {
+        graph.is_some_and(|g| {
+            g.node.iter().any(|n| {
+                CONSTANT_OPERANDS.iter().any(|(op, at)| {
+                    n.op_type == *op
+                        && n.domain.is_empty()
+                        && at.iter().any(|&i| n.input.get(i).is_some_and(|x| x == name))
+                })
+            })
+        })
+    };
     inputs
         .iter()
         .enumerate()
-        .filter(|(_, (_, t))| !matches!(t.dtype, 1 | 10 | 11 | 16) || t.shape.is_empty())
+        .filter(|(_, (name, t))| {
+            !matches!(t.dtype, 1 | 10 | 11 | 16) || t.shape.is_empty() || operand(name)
+        })
         .map(|(i, _)| i)
         .collect()
 }
@@ -137,6 +168,22 @@ pub fn prepare(
                     changed = true;
                     continue;
                 }
+            } else if let Some(i) = scalar_operands(node, opset).iter().copied().find(|&i| {
+                node.input.get(i).and_then(|x| facts.get(x)) == Some(&Known::Shape(vec![1]))
+            }) {
+                rewrites.push(Rewrite::new(
+                    &name_of(node),
+                    &node.op_type,
+                    format!(
+                        "made operand {i} (`{}`) of {} `{}` a scalar: it is a one-element tensor of shape [1] where the operator takes a scalar",
+                        node.input[i],
+                        node.op_type,
+                        name_of(node)
+                    ),
+                ));
+                k += reshape_to_scalar(graph, k, i) + 1;
+                changed = true;
+                continue;
             } else if is_implicit_squeeze(node, opset) {
                 if let Some(Known::Shape(shape)) = node.input.first().and_then(|i| facts.get(i)) {
                     let axes: Vec<i64> = (0..shape.len() as i64)
@@ -289,7 +336,7 @@ enum Known {
 }
 
 /// The values whose facts the next round needs: conditions of the main graph's `If`s, inputs of
-/// its implicit `Squeeze`s.
+/// its implicit `Squeeze`s, scalar operands (which may come as one-element tensors).
 fn targets(graph: &pb::GraphProto, opset: i64) -> Vec<(String, bool)> {
     let mut out = Vec::new();
     for n in &graph.node {
@@ -300,8 +347,58 @@ fn targets(graph: &pb::GraphProto, opset: i64) -> Vec<(String, bool)> {
                 out.push((first.clone(), false));
             }
         }
+        for &i in scalar_operands(n, opset) {
+            if let Some(x) = n.input.get(i).filter(|x| !x.is_empty()) {
+                out.push((x.clone(), false));
+            }
+        }
     }
     out
+}
+
+/// Operands the ONNX specification makes scalars, which exporters (and the ONNX functions the
+/// suite expands) also write as one-element tensors of shape [1]: ONNX Runtime takes both, tract
+/// only the scalar.
+fn scalar_operands(n: &pb::NodeProto, opset: i64) -> &'static [usize] {
+    if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        return &[];
+    }
+    match n.op_type.as_str() {
+        "Range" => &[0, 1, 2],
+        "Pad" if opset >= 11 => &[2],
+        _ => &[],
+    }
+}
+
+/// The initializer holding the empty shape `[]` that Reshape makes scalars with.
+const SCALAR_SHAPE: &str = "cargo_infer/scalar_shape";
+
+/// Makes operand `i` of node `k` a scalar through a Reshape inserted before it; returns the
+/// number of nodes inserted (1).
+fn reshape_to_scalar(graph: &mut pb::GraphProto, k: usize, i: usize) -> usize {
+    if !graph.initializer.iter().any(|t| t.name == SCALAR_SHAPE) {
+        graph.initializer.push(pb::TensorProto {
+            name: SCALAR_SHAPE.into(),
+            dims: vec![0],
+            data_type: 7,
+            ..Default::default()
+        });
+    }
+    let node = &graph.node[k];
+    let was = node.input[i].clone();
+    let name = format!("{}/scalar_operand_{i}", name_of(node));
+    graph.node[k].input[i] = name.clone();
+    graph.node.insert(
+        k,
+        pb::NodeProto {
+            op_type: "Reshape".into(),
+            name: name.clone(),
+            input: vec![was, SCALAR_SHAPE.into()],
+            output: vec![name],
+            ..Default::default()
+        },
+    );
+    1
 }
 
 /// Every name a node reads, its subgraphs' reads of outer names included.
@@ -788,7 +885,7 @@ pub fn for_tract(
             })
     };
     let mut more: Vec<usize> = constant.clone();
-    let candidates: Vec<usize> = constant_candidates(&data)
+    let candidates: Vec<usize> = constant_candidates(proto.graph.as_ref(), &data)
         .into_iter()
         .filter(|k| !constant.contains(k))
         .collect();

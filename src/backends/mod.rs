@@ -53,6 +53,9 @@ pub struct LoadNotes {
     /// The ONNX graph the back end ran instead of the model's own, when it prepared one
     /// (crate::prepare): `check` runs it on ONNX Runtime too, against the original.
     pub prepared: Option<Vec<u8>>,
+    /// Inputs the loaded model holds as constants (their values those of the inputs it was
+    /// loaded with): it runs other data only if these are the same.
+    pub fixed: Vec<usize>,
 }
 
 pub trait Backend: Send + Sync {

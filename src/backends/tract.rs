@@ -347,14 +347,14 @@ impl Backend for Tract {
             other => other.to_string(),
         }
         .contains("Impossible to unify");
-        let candidates = crate::prepare::constant_candidates(inputs);
+        let proto = read()?;
+        let candidates = crate::prepare::constant_candidates(proto.graph.as_ref(), inputs);
         let mut tries: Vec<(Vec<usize>, bool)> = vec![(vec![], unify), (vec![], !unify)];
         if !candidates.is_empty() {
             tries.push((candidates.clone(), unify));
             tries.push((candidates, !unify));
         }
         let mut last = String::new();
-        let proto = read()?;
         for (constant, drop_annotations) in tries {
             let mut prepared = proto.clone();
             let pins = crate::prepare::Pins {
@@ -391,6 +391,7 @@ impl Backend for Tract {
                             said.join("; ")
                         )],
                         prepared: None,
+                        fixed: constant.clone(),
                     };
                     match bytes {
                         Some(b) => notes.prepared = Some(b),

@@ -239,23 +239,16 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// What a loaded model is specific to: each input's dtype and shape, and the values of the inputs a
-/// back end may have made constants (crate::prepare::constant_candidates): a data set with another
-/// sample rate must not reuse a graph prepared for the first one.
-fn signature(inputs: &[Named]) -> Vec<(i32, Vec<usize>, Vec<u8>)> {
-    let constant = crate::prepare::constant_candidates(inputs);
-    inputs
-        .iter()
-        .enumerate()
-        .map(|(k, (_, t))| {
-            let value = if constant.contains(&k) {
-                t.data.clone()
-            } else {
-                vec![]
-            };
-            (t.dtype, t.shape.clone(), value)
-        })
-        .collect()
+/// Whether a model loaded for `loaded_for`, holding the inputs `fixed` as constants, runs `set`:
+/// the same dtypes and shapes (symbolic dimensions were fixed by them), and the same values of
+/// the inputs made constants (a data set with another sample rate needs its own graph).
+fn runs_as_loaded(loaded_for: &[Named], fixed: &[usize], set: &[Named]) -> bool {
+    loaded_for.len() == set.len()
+        && loaded_for
+            .iter()
+            .zip(set)
+            .all(|((_, a), (_, b))| a.dtype == b.dtype && a.shape == b.shape)
+        && fixed.iter().all(|&k| loaded_for[k].1.data == set[k].1.data)
 }
 
 /// Checks one model.
@@ -641,15 +634,14 @@ fn run_backend(
     prepared: &mut Option<Vec<u8>>,
 ) -> Result<Vec<Vec<Named>>, BackendError> {
     let mut all = Vec::new();
-    // The model as loaded last, and the input signature it was loaded for.
-    type Session = (
-        Vec<(i32, Vec<usize>, Vec<u8>)>,
-        Box<dyn crate::backends::Loaded>,
-    );
+    // The model as loaded last: the data set it was loaded for, and the inputs it holds fixed.
+    type Session<'s> = (&'s [Named], Vec<usize>, Box<dyn crate::backends::Loaded>);
     let mut loaded: Option<Session> = None;
     for (si, set) in sets.iter().enumerate() {
-        let sig = signature(&set.inputs);
-        if loaded.as_ref().is_none_or(|(s, _)| *s != sig) {
+        if loaded
+            .as_ref()
+            .is_none_or(|(was, fixed, _)| !runs_as_loaded(was, fixed, &set.inputs))
+        {
             let t = Instant::now();
             let (l, notes) = backend.load(path, info, &set.inputs, opts.device)?;
             if si == 0 {
@@ -657,9 +649,9 @@ fn run_backend(
                 *prepared = notes.prepared;
             }
             b.notes.extend(notes.notes);
-            loaded = Some((sig, l));
+            loaded = Some((&set.inputs, notes.fixed, l));
         }
-        let session = &mut loaded.as_mut().unwrap().1;
+        let session = &mut loaded.as_mut().unwrap().2;
         let t = Instant::now();
         let outs = session.run(&set.inputs)?;
         if si == 0 {

@@ -809,3 +809,49 @@ fn tract_errors_name_the_node_and_rule_in_one_line() {
     assert!(!plain.contains("detail:"), "{plain}");
     assert!(human(true).contains("detail: optimise: Failed analyse for node"));
 }
+
+/// ONNX Runtime logs to stderr by itself (`[W:onnxruntime:…] Removing initializer …`, coloured);
+/// stderr must carry only cargo-infer's lines, in every format.
+#[test]
+fn onnx_runtime_never_writes_its_own_lines_to_stderr() {
+    use crate::common::onnx::{model, node, value, FLOAT};
+    use tract_onnx::pb;
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("unused_initializer.onnx");
+    let graph = pb::GraphProto {
+        name: "g".into(),
+        node: vec![node("Relu", &["x"], &["y"])],
+        input: vec![value("x", FLOAT, &[1, 4])],
+        output: vec![value("y", FLOAT, &[1, 4])],
+        initializer: vec![pb::TensorProto {
+            name: "unused".into(),
+            dims: vec![2],
+            data_type: FLOAT,
+            float_data: vec![1.0, 2.0],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    std::fs::write(&m, model(graph)).unwrap();
+    let bad = dir.path().join("no_such_op.onnx");
+    let graph = pb::GraphProto {
+        name: "g".into(),
+        node: vec![node("NoSuchOp", &["x"], &["y"])],
+        input: vec![value("x", FLOAT, &[1, 4])],
+        output: vec![value("y", FLOAT, &[1, 4])],
+        ..Default::default()
+    };
+    std::fs::write(&bad, model(graph)).unwrap();
+    for format in ["human", "json"] {
+        let out = cargo_infer()
+            .args(["check", "--backend", "ort", "--format", format])
+            .arg(&m)
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("onnxruntime:"), "{format}: {err}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("NoSuchOp"), "{format}: the load error is in the report: {stdout}");
+    }
+}

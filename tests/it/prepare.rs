@@ -199,3 +199,130 @@ fn init_never_bakes_in_a_synthetic_constant() {
     assert!(err.contains("`sr`") && err.contains("--input"), "{err}");
     assert!(!project.exists());
 }
+
+/// Writes `inputs` and `outputs` as the ONNX test data set 0 next to `model`.
+fn data_set(model: &std::path::Path, inputs: &[pb::TensorProto], outputs: &[pb::TensorProto]) {
+    let set = model.parent().unwrap().join("test_data_set_0");
+    std::fs::create_dir_all(&set).unwrap();
+    for (k, t) in inputs.iter().enumerate() {
+        std::fs::write(set.join(format!("input_{k}.pb")), t.encode_to_vec()).unwrap();
+    }
+    for (k, t) in outputs.iter().enumerate() {
+        std::fs::write(set.join(format!("output_{k}.pb")), t.encode_to_vec()).unwrap();
+    }
+}
+
+/// The check of one model on tract, as JSON: its report, and tract's notes in one string.
+fn tract_check(model: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--backend", "tract"]);
+    let notes = v["models"][0]["backends"][0]["notes"].to_string();
+    (code, v, notes)
+}
+
+/// Scalar operands written as one-element tensors (as the ONNX functions of the backend suite and
+/// some exporters write them): `Range(0, limit[1], 1)` with `limit` computed from the input's
+/// shape, and a `Pad` whose constant value is a `[1]` tensor. ONNX Runtime takes both; tract only
+/// scalars. Prepared, tract runs them and agrees with the expected outputs.
+#[test]
+fn one_element_tensors_where_scalars_belong_become_scalars() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("range_pad.onnx");
+    let ints = |name: &str, dims: &[i64], v: &[i64]| pb::TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: INT64,
+        raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ..Default::default()
+    };
+    let graph = pb::GraphProto {
+        name: "range_pad".into(),
+        node: vec![
+            node("Shape", &["x"], &["shape"]),
+            node("Slice", &["shape", "one", "two"], &["limit"]),
+            node("Range", &["zero", "limit", "step"], &["r"]),
+            node("Cast", &["r"], &["rf"]),
+            node("Pad", &["rf", "pads", "fill"], &["y"]),
+        ],
+        input: vec![value("x", FLOAT, &[2, 3])],
+        output: vec![value("y", FLOAT, &[5])],
+        initializer: vec![
+            ints("one", &[1], &[1]),
+            ints("two", &[1], &[2]),
+            scalar_i64("zero", 0),
+            scalar_i64("step", 1),
+            ints("pads", &[2], &[1, 1]),
+            floats("fill", &[1], &[-7.0]),
+        ],
+        ..Default::default()
+    };
+    let mut g = graph;
+    g.node[3].attribute.push(pb::AttributeProto {
+        name: "to".into(),
+        r#type: 2,
+        i: FLOAT as i64,
+        ..Default::default()
+    });
+    std::fs::write(&m, model(g)).unwrap();
+    data_set(
+        &m,
+        &[floats("x", &[2, 3], &[0.0; 6])],
+        &[floats("y", &[5], &[-7.0, 0.0, 1.0, 2.0, -7.0])],
+    );
+    let (code, v, notes) = tract_check(&m);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        notes.contains("of Range") && notes.contains("of Pad") && notes.contains("a scalar"),
+        "{notes}"
+    );
+    let comparisons = v["models"][0]["comparisons"].as_array().unwrap();
+    assert!(
+        !comparisons.is_empty() && comparisons.iter().all(|c| c["pass"] == true),
+        "{v}"
+    );
+}
+
+/// Operands tract needs constant (Resize's scales, here) fed as graph inputs, as the backend
+/// suite feeds them: fixed to the data's values, tract runs the graph, and the outputs agree.
+#[test]
+fn inputs_tract_needs_constant_are_fixed_to_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("resize.onnx");
+    let mut resize = node("Resize", &["x", "", "scales"], &["y"]);
+    resize.attribute.push(pb::AttributeProto {
+        name: "mode".into(),
+        r#type: 3,
+        s: b"nearest".to_vec(),
+        ..Default::default()
+    });
+    let graph = pb::GraphProto {
+        name: "resize".into(),
+        node: vec![resize],
+        input: vec![value("x", FLOAT, &[1, 1, 2, 2]), value("scales", FLOAT, &[4])],
+        output: vec![value("y", FLOAT, &[1, 1, 4, 4])],
+        ..Default::default()
+    };
+    std::fs::write(&m, model(graph)).unwrap();
+    let x = [1.0f32, 2.0, 3.0, 4.0];
+    let mut y = Vec::new();
+    for r in 0..4 {
+        for c in 0..4 {
+            y.push(x[(r / 2) * 2 + c / 2]);
+        }
+    }
+    data_set(
+        &m,
+        &[
+            floats("x", &[1, 1, 2, 2], &x),
+            floats("scales", &[4], &[1.0, 1.0, 2.0, 2.0]),
+        ],
+        &[floats("y", &[1, 1, 4, 4], &y)],
+    );
+    let (code, v, notes) = tract_check(&m);
+    assert_eq!(code, 0, "{v}");
+    assert!(notes.contains("scales"), "{notes}");
+    let comparisons = v["models"][0]["comparisons"].as_array().unwrap();
+    assert!(
+        !comparisons.is_empty() && comparisons.iter().all(|c| c["pass"] == true),
+        "{v}"
+    );
+}
