@@ -181,8 +181,8 @@ pub struct InitArgs {
     /// Bind a symbolic input dimension for the recorded sample: NAME=N (default 1)
     #[arg(long, value_name = "NAME=N")]
     pub dim: Vec<crate::check::inputs::DimArg>,
-    /// A TorchScript input's shape for the recorded sample (TorchScript files carry none):
-    /// NAME=1x3x224x224[:int64]
+    /// An input's shape for the recorded sample, NAME=1x3x224x224[:int64] (TorchScript files carry
+    /// none; for ONNX it sets the symbolic dimensions)
     #[arg(long, value_name = "NAME=SHAPE[:DTYPE]")]
     pub input_shape: Vec<crate::check::inputs::ShapeArg>,
     /// A sample input to record instead of a synthetic one: NAME=FILE (.npy, .pb, .json) or
@@ -264,9 +264,13 @@ pub struct ConvertArgs {
         requires = "for_framework"
     )]
     pub data: Vec<crate::check::inputs::InputArg>,
-    /// With --for: size of a symbolic dimension, NAME=N (default 1)
+    /// With --for: size of a symbolic dimension, NAME=N (default 1; given, it is written into the
+    /// model, as --input-shape is)
     #[arg(long, value_name = "NAME=N", requires = "for_framework")]
     pub dim: Vec<crate::check::inputs::DimArg>,
+    /// With --for: an input's shape, NAME=1x3x320x320 (sets its symbolic dimensions)
+    #[arg(long, value_name = "NAME=SHAPE", requires = "for_framework")]
+    pub input_shape: Vec<crate::check::inputs::ShapeArg>,
     /// With --for: an input fixed to a value, NAME=VALUE (a sample rate: sr=16000)
     #[arg(long = "const", value_name = "NAME=VALUE", value_parser = parse_const, requires = "for_framework")]
     pub consts: Vec<(String, String)>,
@@ -337,8 +341,8 @@ pub struct CheckArgs {
     /// Size of a symbolic dimension: NAME=N (default 1)
     #[arg(long, value_name = "NAME=N")]
     pub dim: Vec<crate::check::inputs::DimArg>,
-    /// A TorchScript input's shape (and dtype, float32 by default), which TorchScript does not
-    /// record: NAME=1x3x224x224[:int64]
+    /// An input's shape, NAME=1x3x224x224[:int64]: sets an ONNX input's symbolic dimensions;
+    /// TorchScript records no shapes (dtype float32 unless given)
     #[arg(long, value_name = "NAME=SHAPE[:DTYPE]")]
     pub input_shape: Vec<crate::check::inputs::ShapeArg>,
     /// The same model in another format (a TorchScript module's ONNX export, or the reverse): both
@@ -456,6 +460,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 inputs: crate::check::inputs::InputOptions {
                     given: args.data.clone(),
                     dims: args.dim.clone(),
+                    shapes: args.input_shape.clone(),
                     ..Default::default()
                 },
                 consts: args.consts.clone(),

@@ -835,7 +835,9 @@ pub fn for_tract(
 
     // The data: the first data set check would use, with --const values in place.
     let (sets, data_notes) =
-        crate::check::inputs::data_sets(input, &info, &opts.inputs).map_err(bad)?;
+        crate::check::inputs::signature(&info, None, &opts.inputs)
+            .and_then(|(info, o)| crate::check::inputs::data_sets(input, &info, &o))
+            .map_err(bad)?;
     let mut data = sets
         .into_iter()
         .next()
@@ -895,9 +897,12 @@ pub fn for_tract(
         .map(|k| data[*k].0.as_str())
         .collect();
     more.extend(candidates.iter().copied().filter(given));
-    // None: the graph as it is, when no --const asks for a change.
+    // None: the graph as it is, when no --const asks for a change — nor, for `convert`, a
+    // --dim or --input-shape, which ask for shapes written in.
+    let shapes_asked = !opts.only_given_constants
+        && (!opts.inputs.dims.is_empty() || !opts.inputs.shapes.is_empty());
     let mut tries = vec![];
-    if constant.is_empty() {
+    if constant.is_empty() && !shapes_asked {
         tries.push(None);
     }
     tries.extend([

@@ -81,13 +81,15 @@ impl std::str::FromStr for DimArg {
     }
 }
 
-/// `--input-shape name=1x3x224x224[:dtype]`: a TorchScript input's shape (and dtype, float32 by
-/// default), which TorchScript does not record.
+/// `--input-shape name=1x3x224x224[:dtype]`: an input's shape — for TorchScript, which records
+/// none, with its dtype (float32 unless given); for ONNX, the values of its symbolic dimensions
+/// (a dtype given must be the model's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeArg {
     pub name: String,
     pub shape: Vec<usize>,
-    pub dtype: String,
+    /// As given (`None`: float32 for TorchScript, the model's for ONNX).
+    pub dtype: Option<String>,
 }
 
 impl std::str::FromStr for ShapeArg {
@@ -96,8 +98,11 @@ impl std::str::FromStr for ShapeArg {
         let (name, rest) = s
             .split_once('=')
             .ok_or_else(|| format!("`{s}`: expected name=1x3x224x224[:dtype]"))?;
-        let (dims, dtype) = rest.split_once(':').unwrap_or((rest, "float32"));
-        if crate::model::dtype::onnx_code(dtype).is_none() {
+        let (dims, dtype) = match rest.split_once(':') {
+            Some((d, t)) => (d, Some(t)),
+            None => (rest, None),
+        };
+        if let Some(dtype) = dtype.filter(|t| crate::model::dtype::onnx_code(t).is_none()) {
             return Err(format!(
                 "`{s}`: `{dtype}` is not a dtype (float32, int64, …)"
             ));
@@ -115,7 +120,7 @@ impl std::str::FromStr for ShapeArg {
         Ok(ShapeArg {
             name: name.to_string(),
             shape,
-            dtype: dtype.to_string(),
+            dtype: dtype.map(str::to_string),
         })
     }
 }
@@ -167,7 +172,7 @@ pub fn torchscript_inputs(
         .map(|name| match shapes.iter().find(|s| &s.name == name) {
             Some(s) => crate::model::ValueSpec {
                 name: name.clone(),
-                dtype: s.dtype.clone(),
+                dtype: s.dtype.clone().unwrap_or_else(|| "float32".into()),
                 shape: s.shape.iter().map(|d| Dim::Known(*d as i64)).collect(),
                 shape_known: true,
             },
@@ -232,7 +237,61 @@ pub fn signature(
             .map_err(|e| crate::error::one_line(&e))?;
         return Ok((ModelInfo { inputs, ..base }, opts));
     }
+    if !opts.shapes.is_empty() {
+        let inputs = shaped_inputs(&base.inputs, &opts.shapes)?;
+        return Ok((ModelInfo { inputs, ..base }, opts));
+    }
     Ok((base, opts))
+}
+
+/// A graph's inputs with the `--input-shape`s given: each names an input, keeps its rank and its
+/// fixed dimensions, and sets its symbolic ones.
+fn shaped_inputs(
+    inputs: &[crate::model::ValueSpec],
+    shapes: &[ShapeArg],
+) -> Result<Vec<crate::model::ValueSpec>, String> {
+    let mut out = inputs.to_vec();
+    for s in shapes {
+        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+        let spec = out.iter_mut().find(|i| i.name == s.name).ok_or_else(|| {
+            format!(
+                "--input-shape `{}`: the model has no such input (it takes: {})",
+                s.name,
+                names.join(", ")
+            )
+        })?;
+        if let Some(d) = s.dtype.as_ref().filter(|d| **d != spec.dtype) {
+            return Err(format!(
+                "--input-shape `{}`: the model's input is {}, not {d}",
+                s.name, spec.dtype
+            ));
+        }
+        let shown = |dims: &[Dim]| {
+            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+        };
+        if spec.shape_known && spec.shape.len() != s.shape.len() {
+            return Err(format!(
+                "--input-shape `{}`: the model's input has rank {} ({}), not {}",
+                s.name,
+                spec.shape.len(),
+                shown(&spec.shape),
+                s.shape.len()
+            ));
+        }
+        if let Some((k, d)) = spec.shape.iter().zip(&s.shape).enumerate().find_map(|(k, (d, g))| {
+            matches!(d, Dim::Known(v) if *v != *g as i64).then_some((k, d))
+        }) {
+            return Err(format!(
+                "--input-shape `{}`: dimension {k} of the model's input is {d} ({}), not {}",
+                s.name,
+                shown(&spec.shape),
+                s.shape[k]
+            ));
+        }
+        spec.shape = s.shape.iter().map(|d| Dim::Known(*d as i64)).collect();
+        spec.shape_known = true;
+    }
+    Ok(out)
 }
 
 /// The input of a weights-only language model (safetensors + config.json, GGUF): token ids
@@ -818,13 +877,13 @@ mod torchscript_tests {
     fn shape_args_parse_and_refuse() {
         let s: ShapeArg = "x=1x3x224x224".parse().unwrap();
         assert_eq!(
-            (s.name.as_str(), s.shape.as_slice(), s.dtype.as_str()),
-            ("x", &[1, 3, 224, 224][..], "float32")
+            (s.name.as_str(), s.shape.as_slice(), s.dtype.as_deref()),
+            ("x", &[1, 3, 224, 224][..], None)
         );
         let s: ShapeArg = "ids=2x7:int64".parse().unwrap();
         assert_eq!(
-            (s.shape.as_slice(), s.dtype.as_str()),
-            (&[2, 7][..], "int64")
+            (s.shape.as_slice(), s.dtype.as_deref()),
+            (&[2, 7][..], Some("int64"))
         );
         assert!("x=1xq".parse::<ShapeArg>().is_err());
         assert!("x=1x2:float99".parse::<ShapeArg>().is_err());

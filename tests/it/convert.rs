@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
+use prost::Message;
 
 use crate::common::{fixtures, one_line_error, MALICIOUS, PWNED};
 
@@ -412,5 +413,82 @@ fn convert_for_tract_writes_a_prepared_model_checked_against_the_original() {
         let err = one_line_error(&o, phrase);
         assert!(err.contains(phrase), "{err}");
         assert!(!never.exists());
+    }
+}
+
+/// `--input-shape` on an ONNX model sets its symbolic dimensions (`check`, `convert --for tract`),
+/// and refuses, as one line, a name the model lacks, another rank, a fixed dimension changed, or
+/// another dtype.
+#[test]
+fn input_shape_sets_an_onnx_models_symbolic_dimensions() {
+    let cnn = fixtures().join("cnn.onnx");
+    let (code, v) = crate::common::check_json(&[
+        cnn.to_str().unwrap(),
+        "--backend",
+        "tract",
+        "--input-shape",
+        "image=3x3x16x16",
+    ]);
+    assert_eq!(code, 0, "{v}");
+    let tract = crate::common::backend(&v["models"][0], "tract");
+    assert_eq!(tract["outputs"][0]["shape"], serde_json::json!([3, 10]), "{v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cnn3.onnx");
+    let o = convert(&[
+        cnn.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--for",
+        "tract",
+        "--input-shape",
+        "image=3x3x16x16",
+    ]);
+    crate::common::assert_success(&o, "convert --for tract --input-shape");
+    let written = tract_onnx::pb::ModelProto::decode(&std::fs::read(&out).unwrap()[..]).unwrap();
+    let input = &written.graph.unwrap().input[0];
+    let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) =
+        input.r#type.as_ref().and_then(|t| t.value.as_ref())
+    else {
+        panic!("{input:?}")
+    };
+    let dims: Vec<_> = t
+        .shape
+        .as_ref()
+        .unwrap()
+        .dim
+        .iter()
+        .map(|d| match d.value {
+            Some(tract_onnx::pb::tensor_shape_proto::dimension::Value::DimValue(v)) => v,
+            _ => -1,
+        })
+        .collect();
+    assert_eq!(dims, [3, 3, 16, 16]);
+
+    for (shape, says) in [
+        ("picture=1x3x16x16", "no such input"),
+        ("image=1x3x16", "rank 4"),
+        ("image=1x4x16x16", "dimension 1"),
+        ("image=1x3x16x16:int64", "float32, not int64"),
+    ] {
+        let o = crate::common::cargo_infer()
+            .args(["check", "--backend", "tract", "--input-shape", shape])
+            .arg(&cnn)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{shape}");
+        let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{shape}: {err}");
+        let target = dir.path().join("refused.onnx");
+        let o = convert(&[
+            cnn.to_str().unwrap(),
+            target.to_str().unwrap(),
+            "--for",
+            "tract",
+            "--input-shape",
+            shape,
+        ]);
+        let err = crate::common::one_line_error(&o, shape);
+        assert!(err.contains(says), "{shape}: {err}");
+        assert!(!target.exists());
     }
 }
