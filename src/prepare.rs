@@ -228,11 +228,7 @@ fn is_implicit_squeeze(n: &pb::NodeProto, opset: i64) -> bool {
 }
 
 fn name_of(n: &pb::NodeProto) -> String {
-    if n.name.is_empty() {
-        n.output.first().cloned().unwrap_or_default()
-    } else {
-        n.name.clone()
-    }
+    crate::model::node_display_name(&n.name, &n.output)
 }
 
 /// Sets each input's shape to its data's, and turns the constant ones into initializers.

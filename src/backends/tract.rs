@@ -23,11 +23,7 @@ pub fn missing_operators(info: &ModelInfo) -> BTreeMap<String, Vec<String>> {
     for n in &info.nodes {
         if !onnx.op_register.0.contains_key(&n.op_type) {
             let key = crate::model::onnx::op_key(&n.domain, &n.op_type);
-            let name = if n.name.is_empty() {
-                n.outputs.first().cloned().unwrap_or_default()
-            } else {
-                n.name.clone()
-            };
+            let name = n.display_name();
             missing.entry(key).or_default().push(name);
         }
     }

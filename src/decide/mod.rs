@@ -325,11 +325,7 @@ fn missing(info: &ModelInfo, list: &str) -> BTreeMap<String, Vec<String>> {
     for n in &info.nodes {
         let standard = n.domain.is_empty() || n.domain == "ai.onnx";
         if !standard || !known.contains(n.op_type.as_str()) {
-            let name = if n.name.is_empty() {
-                n.outputs.first().cloned().unwrap_or_default()
-            } else {
-                n.name.clone()
-            };
+            let name = n.display_name();
             out.entry(model::onnx::op_key(&n.domain, &n.op_type))
                 .or_default()
                 .push(name);

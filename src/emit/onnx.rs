@@ -132,11 +132,7 @@ pub fn read(path: &Path) -> Result<Chain, String> {
     let mut ops = std::collections::BTreeMap::new();
     for node in &graph.node {
         *ops.entry(node.op_type.clone()).or_default() += 1;
-        let name = if node.name.is_empty() {
-            node.output.first().cloned().unwrap_or_default()
-        } else {
-            node.name.clone()
-        };
+        let name = crate::model::node_display_name(&node.name, &node.output);
         let ctx = |m: &str| format!("node `{name}` ({}): {m}", node.op_type);
         if node.op_type == "Constant" {
             let t = attr(node, "value")

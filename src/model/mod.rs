@@ -244,6 +244,23 @@ pub struct NodeSummary {
     pub depth: u32,
 }
 
+impl NodeSummary {
+    /// How messages name the node: see [`node_display_name`].
+    pub fn display_name(&self) -> String {
+        node_display_name(&self.name, &self.outputs)
+    }
+}
+
+/// How messages name an ONNX node: its name, or its first output when it has none (exporters
+/// often leave names empty; outputs are unique in a graph).
+pub fn node_display_name(name: &str, outputs: &[String]) -> String {
+    if name.is_empty() {
+        outputs.first().cloned().unwrap_or_default()
+    } else {
+        name.to_string()
+    }
+}
+
 impl ModelInfo {
     pub(crate) fn new(path: &Path, format: Format) -> ModelInfo {
         ModelInfo {

@@ -45,11 +45,7 @@ pub fn check(info: &ModelInfo, budget: u64) -> Result<String, Vec<String>> {
             for n in &info.nodes {
                 let standard = n.domain.is_empty() || n.domain == "ai.onnx";
                 if !standard || !EMIT_OPS.contains(&n.op_type.as_str()) {
-                    let name = if n.name.is_empty() {
-                        n.outputs.first().cloned().unwrap_or_default()
-                    } else {
-                        n.name.clone()
-                    };
+                    let name = n.display_name();
                     why.push(format!(
                         "node `{name}`: operator {}",
                         super::onnx::op_key(&n.domain, &n.op_type)
