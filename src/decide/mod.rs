@@ -1050,3 +1050,121 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
         model: path.display().to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The rule table on made-up evidence: no model file, no back end.
+    use super::*;
+
+    /// An ONNX CNN every framework's operator list covers, trivial for none, tract loads it.
+    fn onnx_cnn() -> Evidence {
+        Evidence {
+            format: Format::Onnx,
+            class: ArchClass::Cnn,
+            parameters: 1_000_000,
+            missing_ops: ALL.iter().map(|f| (*f, BTreeMap::new())).collect(),
+            ort_version_problem: None,
+            trivial: Err(vec!["node `conv`: operator Conv".into()]),
+            embedding: false,
+            probe: BTreeMap::new(),
+            tract_load: Some(TractLoad::Loaded {
+                ms: 1.0,
+                note: String::new(),
+            }),
+        }
+    }
+
+    fn run(c: &Constraints, e: Evidence) -> Result<Decision, NoFit> {
+        decide(Path::new("model.onnx"), c, e)
+    }
+
+    fn verdict(d: &Decision, f: Framework) -> Verdict {
+        d.ranking.iter().find(|r| r.framework == f).unwrap().verdict
+    }
+
+    fn fired(d: &Decision, id: &str) -> bool {
+        d.ranking.iter().any(|r| r.reasons.iter().any(|s| s.starts_with(id)))
+    }
+
+    #[test]
+    fn wasm_excludes_the_cpp_runtimes_and_picks_pure_rust() {
+        let c = Constraints {
+            target: Some("wasm32-unknown-unknown".into()),
+            target_kind: TargetKind::Wasm,
+            ..Default::default()
+        };
+        let d = run(&c, onnx_cnn()).unwrap();
+        for f in [Framework::Ort, Framework::Tch, Framework::Fastembed] {
+            assert_eq!(verdict(&d, f), Verdict::Excluded, "{f:?}");
+        }
+        assert!(row(d.choice).wasm && row(d.choice).pure_rust, "{:?}", d.choice);
+        assert!(fired(&d, "X-WASM"));
+    }
+
+    #[test]
+    fn tract_is_excluded_when_it_cannot_load_the_model_and_the_next_choice_is_made() {
+        let c = Constraints {
+            pure_rust: true,
+            ..Default::default()
+        };
+        let d = run(&c, onnx_cnn()).unwrap();
+        assert_eq!(d.choice, Framework::Tract);
+        let mut e = onnx_cnn();
+        e.tract_load = Some(TractLoad::Failed {
+            ms: 1.0,
+            reason: "optimise: node `If_0` (If): …".into(),
+        });
+        let d = run(&c, e).unwrap();
+        assert_eq!(verdict(&d, Framework::Tract), Verdict::Excluded);
+        assert_ne!(d.choice, Framework::Tract);
+        let tract = d.ranking.iter().find(|r| r.framework == Framework::Tract).unwrap();
+        assert!(
+            tract.reasons.iter().any(|r| r.starts_with("X-LOAD") && r.contains("If_0")),
+            "{:?}",
+            tract.reasons
+        );
+    }
+
+    #[test]
+    fn missing_operators_exclude_only_the_frameworks_that_lack_them() {
+        let mut e = onnx_cnn();
+        e.missing_ops.insert(
+            Framework::Tract,
+            BTreeMap::from([("com.microsoft::QLSTM".to_string(), vec!["lstm".to_string()])]),
+        );
+        e.tract_load = None;
+        let d = run(&Constraints::default(), e).unwrap();
+        assert_eq!(verdict(&d, Framework::Tract), Verdict::Excluded);
+        assert_ne!(verdict(&d, Framework::Ort), Verdict::Excluded);
+        assert!(fired(&d, "X-OPS"));
+    }
+
+    #[test]
+    fn a_trivial_model_under_a_binary_size_bound_gets_generated_code() {
+        let mut e = onnx_cnn();
+        e.class = ArchClass::Mlp;
+        e.parameters = 1_000;
+        e.trivial = Ok("MLP 4-16-3".into());
+        let c = Constraints {
+            max_binary_size: Some(1_000_000),
+            ..Default::default()
+        };
+        let d = run(&c, e).unwrap();
+        assert_eq!(d.choice, Framework::Custom);
+    }
+
+    #[test]
+    fn constraints_no_framework_meets_are_a_no_fit_naming_them() {
+        // TorchScript runs on tch only; WASM excludes tch.
+        let mut e = onnx_cnn();
+        e.format = Format::Torchscript;
+        e.tract_load = None;
+        let c = Constraints {
+            target: Some("wasm32-unknown-unknown".into()),
+            target_kind: TargetKind::Wasm,
+            ..Default::default()
+        };
+        let no = run(&c, e).unwrap_err();
+        assert!(no.message.contains("tch"), "{}", no.message);
+    }
+}
