@@ -57,7 +57,7 @@ pub fn add(
     ort_download: bool,
     prepared: Option<&super::PreparedFrom>,
 ) -> Result<Vec<String>, String> {
-    if !super::ADDABLE.contains(&d.choice) {
+    if !super::scaffold_row(d.choice).addable {
         return Err(format!(
             "`add` sets up {} in this release; {} is not: it generates the model's code in a build script — make a project with `cargo infer init --framework {}`, or choose another --framework",
             names(),
@@ -227,8 +227,7 @@ pub fn add(
 }
 
 fn names() -> String {
-    super::ADDABLE
-        .iter()
+    super::addable()
         .map(|f| f.as_str())
         .collect::<Vec<_>>()
         .join(", ")

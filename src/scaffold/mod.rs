@@ -47,28 +47,120 @@ pub fn validated(krate: &str) -> &'static str {
         .expect("validated version")
 }
 
-/// Frameworks `add` sets up inside an existing crate in this release (`init` makes a project for
-/// every framework).
-/// burn is not: it generates the model's code in a build script, which a crate may already have.
-pub const ADDABLE: &[Framework] = &[
-    Framework::Tract,
-    Framework::Ort,
-    Framework::Custom,
-    Framework::Tch,
-    Framework::Candle,
-    Framework::Fastembed,
+/// What `init` and `add` need of one framework (what `decide` needs is its row of
+/// `decide::FRAMEWORKS`; the files a project gets are `templates/<id>/`). Adding a framework: a
+/// row here, a row there, and the templates directory.
+pub struct ScaffoldRow {
+    pub framework: Framework,
+    /// The model formats its project loads.
+    pub formats: &'static [Format],
+    /// Whether `add` sets it up inside an existing crate (burn does not: it generates the model's
+    /// code in a build script, which a crate may already have).
+    pub addable: bool,
+    /// Files its project needs next to the model, for a model of this format: (name, required).
+    /// [`WEIGHT_FILES`] stands for the model's weight files (a sharded safetensors model's shards).
+    pub companions: &'static [(Format, &'static [(&'static str, bool)])],
+    /// Its dependencies under these constraints; `ort_download`: link a prebuilt ONNX Runtime.
+    pub dependencies: fn(&Constraints, bool) -> Vec<Dependency>,
+    /// Build dependencies (crates of [`VALIDATED`], at those versions).
+    pub build_dependencies: &'static [&'static str],
+}
+
+/// In [`ScaffoldRow::companions`]: the model's weight files.
+pub const WEIGHT_FILES: &str = "<weight files>";
+
+/// Hugging Face tokenizer files an embedding project reads (all required).
+const TOKENIZER_FILES: &[(&str, bool)] = &[
+    ("tokenizer.json", true),
+    ("config.json", true),
+    ("special_tokens_map.json", true),
+    ("tokenizer_config.json", true),
 ];
+
+pub const SCAFFOLDS: &[ScaffoldRow] = &[
+    ScaffoldRow {
+        framework: Framework::Tract,
+        formats: &[Format::Onnx],
+        addable: true,
+        companions: &[],
+        dependencies: tract_dependencies,
+        build_dependencies: &[],
+    },
+    ScaffoldRow {
+        framework: Framework::Ort,
+        formats: &[Format::Onnx],
+        addable: true,
+        companions: &[],
+        dependencies: ort_dependencies,
+        build_dependencies: &[],
+    },
+    ScaffoldRow {
+        framework: Framework::Custom,
+        formats: &[Format::Onnx],
+        addable: true,
+        companions: &[],
+        dependencies: |_, _| vec![],
+        build_dependencies: &[],
+    },
+    ScaffoldRow {
+        framework: Framework::Tch,
+        formats: &[Format::Torchscript],
+        addable: true,
+        companions: &[],
+        dependencies: |_, _| vec![("tch", format!("={}", validated("tch")), true, vec![])],
+        build_dependencies: &[],
+    },
+    ScaffoldRow {
+        framework: Framework::Candle,
+        formats: &[Format::Safetensors, Format::Gguf],
+        addable: true,
+        companions: &[(
+            Format::Safetensors,
+            &[
+                ("config.json", true),
+                (WEIGHT_FILES, true),
+                ("tokenizer.json", false),
+                ("tokenizer_config.json", false),
+                ("generation_config.json", false),
+            ],
+        )],
+        dependencies: candle_dependencies,
+        build_dependencies: &[],
+    },
+    ScaffoldRow {
+        framework: Framework::Fastembed,
+        formats: &[Format::Onnx],
+        addable: true,
+        companions: &[(Format::Onnx, TOKENIZER_FILES)],
+        dependencies: fastembed_dependencies,
+        build_dependencies: &[],
+    },
+    ScaffoldRow {
+        framework: Framework::Burn,
+        formats: &[Format::Onnx],
+        addable: false,
+        companions: &[],
+        dependencies: burn_dependencies,
+        build_dependencies: &["burn-onnx"],
+    },
+];
+
+/// The scaffold row of a framework.
+pub fn scaffold_row(f: Framework) -> &'static ScaffoldRow {
+    SCAFFOLDS
+        .iter()
+        .find(|r| r.framework == f)
+        .expect("every framework has a scaffold row")
+}
 
 /// The model formats each framework's scaffold loads.
 pub fn scaffold_formats(f: Framework) -> &'static [Format] {
-    match f {
-        Framework::Tract | Framework::Ort | Framework::Burn | Framework::Fastembed => {
-            &[Format::Onnx]
-        }
-        Framework::Custom => &[Format::Onnx],
-        Framework::Tch => &[Format::Torchscript],
-        Framework::Candle => &[Format::Safetensors, Format::Gguf],
-    }
+    scaffold_row(f).formats
+}
+
+/// The frameworks `add` sets up inside an existing crate, in table order.
+pub fn addable() -> impl Iterator<Item = Framework> {
+    SCAFFOLDS.iter().filter(|r| r.addable).map(|r| r.framework)
 }
 
 /// What a framework's scaffold needs next to the model besides the model itself (`weights`: the
@@ -81,29 +173,17 @@ fn companions(
 ) -> Result<Vec<String>, String> {
     let dir = model.parent().unwrap_or(Path::new("."));
     let mut names: Vec<(String, bool)> = Vec::new();
-    match (f, info.format) {
-        (Framework::Candle, Format::Safetensors) => {
-            names.push(("config.json".into(), true));
-            names.extend(weights.iter().map(|w| (w.clone(), true)));
-            for t in [
-                "tokenizer.json",
-                "tokenizer_config.json",
-                "generation_config.json",
-            ] {
-                names.push((t.into(), false));
-            }
+    let listed = scaffold_row(f)
+        .companions
+        .iter()
+        .filter(|(format, _)| *format == info.format)
+        .flat_map(|(_, files)| files.iter());
+    for &(name, required) in listed {
+        if name == WEIGHT_FILES {
+            names.extend(weights.iter().map(|w| (w.clone(), required)));
+        } else {
+            names.push((name.into(), required));
         }
-        (Framework::Fastembed, _) => {
-            for t in [
-                "tokenizer.json",
-                "config.json",
-                "special_tokens_map.json",
-                "tokenizer_config.json",
-            ] {
-                names.push((t.into(), true));
-            }
-        }
-        _ => {}
     }
     let model_name = model.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut out = Vec::new();
@@ -596,105 +676,108 @@ pub type Dependency = (&'static str, String, bool, Vec<&'static str>);
 
 /// Dependencies the framework needs under these constraints.
 pub fn dependencies(f: Framework, c: &Constraints, ort_download: bool) -> Vec<Dependency> {
-    let gpu_provider = || match c.gpu {
+    (scaffold_row(f).dependencies)(c, ort_download)
+}
+
+/// ort's execution-provider features for the GPU the constraints ask for.
+fn ort_gpu_features(c: &Constraints) -> Vec<&'static str> {
+    match c.gpu {
         Gpu::Cuda => vec!["cuda"],
         Gpu::Tensorrt => vec!["tensorrt"],
         Gpu::Rocm => vec!["rocm"],
         _ if c.multi_gpu => vec!["tensorrt"],
         _ => vec![],
-    };
-    match f {
-        Framework::Tract => {
-            let mut features = vec![];
-            if c.target_kind == TargetKind::Wasm {
-                features.push("getrandom-js");
-            }
-            vec![(
-                "tract-onnx",
-                format!("={}", validated("tract-onnx")),
-                true,
-                features,
-            )]
-        }
-        // `ort_download`: ort's own default, which downloads a prebuilt ONNX Runtime at build
-        // time and links it; otherwise `load-dynamic`, which builds anywhere and loads the library
-        // named by ORT_DYLIB_PATH at run time.
-        Framework::Ort if ort_download => {
-            vec![(
-                "ort",
-                format!("={}", validated("ort")),
-                true,
-                gpu_provider(),
-            )]
-        }
-        Framework::Ort => {
-            let mut features = vec!["std", "load-dynamic"];
-            features.extend(gpu_provider());
-            vec![("ort", format!("={}", validated("ort")), false, features)]
-        }
-        Framework::Tch => vec![("tch", format!("={}", validated("tch")), true, vec![])],
-        Framework::Candle => {
-            let features = match c.gpu {
-                Gpu::Cuda => vec!["cuda"],
-                Gpu::Metal => vec!["metal"],
-                _ => vec![],
-            };
-            let mut deps: Vec<_> = ["candle-core", "candle-nn", "candle-transformers"]
-                .into_iter()
-                .map(|k| (k, format!("={}", validated(k)), true, features.clone()))
-                .collect();
-            deps.push((
-                "serde_json",
-                validated("serde_json").to_string(),
-                true,
-                vec![],
-            ));
-            deps
-        }
-        Framework::Burn => {
-            // flex: burn's portable CPU back end (pure Rust, builds for WASM); wgpu/metal/cuda
-            // when the constraints ask for a GPU.
-            let backend = match c.gpu {
-                Gpu::Cuda => "cuda",
-                Gpu::Metal => "metal",
-                Gpu::Wgpu => "wgpu",
-                _ => "flex",
-            };
-            vec![
-                (
-                    "burn",
-                    format!("={}", validated("burn")),
-                    true,
-                    vec![backend],
-                ),
-                (
-                    "burn-store",
-                    format!("={}", validated("burn-store")),
-                    true,
-                    vec![],
-                ),
-            ]
-        }
-        Framework::Fastembed => {
-            // ONNX Runtime as for ort; never fastembed's hub downloads (the model is local).
-            let (fastembed_feature, mut ort_features) = if ort_download {
-                ("ort-download-binaries", vec!["std"])
-            } else {
-                ("ort-load-dynamic", vec!["std", "load-dynamic"])
-            };
-            ort_features.extend(gpu_provider());
-            vec![
-                (
-                    "fastembed",
-                    format!("={}", validated("fastembed")),
-                    false,
-                    vec![fastembed_feature],
-                ),
-                ("ort", format!("={}", validated("ort")), false, ort_features),
-            ]
-        }
-        Framework::Custom => vec![],
     }
+}
+
+fn tract_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
+    let mut features = vec![];
+    if c.target_kind == TargetKind::Wasm {
+        features.push("getrandom-js");
+    }
+    vec![(
+        "tract-onnx",
+        format!("={}", validated("tract-onnx")),
+        true,
+        features,
+    )]
+}
+
+/// `ort_download`: ort's own default, which downloads a prebuilt ONNX Runtime at build time and
+/// links it; otherwise `load-dynamic`, which builds anywhere and loads the library named by
+/// ORT_DYLIB_PATH at run time.
+fn ort_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency> {
+    let version = format!("={}", validated("ort"));
+    if ort_download {
+        vec![("ort", version, true, ort_gpu_features(c))]
+    } else {
+        let mut features = vec!["std", "load-dynamic"];
+        features.extend(ort_gpu_features(c));
+        vec![("ort", version, false, features)]
+    }
+}
+
+fn candle_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
+    let features = match c.gpu {
+        Gpu::Cuda => vec!["cuda"],
+        Gpu::Metal => vec!["metal"],
+        _ => vec![],
+    };
+    let mut deps: Vec<_> = ["candle-core", "candle-nn", "candle-transformers"]
+        .into_iter()
+        .map(|k| (k, format!("={}", validated(k)), true, features.clone()))
+        .collect();
+    deps.push((
+        "serde_json",
+        validated("serde_json").to_string(),
+        true,
+        vec![],
+    ));
+    deps
+}
+
+/// flex: burn's portable CPU back end (pure Rust, builds for WASM); wgpu/metal/cuda when the
+/// constraints ask for a GPU.
+fn burn_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
+    let backend = match c.gpu {
+        Gpu::Cuda => "cuda",
+        Gpu::Metal => "metal",
+        Gpu::Wgpu => "wgpu",
+        _ => "flex",
+    };
+    vec![
+        (
+            "burn",
+            format!("={}", validated("burn")),
+            true,
+            vec![backend],
+        ),
+        (
+            "burn-store",
+            format!("={}", validated("burn-store")),
+            true,
+            vec![],
+        ),
+    ]
+}
+
+/// ONNX Runtime as for ort; never fastembed's hub downloads (the model is local).
+fn fastembed_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency> {
+    let (fastembed_feature, mut ort_features) = if ort_download {
+        ("ort-download-binaries", vec!["std"])
+    } else {
+        ("ort-load-dynamic", vec!["std", "load-dynamic"])
+    };
+    ort_features.extend(ort_gpu_features(c));
+    vec![
+        (
+            "fastembed",
+            format!("={}", validated("fastembed")),
+            false,
+            vec![fastembed_feature],
+        ),
+        ("ort", format!("={}", validated("ort")), false, ort_features),
+    ]
 }
 
 /// A model with float16 inputs or outputs: the `half` crate for the element type, and ort's
@@ -711,12 +794,13 @@ pub fn with_half(mut deps: Vec<Dependency>, half: bool) -> Vec<Dependency> {
     deps
 }
 
-/// Build dependencies: burn turns the ONNX model into Rust code in the project's build script.
+/// Build dependencies (burn turns the ONNX model into Rust code in the project's build script).
 pub fn build_dependencies(f: Framework) -> Vec<(&'static str, String)> {
-    match f {
-        Framework::Burn => vec![("burn-onnx", format!("={}", validated("burn-onnx")))],
-        _ => vec![],
-    }
+    scaffold_row(f)
+        .build_dependencies
+        .iter()
+        .map(|k| (*k, format!("={}", validated(k))))
+        .collect()
 }
 
 fn dep_item(version: &str, default_features: bool, features: &[&str]) -> Item {
@@ -1305,6 +1389,21 @@ mod tests {
                 if template.ends_with(".rs") {
                     assert!(!text.contains("write(\"/tmp/pwned"), "{template}:\n{text}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_framework_has_one_scaffold_row_and_its_templates() {
+        for f in crate::decide::FRAMEWORKS {
+            let rows = SCAFFOLDS.iter().filter(|r| r.framework == f.framework).count();
+            assert_eq!(rows, 1, "{}", f.id);
+            for t in ["main.rs", "test.rs"] {
+                let name = format!("{}/{t}", f.id);
+                assert!(TEMPLATES.iter().any(|(n, _)| *n == name), "no {name}");
+            }
+            for k in scaffold_row(f.framework).build_dependencies {
+                validated(k);
             }
         }
     }
