@@ -21,7 +21,8 @@ fn main() {
 /// `$OUT_DIR/templates.rs`: `&[(name, text)]` for every `templates/<framework>/<file>.j2`, the
 /// name being `<framework>/<file>`, sorted.
 fn templates() {
-    let root = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("templates");
+    let root =
+        std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("templates");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut entries = Vec::new();
     for dir in std::fs::read_dir(&root).expect("templates/") {
@@ -29,7 +30,13 @@ fn templates() {
         println!("cargo:rerun-if-changed={}", dir.display());
         for file in std::fs::read_dir(&dir).unwrap() {
             let file = file.unwrap().path();
-            let Some(stem) = file.file_name().unwrap().to_str().unwrap().strip_suffix(".j2") else {
+            let Some(stem) = file
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .strip_suffix(".j2")
+            else {
                 continue;
             };
             let framework = dir.file_name().unwrap().to_str().unwrap();
@@ -39,7 +46,10 @@ fn templates() {
     entries.sort();
     let mut out = String::from("&[\n");
     for (name, file) in entries {
-        out.push_str(&format!("    ({name:?}, include_str!({:?})),\n", file.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            file.display().to_string()
+        ));
     }
     out.push_str("]\n");
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("templates.rs");

@@ -91,7 +91,9 @@ pub fn constant_candidates(graph: Option<&pb::GraphProto>, inputs: &[Named]) -> 
                 CONSTANT_OPERANDS.iter().any(|(op, at)| {
                     n.op_type == *op
                         && n.domain.is_empty()
-                        && at.iter().any(|&i| n.input.get(i).is_some_and(|x| x == name))
+                        && at
+                            .iter()
+                            .any(|&i| n.input.get(i).is_some_and(|x| x == name))
                 })
             })
         })
@@ -830,10 +832,9 @@ pub fn for_tract(
     let inlined = inline_external_data(input, &mut proto).map_err(bad)?;
 
     // The data: the first data set check would use, with --const values in place.
-    let (sets, data_notes) =
-        crate::check::inputs::signature(&info, None, &opts.inputs)
-            .and_then(|(info, o)| crate::check::inputs::data_sets(input, &info, &o))
-            .map_err(bad)?;
+    let (sets, data_notes) = crate::check::inputs::signature(&info, None, &opts.inputs)
+        .and_then(|(info, o)| crate::check::inputs::data_sets(input, &info, &o))
+        .map_err(bad)?;
     let mut data = sets
         .into_iter()
         .next()

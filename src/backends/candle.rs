@@ -446,7 +446,6 @@ impl Backend for Candle {
         "candle"
     }
 
-
     fn availability(&self) -> Result<String, String> {
         Ok(format!("candle {VERSION} (cpu)"))
     }

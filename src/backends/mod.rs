@@ -215,14 +215,22 @@ mod tests {
     fn every_framework_is_checked_by_a_back_end_of_the_registry_that_runs_its_formats() {
         for f in crate::decide::FRAMEWORKS {
             let r = row(f.checked_by).unwrap_or_else(|| panic!("{}: {}", f.id, f.checked_by));
-            assert!(r.formats.iter().any(|fmt| f.formats.contains(fmt)), "{}", f.id);
+            assert!(
+                r.formats.iter().any(|fmt| f.formats.contains(fmt)),
+                "{}",
+                f.id
+            );
         }
     }
 
     #[test]
     fn the_built_back_ends_are_the_rows_with_a_constructor_in_order() {
         let names: Vec<_> = all(None).iter().map(|b| b.name()).collect();
-        let built: Vec<_> = REGISTRY.iter().filter(|r| r.built()).map(|r| r.name).collect();
+        let built: Vec<_> = REGISTRY
+            .iter()
+            .filter(|r| r.built())
+            .map(|r| r.name)
+            .collect();
         assert_eq!(names, built);
         for r in REGISTRY.iter().filter(|r| !r.built()) {
             assert!(lacking(r.name).contains(&format!("--features {}", r.feature.unwrap())));

@@ -322,7 +322,6 @@ impl Backend for Ort {
         "ort"
     }
 
-
     fn availability(&self) -> Result<String, String> {
         runtime(self.explicit.as_deref()).map(|r| r.version.clone())
     }

@@ -183,7 +183,6 @@ impl Backend for Tch {
         "tch"
     }
 
-
     fn availability(&self) -> Result<String, String> {
         // Linking tch means libtorch was found when the process started.
         let lib = library_path().unwrap_or_else(|| "libtorch".into());

@@ -268,7 +268,6 @@ impl Backend for Tract {
         "tract"
     }
 
-
     fn availability(&self) -> Result<String, String> {
         Ok(format!("tract-onnx {VERSION}"))
     }

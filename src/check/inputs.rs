@@ -267,7 +267,10 @@ fn shaped_inputs(
             ));
         }
         let shown = |dims: &[Dim]| {
-            dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
         };
         if spec.shape_known && spec.shape.len() != s.shape.len() {
             return Err(format!(
@@ -278,9 +281,13 @@ fn shaped_inputs(
                 s.shape.len()
             ));
         }
-        if let Some((k, d)) = spec.shape.iter().zip(&s.shape).enumerate().find_map(|(k, (d, g))| {
-            matches!(d, Dim::Known(v) if *v != *g as i64).then_some((k, d))
-        }) {
+        if let Some((k, d)) = spec
+            .shape
+            .iter()
+            .zip(&s.shape)
+            .enumerate()
+            .find_map(|(k, (d, g))| matches!(d, Dim::Known(v) if *v != *g as i64).then_some((k, d)))
+        {
             return Err(format!(
                 "--input-shape `{}`: dimension {k} of the model's input is {d} ({}), not {}",
                 s.name,

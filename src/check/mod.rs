@@ -31,7 +31,11 @@ impl clap::ValueEnum for BackendChoice {
     fn value_variants<'a>() -> &'a [Self] {
         static VARIANTS: std::sync::LazyLock<Vec<BackendChoice>> = std::sync::LazyLock::new(|| {
             std::iter::once(BackendChoice::Auto)
-                .chain(crate::backends::REGISTRY.iter().map(|r| BackendChoice::One(r.name)))
+                .chain(
+                    crate::backends::REGISTRY
+                        .iter()
+                        .map(|r| BackendChoice::One(r.name)),
+                )
                 .chain(std::iter::once(BackendChoice::All))
                 .collect()
         });
@@ -44,9 +48,8 @@ impl clap::ValueEnum for BackendChoice {
             BackendChoice::Auto => PossibleValue::new("auto")
                 .help("Every back end available here; unavailable ones are reported, not failed"),
             BackendChoice::One(name) => PossibleValue::new(*name),
-            BackendChoice::All => {
-                PossibleValue::new("all").help("Every back end of this build, each required to pass")
-            }
+            BackendChoice::All => PossibleValue::new("all")
+                .help("Every back end of this build, each required to pass"),
         })
     }
 }

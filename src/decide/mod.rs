@@ -1083,7 +1083,9 @@ mod tests {
     }
 
     fn fired(d: &Decision, id: &str) -> bool {
-        d.ranking.iter().any(|r| r.reasons.iter().any(|s| s.starts_with(id)))
+        d.ranking
+            .iter()
+            .any(|r| r.reasons.iter().any(|s| s.starts_with(id)))
     }
 
     #[test]
@@ -1097,7 +1099,11 @@ mod tests {
         for f in [Framework::Ort, Framework::Tch, Framework::Fastembed] {
             assert_eq!(verdict(&d, f), Verdict::Excluded, "{f:?}");
         }
-        assert!(row(d.choice).wasm && row(d.choice).pure_rust, "{:?}", d.choice);
+        assert!(
+            row(d.choice).wasm && row(d.choice).pure_rust,
+            "{:?}",
+            d.choice
+        );
         assert!(fired(&d, "X-WASM"));
     }
 
@@ -1117,9 +1123,16 @@ mod tests {
         let d = run(&c, e).unwrap();
         assert_eq!(verdict(&d, Framework::Tract), Verdict::Excluded);
         assert_ne!(d.choice, Framework::Tract);
-        let tract = d.ranking.iter().find(|r| r.framework == Framework::Tract).unwrap();
+        let tract = d
+            .ranking
+            .iter()
+            .find(|r| r.framework == Framework::Tract)
+            .unwrap();
         assert!(
-            tract.reasons.iter().any(|r| r.starts_with("X-LOAD") && r.contains("If_0")),
+            tract
+                .reasons
+                .iter()
+                .any(|r| r.starts_with("X-LOAD") && r.contains("If_0")),
             "{:?}",
             tract.reasons
         );

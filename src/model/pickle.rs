@@ -1083,10 +1083,7 @@ mod tests {
             Value::List(l) => (Rc::downgrade(l).upgrade().is_some(), Rc::downgrade(l)),
             _ => panic!("not a list: {v:?}"),
         };
-        for p in [
-            &b"\x80\x02]q\x00h\x00a."[..],
-            b"\x80\x02]q\x00h\x00\x85a.",
-        ] {
+        for p in [&b"\x80\x02]q\x00h\x00a."[..], b"\x80\x02]q\x00h\x00\x85a."] {
             let parsed = parse(p).unwrap();
             let (alive, w) = weak(&parsed.value);
             assert!(alive && w.upgrade().unwrap().borrow().len() == 1);
@@ -1094,12 +1091,16 @@ mod tests {
             assert!(w.upgrade().is_none(), "{p:?} leaked");
         }
         let parsed = parse(b"\x80\x02}q\x00X\x01\x00\x00\x00kh\x00s.").unwrap();
-        let Value::Dict(d) = &parsed.value else { panic!() };
+        let Value::Dict(d) = &parsed.value else {
+            panic!()
+        };
         let w = Rc::downgrade(d);
         drop(parsed);
         assert!(w.upgrade().is_none(), "dict leaked");
         let parsed = parse(b"\x80\x02c__main__\nC\n)\x81q\x00h\x00b.").unwrap();
-        let Value::Object(o) = &parsed.value else { panic!() };
+        let Value::Object(o) = &parsed.value else {
+            panic!()
+        };
         assert!(o.borrow().state.is_some());
         let w = Rc::downgrade(o);
         drop(parsed);

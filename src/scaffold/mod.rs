@@ -1396,7 +1396,10 @@ mod tests {
     #[test]
     fn every_framework_has_one_scaffold_row_and_its_templates() {
         for f in crate::decide::FRAMEWORKS {
-            let rows = SCAFFOLDS.iter().filter(|r| r.framework == f.framework).count();
+            let rows = SCAFFOLDS
+                .iter()
+                .filter(|r| r.framework == f.framework)
+                .count();
             assert_eq!(rows, 1, "{}", f.id);
             for t in ["main.rs", "test.rs"] {
                 let name = format!("{}/{t}", f.id);

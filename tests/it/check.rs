@@ -577,7 +577,10 @@ fn the_default_build_says_how_to_get_candle() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(crate::common::doctor_backend("candle")["status"], "not-built");
+    assert_eq!(
+        crate::common::doctor_backend("candle")["status"],
+        "not-built"
+    );
 }
 
 #[test]
@@ -852,6 +855,9 @@ fn onnx_runtime_never_writes_its_own_lines_to_stderr() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("onnxruntime:"), "{format}: {err}");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(stdout.contains("NoSuchOp"), "{format}: the load error is in the report: {stdout}");
+        assert!(
+            stdout.contains("NoSuchOp"),
+            "{format}: the load error is in the report: {stdout}"
+        );
     }
 }

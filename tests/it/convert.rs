@@ -2,9 +2,9 @@
 //! by Python's safetensors (tests/convert_check.py; `cargo xtask ci` installs safetensors and onnx
 //! for python3), and compared with the source value by value.
 
+use prost::Message;
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
-use prost::Message;
 
 use crate::common::{fixtures, one_line_error, MALICIOUS, PWNED};
 
@@ -431,7 +431,11 @@ fn input_shape_sets_an_onnx_models_symbolic_dimensions() {
     ]);
     assert_eq!(code, 0, "{v}");
     let tract = crate::common::backend(&v["models"][0], "tract");
-    assert_eq!(tract["outputs"][0]["shape"], serde_json::json!([3, 10]), "{v}");
+    assert_eq!(
+        tract["outputs"][0]["shape"],
+        serde_json::json!([3, 10]),
+        "{v}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cnn3.onnx");
@@ -476,7 +480,8 @@ fn input_shape_sets_an_onnx_models_symbolic_dimensions() {
             .output()
             .unwrap();
         assert_eq!(o.status.code(), Some(2), "{shape}");
-        let err = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        let err =
+            String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(says), "{shape}: {err}");
         let target = dir.path().join("refused.onnx");
         let o = convert(&[

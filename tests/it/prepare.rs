@@ -297,7 +297,10 @@ fn inputs_tract_needs_constant_are_fixed_to_the_data() {
     let graph = pb::GraphProto {
         name: "resize".into(),
         node: vec![resize],
-        input: vec![value("x", FLOAT, &[1, 1, 2, 2]), value("scales", FLOAT, &[4])],
+        input: vec![
+            value("x", FLOAT, &[1, 1, 2, 2]),
+            value("scales", FLOAT, &[4]),
+        ],
         output: vec![value("y", FLOAT, &[1, 1, 4, 4])],
         ..Default::default()
     };

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use crate::common::project::{cargo, cargo_with, init, project_cargo};
 use crate::common::{assert_success, cargo_infer, fixtures, one_line_error};
 
