@@ -90,7 +90,7 @@ pub fn constant_candidates(graph: Option<&pb::GraphProto>, inputs: &[Named]) -> 
             g.node.iter().any(|n| {
                 CONSTANT_OPERANDS.iter().any(|(op, at)| {
                     n.op_type == *op
-                        && n.domain.is_empty()
+                        && is_onnx_domain(&n.domain)
                         && at
                             .iter()
                             .any(|&i| n.input.get(i).is_some_and(|x| x == name))
@@ -118,7 +118,7 @@ pub fn prepare(
     let opset = model
         .opset_import
         .iter()
-        .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+        .find(|o| is_onnx_domain(&o.domain))
         .map(|o| o.version)
         .unwrap_or(0);
     let opsets = model.opset_import.clone();
@@ -183,7 +183,9 @@ pub fn prepare(
                         name_of(node)
                     ),
                 ));
-                k += reshape_to_scalar(graph, k, i) + 1;
+                reshape_to_scalar(graph, k, i);
+                // Past the Reshape inserted and the node itself.
+                k += 2;
                 changed = true;
                 continue;
             } else if is_implicit_squeeze(node, opset) {
@@ -218,13 +220,18 @@ pub fn prepare(
     Ok(rewrites)
 }
 
+/// The default ONNX operator set (`""` or its long name).
+fn is_onnx_domain(domain: &str) -> bool {
+    domain.is_empty() || domain == "ai.onnx"
+}
+
 fn is_if(n: &pb::NodeProto) -> bool {
-    n.op_type == "If" && (n.domain.is_empty() || n.domain == "ai.onnx")
+    n.op_type == "If" && is_onnx_domain(&n.domain)
 }
 
 fn is_implicit_squeeze(n: &pb::NodeProto, opset: i64) -> bool {
     n.op_type == "Squeeze"
-        && (n.domain.is_empty() || n.domain == "ai.onnx")
+        && is_onnx_domain(&n.domain)
         && opset < 13
         && !n.attribute.iter().any(|a| a.name == "axes")
 }
@@ -358,7 +365,7 @@ fn targets(graph: &pb::GraphProto, opset: i64) -> Vec<(String, bool)> {
 /// suite expands) also write as one-element tensors of shape [1]: ONNX Runtime takes both, tract
 /// only the scalar.
 fn scalar_operands(n: &pb::NodeProto, opset: i64) -> &'static [usize] {
-    if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+    if !is_onnx_domain(&n.domain) {
         return &[];
     }
     match n.op_type.as_str() {
@@ -371,9 +378,8 @@ fn scalar_operands(n: &pb::NodeProto, opset: i64) -> &'static [usize] {
 /// The initializer holding the empty shape `[]` that Reshape makes scalars with.
 const SCALAR_SHAPE: &str = "cargo_infer/scalar_shape";
 
-/// Makes operand `i` of node `k` a scalar through a Reshape inserted before it; returns the
-/// number of nodes inserted (1).
-fn reshape_to_scalar(graph: &mut pb::GraphProto, k: usize, i: usize) -> usize {
+/// Makes operand `i` of node `k` a scalar through a Reshape inserted before it (at `k`).
+fn reshape_to_scalar(graph: &mut pb::GraphProto, k: usize, i: usize) {
     if !graph.initializer.iter().any(|t| t.name == SCALAR_SHAPE) {
         graph.initializer.push(pb::TensorProto {
             name: SCALAR_SHAPE.into(),
@@ -396,7 +402,6 @@ fn reshape_to_scalar(graph: &mut pb::GraphProto, k: usize, i: usize) -> usize {
             ..Default::default()
         },
     );
-    1
 }
 
 /// Every name a node reads, its subgraphs' reads of outer names included.

@@ -252,8 +252,8 @@ fn shaped_inputs(
 ) -> Result<Vec<crate::model::ValueSpec>, String> {
     let mut out = inputs.to_vec();
     for s in shapes {
-        let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
         let spec = out.iter_mut().find(|i| i.name == s.name).ok_or_else(|| {
+            let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
             format!(
                 "--input-shape `{}`: the model has no such input (it takes: {})",
                 s.name,

@@ -39,6 +39,11 @@ pub const VALIDATED: &[(&str, &str)] = &[
     ("half", "2"),
 ];
 
+/// The requirement that pins a crate to its validated version (`=0.23.9`).
+fn exact(krate: &str) -> String {
+    format!("={}", validated(krate))
+}
+
 pub fn validated(krate: &str) -> &'static str {
     VALIDATED
         .iter()
@@ -107,7 +112,7 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         formats: &[Format::Torchscript],
         addable: true,
         companions: &[],
-        dependencies: |_, _| vec![("tch", format!("={}", validated("tch")), true, vec![])],
+        dependencies: |_, _| vec![("tch", exact("tch"), true, vec![])],
         build_dependencies: &[],
     },
     ScaffoldRow {
@@ -695,19 +700,14 @@ fn tract_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
     if c.target_kind == TargetKind::Wasm {
         features.push("getrandom-js");
     }
-    vec![(
-        "tract-onnx",
-        format!("={}", validated("tract-onnx")),
-        true,
-        features,
-    )]
+    vec![("tract-onnx", exact("tract-onnx"), true, features)]
 }
 
 /// `ort_download`: ort's own default, which downloads a prebuilt ONNX Runtime at build time and
 /// links it; otherwise `load-dynamic`, which builds anywhere and loads the library named by
 /// ORT_DYLIB_PATH at run time.
 fn ort_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency> {
-    let version = format!("={}", validated("ort"));
+    let version = exact("ort");
     if ort_download {
         vec![("ort", version, true, ort_gpu_features(c))]
     } else {
@@ -725,7 +725,7 @@ fn candle_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
     };
     let mut deps: Vec<_> = ["candle-core", "candle-nn", "candle-transformers"]
         .into_iter()
-        .map(|k| (k, format!("={}", validated(k)), true, features.clone()))
+        .map(|k| (k, exact(k), true, features.clone()))
         .collect();
     deps.push((
         "serde_json",
@@ -746,18 +746,8 @@ fn burn_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
         _ => "flex",
     };
     vec![
-        (
-            "burn",
-            format!("={}", validated("burn")),
-            true,
-            vec![backend],
-        ),
-        (
-            "burn-store",
-            format!("={}", validated("burn-store")),
-            true,
-            vec![],
-        ),
+        ("burn", exact("burn"), true, vec![backend]),
+        ("burn-store", exact("burn-store"), true, vec![]),
     ]
 }
 
@@ -772,11 +762,11 @@ fn fastembed_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency
     vec![
         (
             "fastembed",
-            format!("={}", validated("fastembed")),
+            exact("fastembed"),
             false,
             vec![fastembed_feature],
         ),
-        ("ort", format!("={}", validated("ort")), false, ort_features),
+        ("ort", exact("ort"), false, ort_features),
     ]
 }
 
@@ -799,7 +789,7 @@ pub fn build_dependencies(f: Framework) -> Vec<(&'static str, String)> {
     scaffold_row(f)
         .build_dependencies
         .iter()
-        .map(|k| (*k, format!("={}", validated(k))))
+        .map(|k| (*k, exact(k)))
         .collect()
 }
 
