@@ -26,7 +26,6 @@ use crate::tensor::HostTensor;
 pub const VALIDATED: &[(&str, &str)] = &[
     ("tract-onnx", "0.23.9"),
     ("ort", "2.0.0-rc.15"),
-    ("npyz", "0.8"),
     ("tch", "0.26.0"),
     ("candle-core", "0.11.1"),
     ("candle-nn", "0.11.1"),
@@ -779,7 +778,9 @@ pub fn with_half(mut deps: Vec<Dependency>, half: bool) -> Vec<Dependency> {
                 features.push("half");
             }
         }
-        deps.push(("half", validated("half").to_string(), true, vec![]));
+        // No features of its own: the framework's own `half` features stay as they are, so the
+        // framework's crates build as in a project without float16.
+        deps.push(("half", validated("half").to_string(), false, vec![]));
     }
     deps
 }
@@ -980,16 +981,6 @@ pub fn project_files(
         }
         doc.insert("build-dependencies", Item::Table(t));
     }
-    let mut dev = Table::new();
-    dev.insert(
-        "npyz",
-        dep_item(
-            validated("npyz"),
-            true,
-            if half { &["half"][..] } else { &[] },
-        ),
-    );
-    doc.insert("dev-dependencies", Item::Table(dev));
     // A prepared model exists nowhere else: it is always copied (the original may be linked).
     let link_model = opts.link && opts.prepared.is_none();
     let linked = if link_model {
@@ -1176,6 +1167,7 @@ pub fn project_files(
         prepared_from => original_ref,
         rewrites => prepared.map(|p| p.rewrites.clone()).unwrap_or_default(),
         prepare_flags => prepared.map(|p| p.flags.clone()).unwrap_or_default(),
+        half => half,
         ..module_context(pre, d, &model_file, &model_expr(&model_file, linked.as_deref()), &inputs, opts.ort_download)
     };
     let dir = f.as_str();
@@ -1186,6 +1178,10 @@ pub fn project_files(
     files.push((
         "tests/model.rs".into(),
         render(&format!("{dir}/test.rs"), &ctx)?.into_bytes(),
+    ));
+    files.push((
+        "tests/npy/mod.rs".into(),
+        render("common/npy.rs", &ctx)?.into_bytes(),
     ));
     for (template, out) in [("lib.rs", "src/lib.rs"), ("build.rs", "build.rs")] {
         let name = format!("{dir}/{template}");
@@ -1363,6 +1359,7 @@ mod tests {
                 bert_defaults => code("{}"), versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),
                 device => Some(code("CUDA")), ort_download => false,
                 prepared_from => HOSTILE, rewrites => vec![HOSTILE], prepare_flags => vec![HOSTILE],
+                half => true,
             };
             for (template, _) in TEMPLATES {
                 let text = render(template, &ctx).unwrap_or_else(|e| panic!("{e}"));

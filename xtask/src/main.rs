@@ -88,9 +88,11 @@ pub type Result<T = ()> = std::result::Result<T, String>;
 
 pub fn run(cmd: &mut Command) -> Result {
     eprintln!("+ {cmd:?}");
+    let started = std::time::Instant::now();
     let status = cmd
         .status()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    eprintln!("+ took {:.0} s", started.elapsed().as_secs_f64());
     if status.success() {
         Ok(())
     } else {

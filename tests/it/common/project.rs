@@ -68,11 +68,17 @@ pub fn init(dir: &Path, model: &str, flags: &[&str]) -> PathBuf {
         .args(flags)
         .assert()
         .success();
-    // Resolve like this workspace does, so that the shared target directory is reused.
+    pin_lock(&project);
+    project
+}
+
+/// Resolve like this workspace does (and crates it lacks, as burn's, the same way in every
+/// project of one run), so that every project builds the same units in the shared target
+/// directory and each framework compiles once.
+pub fn pin_lock(project: &Path) {
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"),
         project.join("Cargo.lock"),
     )
     .unwrap();
-    project
 }
