@@ -345,10 +345,18 @@ pub struct CheckArgs {
     /// TorchScript records no shapes (dtype float32 unless given)
     #[arg(long, value_name = "NAME=SHAPE[:DTYPE]")]
     pub input_shape: Vec<crate::check::inputs::ShapeArg>,
-    /// The same model in another format (a TorchScript module's ONNX export, or the reverse): both
-    /// run on the same inputs and their outputs are compared, by position
+    /// The same model in another form: a TorchScript module's ONNX export (or the reverse), or
+    /// another ONNX graph of it (re-exported, optimised, quantised, prepared); both run on the same
+    /// inputs and their outputs are compared, by position
     #[arg(long, value_name = "MODEL")]
     pub pair: Option<PathBuf>,
+    /// When two runs of ONNX graphs disagree, find the first node whose inputs agree and whose
+    /// outputs do not (every intermediate tensor exposed and compared)
+    #[arg(long, value_enum, default_value = "on-failure")]
+    pub bisect: crate::check::Bisect,
+    /// Also write the report as one self-contained HTML page (charts of the errors, the bisect)
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Runs per model and back end; with N > 1 the report adds the median and p95 of runs 2..N
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub runs: u64,
@@ -361,6 +369,10 @@ pub struct CheckArgs {
 pub struct InspectArgs {
     /// Model file (ONNX, safetensors or its index, PyTorch, TorchScript, GGUF) or model directory
     pub model: PathBuf,
+    /// Also draw the ONNX graph: FILE.svg, or FILE.dot for Graphviz (shapes on the edges,
+    /// repeated blocks folded)
+    #[arg(long, value_name = "FILE.svg|FILE.dot")]
+    pub graph: Option<PathBuf>,
 }
 
 /// Runs the tool with these arguments (as `std::env::args_os` gives them) and returns the exit code.
@@ -602,6 +614,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         },
         runs: args.runs as usize,
         pair: args.pair.clone(),
+        bisect: args.bisect,
     };
     let listed = if args.models.is_empty() {
         models_from_manifest(global.manifest_path.as_deref())?
@@ -609,6 +622,14 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         args.models.clone()
     };
     let models = check::expand_models(&listed).map_err(ExpectedError::Usage)?;
+    if let Some(r) = &args.report {
+        if !r.extension().is_some_and(|e| e == "html" || e == "htm") {
+            return Err(ExpectedError::Usage(format!(
+                "--report {}: the report is an HTML page; name it FILE.html",
+                r.display()
+            )));
+        }
+    }
     if args.pair.is_some() && models.len() != 1 {
         return Err(ExpectedError::Usage(format!(
             "--pair compares one model with its twin; {} models were given",
@@ -638,6 +659,11 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         OutputFormat::Json => report::json(&report),
         OutputFormat::Junit => report::junit(&report),
     };
+    if let Some(r) = &args.report {
+        let page = crate::check::html::html(&report).into_bytes();
+        crate::util::write_all_or_nothing(&[(r.clone(), page)])
+            .map_err(|e| ExpectedError::Usage(format!("--report {}: {e}", r.display())))?;
+    }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         eprint!("{}", report::github_annotations(&report));
     }

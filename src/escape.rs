@@ -47,6 +47,42 @@ pub fn md_text(s: &str) -> String {
     out
 }
 
+/// Text for HTML, in an element or a quoted attribute: `&`, `<`, `>`, both quotes as entities,
+/// control characters other than tab and newline shown escaped.
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() => out.push_str(&c.escape_default().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Graphviz DOT string, quotes included: backslashes and quotes escaped, a line break as DOT's
+/// `\n`, other control characters dropped.
+pub fn dot_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A Markdown code span (backticks included): fenced by more backticks than the longest run
 /// inside, on one line.
 pub fn md_code(s: &str) -> String {
@@ -137,6 +173,44 @@ mod tests {
         "naïve – ß 名前\u{2028}x\r",
         "",
     ];
+
+    #[test]
+    fn dot_strings_stay_one_string() {
+        for s in HOSTILE {
+            let d = dot_str(s);
+            assert!(d.starts_with('"') && d.ends_with('"') && d.len() >= 2);
+            let inner = &d[1..d.len() - 1];
+            // No quote ends the string early: every quote is escaped, every backslash paired.
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                assert!(c != '"' && !c.is_control(), "{d}");
+                if c == '\\' {
+                    assert!(matches!(chars.next(), Some('\\' | '"' | 'n')), "{d}");
+                }
+            }
+        }
+        assert_eq!(dot_str("a\"b\nc"), "\"a\\\"b\\nc\"");
+    }
+
+    #[test]
+    fn html_text_holds_no_markup() {
+        let mut all: Vec<&str> = HOSTILE.to_vec();
+        all.push("<script>alert(1)</script><img src=x onerror='y'>&amp;");
+        for s in all {
+            let h = html(s);
+            assert!(!h.contains(['<', '>', '"', '\'']), "{h}");
+            // Every `&` starts one of the entities written here.
+            for (i, _) in h.match_indices('&') {
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;", "&#39;"]
+                        .iter()
+                        .any(|e| h[i..].starts_with(e)),
+                    "{h}"
+                );
+            }
+        }
+        assert_eq!(html("a<b & 'c'"), "a&lt;b &amp; &#39;c&#39;");
+    }
 
     #[test]
     fn rust_literals_round_trip() {

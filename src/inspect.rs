@@ -9,6 +9,18 @@ use crate::output::{self, human_bytes, human_count, OutputFormat, Style};
 
 pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<i32, ExpectedError> {
     let info = model::inspect(&args.model)?;
+    if let Some(out) = &args.graph {
+        if info.format != model::Format::Onnx {
+            return Err(ExpectedError::Usage(format!(
+                "--graph draws ONNX graphs; {} is a {} file",
+                args.model.display(),
+                info.format.as_str()
+            )));
+        }
+        let picture = crate::graph::render(&args.model, out).map_err(ExpectedError::Usage)?;
+        crate::util::write_all_or_nothing(&[(out.clone(), picture)])
+            .map_err(|e| ExpectedError::Usage(format!("--graph {}: {e}", out.display())))?;
+    }
     let text = match global.format {
         OutputFormat::Json => {
             let mut s = serde_json::to_string_pretty(&info).expect("ModelInfo serialises");

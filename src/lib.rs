@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod emit;
 pub mod error;
 pub mod escape;
+pub mod graph;
 pub mod inspect;
 pub mod model;
 pub mod output;

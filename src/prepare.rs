@@ -1072,7 +1072,7 @@ pub fn for_tract(
 const INLINE_MAX: u64 = (2 << 30) - (1 << 20);
 
 /// Moves every external tensor's bytes into the model (read only inside its directory).
-fn inline_external_data(
+pub(crate) fn inline_external_data(
     model: &std::path::Path,
     proto: &mut pb::ModelProto,
 ) -> Result<std::collections::BTreeMap<String, u64>, String> {

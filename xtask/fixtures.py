@@ -1096,6 +1096,109 @@ def prepare_fixtures():
     np.savez(os.path.join(d, "squeeze_opset11.inputs.npz"), x=r.standard_normal((1, 3)).astype(np.float32))
 
 
+def bisect_fixtures():
+    """Two runs that part ways in the middle of a graph, for `check --bisect`:
+    - bisect/cnn.onnx and its re-export bisect/cnn_altered.onnx: the same six-convolution network,
+      the twin with every node and intermediate tensor renamed (as exporters do) and the middle
+      convolution's weights changed; bisect names that convolution.
+    - bisect/gru_reverse.onnx: a reverse GRU (tract and ONNX Runtime disagree on it) between dense
+      layers; bisect names the GRU, not the output."""
+    d = os.path.join(OUT, "bisect")
+    os.makedirs(d, exist_ok=True)
+    f32 = TensorProto.FLOAT
+    r = rng(41)
+    chans = [3, 8, 8, 8, 8, 8, 8]
+    arrays, names = [], []
+    for i in range(6):
+        arrays += [r.standard_normal((chans[i + 1], chans[i], 3, 3)).astype(np.float32) * 0.3,
+                   r.standard_normal(chans[i + 1]).astype(np.float32) * 0.1]
+        names += [f"conv{i}.weight", f"conv{i}.bias"]
+    fw = r.standard_normal((4, chans[-1])).astype(np.float32) * 0.3
+    fb = r.standard_normal(4).astype(np.float32) * 0.1
+    arrays += [fw, fb]
+    names += ["fc.weight", "fc.bias"]
+
+    def cnn(rename, weights):
+        t = (lambda n: n) if not rename else (lambda n: f"/model/{n}_output_0")
+        nd = (lambda n: n) if not rename else (lambda n: f"/model/{n.capitalize()}")
+        nodes, cur = [], "image"
+        for i in range(6):
+            nodes.append(helper.make_node("Conv", [cur, f"conv{i}.weight", f"conv{i}.bias"], [t(f"c{i}")],
+                                          name=nd(f"conv{i}"), pads=[1, 1, 1, 1]))
+            nodes.append(helper.make_node("Relu", [t(f"c{i}")], [t(f"r{i}")], name=nd(f"relu{i}")))
+            cur = t(f"r{i}")
+        nodes += [
+            helper.make_node("GlobalAveragePool", [cur], [t("gap")], name=nd("gap")),
+            helper.make_node("Flatten", [t("gap")], [t("flat")], name=nd("flatten")),
+            helper.make_node("Gemm", [t("flat"), "fc.weight", "fc.bias"], ["logits"], name=nd("fc"), transB=1),
+        ]
+        inits = [init(n, a) for n, a in zip(names, weights)]
+        return helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("image", f32, [1, 3, 12, 12])],
+                                 [helper.make_tensor_value_info("logits", f32, [1, 4])], inits)
+
+    io_specs = ([spec("image", "float32", [1, 3, 12, 12])], [spec("logits", "float32", [1, 4])])
+    save_onnx("bisect/cnn.onnx", cnn(False, arrays), "cnn", *io_specs, arrays)
+    altered = [a.copy() for a in arrays]
+    altered[names.index("conv3.weight")][0, 0, 1, 1] += 0.5
+    save_onnx("bisect/cnn_altered.onnx", cnn(True, altered), "cnn", *io_specs, altered)
+
+    r = rng(42)
+    seq, feat, hidden = 5, 4, 6
+    w0 = r.standard_normal((feat, feat)).astype(np.float32) * 0.5
+    W = r.standard_normal((1, 3 * hidden, feat)).astype(np.float32) * 0.4
+    R = r.standard_normal((1, 3 * hidden, hidden)).astype(np.float32) * 0.4
+    B = r.standard_normal((1, 6 * hidden)).astype(np.float32) * 0.1
+    w1 = r.standard_normal((hidden, 3)).astype(np.float32) * 0.5
+    axes = np.array([1], np.int64)
+    nodes = [
+        helper.make_node("MatMul", ["x", "dense0.weight"], ["d0"], name="dense0"),
+        helper.make_node("Relu", ["d0"], ["a0"], name="relu0"),
+        helper.make_node("GRU", ["a0", "W", "R", "B"], ["Y", ""], name="gru", hidden_size=hidden,
+                         direction="reverse"),
+        helper.make_node("Squeeze", ["Y", "axes1"], ["h"], name="squeeze"),
+        helper.make_node("MatMul", ["h", "dense1.weight"], ["d1"], name="dense1"),
+        helper.make_node("Tanh", ["d1"], ["y"], name="tanh"),
+    ]
+    arrays = [w0, W, R, B, w1, axes]
+    inits = [init(n, a) for n, a in zip(["dense0.weight", "W", "R", "B", "dense1.weight", "axes1"], arrays)]
+    g = helper.make_graph(nodes, "gru_reverse", [helper.make_tensor_value_info("x", f32, [seq, 1, feat])],
+                          [helper.make_tensor_value_info("y", f32, [seq, 1, 3])], inits)
+    save_onnx("bisect/gru_reverse.onnx", g, "rnn", [spec("x", "float32", [seq, 1, feat])],
+              [spec("y", "float32", [seq, 1, 3])], arrays)
+
+
+def graph_fixture():
+    """graph/repeated.onnx: a thousand nodes, a hundred identical ten-node residual blocks (as a
+    deep network's layers are), for `inspect --graph` folding repeated blocks."""
+    os.makedirs(os.path.join(OUT, "graph"), exist_ok=True)
+    r = rng(43)
+    w = r.standard_normal((16, 16)).astype(np.float32) * 0.2
+    b = r.standard_normal(16).astype(np.float32) * 0.1
+    half = np.array(0.5, np.float32)
+    nodes, cur = [], "x"
+    for k in range(100):
+        t = lambda s: f"b{k}.{s}"
+        nodes += [
+            helper.make_node("MatMul", [cur, "w"], [t("mm")], name=t("matmul")),
+            helper.make_node("Add", [t("mm"), "b"], [t("lin")], name=t("bias")),
+            helper.make_node("Relu", [t("lin")], [t("act")], name=t("relu")),
+            helper.make_node("Mul", [t("act"), "half"], [t("scaled")], name=t("scale")),
+            helper.make_node("Add", [t("scaled"), cur], [t("res")], name=t("residual")),
+            helper.make_node("Sigmoid", [t("res")], [t("gate")], name=t("gate")),
+            helper.make_node("Mul", [t("gate"), t("res")], [t("gated")], name=t("apply_gate")),
+            helper.make_node("Add", [t("gated"), "b"], [t("shift")], name=t("shift")),
+            helper.make_node("Tanh", [t("shift")], [t("squash")], name=t("tanh")),
+            helper.make_node("Add", [t("squash"), cur], [t("out")], name=t("out")),
+        ]
+        cur = t("out")
+    nodes.append(helper.make_node("Identity", [cur], ["y"], name="result"))
+    g = helper.make_graph(nodes, "repeated", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
+                          [init("w", w), init("b", b), init("half", half)])
+    save_onnx("graph/repeated.onnx", g, "unknown", [spec("x", "float32", [1, 16])], [spec("y", "float32", [1, 16])],
+              [w, b, half])
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     onnx_fixtures()
@@ -1116,6 +1219,8 @@ if __name__ == "__main__":
     input_forms_fixture()
     stale_shapes_fixture()
     prepare_fixtures()
+    bisect_fixtures()
+    graph_fixture()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")

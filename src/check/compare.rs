@@ -63,6 +63,12 @@ pub struct Comparison {
     /// Why it failed when it is not a matter of numbers (shape, dtype, NaN placement).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// How the errors of a failed numeric comparison spread (for `--report`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Box<ErrorDetail>>,
+    /// Where the two runs part ways (`--bisect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<Box<super::bisect::Divergence>>,
 }
 
 impl Comparison {
@@ -105,6 +111,8 @@ pub fn compare(
         mismatches: 0,
         elements: b.numel() as u64,
         problem: None,
+        errors: None,
+        divergence: None,
     };
     let fail = |c: &mut Comparison, why: String| {
         c.pass = false;
@@ -185,7 +193,98 @@ pub fn compare(
     }
     c.min_atol_to_pass = c.min_atol_to_pass.max(0.0);
     c.pass = c.mismatches == 0;
+    if !c.pass {
+        c.errors = Some(Box::new(ErrorDetail::of(&av, &bv, &b.shape)));
+    }
     c
+}
+
+/// The spread of a failed comparison's errors: a histogram of absolute errors over decades, an
+/// even sample of (left, right) pairs, and the worst elements with their indices.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetail {
+    /// Counts of |a - b| by decade: `[lo, hi)` with `lo = 10^k`; exact matches in the first bin
+    /// (`lo = 0`).
+    pub histogram: Vec<(f64, f64, u64)>,
+    /// Up to [`SAMPLE`] (left, right) pairs, evenly spaced over the elements (finite ones).
+    pub sample: Vec<(f64, f64)>,
+    /// The [`WORST`] largest errors: index per dimension, left, right.
+    pub worst: Vec<Worst>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Worst {
+    pub index: Vec<usize>,
+    pub left: f64,
+    pub right: f64,
+    pub abs: f64,
+}
+
+pub const SAMPLE: usize = 400;
+pub const WORST: usize = 10;
+
+impl ErrorDetail {
+    fn of(a: &[f64], b: &[f64], shape: &[usize]) -> ErrorDetail {
+        let pairs = || {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (*x, *y))
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+        };
+        // Decades from the smallest non-zero error to the largest.
+        let errs: Vec<f64> = pairs().map(|(x, y)| (x - y).abs()).collect();
+        let nonzero = errs.iter().copied().filter(|e| *e > 0.0);
+        let lo = nonzero.clone().fold(f64::INFINITY, f64::min);
+        let hi = nonzero.fold(0.0, f64::max);
+        let mut histogram = vec![(0.0, 0.0, errs.iter().filter(|e| **e == 0.0).count() as u64)];
+        if hi > 0.0 {
+            let (k0, k1) = (lo.log10().floor() as i32, hi.log10().floor() as i32);
+            for k in k0..=k1 {
+                let (l, h) = (10f64.powi(k), 10f64.powi(k + 1));
+                let n = errs.iter().filter(|e| **e >= l && **e < h).count() as u64;
+                histogram.push((l, h, n));
+            }
+        }
+        let n = a.len().min(b.len());
+        let step = n.div_ceil(SAMPLE).max(1);
+        let sample = (0..n)
+            .step_by(step)
+            .map(|i| (a[i], b[i]))
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .collect();
+        let mut order: Vec<usize> = (0..n)
+            .filter(|&i| a[i].is_finite() && b[i].is_finite())
+            .collect();
+        let err = |i: usize| (a[i] - b[i]).abs();
+        order.sort_by(|&i, &j| err(j).total_cmp(&err(i)));
+        let worst = order
+            .into_iter()
+            .take(WORST)
+            .map(|i| Worst {
+                index: unravel(i, shape),
+                left: a[i],
+                right: b[i],
+                abs: err(i),
+            })
+            .collect();
+        ErrorDetail {
+            histogram,
+            sample,
+            worst,
+        }
+    }
+}
+
+/// The index per dimension of element `flat` in C order.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (k, d) in shape.iter().enumerate().rev() {
+        if *d > 0 {
+            index[k] = flat % d;
+            flat /= d;
+        }
+    }
+    index
 }
 
 #[cfg(test)]
@@ -264,6 +363,36 @@ mod tests {
             &ToleranceArgs::default(),
         );
         assert!(!c.pass && c.problem.unwrap().contains("shape"));
+    }
+
+    #[test]
+    fn a_failed_comparison_carries_its_error_spread() {
+        let left: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let mut right = left.clone();
+        right[23] += 5.0; // index [1, 2, 3] of [2, 3, 4]
+        right[5] += 0.5;
+        let c = compare(
+            ("a", &HostTensor::from_f32(vec![2, 3, 4], &left)),
+            ("b", &HostTensor::from_f32(vec![2, 3, 4], &right)),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        let e = c.errors.expect("a failed comparison has its errors");
+        assert_eq!(e.worst[0].index, [1, 2, 3]);
+        assert_eq!(e.worst[0].abs, 5.0);
+        assert_eq!(e.worst[1].index, [0, 1, 1]);
+        // 22 exact, one in [0.1, 1), one in [1, 10).
+        assert_eq!(e.histogram, [(0.0, 0.0, 22), (0.1, 1.0, 1), (1.0, 10.0, 1)]);
+        assert_eq!(e.sample.len(), 24);
+        let ok = compare(
+            ("a", &HostTensor::from_f32(vec![2], &[1.0, 2.0])),
+            ("b", &HostTensor::from_f32(vec![2], &[1.0, 2.0])),
+            "y",
+            "s",
+            &ToleranceArgs::default(),
+        );
+        assert!(ok.errors.is_none());
     }
 
     #[test]

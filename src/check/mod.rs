@@ -1,7 +1,9 @@
 //! `cargo infer check`: load and run each model on every selected back end, compare every pair of
 //! back ends and each against expected outputs, time it, and report.
 
+pub mod bisect;
 pub mod compare;
+pub mod html;
 pub mod inputs;
 pub mod report;
 
@@ -54,6 +56,17 @@ impl clap::ValueEnum for BackendChoice {
     }
 }
 
+/// `--bisect`: when to look for the first node where two runs part ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Bisect {
+    Never,
+    /// When two runs of ONNX graphs disagree
+    #[default]
+    OnFailure,
+    /// Also when they agree (then every intermediate tensor is shown to agree)
+    Always,
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub backend: BackendChoice,
@@ -62,8 +75,9 @@ pub struct CheckOptions {
     pub tolerance: ToleranceArgs,
     /// Runs per data set for steady-state timing (the first run is timed apart).
     pub runs: usize,
-    /// A twin of the model in another format (TorchScript ↔ ONNX), compared with it.
+    /// A twin of the model (TorchScript ↔ ONNX, or another ONNX graph), compared with it.
     pub pair: Option<PathBuf>,
+    pub bisect: Bisect,
 }
 
 impl Default for CheckOptions {
@@ -75,6 +89,7 @@ impl Default for CheckOptions {
             tolerance: ToleranceArgs::default(),
             runs: 1,
             pair: None,
+            bisect: Bisect::OnFailure,
         }
     }
 }
@@ -289,11 +304,35 @@ pub fn check_model(
     };
     report.pair = opts.pair.as_ref().map(|p| p.display().to_string());
     if let Some((p, pi)) = &pair {
-        if pi.format == info.format {
+        if pi.format == info.format && info.format != Format::Onnx {
             report.message = format!(
-                "--pair {}: both files are {}; --pair compares a model with its twin in another format (TorchScript or weights with ONNX)",
+                "--pair {}: both files are {}; --pair compares a model with its twin in another format (TorchScript or weights with ONNX), or two ONNX graphs",
                 p.display(),
                 info.format.as_str()
+            );
+            return report;
+        }
+    }
+    // Two ONNX graphs run on the same data: they must take inputs of the same kinds.
+    if let Some((p, pi)) = pair.as_ref().filter(|(_, pi)| pi.format == info.format) {
+        let kinds = |i: &model::ModelInfo| {
+            i.inputs
+                .iter()
+                .map(|v| format!("{}: {}[rank {}]", v.name, v.dtype, v.shape.len()))
+                .collect::<Vec<_>>()
+        };
+        let same = info.inputs.len() == pi.inputs.len()
+            && info
+                .inputs
+                .iter()
+                .zip(&pi.inputs)
+                .all(|(a, b)| a.dtype == b.dtype && a.shape.len() == b.shape.len());
+        if !same {
+            report.message = format!(
+                "--pair {}: its inputs ({}) are not the model's ({}); a twin takes the same inputs",
+                p.display(),
+                kinds(pi).join(", "),
+                kinds(&info).join(", ")
             );
             return report;
         }
@@ -324,14 +363,19 @@ pub fn check_model(
         return report;
     }
 
-    // Which back end runs which file: each runs the files of its formats.
-    let mut units: Vec<(&dyn Backend, bool, &Path, &model::ModelInfo)> = Vec::new();
+    // Which back end runs which file: each runs the files of its formats. Two ONNX graphs: the
+    // model on every back end, its twin on one (ONNX Runtime when it is here), as `NAME:pair`.
+    let onnx_pair = pair.as_ref().filter(|(_, pi)| pi.format == info.format);
+    let mut units: Vec<(String, &dyn Backend, bool, &Path, &model::ModelInfo)> = Vec::new();
     for &(backend, required) in backends {
         let fmts = backend.formats();
         if fmts.contains(&info.format) {
-            units.push((backend, required, path, &info));
-        } else if let Some((p, pi)) = pair.as_ref().filter(|(_, pi)| fmts.contains(&pi.format)) {
-            units.push((backend, required, p, pi));
+            units.push((backend.name().to_string(), backend, required, path, &info));
+        } else if let Some((p, pi)) = pair
+            .as_ref()
+            .filter(|(_, pi)| fmts.contains(&pi.format) && onnx_pair.is_none())
+        {
+            units.push((backend.name().to_string(), backend, required, p, pi));
         } else if required {
             report.backends.push(BackendReport {
                 status: BackendStatus::Unsupported,
@@ -346,6 +390,25 @@ pub fn check_model(
                 ),
                 ..BackendReport::new(backend.name(), required)
             });
+        }
+    }
+    if let Some((p, pi)) = onnx_pair {
+        let runs_onnx = |b: &&(String, &dyn Backend, bool, &Path, &model::ModelInfo)| {
+            b.1.formats().contains(&Format::Onnx)
+        };
+        let twin = units
+            .iter()
+            .filter(runs_onnx)
+            .find(|u| u.1.name() == "ort" && u.1.availability().is_ok())
+            .or_else(|| {
+                units
+                    .iter()
+                    .filter(runs_onnx)
+                    .find(|u| u.1.availability().is_ok())
+            })
+            .map(|u| (u.1, u.2));
+        if let Some((backend, required)) = twin {
+            units.push((format!("{}:pair", backend.name()), backend, required, p, pi));
         }
     }
     if units.is_empty() && report.backends.is_empty() {
@@ -381,12 +444,14 @@ pub fn check_model(
     // Graphs a back end prepared for itself, by back end (first data set's).
     let mut prepared_by: Vec<(String, Vec<u8>)> = Vec::new();
     let mut ort_backend: Option<&dyn Backend> = None;
-    for (backend, required, unit_path, unit_info) in units {
+    // Which run is which (for bisect): label, back end, file.
+    let mut ran_on: Vec<(String, &dyn Backend, &Path)> = Vec::new();
+    for (label, backend, required, unit_path, unit_info) in units {
         if backend.name() == "ort" {
             ort_backend = Some(backend);
         }
         let mut prepared = None;
-        let mut b = BackendReport::new(backend.name(), required);
+        let mut b = BackendReport::new(&label, required);
         // A TorchScript module names no outputs: it gets the names of its ONNX twin.
         let named;
         let unit_info = if unit_info.format == Format::Torchscript && pair.is_some() {
@@ -423,7 +488,18 @@ pub fn check_model(
                     prepared_by.push((b.name.clone(), p));
                 }
                 match ran {
-                    Ok(outs) => results.push((b.name.clone(), outs)),
+                    Ok(mut outs) => {
+                        // A twin's outputs go by the model's names, by position.
+                        if unit_path != path && unit_info.format == info.format {
+                            for set in outs.iter_mut() {
+                                for ((name, _), o) in set.iter_mut().zip(&info.outputs) {
+                                    *name = o.name.clone();
+                                }
+                            }
+                        }
+                        results.push((b.name.clone(), outs));
+                        ran_on.push((b.name.clone(), backend, unit_path));
+                    }
                     Err(BackendError::Unsupported(m)) => {
                         b.status = BackendStatus::Unsupported;
                         b.message = m;
@@ -527,6 +603,10 @@ pub fn check_model(
         }
     }
 
+    if opts.bisect != Bisect::Never {
+        locate_divergence(&mut report, &ran_on, &sets, opts);
+    }
+
     let failing_required: Vec<&BackendReport> = report
         .backends
         .iter()
@@ -537,7 +617,12 @@ pub fn check_model(
         .iter()
         .filter(|b| b.status == BackendStatus::Pass)
         .count();
-    let bad_comparison = report.comparisons.iter().find(|c| !c.pass);
+    // The failure bisect explained, if any, is the one to name.
+    let bad_comparison = report
+        .comparisons
+        .iter()
+        .find(|c| !c.pass && c.divergence.is_some())
+        .or_else(|| report.comparisons.iter().find(|c| !c.pass));
     (report.status, report.message) = if let Some(b) = failing_required.first() {
         (
             ModelStatus::Fail,
@@ -547,12 +632,16 @@ pub fn check_model(
         (
             ModelStatus::Fail,
             format!(
-                "{} vs {} on `{}` ({}): {}",
+                "{} vs {} on `{}` ({}): {}{}",
                 c.left,
                 c.right,
                 c.output,
                 c.data_set,
-                c.summary()
+                c.summary(),
+                c.divergence
+                    .as_ref()
+                    .map(|d| format!("; {}", d.one_line()))
+                    .unwrap_or_default()
             ),
         )
     } else if passed == 0 {
@@ -569,6 +658,85 @@ pub fn check_model(
         (ModelStatus::Pass, String::new())
     };
     report
+}
+
+/// `--bisect`: for the first failing comparison of two runs (with `always`, the first comparison
+/// of two runs), where they part ways; a note when they cannot be bisected or never part.
+fn locate_divergence(
+    report: &mut ModelReport,
+    ran: &[(String, &dyn Backend, &Path)],
+    sets: &[inputs::DataSet],
+    opts: &CheckOptions,
+) {
+    let run = |label: &str| ran.iter().find(|(l, ..)| l == label);
+    let two_runs = |c: &Comparison| run(&c.left).is_some() && run(&c.right).is_some();
+    // A model against its twin on one back end first: then only the graphs differ.
+    let one_backend = |c: &Comparison| match (run(&c.left), run(&c.right)) {
+        (Some(l), Some(r)) => l.1.name() == r.1.name(),
+        _ => false,
+    };
+    let failing = |c: &&Comparison| !c.pass && two_runs(c);
+    let target = report
+        .comparisons
+        .iter()
+        .position(|c| failing(&c) && one_backend(c))
+        .or_else(|| report.comparisons.iter().position(|c| failing(&c)))
+        .or_else(|| {
+            (opts.bisect == Bisect::Always)
+                .then(|| report.comparisons.iter().position(two_runs))
+                .flatten()
+        });
+    let Some(i) = target else { return };
+    let c = &report.comparisons[i];
+    let (Some(l), Some(r)) = (run(&c.left), run(&c.right)) else {
+        return;
+    };
+    for (label, backend, _) in [l, r] {
+        if !backend.formats().contains(&Format::Onnx) {
+            report.notes.push(format!(
+                "bisect is not available for {label}: it runs {} models, whose intermediate tensors cannot be exposed; only ONNX graphs are bisected",
+                backend.formats().iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            return;
+        }
+    }
+    let Some(set) = sets.iter().find(|s| s.name == c.data_set) else {
+        return;
+    };
+    let failing = (!c.pass).then(|| c.output.clone());
+    fn side<'a>((label, backend, model): &'a (String, &'a dyn Backend, &'a Path)) -> bisect::Side<'a> {
+        bisect::Side {
+            label: label.as_str(),
+            backend: *backend,
+            model,
+        }
+    }
+    let (left, right) = (c.left.clone(), c.right.clone());
+    match bisect::bisect(
+        side(l),
+        side(r),
+        &set.inputs,
+        failing.as_deref(),
+        &set.name,
+        &opts.tolerance,
+    ) {
+        Ok(bisect::Found::Divergence(d)) => {
+            let said = d.one_line();
+            for b in report.backends.iter_mut().filter(|b| {
+                b.status == BackendStatus::Fail && (b.name == left || b.name == right)
+            }) {
+                b.message = format!("{}; {said}", b.message);
+            }
+            report.comparisons[i].divergence = Some(d);
+        }
+        Ok(bisect::Found::AllAgree { tensors, ms }) => report.notes.push(format!(
+            "bisect: all {tensors} intermediate tensors of {left} and {right} agree ({})",
+            crate::output::human_ms(ms)
+        )),
+        Err(e) => report
+            .notes
+            .push(format!("bisect of {left} and {right} not run: {e}")),
+    }
 }
 
 pub fn status_word(s: BackendStatus) -> &'static str {

@@ -95,6 +95,11 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
                 c.output,
                 c.summary()
             );
+            if let Some(d) = &c.divergence {
+                for line in d.human() {
+                    let _ = writeln!(out, "           {line}");
+                }
+            }
         }
         if shown.len() < m.comparisons.len() {
             let _ = writeln!(

@@ -592,10 +592,11 @@ fn pair_takes_one_model_and_another_format() {
         fixtures().join("cnn.onnx").to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
-    assert!(v["models"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("both files are onnx"));
+    let msg = v["models"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("its inputs (image: float32[rank 4]) are not the model's (input: float32[rank 2])"),
+        "{msg}"
+    );
     let out = cargo_infer()
         .arg("check")
         .arg(&mlp)
@@ -860,4 +861,181 @@ fn onnx_runtime_never_writes_its_own_lines_to_stderr() {
             "{format}: the load error is in the report: {stdout}"
         );
     }
+}
+
+/// The comparison that carries a bisect's finding, and that finding.
+fn divergence(v: &Value) -> (&Value, &Value) {
+    let c = v["models"][0]["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c.get("divergence").is_some())
+        .unwrap_or_else(|| panic!("no divergence in {v:#}"));
+    (c, &c["divergence"])
+}
+
+fn path_nodes(d: &Value) -> Vec<&str> {
+    d["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["node"].as_str().unwrap())
+        .collect()
+}
+
+/// A re-export whose nodes and tensors were all renamed and whose middle convolution's weights
+/// changed: the twin's tensors are matched by operator, and bisect names the convolution (in the
+/// model's names), with inputs that agree exactly and the error carried to the output.
+#[test]
+fn bisect_names_the_altered_convolution_of_a_re_export() {
+    let model = fixtures().join("bisect/cnn.onnx");
+    let twin = fixtures().join("bisect/cnn_altered.onnx");
+    let (code, v) = check_json(&[
+        model.to_str().unwrap(),
+        "--pair",
+        twin.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{v:#}");
+    let (c, d) = divergence(&v);
+    // The twin runs on one back end, and bisect compares it with the model on that back end.
+    assert_eq!(c["right"], "ort:pair", "{c:#}");
+    assert_eq!(c["left"], "ort", "{c:#}");
+    assert_eq!(d["node"], "conv3", "{d:#}");
+    assert_eq!(d["op"], "Conv");
+    assert_eq!(d["output"], "c3");
+    assert_eq!(d["inputs_max_abs"].as_f64().unwrap(), 0.0, "{d:#}");
+    assert!(d["max_abs"].as_f64().unwrap() > 1e-3, "{d:#}");
+    assert!(d["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "pads=[1,1,1,1]"));
+    assert_eq!(
+        path_nodes(d),
+        ["conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "gap", "flatten", "fc"]
+    );
+    // Every intermediate tensor was compared, in two runs of each side (a first small chunk).
+    assert_eq!(d["tensors"], 15, "{d:#}");
+    // People read it under the failing comparison, and the model's one line names the node.
+    let out = cargo_infer()
+        .arg("check")
+        .arg(&model)
+        .arg("--pair")
+        .arg(&twin)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("first divergence: node `conv3` (Conv; pads=[1,1,1,1]): output `c3`"),
+        "{text}"
+    );
+    assert!(text.contains("error along the path: conv3 "), "{text}");
+    assert!(
+        v["models"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("first divergence at node `conv3` (Conv)"),
+        "{v:#}"
+    );
+}
+
+/// tract and ONNX Runtime part ways at a reverse GRU in the middle of a graph: bisect names the
+/// GRU (whose input both computed alike), not the output, and shows the error carried to it.
+#[test]
+fn bisect_names_the_node_where_tract_and_onnx_runtime_disagree() {
+    let model = fixtures().join("bisect/gru_reverse.onnx");
+    let (code, v) = check_json(&[model.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v:#}");
+    let (c, d) = divergence(&v);
+    assert_eq!((&c["left"], &c["right"]), (&"tract".into(), &"ort".into()));
+    assert_eq!(d["node"], "gru", "{d:#}");
+    assert_eq!(d["op"], "GRU");
+    assert_eq!(d["output"], "Y");
+    assert!(d["inputs_max_abs"].as_f64().unwrap() <= 1e-5, "{d:#}");
+    assert_eq!(path_nodes(d), ["gru", "squeeze", "dense1", "tanh"]);
+    assert!(d["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "direction=\"reverse\""));
+    // Never: the same failure, no bisect.
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--bisect", "never"]);
+    assert_eq!(code, 1);
+    assert!(!v.to_string().contains("divergence"), "{v:#}");
+}
+
+/// Back ends that agree: no bisect runs unless asked for; asked for, it says every intermediate
+/// tensor agrees.
+#[test]
+fn agreeing_back_ends_are_not_bisected_unless_asked() {
+    let model = fixtures().join("bisect/cnn.onnx");
+    let (code, v) = check_json(&[model.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(!v["models"][0]["notes"].to_string().contains("bisect"), "{v:#}");
+    assert!(!v.to_string().contains("divergence"), "{v:#}");
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--bisect", "always"]);
+    assert_eq!(code, 0, "{v:#}");
+    let notes = v["models"][0]["notes"].to_string();
+    assert!(
+        notes.contains("bisect: all 15 intermediate tensors of tract and ort agree"),
+        "{notes}"
+    );
+}
+
+/// `--report`: one self-contained page that a real browser (headless Chromium, which `cargo xtask
+/// ci` installs) opens without a console error, showing the culprit node; its screenshot is kept
+/// under target/ as a CI artefact.
+#[test]
+fn the_html_report_shows_the_culprit_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let out = cargo_infer()
+        .arg("check")
+        .arg(fixtures().join("bisect/gru_reverse.onnx"))
+        .arg("--report")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("First divergence: node <code>gru</code> (GRU)"), "{html}");
+    // Charts: the errors' histogram and scatter, the path and the graph around the culprit.
+    for class in ["histogram", "scatter", "path", "graph"] {
+        assert!(
+            html.contains(&format!("<div class=\"{class}\"><svg")),
+            "no {class} chart"
+        );
+    }
+    for external in ["<script", "<link", " src=\"", "href=\"http", "@import"] {
+        assert!(!html.contains(external), "the page loads something: {external}");
+    }
+    assert!(html.match_indices("url(").all(|(i, _)| html[i..].starts_with("url(#")));
+    let chromium = |args: &[&str]| {
+        std::process::Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+            .args(args)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium (apt-get install chromium; `cargo xtask ci` installs it)")
+    };
+    let dom = chromium(&["--dump-dom"]);
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let shown = String::from_utf8_lossy(&dom.stdout);
+    assert!(shown.contains("id=\"culprit\""), "{shown}");
+    assert!(shown.contains("<code>gru</code>"), "{shown}");
+    let log = String::from_utf8_lossy(&dom.stderr);
+    assert!(
+        !log.lines().any(|l| l.contains("CONSOLE") || l.contains("Uncaught")),
+        "console: {log}"
+    );
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshot.png");
+    let _ = std::fs::remove_file(&shot);
+    let taken = chromium(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,2400",
+        "--hide-scrollbars",
+    ]);
+    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "{} bytes", png.len());
 }

@@ -816,3 +816,51 @@ fn convert_inflates_only_what_the_tensors_need() {
     let o = cargo_infer_bounded(512, &["convert".as_ref(), p.as_os_str(), out.as_os_str()]);
     refused(&o, &p, "declared");
 }
+
+/// `--graph`: a thousand-node model of a hundred identical blocks draws as its first block, one
+/// box for the other ninety-nine, and what follows; shapes on the edges that the file states.
+/// SVG and DOT alike; anything but ONNX, or another extension, is refused and nothing written.
+#[test]
+fn graph_pictures_fold_repeated_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("graph/repeated.onnx");
+    let (svg, dot) = (dir.path().join("g.svg"), dir.path().join("g.dot"));
+    for out in [&svg, &dot] {
+        cargo_infer()
+            .arg("inspect")
+            .arg(&model)
+            .arg("--graph")
+            .arg(out)
+            .assert()
+            .success();
+    }
+    let text = std::fs::read_to_string(&dot).unwrap();
+    assert!(text.starts_with("digraph model {"), "{text}");
+    let boxes = text.lines().filter(|l| l.contains(" [label=") && !l.contains("->"));
+    // Ten nodes of the first block, the folded box, `result`, the input and the output.
+    assert_eq!(boxes.count(), 14, "{text}");
+    assert!(
+        text.contains("× 99 more blocks like the one above\\n10 nodes each: MatMul → Add → Relu → Mul → …"),
+        "{text}"
+    );
+    assert!(text.contains("\"b0.matmul\\nMatMul\""), "{text}");
+    assert!(text.contains("[label=\"1×16\"]"), "{text}");
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.contains("<svg") && picture.contains("99 more blocks"), "{picture}");
+    for (model, out, says) in [
+        ("mlp.safetensors", "x.svg", "--graph draws ONNX graphs"),
+        ("mlp.onnx", "x.png", "the picture is FILE.svg or FILE.dot"),
+    ] {
+        let target = dir.path().join(out);
+        let run = cargo_infer()
+            .arg("inspect")
+            .arg(fixtures().join(model))
+            .arg("--graph")
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{model}");
+        assert!(String::from_utf8_lossy(&run.stderr).contains(says), "{model}");
+        assert!(!target.exists());
+    }
+}

@@ -119,7 +119,26 @@ pub const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
 /// What tests/convert_check.py reads `convert`'s output with: Python's own safetensors and onnx.
 pub const CONVERT_CHECK: &[&str] = &["safetensors==0.8.0", "onnx==1.23.2"];
 
+/// Headless Chromium (Debian's package), which opens `check --report` pages in the tests.
+fn ensure_chromium() -> Result {
+    let here = Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if here {
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"])
+        .or_else(|_| apt(&["update", "-q"]).and_then(|_| apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"])))
+}
+
 fn ci() -> Result {
+    ensure_chromium()?;
     python::ensure_system_package(ONNXRUNTIME)?;
     for p in CONVERT_CHECK {
         python::ensure_system_package(p)?;

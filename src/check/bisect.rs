@@ -1,0 +1,439 @@
+//! Where two runs of an ONNX graph part ways. Every tensor the main graph's nodes produce is made a
+//! graph output; both runs compute them (in chunks that keep the exposed tensors under a memory
+//! budget) on the same inputs; they are compared with the check's tolerances; the culprit is the
+//! first node, in topological order, whose inputs agree and whose outputs do not.
+//!
+//! The two runs are two back ends on one model (tract against ONNX Runtime), or one back end on a
+//! model and on its twin (`--pair`: re-exported, optimised, quantised, prepared), whose tensors are
+//! matched by name, and by producing operator where the names changed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use prost::Message;
+use serde::Serialize;
+use tract_onnx::pb;
+
+use super::compare::{self, ToleranceArgs};
+use crate::backends::{Backend, Device, Named};
+use crate::graph::Graph;
+
+/// One run: a back end and the model file it runs.
+#[derive(Clone, Copy)]
+pub struct Side<'a> {
+    pub label: &'a str,
+    pub backend: &'a dyn Backend,
+    pub model: &'a Path,
+}
+
+/// The first node whose inputs agree and whose outputs do not (`divergence` in `check`'s JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct Divergence {
+    pub node: String,
+    pub op: String,
+    /// Its output that disagrees most.
+    pub output: String,
+    pub max_abs: f64,
+    /// The largest disagreement among its inputs that were compared (0 when they are the graph's
+    /// inputs or weights).
+    pub inputs_max_abs: f64,
+    /// From this node to the failing output, each node with its largest output disagreement: where
+    /// the error grows.
+    pub path: Vec<Step>,
+    /// The node's attributes, `name=value`.
+    pub attributes: Vec<String>,
+    /// Each input and output of the node that was compared, with its shape and error.
+    pub inputs: Vec<TensorError>,
+    pub outputs: Vec<TensorError>,
+    /// What feeds it (nodes, the graph's inputs, weights) and what reads its outputs.
+    pub producers: Vec<Neighbour>,
+    pub consumers: Vec<Neighbour>,
+    /// How many tensors were compared, in how many runs of each side, in how long.
+    pub tensors: usize,
+    pub runs: usize,
+    pub ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub node: String,
+    pub op: String,
+    pub max_abs: f64,
+}
+
+/// A node next to the culprit and the tensor between them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Neighbour {
+    /// The node's name, or the tensor's for a graph input or weight.
+    pub node: String,
+    /// Its operator, or `input` / `weight`.
+    pub op: String,
+    pub tensor: String,
+    pub shape: Vec<usize>,
+    /// The node's largest output disagreement (0 for inputs and weights).
+    pub max_abs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorError {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub max_abs: f64,
+    pub pass: bool,
+}
+
+/// What a bisect found: the divergence, or that every compared tensor agrees.
+#[derive(Debug, Clone)]
+pub enum Found {
+    Divergence(Box<Divergence>),
+    AllAgree { tensors: usize, ms: f64 },
+}
+
+/// Most bytes of exposed tensors one run holds (each side holds its own); the tensors go in
+/// chunks sized from the first chunk's measured sizes.
+const BUDGET: usize = 1 << 30;
+/// Tensors in the first chunk, whose sizes set the others'.
+const FIRST_CHUNK: usize = 16;
+
+/// Tensor names of `a` with the name the same tensor has in `b`: the same name when `b` produces
+/// it, else the same output of the node of the same operator at the same rank among that
+/// operator's nodes (when both graphs have as many of them).
+fn counterparts(a: &Graph, b: &Graph) -> HashMap<String, String> {
+    fn by_op(g: &Graph) -> HashMap<&str, Vec<usize>> {
+        let mut m: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (k, n) in g.nodes.iter().enumerate() {
+            m.entry(n.op.as_str()).or_default().push(k);
+        }
+        m
+    }
+    let (ops_a, ops_b) = (by_op(a), by_op(b));
+    let mut out = HashMap::new();
+    for (k, n) in a.nodes.iter().enumerate() {
+        for (j, o) in n.outputs.iter().enumerate() {
+            if b.producer.contains_key(o) {
+                out.insert(o.clone(), o.clone());
+                continue;
+            }
+            let (Some(la), Some(lb)) = (ops_a.get(n.op.as_str()), ops_b.get(n.op.as_str())) else {
+                continue;
+            };
+            if la.len() != lb.len() {
+                continue;
+            }
+            let rank = la.iter().position(|&x| x == k).unwrap_or(usize::MAX);
+            if let Some(other) = lb.get(rank).and_then(|&kb| b.nodes[kb].outputs.get(j)) {
+                out.insert(o.clone(), other.clone());
+            }
+        }
+    }
+    out
+}
+
+/// A model's protobuf with its external data inlined (a probe is written elsewhere).
+fn read_model(path: &Path) -> Result<pb::ModelProto, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut proto =
+        pb::ModelProto::decode(&bytes[..]).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::prepare::inline_external_data(path, &mut proto)?;
+    Ok(proto)
+}
+
+/// The model with `names` as its outputs (types from the graph's annotations where it has them).
+fn probe(proto: &pb::ModelProto, names: &[String]) -> Vec<u8> {
+    let mut p = proto.clone();
+    if let Some(g) = p.graph.as_mut() {
+        let known: HashMap<&str, &pb::ValueInfoProto> = g
+            .output
+            .iter()
+            .chain(&g.value_info)
+            .map(|v| (v.name.as_str(), v))
+            .collect();
+        let outputs: Vec<pb::ValueInfoProto> = names
+            .iter()
+            .map(|n| match known.get(n.as_str()) {
+                Some(v) => pb::ValueInfoProto {
+                    name: n.clone(),
+                    // Element type only: a stale shape would only be a reason to refuse.
+                    r#type: v.r#type.clone().map(|mut t| {
+                        if let Some(pb::type_proto::Value::TensorType(tt)) = t.value.as_mut() {
+                            tt.shape = None;
+                        }
+                        t
+                    }),
+                    doc_string: String::new(),
+                },
+                None => pb::ValueInfoProto {
+                    name: n.clone(),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        g.output = outputs;
+    }
+    p.encode_to_vec()
+}
+
+/// Runs `side` with `names` exposed; the tensors by name.
+fn run_exposed(
+    side: &Side,
+    proto: &pb::ModelProto,
+    names: &[String],
+    inputs: &[Named],
+    dir: &Path,
+    file: &str,
+) -> Result<HashMap<String, crate::tensor::HostTensor>, String> {
+    let path = dir.join(file);
+    std::fs::write(&path, probe(proto, names)).map_err(|e| e.to_string())?;
+    let info = crate::model::inspect(&path).map_err(|e| e.message)?;
+    // Inputs by name, else by position (a twin may have renamed them).
+    let fed: Vec<Named> = info
+        .inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, i)| {
+            inputs
+                .iter()
+                .find(|(n, _)| *n == i.name)
+                .or_else(|| inputs.get(k))
+                .map(|(_, t)| (i.name.clone(), t.clone()))
+        })
+        .collect();
+    let ran = super::guarded(side.backend.name(), || {
+        let (mut loaded, _) = side
+            .backend
+            .load(&path, &info, &fed, Device::Cpu)
+            .map_err(|e| e.to_string())?;
+        loaded.run(&fed).map_err(|e| e.to_string())
+    })??;
+    Ok(ran.into_iter().collect())
+}
+
+/// Finds where `a` and `b` part ways on `inputs`, for the failing graph output `failing` (named as
+/// in `a`), or that they never do. `Err`: why no bisect could run.
+pub fn bisect(
+    a: Side,
+    b: Side,
+    inputs: &[Named],
+    failing: Option<&str>,
+    data_set: &str,
+    tol: &ToleranceArgs,
+) -> Result<Found, String> {
+    let started = Instant::now();
+    let (proto_a, proto_b) = (read_model(a.model)?, read_model(b.model)?);
+    let empty = pb::GraphProto::default();
+    let graph_a = Graph::of(proto_a.graph.as_ref().unwrap_or(&empty));
+    let graph_b = if a.model == b.model {
+        None
+    } else {
+        Some(Graph::of(proto_b.graph.as_ref().unwrap_or(&empty)))
+    };
+    let names_b: HashMap<String, String> = match &graph_b {
+        Some(gb) => counterparts(&graph_a, gb),
+        None => graph_a
+            .producer
+            .keys()
+            .map(|k| (k.clone(), k.clone()))
+            .collect(),
+    };
+    // Every produced tensor with a counterpart, in topological order.
+    let wanted: Vec<String> = graph_a
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter())
+        .filter(|o| names_b.contains_key(*o))
+        .cloned()
+        .collect();
+    if wanted.is_empty() {
+        return Err("the graph has no intermediate tensors to compare".into());
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut compared: HashMap<String, compare::Comparison> = HashMap::new();
+    let mut shapes: HashMap<String, Vec<usize>> = inputs
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shape.clone()))
+        .collect();
+    for t in proto_a.graph.iter().flat_map(|g| &g.initializer) {
+        shapes.insert(
+            t.name.clone(),
+            t.dims.iter().map(|d| (*d).max(0) as usize).collect(),
+        );
+    }
+    let (mut at, mut chunk, mut runs) = (0, FIRST_CHUNK, 0);
+    while at < wanted.len() {
+        let names_a: Vec<String> = wanted[at..(at + chunk).min(wanted.len())].to_vec();
+        let names_in_b: Vec<String> = names_a.iter().map(|n| names_b[n].clone()).collect();
+        let got_a = run_exposed(&a, &proto_a, &names_a, inputs, dir.path(), "a.onnx")
+            .map_err(|e| format!("{} with its intermediate tensors exposed: {e}", a.label))?;
+        let got_b = run_exposed(&b, &proto_b, &names_in_b, inputs, dir.path(), "b.onnx")
+            .map_err(|e| format!("{} with its intermediate tensors exposed: {e}", b.label))?;
+        runs += 1;
+        let mut bytes = 0usize;
+        for (na, nb) in names_a.iter().zip(&names_in_b) {
+            let (Some(ta), Some(tb)) = (got_a.get(na), got_b.get(nb)) else {
+                continue;
+            };
+            bytes += ta.data.len() + tb.data.len();
+            shapes.insert(na.clone(), tb.shape.clone());
+            compared.insert(
+                na.clone(),
+                compare::compare((a.label, ta), (b.label, tb), na, data_set, tol),
+            );
+        }
+        at += names_a.len();
+        let per_tensor = (bytes / names_a.len().max(1)).max(1);
+        chunk = (BUDGET / per_tensor).clamp(1, wanted.len());
+    }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let err = |t: &str| compared.get(t).map(|c| c.max_abs);
+    let fails = |t: &str| compared.get(t).is_some_and(|c| !c.pass);
+    let culprit = graph_a
+        .nodes
+        .iter()
+        .position(|n| {
+            n.outputs.iter().any(|o| fails(o)) && !n.inputs.iter().any(|i| fails(i))
+        })
+        .or_else(|| graph_a.nodes.iter().position(|n| n.outputs.iter().any(|o| fails(o))));
+    let Some(k) = culprit else {
+        return Ok(Found::AllAgree {
+            tensors: compared.len(),
+            ms,
+        });
+    };
+    let node = &graph_a.nodes[k];
+    let tensor = |t: &String| {
+        compared.get(t).map(|c| TensorError {
+            name: t.clone(),
+            shape: shapes.get(t).cloned().unwrap_or_default(),
+            max_abs: c.max_abs,
+            pass: c.pass,
+        })
+    };
+    let outputs: Vec<TensorError> = node.outputs.iter().filter_map(tensor).collect();
+    let inputs_err: Vec<TensorError> = node.inputs.iter().filter_map(tensor).collect();
+    let worst = outputs
+        .iter()
+        .filter(|t| !t.pass)
+        .max_by(|x, y| x.max_abs.total_cmp(&y.max_abs))
+        .cloned();
+    let step = |j: usize| {
+        let n = &graph_a.nodes[j];
+        Step {
+            node: n.name.clone(),
+            op: n.op.clone(),
+            max_abs: n
+                .outputs
+                .iter()
+                .filter_map(|o| err(o))
+                .fold(0.0, f64::max),
+        }
+    };
+    // Back from the failing output to the culprit, through the worst input downstream of it.
+    let down = graph_a.downstream(k);
+    let mut path = Vec::new();
+    let mut here = failing.and_then(|f| graph_a.producer.get(f).copied());
+    while let Some(j) = here.filter(|j| down.contains(j)) {
+        path.push(step(j));
+        if j == k {
+            break;
+        }
+        here = graph_a.nodes[j]
+            .inputs
+            .iter()
+            .filter_map(|i| graph_a.producer.get(i).copied())
+            .filter(|p| down.contains(p))
+            .max_by(|x, y| step(*x).max_abs.total_cmp(&step(*y).max_abs));
+    }
+    path.reverse();
+    let shape_of = |t: &String| shapes.get(t).cloned().unwrap_or_default();
+    let producers = node
+        .inputs
+        .iter()
+        .map(|i| match graph_a.producer.get(i) {
+            Some(&p) => Neighbour {
+                node: graph_a.nodes[p].name.clone(),
+                op: graph_a.nodes[p].op.clone(),
+                tensor: i.clone(),
+                shape: shape_of(i),
+                max_abs: step(p).max_abs,
+            },
+            None => Neighbour {
+                node: i.clone(),
+                op: if graph_a.weights.contains(i) { "weight" } else { "input" }.into(),
+                tensor: i.clone(),
+                shape: shape_of(i),
+                max_abs: 0.0,
+            },
+        })
+        .collect();
+    let consumers = graph_a
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(j, n)| {
+            let t = n.inputs.iter().find(|i| node.outputs.contains(i))?;
+            Some(Neighbour {
+                node: n.name.clone(),
+                op: n.op.clone(),
+                tensor: t.clone(),
+                shape: shape_of(t),
+                max_abs: step(j).max_abs,
+            })
+        })
+        .collect();
+    if path.first().is_none_or(|s| s.node != node.name) {
+        path.insert(0, step(k));
+    }
+    Ok(Found::Divergence(Box::new(Divergence {
+        node: node.name.clone(),
+        op: node.op.clone(),
+        output: worst.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
+        max_abs: worst.map_or(0.0, |t| t.max_abs),
+        inputs_max_abs: inputs_err.iter().map(|t| t.max_abs).fold(0.0, f64::max),
+        path,
+        attributes: node.attributes.clone(),
+        inputs: inputs_err,
+        outputs,
+        producers,
+        consumers,
+        tensors: compared.len(),
+        runs,
+        ms,
+    })))
+}
+
+impl Divergence {
+    /// For one-line messages: `first divergence at node `conv2` (Conv)`.
+    pub fn one_line(&self) -> String {
+        format!("first divergence at node `{}` ({})", self.node, self.op)
+    }
+
+    /// Two lines for people: the culprit, and the error along the path.
+    pub fn human(&self) -> Vec<String> {
+        let attrs = if self.attributes.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", self.attributes.join(", "))
+        };
+        let mut lines = vec![format!(
+            "first divergence: node `{}` ({}{attrs}): output `{}` max_abs {:.2e} while its inputs agree within {:.2e}",
+            self.node, self.op, self.output, self.max_abs, self.inputs_max_abs
+        )];
+        if self.path.len() > 1 {
+            let steps: Vec<String> = self
+                .path
+                .iter()
+                .map(|s| format!("{} {:.1e}", s.node, s.max_abs))
+                .collect();
+            lines.push(format!("error along the path: {}", steps.join(" → ")));
+        }
+        lines.push(format!(
+            "bisect compared {} tensors in {} run{} of each side, {}",
+            self.tensors,
+            self.runs,
+            if self.runs == 1 { "" } else { "s" },
+            crate::output::human_ms(self.ms)
+        ));
+        lines
+    }
+}
