@@ -197,7 +197,8 @@ pub fn repeats(ops: &[&str]) -> Vec<Repeat> {
 fn declared_shapes(g: &pb::GraphProto) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for v in g.input.iter().chain(&g.output).chain(&g.value_info) {
-        let Some(pb::type_proto::Value::TensorType(t)) = v.r#type.as_ref().and_then(|t| t.value.as_ref())
+        let Some(pb::type_proto::Value::TensorType(t)) =
+            v.r#type.as_ref().and_then(|t| t.value.as_ref())
         else {
             continue;
         };
@@ -240,9 +241,9 @@ fn picture(g: &Graph, shapes: &HashMap<String, String>) -> Picture {
     while k < g.nodes.len() {
         match folds_at.peek() {
             Some(r) if r.start == k => {
-                for j in k..k + r.len {
-                    box_of[j] = boxes.len();
-                    boxes.push((format!("{}\n{}", g.nodes[j].name, g.nodes[j].op), "node"));
+                for (slot, n) in box_of[k..k + r.len].iter_mut().zip(&g.nodes[k..]) {
+                    *slot = boxes.len();
+                    boxes.push((format!("{}\n{}", n.name, n.op), "node"));
                 }
                 let folded = boxes.len();
                 let ops: Vec<&str> = ops[k..k + r.len].iter().take(4).copied().collect();
@@ -256,9 +257,7 @@ fn picture(g: &Graph, shapes: &HashMap<String, String>) -> Picture {
                     ),
                     "folded",
                 ));
-                for j in k + r.len..k + r.len * r.reps {
-                    box_of[j] = folded;
-                }
+                box_of[k + r.len..k + r.len * r.reps].fill(folded);
                 k += r.len * r.reps;
                 folds_at.next();
             }
@@ -312,10 +311,18 @@ fn dot(p: &Picture) -> String {
             "folded" => ", style=\"dashed,filled\", fillcolor=\"#eeeeee\"",
             _ => "",
         };
-        let _ = writeln!(out, "  n{k} [label={}{style}];", crate::escape::dot_str(label));
+        let _ = writeln!(
+            out,
+            "  n{k} [label={}{style}];",
+            crate::escape::dot_str(label)
+        );
     }
     for (a, b, label) in &p.edges {
-        let _ = writeln!(out, "  n{a} -> n{b} [label={}];", crate::escape::dot_str(label));
+        let _ = writeln!(
+            out,
+            "  n{a} -> n{b} [label={}];",
+            crate::escape::dot_str(label)
+        );
     }
     out.push_str("}\n");
     out
@@ -424,7 +431,21 @@ mod tests {
         }
         let found = repeats(&two);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert_eq!(found[0], Repeat { start: 0, len: 3, reps: 4 });
-        assert_eq!(found[1], Repeat { start: 13, len: 2, reps: 3 });
+        assert_eq!(
+            found[0],
+            Repeat {
+                start: 0,
+                len: 3,
+                reps: 4
+            }
+        );
+        assert_eq!(
+            found[1],
+            Repeat {
+                start: 13,
+                len: 2,
+                reps: 3
+            }
+        );
     }
 }

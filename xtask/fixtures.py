@@ -1195,7 +1195,7 @@ def graph_fixture():
     g = helper.make_graph(nodes, "repeated", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16])],
                           [init("w", w), init("b", b), init("half", half)])
-    save_onnx("graph/repeated.onnx", g, "unknown", [spec("x", "float32", [1, 16])], [spec("y", "float32", [1, 16])],
+    save_onnx("graph/repeated.onnx", g, "mlp", [spec("x", "float32", [1, 16])], [spec("y", "float32", [1, 16])],
               [w, b, half])
 
 

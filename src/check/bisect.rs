@@ -290,10 +290,13 @@ pub fn bisect(
     let culprit = graph_a
         .nodes
         .iter()
-        .position(|n| {
-            n.outputs.iter().any(|o| fails(o)) && !n.inputs.iter().any(|i| fails(i))
-        })
-        .or_else(|| graph_a.nodes.iter().position(|n| n.outputs.iter().any(|o| fails(o))));
+        .position(|n| n.outputs.iter().any(|o| fails(o)) && !n.inputs.iter().any(|i| fails(i)))
+        .or_else(|| {
+            graph_a
+                .nodes
+                .iter()
+                .position(|n| n.outputs.iter().any(|o| fails(o)))
+        });
     let Some(k) = culprit else {
         return Ok(Found::AllAgree {
             tensors: compared.len(),
@@ -321,11 +324,7 @@ pub fn bisect(
         Step {
             node: n.name.clone(),
             op: n.op.clone(),
-            max_abs: n
-                .outputs
-                .iter()
-                .filter_map(|o| err(o))
-                .fold(0.0, f64::max),
+            max_abs: n.outputs.iter().filter_map(|o| err(o)).fold(0.0, f64::max),
         }
     };
     // Back from the failing output to the culprit, through the worst input downstream of it.
@@ -359,7 +358,12 @@ pub fn bisect(
             },
             None => Neighbour {
                 node: i.clone(),
-                op: if graph_a.weights.contains(i) { "weight" } else { "input" }.into(),
+                op: if graph_a.weights.contains(i) {
+                    "weight"
+                } else {
+                    "input"
+                }
+                .into(),
                 tensor: i.clone(),
                 shape: shape_of(i),
                 max_abs: 0.0,

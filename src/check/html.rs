@@ -177,9 +177,9 @@ fn comparison_detail(out: &mut String, c: &Comparison) {
         chart(out, "histogram", histogram(e));
         chart(out, "scatter", scatter(c, e));
         out.push_str("</div>\n<table>\n<tr><th>index</th><th>");
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "{}</th><th>{}</th><th>|difference|</th></tr>\n",
+            "{}</th><th>{}</th><th>|difference|</th></tr>",
             h(&c.left),
             h(&c.right)
         );
@@ -231,7 +231,9 @@ fn divergence(out: &mut String, d: &Divergence) {
     out.push_str("<div class=\"charts\">\n");
     chart(out, "path", path_plot(d));
     chart(out, "graph", neighbourhood(d));
-    out.push_str("</div>\n<table>\n<tr><th></th><th>tensor</th><th>shape</th><th>max abs</th></tr>\n");
+    out.push_str(
+        "</div>\n<table>\n<tr><th></th><th>tensor</th><th>shape</th><th>max abs</th></tr>\n",
+    );
     for (side, list) in [("input", &d.inputs), ("output", &d.outputs)] {
         for t in list {
             let _ = writeln!(
@@ -337,7 +339,12 @@ fn scatter(c: &Comparison, e: &ErrorDetail) -> Result<String, String> {
         root.fill(&WHITE).map_err(err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(
-                format!("{} against {} ({} elements)", c.left, c.right, e.sample.len()),
+                format!(
+                    "{} against {} ({} elements)",
+                    c.left,
+                    c.right,
+                    e.sample.len()
+                ),
                 ("sans-serif", 16),
             )
             .margin(12)
@@ -452,7 +459,11 @@ fn neighbourhood(d: &Divergence) -> Result<String, String> {
         };
         let edge = |n: &Neighbour| format!("{:?}", n.shape);
         for p in d.producers.iter().take(8) {
-            let fill = if p.max_abs > 0.0 { "lightyellow" } else { "white" };
+            let fill = if p.max_abs > 0.0 {
+                "lightyellow"
+            } else {
+                "white"
+            };
             let node = add(&mut vg, described(p), fill);
             vg.add_edge(Arrow::simple(&edge(p)), node, culprit);
         }
@@ -493,7 +504,13 @@ mod tests {
     fn model_strings_stay_text() {
         let a = HostTensor::from_f32(vec![4], &[1.0, 2.0, 3.0, 4.0]);
         let b = HostTensor::from_f32(vec![4], &[1.0, 2.5, 3.0, 40.0]);
-        let mut c = compare((HOSTILE, &a), ("ort", &b), HOSTILE, HOSTILE, &ToleranceArgs::default());
+        let mut c = compare(
+            (HOSTILE, &a),
+            ("ort", &b),
+            HOSTILE,
+            HOSTILE,
+            &ToleranceArgs::default(),
+        );
         let t = |pass| TensorError {
             name: HOSTILE.into(),
             shape: vec![4],
@@ -565,6 +582,8 @@ mod tests {
             assert!(!page.contains(external), "{external}");
         }
         // `url(` only for the page's own fragments (SVG markers, clip paths).
-        assert!(page.match_indices("url(").all(|(i, _)| page[i..].starts_with("url(#")));
+        assert!(page
+            .match_indices("url(")
+            .all(|(i, _)| page[i..].starts_with("url(#")));
     }
 }

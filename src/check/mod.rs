@@ -704,7 +704,9 @@ fn locate_divergence(
         return;
     };
     let failing = (!c.pass).then(|| c.output.clone());
-    fn side<'a>((label, backend, model): &'a (String, &'a dyn Backend, &'a Path)) -> bisect::Side<'a> {
+    fn side<'a>(
+        (label, backend, model): &'a (String, &'a dyn Backend, &'a Path),
+    ) -> bisect::Side<'a> {
         bisect::Side {
             label: label.as_str(),
             backend: *backend,
@@ -722,9 +724,11 @@ fn locate_divergence(
     ) {
         Ok(bisect::Found::Divergence(d)) => {
             let said = d.one_line();
-            for b in report.backends.iter_mut().filter(|b| {
-                b.status == BackendStatus::Fail && (b.name == left || b.name == right)
-            }) {
+            for b in report
+                .backends
+                .iter_mut()
+                .filter(|b| b.status == BackendStatus::Fail && (b.name == left || b.name == right))
+            {
                 b.message = format!("{}; {said}", b.message);
             }
             report.comparisons[i].divergence = Some(d);

@@ -651,10 +651,14 @@ pub fn record_with(
                 continue;
             }
         };
-        match b
-            .load(path, info, &set.inputs, Device::Cpu)
-            .and_then(|(mut l, _)| l.run(&set.inputs))
-        {
+        // A back end that panics on a damaged model is that back end's error, not a crash.
+        let ran = crate::check::guarded(b.name(), || {
+            b.load(path, info, &set.inputs, Device::Cpu)
+                .and_then(|(mut l, _)| l.run(&set.inputs))
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|r| r);
+        match ran {
             Ok(outputs) => {
                 // The run's version without where its library was found here: the generated
                 // files name what computed the numbers, not this machine's paths.

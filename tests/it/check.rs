@@ -594,7 +594,9 @@ fn pair_takes_one_model_and_another_format() {
     assert_eq!(code, 2);
     let msg = v["models"][0]["message"].as_str().unwrap();
     assert!(
-        msg.contains("its inputs (image: float32[rank 4]) are not the model's (input: float32[rank 2])"),
+        msg.contains(
+            "its inputs (image: float32[rank 4]) are not the model's (input: float32[rank 2])"
+        ),
         "{msg}"
     );
     let out = cargo_infer()
@@ -890,11 +892,7 @@ fn path_nodes(d: &Value) -> Vec<&str> {
 fn bisect_names_the_altered_convolution_of_a_re_export() {
     let model = fixtures().join("bisect/cnn.onnx");
     let twin = fixtures().join("bisect/cnn_altered.onnx");
-    let (code, v) = check_json(&[
-        model.to_str().unwrap(),
-        "--pair",
-        twin.to_str().unwrap(),
-    ]);
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--pair", twin.to_str().unwrap()]);
     assert_eq!(code, 1, "{v:#}");
     let (c, d) = divergence(&v);
     // The twin runs on one back end, and bisect compares it with the model on that back end.
@@ -971,7 +969,10 @@ fn agreeing_back_ends_are_not_bisected_unless_asked() {
     let model = fixtures().join("bisect/cnn.onnx");
     let (code, v) = check_json(&[model.to_str().unwrap()]);
     assert_eq!(code, 0, "{v:#}");
-    assert!(!v["models"][0]["notes"].to_string().contains("bisect"), "{v:#}");
+    assert!(
+        !v["models"][0]["notes"].to_string().contains("bisect"),
+        "{v:#}"
+    );
     assert!(!v.to_string().contains("divergence"), "{v:#}");
     let (code, v) = check_json(&[model.to_str().unwrap(), "--bisect", "always"]);
     assert_eq!(code, 0, "{v:#}");
@@ -998,7 +999,10 @@ fn the_html_report_shows_the_culprit_in_a_browser() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let html = std::fs::read_to_string(&page).unwrap();
-    assert!(html.contains("First divergence: node <code>gru</code> (GRU)"), "{html}");
+    assert!(
+        html.contains("First divergence: node <code>gru</code> (GRU)"),
+        "{html}"
+    );
     // Charts: the errors' histogram and scatter, the path and the graph around the culprit.
     for class in ["histogram", "scatter", "path", "graph"] {
         assert!(
@@ -1007,35 +1011,60 @@ fn the_html_report_shows_the_culprit_in_a_browser() {
         );
     }
     for external in ["<script", "<link", " src=\"", "href=\"http", "@import"] {
-        assert!(!html.contains(external), "the page loads something: {external}");
+        assert!(
+            !html.contains(external),
+            "the page loads something: {external}"
+        );
     }
-    assert!(html.match_indices("url(").all(|(i, _)| html[i..].starts_with("url(#")));
+    assert!(html
+        .match_indices("url(")
+        .all(|(i, _)| html[i..].starts_with("url(#")));
     let chromium = |args: &[&str]| {
         std::process::Command::new("chromium")
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
             .args(args)
             .arg(format!("file://{}", page.display()))
             .output()
             .expect("chromium (apt-get install chromium; `cargo xtask ci` installs it)")
     };
     let dom = chromium(&["--dump-dom"]);
-    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
     let shown = String::from_utf8_lossy(&dom.stdout);
     assert!(shown.contains("id=\"culprit\""), "{shown}");
     assert!(shown.contains("<code>gru</code>"), "{shown}");
     let log = String::from_utf8_lossy(&dom.stderr);
     assert!(
-        !log.lines().any(|l| l.contains("CONSOLE") || l.contains("Uncaught")),
+        !log.lines()
+            .any(|l| l.contains("CONSOLE") || l.contains("Uncaught")),
         "console: {log}"
     );
-    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshot.png");
+    let shot =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/report-screenshot.png");
     let _ = std::fs::remove_file(&shot);
     let taken = chromium(&[
         &format!("--screenshot={}", shot.display()),
         "--window-size=1200,2400",
         "--hide-scrollbars",
     ]);
-    assert!(taken.status.success(), "{}", String::from_utf8_lossy(&taken.stderr));
+    assert!(
+        taken.status.success(),
+        "{}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "{} bytes",
+        png.len()
+    );
 }

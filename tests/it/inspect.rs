@@ -836,17 +836,24 @@ fn graph_pictures_fold_repeated_blocks() {
     }
     let text = std::fs::read_to_string(&dot).unwrap();
     assert!(text.starts_with("digraph model {"), "{text}");
-    let boxes = text.lines().filter(|l| l.contains(" [label=") && !l.contains("->"));
+    let boxes = text
+        .lines()
+        .filter(|l| l.contains(" [label=") && !l.contains("->"));
     // Ten nodes of the first block, the folded box, `result`, the input and the output.
     assert_eq!(boxes.count(), 14, "{text}");
     assert!(
-        text.contains("× 99 more blocks like the one above\\n10 nodes each: MatMul → Add → Relu → Mul → …"),
+        text.contains(
+            "× 99 more blocks like the one above\\n10 nodes each: MatMul → Add → Relu → Mul → …"
+        ),
         "{text}"
     );
     assert!(text.contains("\"b0.matmul\\nMatMul\""), "{text}");
     assert!(text.contains("[label=\"1×16\"]"), "{text}");
     let picture = std::fs::read_to_string(&svg).unwrap();
-    assert!(picture.contains("<svg") && picture.contains("99 more blocks"), "{picture}");
+    assert!(
+        picture.contains("<svg") && picture.contains("99 more blocks"),
+        "{picture}"
+    );
     for (model, out, says) in [
         ("mlp.safetensors", "x.svg", "--graph draws ONNX graphs"),
         ("mlp.onnx", "x.png", "the picture is FILE.svg or FILE.dot"),
@@ -860,7 +867,10 @@ fn graph_pictures_fold_repeated_blocks() {
             .output()
             .unwrap();
         assert_eq!(run.status.code(), Some(2), "{model}");
-        assert!(String::from_utf8_lossy(&run.stderr).contains(says), "{model}");
+        assert!(
+            String::from_utf8_lossy(&run.stderr).contains(says),
+            "{model}"
+        );
         assert!(!target.exists());
     }
 }

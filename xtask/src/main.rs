@@ -133,8 +133,10 @@ fn ensure_chromium() -> Result {
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive"))
     };
-    apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"])
-        .or_else(|_| apt(&["update", "-q"]).and_then(|_| apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"])))
+    apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]).or_else(|_| {
+        apt(&["update", "-q"])
+            .and_then(|_| apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]))
+    })
 }
 
 fn ci() -> Result {
