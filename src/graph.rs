@@ -221,6 +221,35 @@ fn declared_shapes(g: &pb::GraphProto) -> HashMap<String, String> {
     out
 }
 
+/// Shapes tract infers for every tensor, for those the file does not annotate (nothing when tract
+/// cannot analyse the graph; never a failure of the picture).
+fn inferred_shapes(model: &Path) -> HashMap<String, String> {
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_hir::infer::Factoid;
+    let infer = || -> TractResult<HashMap<String, String>> {
+        let mut m = tract_onnx::onnx().model_for_path(model)?;
+        // What analysis reaches before a node it cannot type is still worth showing.
+        let _ = m.analyse(false);
+        let mut out = HashMap::new();
+        for node in m.nodes() {
+            for (ix, o) in node.outputs.iter().enumerate() {
+                let Some(label) = m.outlet_label(OutletId::new(node.id, ix)) else {
+                    continue;
+                };
+                if let Some(dims) = o.fact.shape.concretize() {
+                    let dims: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+                    out.insert(label.to_string(), dims.join("×"));
+                }
+            }
+        }
+        Ok(out)
+    };
+    crate::check::guarded("tract", infer)
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+
 /// What a picture of the graph holds: boxes and the edges between them, repeated blocks folded.
 struct Picture {
     /// Label and kind (`node`, `input`, `output`, `folded`) of each box.
@@ -384,7 +413,10 @@ pub fn render(model: &Path, out: &Path) -> Result<Vec<u8>, String> {
     let proto = pb::ModelProto::decode(&bytes[..])
         .map_err(|e| format!("{}: not an ONNX model: {e}", model.display()))?;
     let g = proto.graph.unwrap_or_default();
-    let picture = picture(&Graph::of(&g), &declared_shapes(&g));
+    // What the file states wins (it keeps symbolic dimensions' names); tract fills in the rest.
+    let mut shapes = inferred_shapes(model);
+    shapes.extend(declared_shapes(&g));
+    let picture = picture(&Graph::of(&g), &shapes);
     if svg_out && picture.boxes.len() > MAX_BOXES {
         return Err(format!(
             "{}: {} boxes even with repeated blocks folded; too many to lay out as SVG: write a .dot file and render it with Graphviz",

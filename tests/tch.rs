@@ -218,6 +218,15 @@ fn an_altered_export_is_caught() {
         .unwrap()
         .iter()
         .any(|c| c["left"] == "tract" && c["right"] == "ort" && c["pass"] == true));
+    // TorchScript's intermediate tensors cannot be exposed: bisect says so, once, and why.
+    let notes = m["notes"].to_string();
+    assert_eq!(
+        notes.matches("bisect is not available for tch").count(),
+        1,
+        "{notes}"
+    );
+    assert!(notes.contains("it runs torchscript models"), "{notes}");
+    assert!(!m.to_string().contains("\"divergence\""), "{m}");
 }
 
 #[test]

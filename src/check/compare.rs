@@ -256,7 +256,13 @@ impl ErrorDetail {
             .filter(|&i| a[i].is_finite() && b[i].is_finite())
             .collect();
         let err = |i: usize| (a[i] - b[i]).abs();
-        order.sort_by(|&i, &j| err(j).total_cmp(&err(i)));
+        // The largest few without sorting them all (bisect compares many large tensors).
+        let by_error = |i: &usize, j: &usize| err(*j).total_cmp(&err(*i));
+        if order.len() > WORST {
+            order.select_nth_unstable_by(WORST, by_error);
+            order.truncate(WORST);
+        }
+        order.sort_by(by_error);
         let worst = order
             .into_iter()
             .take(WORST)

@@ -58,6 +58,13 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
             let pad = 11 - word.len();
             let detail = match b.status {
                 BackendStatus::Pass | BackendStatus::Fail if b.message.is_empty() => timing(b),
+                // A disagreement's numbers are on the model's line and the comparison's: the
+                // back end's line says only with whom and on what.
+                BackendStatus::Fail if b.message.starts_with("output `") => format!(
+                    "{}; {}",
+                    timing(b),
+                    b.message.split(": ").next().unwrap_or(&b.message)
+                ),
                 BackendStatus::Pass | BackendStatus::Fail => {
                     format!("{}; {}", timing(b), b.message)
                 }
