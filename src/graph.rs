@@ -244,7 +244,7 @@ fn inferred_shapes(model: &Path) -> HashMap<String, String> {
         }
         Ok(out)
     };
-    crate::check::guarded("tract", infer)
+    crate::backends::guarded("tract", infer)
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default()
@@ -357,8 +357,13 @@ fn dot(p: &Picture) -> String {
     out
 }
 
-/// The graph as SVG, laid out by layout-rs.
-fn svg(p: &Picture) -> Result<String, String> {
+/// Boxes (label, fill colour) and edges (from, to, label) laid out top to bottom by layout-rs, as
+/// SVG (layout-rs escapes its text). Shared by `inspect --graph` and `check --report`.
+pub fn layout_svg(
+    boxes: &[(String, &str)],
+    edges: &[(usize, usize, String)],
+    font: usize,
+) -> Result<String, String> {
     use layout::backends::svg::SVGWriter;
     use layout::core::base::Orientation;
     use layout::core::color::Color;
@@ -369,22 +374,17 @@ fn svg(p: &Picture) -> Result<String, String> {
     let draw = || {
         let dir = Orientation::TopToBottom;
         let mut vg = VisualGraph::new(dir);
-        let handles: Vec<_> = p
-            .boxes
+        let handles: Vec<_> = boxes
             .iter()
-            .map(|(label, kind)| {
-                let fill = match *kind {
-                    "input" | "output" => "lightblue",
-                    "folded" => "lightgray",
-                    _ => "white",
-                };
+            .map(|(label, fill)| {
                 let shape = ShapeKind::new_box(label);
-                let look = StyleAttr::new(Color::fast("black"), 1, Some(Color::fast(fill)), 4, 12);
-                let size = get_shape_size(dir, &shape, 12, false);
+                let look =
+                    StyleAttr::new(Color::fast("black"), 1, Some(Color::fast(fill)), 4, font);
+                let size = get_shape_size(dir, &shape, font, false);
                 vg.add_node(Element::create(shape, look, dir, size))
             })
             .collect();
-        for (a, b, label) in &p.edges {
+        for (a, b, label) in edges {
             vg.add_edge(Arrow::simple(label), handles[*a], handles[*b]);
         }
         let mut svg = SVGWriter::new();
@@ -392,6 +392,23 @@ fn svg(p: &Picture) -> Result<String, String> {
         svg.finalize()
     };
     std::panic::catch_unwind(draw).map_err(|_| "the graph layout failed".to_string())
+}
+
+/// The picture as SVG.
+fn svg(p: &Picture) -> Result<String, String> {
+    let boxes: Vec<(String, &str)> = p
+        .boxes
+        .iter()
+        .map(|(label, kind)| {
+            let fill = match *kind {
+                "input" | "output" => "lightblue",
+                "folded" => "lightgray",
+                _ => "white",
+            };
+            (label.clone(), fill)
+        })
+        .collect();
+    layout_svg(&boxes, &p.edges, 12)
 }
 
 /// Most boxes a picture is drawn with (after folding); beyond, layout takes too long to wait for.

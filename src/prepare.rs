@@ -935,7 +935,7 @@ pub fn for_tract(
                     drop_annotations: *drop_annotations,
                 };
                 // tract's analysis runs inside: a panic there is tract's, and this try's failure.
-                match crate::check::guarded("tract", || prepare(&mut prepared, dir, &pins))
+                match crate::backends::guarded("tract", || prepare(&mut prepared, dir, &pins))
                     .and_then(|r| r)
                 {
                     Ok(r) => (constant, r),
@@ -956,7 +956,7 @@ pub fn for_tract(
             .collect();
         let tmp_info = crate::model::inspect(&tmp).map_err(|e| bad(e.message))?;
         // It must load as it is: the project that ships it runs plain tract.
-        let ran = crate::check::guarded("tract", || {
+        let ran = crate::backends::guarded("tract", || {
             tract
                 .load(&tmp, &tmp_info, &fed, Device::Cpu)
                 .and_then(|(mut loaded, notes)| Ok((loaded.run(&fed)?, notes)))

@@ -193,6 +193,40 @@ fn tch_missing() -> String {
     }
 }
 
+thread_local!(static IN_BACKEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// Runs `f`, which calls into a back end (tract, ONNX Runtime, …): a panic there is that back
+/// end's bug, not a crash of ours; it comes back as `Err("NAME panicked: …")`, its trace kept off
+/// the terminal.
+pub fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    quiet_backend_panics();
+    let was = IN_BACKEND.with(|b| b.replace(true));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_BACKEND.with(|b| b.set(was));
+    ran.map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        format!("{name} panicked: {}", first_line(&msg))
+    })
+}
+
+/// Back-end panics are caught and reported per model, so their default trace is kept off the
+/// terminal; any other panic (a bug of ours) still prints as usual.
+pub(crate) fn quiet_backend_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_BACKEND.with(|f| f.get()) {
+                default(info)
+            }
+        }));
+    });
+}
+
 /// Shortens a library's error to its first meaningful line (C++ back ends print pages).
 pub fn first_line(msg: &str) -> String {
     let line = msg

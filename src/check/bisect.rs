@@ -8,7 +8,7 @@
 //! matched by name, and by producing operator where the names changed.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use prost::Message;
@@ -174,18 +174,25 @@ fn probe(proto: &pb::ModelProto, names: &[String]) -> Vec<u8> {
     p.encode_to_vec()
 }
 
-/// Runs `side` with `names` exposed; the tensors by name.
-fn run_exposed(
-    side: &Side,
+/// The model with `names` exposed, written to `dir/file`, and what it declares.
+fn write_probe(
     proto: &pb::ModelProto,
     names: &[String],
-    inputs: &[Named],
     dir: &Path,
     file: &str,
-) -> Result<HashMap<String, crate::tensor::HostTensor>, String> {
+) -> Result<(PathBuf, crate::model::ModelInfo), String> {
     let path = dir.join(file);
     std::fs::write(&path, probe(proto, names)).map_err(|e| e.to_string())?;
     let info = crate::model::inspect(&path).map_err(|e| e.message)?;
+    Ok((path, info))
+}
+
+/// Runs `side` on a probe; the tensors by name.
+fn run_exposed(
+    side: &Side,
+    (path, info): &(PathBuf, crate::model::ModelInfo),
+    inputs: &[Named],
+) -> Result<HashMap<String, crate::tensor::HostTensor>, String> {
     // Inputs by name, else by position (a twin may have renamed them).
     let fed: Vec<Named> = info
         .inputs
@@ -199,10 +206,10 @@ fn run_exposed(
                 .map(|(_, t)| (i.name.clone(), t.clone()))
         })
         .collect();
-    let ran = super::guarded(side.backend.name(), || {
+    let ran = crate::backends::guarded(side.backend.name(), || {
         let (mut loaded, _) = side
             .backend
-            .load(&path, &info, &fed, Device::Cpu)
+            .load(path, info, &fed, Device::Cpu)
             .map_err(|e| e.to_string())?;
         loaded.run(&fed).map_err(|e| e.to_string())
     })??;
@@ -220,14 +227,19 @@ pub fn bisect(
     tol: &ToleranceArgs,
 ) -> Result<Found, String> {
     let started = Instant::now();
-    let (proto_a, proto_b) = (read_model(a.model)?, read_model(b.model)?);
-    let empty = pb::GraphProto::default();
-    let graph_a = Graph::of(proto_a.graph.as_ref().unwrap_or(&empty));
-    let graph_b = if a.model == b.model {
+    // Two back ends on one model read it, and run each probe, once.
+    let same_model = a.model == b.model;
+    let proto_a = read_model(a.model)?;
+    let proto_b = if same_model {
         None
     } else {
-        Some(Graph::of(proto_b.graph.as_ref().unwrap_or(&empty)))
+        Some(read_model(b.model)?)
     };
+    let empty = pb::GraphProto::default();
+    let graph_a = Graph::of(proto_a.graph.as_ref().unwrap_or(&empty));
+    let graph_b = proto_b
+        .as_ref()
+        .map(|p| Graph::of(p.graph.as_ref().unwrap_or(&empty)));
     let names_b: HashMap<String, String> = match &graph_b {
         Some(gb) => counterparts(&graph_a, gb),
         None => graph_a
@@ -263,10 +275,18 @@ pub fn bisect(
     while at < wanted.len() {
         let names_a: Vec<String> = wanted[at..(at + chunk).min(wanted.len())].to_vec();
         let names_in_b: Vec<String> = names_a.iter().map(|n| names_b[n].clone()).collect();
-        let got_a = run_exposed(&a, &proto_a, &names_a, inputs, dir.path(), "a.onnx")
-            .map_err(|e| format!("{} with its intermediate tensors exposed: {e}", a.label))?;
-        let got_b = run_exposed(&b, &proto_b, &names_in_b, inputs, dir.path(), "b.onnx")
-            .map_err(|e| format!("{} with its intermediate tensors exposed: {e}", b.label))?;
+        let exposed = |side: &Side, e: String| {
+            format!("{} with its intermediate tensors exposed: {e}", side.label)
+        };
+        let probe_a =
+            write_probe(&proto_a, &names_a, dir.path(), "a.onnx").map_err(|e| exposed(&a, e))?;
+        let got_a = run_exposed(&a, &probe_a, inputs).map_err(|e| exposed(&a, e))?;
+        let got_b = match &proto_b {
+            None => run_exposed(&b, &probe_a, inputs),
+            Some(proto_b) => write_probe(proto_b, &names_in_b, dir.path(), "b.onnx")
+                .and_then(|probe_b| run_exposed(&b, &probe_b, inputs)),
+        }
+        .map_err(|e| exposed(&b, e))?;
         runs += 1;
         let mut bytes = 0usize;
         for (na, nb) in names_a.iter().zip(&names_in_b) {

@@ -428,54 +428,34 @@ fn path_plot(d: &Divergence) -> Result<String, String> {
 
 /// The culprit with what feeds it and what reads it, each edge labelled with its tensor's shape.
 fn neighbourhood(d: &Divergence) -> Result<String, String> {
-    use layout::backends::svg::SVGWriter;
-    use layout::core::base::Orientation;
-    use layout::core::color::Color;
-    use layout::core::style::StyleAttr;
-    use layout::std_shapes::render::get_shape_size;
-    use layout::std_shapes::shapes::{Arrow, Element, ShapeKind};
-    use layout::topo::layout::VisualGraph;
-
-    let draw = || {
-        let dir = Orientation::TopToBottom;
-        let mut vg = VisualGraph::new(dir);
-        let add = |vg: &mut VisualGraph, text: String, fill: &str| {
-            let shape = ShapeKind::new_box(&text);
-            let look = StyleAttr::new(Color::fast("black"), 1, Some(Color::fast(fill)), 4, 13);
-            let size = get_shape_size(dir, &shape, 13, false);
-            vg.add_node(Element::create(shape, look, dir, size))
-        };
-        let culprit = add(
-            &mut vg,
-            format!("{} ({})\nmax_abs {:.1e}", short(&d.node), d.op, d.max_abs),
-            "pink",
-        );
-        let described = |n: &Neighbour| {
-            if n.op == "input" || n.op == "weight" {
-                format!("{}: {}", n.op, short(&n.node))
-            } else {
-                format!("{} ({})\nmax_abs {:.1e}", short(&n.node), n.op, n.max_abs)
-            }
-        };
-        let edge = |n: &Neighbour| format!("{:?}", n.shape);
-        for p in d.producers.iter().take(8) {
-            let fill = if p.max_abs > 0.0 {
-                "lightyellow"
-            } else {
-                "white"
-            };
-            let node = add(&mut vg, described(p), fill);
-            vg.add_edge(Arrow::simple(&edge(p)), node, culprit);
+    let described = |n: &Neighbour| {
+        if n.op == "input" || n.op == "weight" {
+            format!("{}: {}", n.op, short(&n.node))
+        } else {
+            format!("{} ({})\nmax_abs {:.1e}", short(&n.node), n.op, n.max_abs)
         }
-        for c in d.consumers.iter().take(8) {
-            let node = add(&mut vg, described(c), "white");
-            vg.add_edge(Arrow::simple(&edge(c)), culprit, node);
-        }
-        let mut svg = SVGWriter::new();
-        vg.do_it(false, false, false, &mut svg);
-        svg.finalize()
     };
-    std::panic::catch_unwind(draw).map_err(|_| "the graph layout failed".to_string())
+    let edge = |n: &Neighbour| format!("{:?}", n.shape);
+    // Box 0 is the culprit; then what feeds it, then what reads it.
+    let mut boxes = vec![(
+        format!("{} ({})\nmax_abs {:.1e}", short(&d.node), d.op, d.max_abs),
+        "pink",
+    )];
+    let mut edges = Vec::new();
+    for p in d.producers.iter().take(8) {
+        let fill = if p.max_abs > 0.0 {
+            "lightyellow"
+        } else {
+            "white"
+        };
+        edges.push((boxes.len(), 0, edge(p)));
+        boxes.push((described(p), fill));
+    }
+    for c in d.consumers.iter().take(8) {
+        edges.push((0, boxes.len(), edge(c)));
+        boxes.push((described(c), "white"));
+    }
+    crate::graph::layout_svg(&boxes, &edges, 13)
 }
 
 /// A name cut to a length a box can show.

@@ -472,7 +472,7 @@ pub fn check_model(
                 b.version = Some(version);
                 // A back end that panics on a model (a bug of that back end) is reported as an
                 // error of that back end; the other back ends and models go on.
-                let ran = guarded(backend.name(), || {
+                let ran = crate::backends::guarded(backend.name(), || {
                     run_backend(
                         backend,
                         unit_path,
@@ -856,40 +856,6 @@ fn run_backend(
     Ok(all)
 }
 
-thread_local!(static IN_BACKEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-
-/// Runs `f`, which calls into a back end (tract, ONNX Runtime, …): a panic there is that back
-/// end's bug, not a crash of ours; it comes back as `Err("NAME panicked: …")`, its trace kept off
-/// the terminal.
-pub fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, String> {
-    quiet_backend_panics();
-    let was = IN_BACKEND.with(|b| b.replace(true));
-    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    IN_BACKEND.with(|b| b.set(was));
-    ran.map_err(|payload| {
-        let msg = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        format!("{name} panicked: {}", crate::backends::first_line(&msg))
-    })
-}
-
-/// Back-end panics are caught and reported per model, so their default trace is kept off the
-/// terminal; any other panic (a bug of ours) still prints as usual.
-fn quiet_backend_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_BACKEND.with(|f| f.get()) {
-                default(info)
-            }
-        }));
-    });
-}
-
 /// Peak resident set of this process so far, in MB.
 pub fn peak_rss_mb() -> f64 {
     // SAFETY: getrusage writes into the struct we own.
@@ -931,7 +897,7 @@ pub fn check_all(
     jobs: usize,
     progress: bool,
 ) -> Report {
-    quiet_backend_panics();
+    crate::backends::quiet_backend_panics();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ModelReport>>> =
         models.iter().map(|_| std::sync::Mutex::new(None)).collect();

@@ -652,7 +652,7 @@ pub fn record_with(
             }
         };
         // A back end that panics on a damaged model is that back end's error, not a crash.
-        let ran = crate::check::guarded(b.name(), || {
+        let ran = crate::backends::guarded(b.name(), || {
             b.load(path, info, &set.inputs, Device::Cpu)
                 .and_then(|(mut l, _)| l.run(&set.inputs))
                 .map_err(|e| e.to_string())
