@@ -4,6 +4,7 @@
 //! the binaries' run path, so that they start without LD_LIBRARY_PATH.
 fn main() {
     templates();
+    source_hash();
     println!(
         "cargo:rustc-env=CARGO_INFER_HOST={}",
         std::env::var("TARGET").unwrap_or_default()
@@ -54,4 +55,33 @@ fn templates() {
     out.push_str("]\n");
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("templates.rs");
     std::fs::write(dest, out).unwrap();
+}
+
+/// `CARGO_INFER_SOURCE`: a hash of the sources and templates this binary was built from, part of
+/// `check`'s cache key (a rebuilt tool never serves results of another build of the same version).
+fn source_hash() {
+    use std::hash::Hasher;
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let mut files = Vec::new();
+    let mut stack = vec![root.join("src"), root.join("templates")];
+    while let Some(d) = stack.pop() {
+        println!("cargo:rerun-if-changed={}", d.display());
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    // SipHash with fixed keys: the same sources give the same value on every machine.
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    for f in files {
+        h.write(f.strip_prefix(&root).unwrap().to_string_lossy().as_bytes());
+        h.write(&std::fs::read(&f).unwrap_or_default());
+    }
+    println!("cargo:rustc-env=CARGO_INFER_SOURCE={:016x}", h.finish());
 }

@@ -309,17 +309,20 @@ pub struct DecideArgs {
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Model files (ONNX) or quoted glob patterns ('models/**/*.onnx'); errors in one do not stop
-    /// the others. None: the `models` list of [package.metadata.infer]
+    /// the others. None: the `models` declared in [package.metadata.infer], each with its own
+    /// settings (the flags given here override them)
     pub models: Vec<PathBuf>,
-    /// Back ends to run: `auto` runs those available here; naming one (or `all`) requires it to pass
-    #[arg(long, value_enum, default_value = "auto")]
-    pub backend: crate::check::BackendChoice,
+    /// Back ends to run: `auto` (the default) runs those available here; naming one (or `all`)
+    /// requires it to pass
+    #[arg(long, value_enum)]
+    pub backend: Option<crate::check::BackendChoice>,
     /// Path to the ONNX Runtime library (else ORT_DYLIB_PATH, python3's onnxruntime package, system paths)
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
-    /// Device; a GPU that is asked for and not obtained fails the check (never a silent CPU run)
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub device: crate::backends::Device,
+    /// Device (default cpu); a GPU that is asked for and not obtained fails the check (never a
+    /// silent CPU run)
+    #[arg(long, value_enum)]
+    pub device: Option<crate::backends::Device>,
     /// Input from a file: NAME=FILE (.npy, .pb, .json) or ALL.npz holding every input by name
     #[arg(long, value_name = "NAME=FILE|FILE.npz")]
     pub input: Vec<crate::check::inputs::InputArg>,
@@ -332,9 +335,9 @@ pub struct CheckArgs {
     /// Relative tolerance for floating-point outputs (default 1e-5 for float32)
     #[arg(long)]
     pub rtol: Option<f64>,
-    /// Seed of the synthetic inputs
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    /// Seed of the synthetic inputs (default 0)
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Range of synthetic values: [lo,hi] for all inputs or NAME:[lo,hi] for one
     #[arg(long, value_name = "[LO,HI]|NAME:[LO,HI]")]
     pub val_range: Vec<crate::check::inputs::ValRange>,
@@ -351,18 +354,37 @@ pub struct CheckArgs {
     #[arg(long, value_name = "MODEL")]
     pub pair: Option<PathBuf>,
     /// When two runs of ONNX graphs disagree, find the first node whose inputs agree and whose
-    /// outputs do not (every intermediate tensor exposed and compared)
-    #[arg(long, value_enum, default_value = "on-failure")]
-    pub bisect: crate::check::Bisect,
+    /// outputs do not (every intermediate tensor exposed and compared); default on-failure
+    #[arg(long, value_enum)]
+    pub bisect: Option<crate::check::Bisect>,
     /// Also write the report as one self-contained HTML page (charts of the errors, the bisect)
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
-    /// Runs per model and back end; with N > 1 the report adds the median and p95 of runs 2..N
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-    pub runs: u64,
+    /// Runs per model and back end (default 1); with N > 1 the report adds the median and p95 of
+    /// runs 2..N
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs: Option<u64>,
     /// Models checked in parallel
     #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub jobs: u64,
+    /// Check only this part of the models: count:K/N (every N-th by name, from the K-th) or
+    /// hash:K/N (by a hash of the name); the same on every machine, for any order of arguments
+    #[arg(long, value_name = "count:K/N|hash:K/N")]
+    pub partition: Option<crate::check::plan::Partition>,
+    /// Where passed checks are stored and served from (default: cargo-infer/check-cache in the
+    /// target directory; CARGO_INFER_CACHE_DIR when set)
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Run every check, and store nothing (also when CARGO_INFER_NO_CACHE is set)
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Also write the report as JSON to FILE (a partition's part, for --merge)
+    #[arg(long, value_name = "FILE.json")]
+    pub report_json: Option<PathBuf>,
+    /// Merge the --report-json files GLOB names (quote it) into the report of the whole run;
+    /// nothing is checked
+    #[arg(long, value_name = "GLOB.json", conflicts_with_all = ["models", "partition", "report_json", "pair"])]
+    pub merge: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -594,34 +616,7 @@ fn reject_junit(global: &GlobalArgs) -> Result<(), ExpectedError> {
 }
 
 fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError> {
-    use crate::check::{self, report};
-    let all = crate::backends::all(args.ort_lib.as_deref());
-    let selected = check::select(&all, args.backend).map_err(ExpectedError::Usage)?;
-    let opts = check::CheckOptions {
-        backend: args.backend,
-        device: args.device,
-        inputs: check::inputs::InputOptions {
-            given: args.input.clone(),
-            expected: args.expected.clone(),
-            seed: args.seed,
-            ranges: args.val_range.clone(),
-            dims: args.dim.clone(),
-            shapes: args.input_shape.clone(),
-        },
-        tolerance: check::compare::ToleranceArgs {
-            atol: args.atol,
-            rtol: args.rtol,
-        },
-        runs: args.runs as usize,
-        pair: args.pair.clone(),
-        bisect: args.bisect,
-    };
-    let listed = if args.models.is_empty() {
-        models_from_manifest(global.manifest_path.as_deref())?
-    } else {
-        args.models.clone()
-    };
-    let models = check::expand_models(&listed).map_err(ExpectedError::Usage)?;
+    use crate::check::{self, plan};
     if let Some(r) = &args.report {
         if !r.extension().is_some_and(|e| e == "html" || e == "htm") {
             return Err(ExpectedError::Usage(format!(
@@ -630,62 +625,141 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
             )));
         }
     }
-    if args.pair.is_some() && models.len() != 1 {
+    if let Some(pattern) = &args.merge {
+        let report = check::merge::merge(pattern).map_err(ExpectedError::Usage)?;
+        return finish_check(global, args, &report);
+    }
+    let all = crate::backends::all(args.ort_lib.as_deref());
+    let flags = plan::Flags {
+        backend: args.backend,
+        device: args.device,
+        input: args.input.clone(),
+        expected: args.expected.clone(),
+        atol: args.atol,
+        rtol: args.rtol,
+        seed: args.seed,
+        val_range: args.val_range.clone(),
+        dim: args.dim.clone(),
+        input_shape: args.input_shape.clone(),
+        pair: args.pair.clone(),
+        bisect: args.bisect,
+        runs: args.runs,
+    };
+    // A back end named on the command line that this build lacks is a usage error up front.
+    if let Some(choice) = args.backend {
+        check::select(&all, choice).map_err(ExpectedError::Usage)?;
+    }
+    let jobs = if args.models.is_empty() {
+        declared_jobs(global.manifest_path.as_deref(), &flags)?
+    } else {
+        plan::from_args(&args.models, &flags).map_err(ExpectedError::Usage)?
+    };
+    let total = jobs.len();
+    let jobs = match args.partition {
+        Some(p) => p.select(jobs),
+        None => jobs,
+    };
+    if args.pair.is_some() && jobs.len() != 1 {
         return Err(ExpectedError::Usage(format!(
             "--pair compares one model with its twin; {} models were given",
-            models.len()
+            jobs.len()
         )));
     }
     // External data outside a model's directory: refused before any back end reads it (a model
     // that does not read at all is left to the check, which reports it).
-    for m in models.iter().chain(&args.pair) {
+    for m in jobs
+        .iter()
+        .flat_map(|j| std::iter::once(&j.model).chain(&j.opts.pair))
+    {
         if let Ok(info) = crate::model::inspect(m) {
             crate::model::refuse_outside(&info)?;
         }
     }
+    let no_cache = args.no_cache || std::env::var_os("CARGO_INFER_NO_CACHE").is_some_and(|v| !v.is_empty());
+    let cache = (!no_cache).then(|| {
+        check::cache::Cache::new(
+            args.cache_dir
+                .clone()
+                .or_else(|| std::env::var_os("CARGO_INFER_CACHE_DIR").map(PathBuf::from))
+                .unwrap_or_else(check::cache::default_dir),
+        )
+    });
     let progress = global.format == OutputFormat::Human
         && !global.quiet
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && models.len() > 1;
-    let report = check::check_all(&models, &selected, &opts, args.jobs as usize, progress);
+        && jobs.len() > 1;
+    let mut report = check::check_all(&jobs, &all, cache.as_ref(), args.jobs as usize, progress);
+    match args.partition {
+        Some(p) => {
+            report.partition = Some(check::PartitionFacts {
+                partition: p.to_string(),
+                total,
+            })
+        }
+        None => report.models.iter_mut().for_each(|m| m.order = None),
+    }
+    if let Some(f) = &args.report_json {
+        crate::util::write_all_or_nothing(&[(
+            f.clone(),
+            check::report::json(&report).into_bytes(),
+        )])
+        .map_err(|e| ExpectedError::Usage(format!("--report-json {}: {e}", f.display())))?;
+    }
+    finish_check(global, args, &report)
+}
+
+/// Prints a check's report in the format asked for (and the HTML page, GitHub annotations).
+fn finish_check(
+    global: &GlobalArgs,
+    args: &CheckArgs,
+    report: &crate::check::Report,
+) -> Result<i32, ExpectedError> {
+    use crate::check::report;
     let text = match global.format {
         OutputFormat::Human => report::human(
-            &report,
+            report,
             crate::output::Style {
                 color: crate::output::use_color(global.color),
             },
             global.verbose,
         ),
-        OutputFormat::Json => report::json(&report),
-        OutputFormat::Junit => report::junit(&report),
+        OutputFormat::Json => report::json(report),
+        OutputFormat::Junit => report::junit(report),
     };
     if let Some(r) = &args.report {
-        let page = crate::check::html::html(&report).into_bytes();
+        let page = crate::check::html::html(report).into_bytes();
         crate::util::write_all_or_nothing(&[(r.clone(), page)])
             .map_err(|e| ExpectedError::Usage(format!("--report {}: {e}", r.display())))?;
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-        eprint!("{}", report::github_annotations(&report));
+        eprint!("{}", report::github_annotations(report));
     }
     crate::output::print(&text);
     Ok(report.exit_code())
 }
 
-/// `models = [...]` of `[package.metadata.infer]`, relative to the manifest's directory.
-fn models_from_manifest(
+/// The checks `models = [...]` of `[package.metadata.infer]` declares, flags over each.
+fn declared_jobs(
     manifest_path: Option<&std::path::Path>,
-) -> Result<Vec<PathBuf>, ExpectedError> {
+    flags: &crate::check::plan::Flags,
+) -> Result<Vec<crate::check::plan::Job>, ExpectedError> {
+    use crate::check::plan;
+    let none = || {
+        ExpectedError::Usage(
+            "no model given: name model files, or declare them as `models = [...]` in [package.metadata.infer]".into(),
+        )
+    };
     let found =
         crate::decide::constraints::from_manifest(manifest_path).map_err(ExpectedError::Usage)?;
-    match found {
-        Some((partial, manifest)) if partial.models.as_ref().is_some_and(|m| !m.is_empty()) => {
-            let dir = manifest.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-            Ok(partial.models.unwrap_or_default().into_iter().map(|m| dir.join(m)).collect())
-        }
-        _ => Err(ExpectedError::Usage(
-            "no model given: name model files, or list them as `models = [...]` in [package.metadata.infer]".into(),
-        )),
-    }
+    let Some((partial, manifest)) = found else {
+        return Err(none());
+    };
+    let Some(models) = partial.models.filter(|m| m.as_array().is_some_and(|a| !a.is_empty()))
+    else {
+        return Err(none());
+    };
+    let declared = plan::parse_declared(&manifest, &models).map_err(ExpectedError::Usage)?;
+    plan::from_declared(&manifest, &declared, flags).map_err(ExpectedError::Usage)
 }
 
 fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> {

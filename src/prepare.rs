@@ -834,7 +834,11 @@ pub fn for_tract(
     }
     let mut proto = pb::ModelProto::decode(&bytes[..])
         .map_err(|e| bad(format!("not a valid ONNX protobuf: {e}")))?;
-    let inlined = inline_external_data(input, &mut proto).map_err(bad)?;
+    let inlined = inline_external_data(input, &mut proto, INLINE_MAX)
+        .map_err(bad)?
+        .ok_or_else(|| {
+            bad("more than 2 GiB of external data: an ONNX file cannot hold it inline".into())
+        })?;
 
     // The data: the first data set check would use, with --const values in place.
     let (sets, data_notes) = crate::check::inputs::signature(&info, None, &opts.inputs)
@@ -885,7 +889,8 @@ pub fn for_tract(
         !opts.only_given_constants
             || opts.inputs.given.iter().any(|g| match g {
                 crate::check::inputs::InputArg::All(_) => true,
-                crate::check::inputs::InputArg::Named(n, _) => *n == data[*k].0,
+                crate::check::inputs::InputArg::Named(n, _)
+                | crate::check::inputs::InputArg::Value(n, _) => *n == data[*k].0,
             })
     };
     let mut more: Vec<usize> = constant.clone();
@@ -1069,13 +1074,17 @@ pub fn for_tract(
 }
 
 /// Most a prepared model holds once its external data is inlined (protobuf's 2 GiB limit).
-const INLINE_MAX: u64 = (2 << 30) - (1 << 20);
+pub(crate) const INLINE_MAX: u64 = (2 << 30) - (1 << 20);
 
-/// Moves every external tensor's bytes into the model (read only inside its directory).
+/// Moves every external tensor's bytes into the model (read only inside its directory): the bytes
+/// inlined per file, or `None` when there are more than `limit` of them (then `proto` is partly
+/// inlined and should be read again).
 pub(crate) fn inline_external_data(
     model: &std::path::Path,
     proto: &mut pb::ModelProto,
-) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    limit: u64,
+) -> Result<Option<std::collections::BTreeMap<String, u64>>, String> {
+    let mut too_large = false;
     let mut total = 0u64;
     let mut per_file = std::collections::BTreeMap::new();
     let mut visit = |t: &mut pb::TensorProto| -> Result<(), String> {
@@ -1131,10 +1140,9 @@ pub(crate) fn inline_external_data(
         }
         total += length;
         *per_file.entry(location.clone()).or_insert(0) += length;
-        if total > INLINE_MAX {
-            return Err(
-                "more than 2 GiB of external data: an ONNX file cannot hold it inline".into(),
-            );
+        if total > limit {
+            too_large = true;
+            return Ok(());
         }
         use std::io::{Read, Seek};
         let mut f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -1172,7 +1180,7 @@ pub(crate) fn inline_external_data(
     if let Some(g) = proto.graph.as_mut() {
         graph(g, &mut visit)?;
     }
-    Ok(per_file)
+    Ok((!too_large).then_some(per_file))
 }
 
 /// `convert --for tract`'s report for people.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use prost::Message;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 
 use super::compare::{self, ToleranceArgs};
@@ -28,15 +28,17 @@ pub struct Side<'a> {
 }
 
 /// The first node whose inputs agree and whose outputs do not (`divergence` in `check`'s JSON).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Divergence {
     pub node: String,
     pub op: String,
     /// Its output that disagrees most.
     pub output: String,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
     /// The largest disagreement among its inputs that were compared (0 when they are the graph's
     /// inputs or weights).
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub inputs_max_abs: f64,
     /// From this node to the failing output, each node with its largest output disagreement: where
     /// the error grows.
@@ -55,15 +57,16 @@ pub struct Divergence {
     pub ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
     pub node: String,
     pub op: String,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
 }
 
 /// A node next to the culprit and the tensor between them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Neighbour {
     /// The node's name, or the tensor's for a graph input or weight.
     pub node: String,
@@ -72,13 +75,15 @@ pub struct Neighbour {
     pub tensor: String,
     pub shape: Vec<usize>,
     /// The node's largest output disagreement (0 for inputs and weights).
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TensorError {
     pub name: String,
     pub shape: Vec<usize>,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
     pub pass: bool,
 }
@@ -130,13 +135,41 @@ fn counterparts(a: &Graph, b: &Graph) -> HashMap<String, String> {
     out
 }
 
-/// A model's protobuf with its external data inlined (a probe is written elsewhere).
-fn read_model(path: &Path) -> Result<pb::ModelProto, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut proto =
-        pb::ModelProto::decode(&bytes[..]).map_err(|e| format!("{}: {e}", path.display()))?;
-    crate::prepare::inline_external_data(path, &mut proto)?;
-    Ok(proto)
+/// A model to expose tensors of: its protobuf, and where its probes are written.
+struct Source {
+    proto: pb::ModelProto,
+    /// `None`: in the bisect's temporary directory, with the external data inlined. `Some(dir)`:
+    /// beside the model (a hidden temporary file, removed after its run), because its external
+    /// data is too large to inline and the runtimes read it only from the model's own directory.
+    beside: Option<PathBuf>,
+}
+
+/// Reads a model for probes: external data inlined up to `inline_limit` bytes, else left where it
+/// is.
+fn read_model(path: &Path, inline_limit: u64) -> Result<Source, String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let bytes = std::fs::read(path).map_err(|e| at(&e))?;
+    let lite = crate::model::onnx::proto::Model::decode(&bytes[..]).map_err(|e| at(&e))?;
+    if !lite.functions.is_empty() {
+        return Err(at(
+            &"it defines model-local functions, which a probe of it would not keep",
+        ));
+    }
+    let mut proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| at(&e))?;
+    if crate::prepare::inline_external_data(path, &mut proto, inline_limit)?.is_some() {
+        return Ok(Source {
+            proto,
+            beside: None,
+        });
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok(Source {
+        proto: pb::ModelProto::decode(&bytes[..]).map_err(|e| at(&e))?,
+        beside: Some(dir),
+    })
 }
 
 /// The model with `names` as its outputs (types from the graph's annotations where it has them).
@@ -174,15 +207,26 @@ fn probe(proto: &pb::ModelProto, names: &[String]) -> Vec<u8> {
     p.encode_to_vec()
 }
 
-/// The model with `names` exposed, written to `dir/file`, and what it declares.
+/// The model with `names` exposed, written as a temporary file (in `tmp`, or beside the model),
+/// and what it declares.
 fn write_probe(
-    proto: &pb::ModelProto,
+    src: &Source,
     names: &[String],
-    dir: &Path,
-    file: &str,
-) -> Result<(PathBuf, crate::model::ModelInfo), String> {
-    let path = dir.join(file);
-    std::fs::write(&path, probe(proto, names)).map_err(|e| e.to_string())?;
+    tmp: &Path,
+) -> Result<(tempfile::TempPath, crate::model::ModelInfo), String> {
+    let dir = src.beside.as_deref().unwrap_or(tmp);
+    let file = tempfile::Builder::new()
+        .prefix(".cargo-infer-probe-")
+        .suffix(".onnx")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            format!(
+                "cannot write a probe in {} (a model whose external data is too large to inline is probed beside it): {e}",
+                dir.display()
+            )
+        })?;
+    let path = file.into_temp_path();
+    std::fs::write(&path, probe(&src.proto, names)).map_err(|e| e.to_string())?;
     let info = crate::model::inspect(&path).map_err(|e| e.message)?;
     Ok((path, info))
 }
@@ -190,7 +234,7 @@ fn write_probe(
 /// Runs `side` on a probe; the tensors by name.
 fn run_exposed(
     side: &Side,
-    (path, info): &(PathBuf, crate::model::ModelInfo),
+    (path, info): &(tempfile::TempPath, crate::model::ModelInfo),
     inputs: &[Named],
 ) -> Result<HashMap<String, crate::tensor::HostTensor>, String> {
     // Inputs by name, else by position (a twin may have renamed them).
@@ -226,15 +270,38 @@ pub fn bisect(
     data_set: &str,
     tol: &ToleranceArgs,
 ) -> Result<Found, String> {
+    bisect_inlining(
+        a,
+        b,
+        inputs,
+        failing,
+        data_set,
+        tol,
+        crate::prepare::INLINE_MAX,
+    )
+}
+
+/// [`bisect`], with external data inlined into the probes up to `inline_limit` bytes per model.
+fn bisect_inlining(
+    a: Side,
+    b: Side,
+    inputs: &[Named],
+    failing: Option<&str>,
+    data_set: &str,
+    tol: &ToleranceArgs,
+    inline_limit: u64,
+) -> Result<Found, String> {
     let started = Instant::now();
     // Two back ends on one model read it, and run each probe, once.
     let same_model = a.model == b.model;
-    let proto_a = read_model(a.model)?;
-    let proto_b = if same_model {
+    let source_a = read_model(a.model, inline_limit)?;
+    let proto_a = &source_a.proto;
+    let source_b = if same_model {
         None
     } else {
-        Some(read_model(b.model)?)
+        Some(read_model(b.model, inline_limit)?)
     };
+    let proto_b = source_b.as_ref().map(|s| &s.proto);
     let empty = pb::GraphProto::default();
     let graph_a = Graph::of(proto_a.graph.as_ref().unwrap_or(&empty));
     let graph_b = proto_b
@@ -279,11 +346,11 @@ pub fn bisect(
             format!("{} with its intermediate tensors exposed: {e}", side.label)
         };
         let probe_a =
-            write_probe(&proto_a, &names_a, dir.path(), "a.onnx").map_err(|e| exposed(&a, e))?;
+            write_probe(&source_a, &names_a, dir.path()).map_err(|e| exposed(&a, e))?;
         let got_a = run_exposed(&a, &probe_a, inputs).map_err(|e| exposed(&a, e))?;
-        let got_b = match &proto_b {
+        let got_b = match &source_b {
             None => run_exposed(&b, &probe_a, inputs),
-            Some(proto_b) => write_probe(proto_b, &names_in_b, dir.path(), "b.onnx")
+            Some(source_b) => write_probe(source_b, &names_in_b, dir.path())
                 .and_then(|probe_b| run_exposed(&b, &probe_b, inputs)),
         }
         .map_err(|e| exposed(&b, e))?;
@@ -297,7 +364,7 @@ pub fn bisect(
             shapes.insert(na.clone(), tb.shape.clone());
             compared.insert(
                 na.clone(),
-                compare::compare((a.label, ta), (b.label, tb), na, data_set, tol),
+                compare::compare_verdict((a.label, ta), (b.label, tb), na, data_set, tol),
             );
         }
         at += names_a.len();
@@ -459,5 +526,69 @@ impl Divergence {
             crate::output::human_ms(self.ms)
         ));
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::HostTensor;
+
+    /// A model whose external data is too large to inline is probed by a temporary file beside it
+    /// (ONNX Runtime reads external data only from the model's own directory, symbolic links
+    /// resolved), which is gone afterwards.
+    #[test]
+    fn models_too_large_to_inline_are_probed_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        for f in ["mlp_external.onnx", "mlp_external.onnx.data"] {
+            std::fs::copy(fixtures.join(f), dir.path().join(f)).unwrap();
+        }
+        let model = dir.path().join("mlp_external.onnx");
+        let backends = crate::backends::all(None);
+        let by = |name: &str| {
+            backends
+                .iter()
+                .find(|b| b.name() == name)
+                .map(|b| b.as_ref())
+                .unwrap()
+        };
+        let (tract, ort) = (by("tract"), by("ort"));
+        ort.availability()
+            .expect("ONNX Runtime (cargo xtask ci installs it)");
+        let side = |label, backend| Side {
+            label,
+            backend,
+            model: &model,
+        };
+        let x: Vec<f32> = (0..8).map(|k| k as f32 / 8.0 - 0.5).collect();
+        let inputs = vec![("input".to_string(), HostTensor::from_f32(vec![1, 8], &x))];
+        let tol = ToleranceArgs {
+            atol: None,
+            rtol: None,
+        };
+        // Inlined (the default limit) and beside the model (no inlining at all) find the same.
+        for limit in [crate::prepare::INLINE_MAX, 0] {
+            let found = bisect_inlining(
+                side("tract", tract),
+                side("ort", ort),
+                &inputs,
+                None,
+                "synthetic",
+                &tol,
+                limit,
+            )
+            .unwrap_or_else(|e| panic!("inline limit {limit}: {e}"));
+            match found {
+                Found::AllAgree { tensors, .. } => assert!(tensors >= 3, "{tensors} tensors"),
+                Found::Divergence(d) => panic!("tract and ort part at {}", d.node),
+            }
+            let mut left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            left.sort();
+            assert_eq!(left, ["mlp_external.onnx", "mlp_external.onnx.data"]);
+        }
     }
 }

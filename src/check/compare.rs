@@ -2,7 +2,7 @@
 //! `|a - b| <= atol + rtol * |b|` element-wise, NaN only against NaN, and the smallest atol that
 //! would have passed in every report.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tensor::HostTensor;
 
@@ -45,15 +45,18 @@ impl ToleranceArgs {
 
 /// The outcome of comparing `left` (a back end) with `right` (another back end, or the expected
 /// output, which is the reference for relative error).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub left: String,
     pub right: String,
     pub output: String,
     /// Which data set (`test_data_set_0`, `synthetic`, `given`).
     pub data_set: String,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_rel: f64,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub min_atol_to_pass: f64,
     pub pass: bool,
     pub atol: f64,
@@ -88,12 +91,36 @@ impl Comparison {
     }
 }
 
+/// Compares two outputs with the tolerances for their dtype; a failure carries its errors' spread.
 pub fn compare(
     left: (&str, &HostTensor),
     right: (&str, &HostTensor),
     output: &str,
     data_set: &str,
     tol: &ToleranceArgs,
+) -> Comparison {
+    compare_with(left, right, output, data_set, tol, true)
+}
+
+/// [`compare`] without the errors' spread (for the many tensors of a bisect, which need only the
+/// verdict and the largest error).
+pub fn compare_verdict(
+    left: (&str, &HostTensor),
+    right: (&str, &HostTensor),
+    output: &str,
+    data_set: &str,
+    tol: &ToleranceArgs,
+) -> Comparison {
+    compare_with(left, right, output, data_set, tol, false)
+}
+
+fn compare_with(
+    left: (&str, &HostTensor),
+    right: (&str, &HostTensor),
+    output: &str,
+    data_set: &str,
+    tol: &ToleranceArgs,
+    detail: bool,
 ) -> Comparison {
     let (a, b) = (left.1, right.1);
     let t = tol.for_dtype(b);
@@ -193,7 +220,7 @@ pub fn compare(
     }
     c.min_atol_to_pass = c.min_atol_to_pass.max(0.0);
     c.pass = c.mismatches == 0;
-    if !c.pass {
+    if !c.pass && detail {
         c.errors = Some(Box::new(ErrorDetail::of(&av, &bv, &b.shape)));
     }
     c
@@ -201,7 +228,7 @@ pub fn compare(
 
 /// The spread of a failed comparison's errors: a histogram of absolute errors over decades, an
 /// even sample of (left, right) pairs, and the worst elements with their indices.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
     /// Counts of |a - b| by decade: `[lo, hi)` with `lo = 10^k`; exact matches in the first bin
     /// (`lo = 0`).
@@ -212,11 +239,14 @@ pub struct ErrorDetail {
     pub worst: Vec<Worst>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Worst {
     pub index: Vec<usize>,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub left: f64,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub right: f64,
+    #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub abs: f64,
 }
 

@@ -543,6 +543,8 @@ mod tests {
                 data_sets: vec![HOSTILE.into()],
                 notes: vec![HOSTILE.into()],
                 pair: Some(HOSTILE.into()),
+                cached: false,
+                order: None,
             }],
             summary: Summary {
                 passed: 0,
@@ -550,6 +552,7 @@ mod tests {
                 errors: 0,
                 peak_rss_mb: 1.0,
             },
+            partition: None,
         };
         let page = html(&report);
         assert!(!page.contains("<script"), "{page}");

@@ -9,11 +9,13 @@ use crate::backends::Named;
 use crate::model::{Dim, Format, ModelInfo};
 use crate::tensor::{self, HostTensor, Rng};
 
-/// `--input NAME=FILE` or `--input ALL.npz`.
+/// `--input NAME=FILE` or `--input ALL.npz`, or (declared in the manifest) a constant scalar.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputArg {
     Named(String, PathBuf),
     All(PathBuf),
+    /// One value of the input's own dtype (a sample rate, a threshold).
+    Value(String, f64),
 }
 
 impl std::str::FromStr for InputArg {
@@ -136,7 +138,7 @@ pub fn torchscript_inputs(
     let given_names: Vec<&str> = given
         .iter()
         .filter_map(|g| match g {
-            InputArg::Named(n, _) => Some(n.as_str()),
+            InputArg::Named(n, _) | InputArg::Value(n, _) => Some(n.as_str()),
             InputArg::All(_) => None,
         })
         .collect();
@@ -642,6 +644,29 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
                 }
                 out.push((name.clone(), ts.remove(0).1));
             }
+            InputArg::Value(name, x) => {
+                let spec = info.inputs.iter().find(|i| &i.name == name).ok_or_else(|| {
+                    format!("input `{name}` = {x}: the model has no such input")
+                })?;
+                // Its declared shape when that holds one value ([] or [1]), else a scalar.
+                let shape: Vec<i64> = spec
+                    .shape
+                    .iter()
+                    .map(|d| match d {
+                        crate::model::Dim::Known(n) => *n,
+                        crate::model::Dim::Symbolic(_) => 1,
+                    })
+                    .collect();
+                let shape = if shape.iter().product::<i64>() == 1 {
+                    shape
+                } else {
+                    Vec::new()
+                };
+                let json = serde_json::json!({"dtype": spec.dtype, "shape": shape, "data": [x]});
+                let t = tensor_from_json(json.to_string().as_bytes())
+                    .map_err(|e| format!("input `{name}` = {x}: {e}"))?;
+                out.push((name.clone(), t));
+            }
             InputArg::All(file) => {
                 for (i, (name, t)) in read_tensor_file(file)?.into_iter().enumerate() {
                     let name = name
@@ -655,18 +680,20 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
     Ok(out)
 }
 
-/// `--expected DIR` (`<output>.npy` or `output_N.pb` files) or `--expected OUTPUTS.npz`.
+/// `--expected DIR` (`<output>.npy`, `output_N.npy` or `output_N.pb` files) or `--expected
+/// OUTPUTS.npz`.
 fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
     if p.is_dir() {
         let mut out = Vec::new();
         for (i, o) in info.outputs.iter().enumerate() {
-            let npy = p.join(format!("{}.npy", o.name));
-            let pb = p.join(format!("output_{i}.pb"));
-            let file = if npy.is_file() {
-                npy
-            } else if pb.is_file() {
-                pb
-            } else {
+            // By name, or by position as test data sets and `init`'s recordings name them.
+            let Some(file) = [
+                p.join(format!("{}.npy", o.name)),
+                p.join(format!("output_{i}.npy")),
+                p.join(format!("output_{i}.pb")),
+            ]
+            .into_iter()
+            .find(|f| f.is_file()) else {
                 continue;
             };
             let (_, t) = read_tensor_file(&file)?.remove(0);
@@ -674,7 +701,7 @@ fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
         }
         if out.is_empty() {
             return Err(format!(
-                "{}: no <output>.npy or output_N.pb files for this model's outputs",
+                "{}: no <output>.npy, output_N.npy or output_N.pb files for this model's outputs",
                 p.display()
             ));
         }

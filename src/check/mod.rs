@@ -2,15 +2,18 @@
 //! back ends and each against expected outputs, time it, and report.
 
 pub mod bisect;
+pub mod cache;
 pub mod compare;
 pub mod html;
 pub mod inputs;
+pub mod merge;
+pub mod plan;
 pub mod report;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backends::{Backend, BackendError, Device, Named};
 use crate::model::{self, Format};
@@ -94,7 +97,7 @@ impl Default for CheckOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendStatus {
     Pass,
@@ -104,7 +107,7 @@ pub enum BackendStatus {
     Error,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendReport {
     pub name: String,
     pub status: BackendStatus,
@@ -121,16 +124,16 @@ pub struct BackendReport {
     /// Asked for by name (`--backend X` or `all`): then anything but `pass` fails the model.
     pub required: bool,
     /// What the first data set's run produced.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputFact>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// The back end's whole account of an error `message` sums up in one line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelStatus {
     Pass,
@@ -138,12 +141,12 @@ pub enum ModelStatus {
     Error,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelReport {
     pub path: String,
     pub status: ModelStatus,
     /// Why, in one line, when the status is not `pass`.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub backends: Vec<BackendReport>,
     pub comparisons: Vec<Comparison>,
@@ -152,9 +155,35 @@ pub struct ModelReport {
     /// `--pair`: the model's twin in another format, run on its own back ends with the same inputs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pair: Option<String>,
+    /// Served from the content cache: this is the report of an earlier run with the same key
+    /// (timings are that run's).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// Its place in the whole run, partitions included (`--report-json` files carry it, so that
+    /// `--merge` restores one run's order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl ModelReport {
+    /// A report of a model nothing was done with yet (an error until something is).
+    pub fn of(path: &str) -> ModelReport {
+        ModelReport {
+            path: path.to_string(),
+            status: ModelStatus::Error,
+            message: String::new(),
+            backends: Vec::new(),
+            comparisons: Vec::new(),
+            data_sets: Vec::new(),
+            notes: Vec::new(),
+            pair: None,
+            cached: false,
+            order: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
@@ -162,10 +191,23 @@ pub struct Summary {
     pub peak_rss_mb: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub models: Vec<ModelReport>,
     pub summary: Summary,
+    /// `--partition`: which part of the whole run this is (`--merge` checks that every part is
+    /// there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionFacts>,
+}
+
+/// A partition's place in the whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionFacts {
+    /// `count:K/N` or `hash:K/N`.
+    pub partition: String,
+    /// Models in the whole run, before partitioning.
+    pub total: usize,
 }
 
 impl Report {
@@ -181,7 +223,7 @@ impl Report {
 }
 
 /// An output as a back end produced it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputFact {
     pub name: String,
     pub dtype: String,
@@ -275,16 +317,7 @@ pub fn check_model(
     backends: &[(&dyn Backend, bool)],
     opts: &CheckOptions,
 ) -> ModelReport {
-    let mut report = ModelReport {
-        path: path.display().to_string(),
-        status: ModelStatus::Error,
-        message: String::new(),
-        backends: Vec::new(),
-        comparisons: Vec::new(),
-        data_sets: Vec::new(),
-        notes: Vec::new(),
-        pair: None,
-    };
+    let mut report = ModelReport::of(&path.display().to_string());
     let info = match model::inspect(path) {
         Ok(i) => i,
         Err(e) => {
@@ -869,40 +902,21 @@ pub fn peak_rss_mb() -> f64 {
 /// Checks every model, `jobs` at a time; reports in the order given.
 /// Model arguments: paths, or glob patterns (`'models/**/*.onnx'`, quoted so that the shell
 /// leaves them) expanded here, in sorted order.
-pub fn expand_models(args: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for a in args {
-        let text = a.to_string_lossy();
-        if a.exists() || !text.contains(['*', '?', '[']) {
-            out.push(a.clone());
-            continue;
-        }
-        let mut found: Vec<PathBuf> = glob::glob(&text)
-            .map_err(|e| format!("bad pattern `{text}`: {e}"))?
-            .filter_map(Result::ok)
-            .collect();
-        if found.is_empty() {
-            return Err(format!("`{text}` matches no file"));
-        }
-        found.sort();
-        out.extend(found);
-    }
-    Ok(out)
-}
-
+/// Checks every job (`jobs` at a time), each on the back ends its options select from `all`;
+/// with a cache, a job whose key is stored is served from it and a job that passes is stored.
 pub fn check_all(
-    models: &[PathBuf],
-    backends: &[(&dyn Backend, bool)],
-    opts: &CheckOptions,
-    jobs: usize,
+    jobs: &[plan::Job],
+    all: &[Box<dyn Backend>],
+    cache: Option<&cache::Cache>,
+    threads: usize,
     progress: bool,
 ) -> Report {
     crate::backends::quiet_backend_panics();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<ModelReport>>> =
-        models.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     let bar = if progress {
-        let bar = indicatif::ProgressBar::new(models.len() as u64);
+        let bar = indicatif::ProgressBar::new(jobs.len() as u64);
         if let Ok(style) =
             indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}")
         {
@@ -913,14 +927,14 @@ pub fn check_all(
         indicatif::ProgressBar::hidden()
     };
     std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, models.len().max(1)) {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if i >= models.len() {
+                if i >= jobs.len() {
                     break;
                 }
-                bar.set_message(models[i].display().to_string());
-                let r = check_model(&models[i], backends, opts);
+                bar.set_message(jobs[i].name.clone());
+                let r = check_job(&jobs[i], all, cache);
                 *slots[i].lock().unwrap() = Some(r);
                 bar.inc(1);
             });
@@ -931,6 +945,42 @@ pub fn check_all(
         .into_iter()
         .map(|m| m.into_inner().unwrap().unwrap())
         .collect();
+    summarise(models)
+}
+
+/// One job: served from the cache, or run (and stored when it passed).
+fn check_job(job: &plan::Job, all: &[Box<dyn Backend>], cache: Option<&cache::Cache>) -> ModelReport {
+    let backends = match select(all, job.opts.backend) {
+        Ok(b) => b,
+        Err(e) => {
+            return ModelReport {
+                message: e,
+                ..ModelReport::of(&job.name)
+            }
+        }
+    };
+    let key = cache.and_then(|_| cache::key(job, &backends).ok());
+    if let (Some(c), Some(k)) = (cache, &key) {
+        if let Some(mut r) = c.get(k) {
+            r.order = Some(job.order);
+            return r;
+        }
+    }
+    let mut r = check_model(&job.model, &backends, &job.opts);
+    r.path = job.name.clone();
+    if let (Some(c), Some(k)) = (cache, &key) {
+        if r.status == ModelStatus::Pass {
+            if let Err(e) = c.put(k, &r) {
+                r.notes.push(format!("not stored in the cache: {e}"));
+            }
+        }
+    }
+    r.order = Some(job.order);
+    r
+}
+
+/// A report of these models, with its summary.
+pub fn summarise(models: Vec<ModelReport>) -> Report {
     let count = |s: ModelStatus| models.iter().filter(|m| m.status == s).count();
     let summary = Summary {
         passed: count(ModelStatus::Pass),
@@ -938,5 +988,15 @@ pub fn check_all(
         errors: count(ModelStatus::Error),
         peak_rss_mb: peak_rss_mb(),
     };
-    Report { models, summary }
+    Report {
+        models,
+        summary,
+        partition: None,
+    }
+}
+
+/// Reads back a float that JSON wrote as `null` (serde_json writes infinities and NaN so): an
+/// error that is not a number of the report's own is an infinite one.
+pub(crate) fn null_is_inf<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }

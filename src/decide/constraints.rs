@@ -99,8 +99,9 @@ pub struct Partial {
     pub serving: Option<bool>,
     pub training: Option<bool>,
     pub framework: Option<Framework>,
-    /// Models `check` runs when none is given (manifest only).
-    pub models: Option<Vec<PathBuf>>,
+    /// Models `check` runs when none is given (manifest only): paths, globs or tables of
+    /// settings, read by `check::plan::parse_declared` (which names a bad entry's key).
+    pub models: Option<serde_json::Value>,
     /// Kept by `init`/`add` (manifest only); not a constraint.
     pub model: Option<PathBuf>,
     pub sha256: Option<String>,

@@ -897,11 +897,13 @@ pub fn prepare_for_tract(
         flags.extend(["--dim".to_string(), format!("{n}={v}")]);
     }
     for i in &inputs.given {
-        flags.push("--input".to_string());
-        flags.push(match i {
+        // Constant values come from a manifest's declared checks, never from init's flags.
+        let flag = match i {
             crate::check::inputs::InputArg::Named(n, p) => format!("{n}={}", p.display()),
             crate::check::inputs::InputArg::All(p) => p.display().to_string(),
-        });
+            crate::check::inputs::InputArg::Value(..) => continue,
+        };
+        flags.extend(["--input".to_string(), flag]);
     }
     let from = PreparedFrom {
         original: model.to_path_buf(),

@@ -962,6 +962,30 @@ fn bisect_names_the_node_where_tract_and_onnx_runtime_disagree() {
     assert!(!v.to_string().contains("divergence"), "{v:#}");
 }
 
+/// The same disagreement in the forms exporters write: a symbolic batch checked at 2 with
+/// intermediate shapes recorded at batch 1, an `If` on the data before the GRU, weights in an
+/// external data file. The probes drop the stale shapes, leave the branches' tensors alone, carry
+/// the external data, and name the GRU; nothing is left beside the model.
+#[test]
+fn bisect_finds_the_node_in_exported_forms() {
+    let model = fixtures().join("bisect/exported.onnx");
+    let before = std::fs::read_dir(model.parent().unwrap()).unwrap().count();
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--dim", "batch=2"]);
+    assert_eq!(code, 1, "{v:#}");
+    let (c, d) = divergence(&v);
+    assert_eq!((&c["left"], &c["right"]), (&"tract".into(), &"ort".into()));
+    assert_eq!(d["node"], "gru", "{d:#}");
+    assert!(d["inputs_max_abs"].as_f64().unwrap() <= 1e-5, "{d:#}");
+    assert_eq!(path_nodes(d), ["gru", "squeeze", "dense1", "tanh"]);
+    // The batch the check ran at, not the one the file records.
+    let shape = d["outputs"][0]["shape"].as_array().unwrap();
+    assert_eq!(shape[2], 2, "{d:#}");
+    assert_eq!(
+        std::fs::read_dir(model.parent().unwrap()).unwrap().count(),
+        before
+    );
+}
+
 /// Back ends that agree: no bisect runs unless asked for; asked for, it says every intermediate
 /// tensor agrees.
 #[test]

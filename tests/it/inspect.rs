@@ -408,6 +408,7 @@ fn cargo_infer_bounded(mib: u64, args: &[&std::ffi::OsStr]) -> std::process::Out
         .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mib * 1024))
         .arg(bin)
         .args(args)
+        .env("CARGO_INFER_NO_CACHE", "1")
         .output()
         .unwrap();
     assert!(

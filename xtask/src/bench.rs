@@ -312,6 +312,7 @@ fn largest_suite_model(dir: &Path, tool: &Path) -> Option<PathBuf> {
         Command::new(tool)
             .args([
                 "check",
+                "--no-cache",
                 "--backend",
                 "all",
                 "--rtol",
@@ -753,6 +754,7 @@ pub fn emit() -> Result {
         let out = Command::new(&tool)
             .args([
                 "check",
+                "--no-cache",
                 "--backend",
                 "ort",
                 "--format",
@@ -917,6 +919,7 @@ json.dump({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 
             let out = Command::new(&bin)
                 .args([
                     "check",
+                    "--no-cache",
                     "--format",
                     "json",
                     "--backend",

@@ -13,8 +13,12 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// The binary, with `check`'s content cache off (tests that are about the cache turn it on with
+/// `env_remove("CARGO_INFER_NO_CACHE")` and their own `--cache-dir`).
 pub fn cargo_infer() -> Command {
-    Command::cargo_bin("cargo-infer").unwrap()
+    let mut cmd = Command::cargo_bin("cargo-infer").unwrap();
+    cmd.env("CARGO_INFER_NO_CACHE", "1");
+    cmd
 }
 
 /// Asserts that a command succeeded, showing its stderr (and `what`) when it did not.

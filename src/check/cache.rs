@@ -1,0 +1,224 @@
+//! The content cache of `check`: a model that passed is stored under a key made of everything that
+//! decides the outcome — the bytes of the model and of every file it reads (external data, shards,
+//! configuration, test data sets, the twin of `--pair`), the inputs and expected outputs given, every
+//! option that changes the result, this tool's version (and a hash of the sources it was built
+//! from) and each back end's name and version. The
+//! same key later is served from the store (`"cached": true`, the original timings) and nothing
+//! runs. Failures are never stored: they run again until they pass.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::inputs::InputArg;
+use super::plan::Job;
+use super::ModelReport;
+use crate::backends::Backend;
+
+/// Bumped when what a key covers changes.
+const SCHEMA: &str = "cargo-infer check cache 1";
+
+/// Where passed checks are stored: one JSON file per key.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    pub fn new(dir: PathBuf) -> Cache {
+        Cache { dir }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[..2]).join(format!("{key}.json"))
+    }
+
+    /// The stored report of `key`, marked as served from the cache. A damaged entry is a miss.
+    pub fn get(&self, key: &str) -> Option<ModelReport> {
+        let bytes = std::fs::read(self.file(key)).ok()?;
+        let mut r: ModelReport = serde_json::from_slice(&bytes).ok()?;
+        r.cached = true;
+        Some(r)
+    }
+
+    /// Stores a passed report (written whole, then renamed into place, so a reader never sees
+    /// half of one and two runs storing the same key do not mix).
+    pub fn put(&self, key: &str, report: &ModelReport) -> Result<(), String> {
+        let file = self.file(key);
+        let dir = file.parent().expect("a key's directory");
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        serde_json::to_writer(&mut tmp, report).map_err(|e| e.to_string())?;
+        tmp.persist(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(())
+    }
+}
+
+/// The default store: `cargo-infer/check-cache` in the target directory of the package around the
+/// current directory (`CARGO_TARGET_DIR` when set; the outermost workspace's `target/`), or
+/// `target/` here when there is no package — where CI caches already look.
+pub fn default_dir() -> PathBuf {
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(t),
+        None => {
+            let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let manifests: Vec<&Path> = cwd
+                .ancestors()
+                .filter(|d| d.join("Cargo.toml").is_file())
+                .collect();
+            let workspace = manifests.iter().rev().find(|d| {
+                std::fs::read_to_string(d.join("Cargo.toml"))
+                    .is_ok_and(|t| t.lines().any(|l| l.trim() == "[workspace]"))
+            });
+            match workspace.or(manifests.first()) {
+                Some(d) => d.join("target"),
+                None => PathBuf::from("target"),
+            }
+        }
+    };
+    target.join("cargo-infer").join("check-cache")
+}
+
+/// The key of a job on these back ends: hex SHA-256. `Err`: a file it reads cannot be read (the
+/// check itself will say so; such a job is not cached).
+pub fn key(job: &Job, backends: &[(&dyn Backend, bool)]) -> Result<String, String> {
+    let mut h = Sha256::new();
+    let field = |h: &mut Sha256, tag: &str, value: &[u8]| {
+        h.update(tag.as_bytes());
+        h.update((value.len() as u64).to_le_bytes());
+        h.update(value);
+    };
+    field(&mut h, "schema", SCHEMA.as_bytes());
+    field(&mut h, "version", env!("CARGO_PKG_VERSION").as_bytes());
+    field(&mut h, "source", env!("CARGO_INFER_SOURCE").as_bytes());
+    field(&mut h, "name", job.name.as_bytes());
+    // Every option, paths included (the files' bytes are hashed below).
+    field(&mut h, "options", format!("{:?}", job.opts).as_bytes());
+    for (b, required) in backends {
+        let availability = match b.availability() {
+            Ok(v) => format!("available {v}"),
+            Err(why) => format!("unavailable {why}"),
+        };
+        field(
+            &mut h,
+            "backend",
+            format!("{} {required} {availability}", b.name()).as_bytes(),
+        );
+    }
+    for f in files_read(job) {
+        field(&mut h, "file", f.display().to_string().as_bytes());
+        hash_file(&mut h, &f)?;
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Streams a file (or every file under a directory, in order) into the hash, with its length.
+fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    if path.is_dir() {
+        for f in files_under(path) {
+            h.update(f.display().to_string().as_bytes());
+            hash_file(h, &f)?;
+        }
+        return Ok(());
+    }
+    let mut file = std::fs::File::open(path).map_err(err)?;
+    h.update(file.metadata().map_err(err)?.len().to_le_bytes());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            return Ok(());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Regular files under `dir`, sorted, at most a few levels down.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() && depth < 4 => stack.push((p, depth + 1)),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every file the check of `job` reads: the model and its companions, the twin and its
+/// companions, the inputs and expected outputs given.
+fn files_read(job: &Job) -> Vec<PathBuf> {
+    let mut out = model_files(&job.model);
+    if let Some(p) = &job.opts.pair {
+        out.extend(model_files(p));
+    }
+    for g in &job.opts.inputs.given {
+        match g {
+            InputArg::Named(_, f) | InputArg::All(f) => out.push(f.clone()),
+            InputArg::Value(..) => {}
+        }
+    }
+    out.extend(job.opts.inputs.expected.clone());
+    out
+}
+
+/// A model's own files: itself (every file of a directory model), its external data and shards
+/// (as its reader lists them), the test data sets beside an ONNX model, and the JSON files
+/// beside a weights file (configuration, tokenizer), which back ends read.
+fn model_files(model: &Path) -> Vec<PathBuf> {
+    let mut out = vec![model.to_path_buf()];
+    if model.is_dir() {
+        return out;
+    }
+    let dir = match model.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let Ok(info) = crate::model::inspect(model) {
+        for r in &info.details.external_data {
+            if r.outside.is_none() {
+                out.push(dir.join(&r.file));
+            }
+        }
+        for f in &info.details.files {
+            let p = dir.join(f);
+            if p != model {
+                out.push(p);
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut beside: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+                let name = name.unwrap_or_default();
+                (p.is_dir() && name.starts_with("test_data_set_"))
+                    || (p.is_file() && name.ends_with(".json") && p != model)
+            })
+            .collect();
+        beside.sort();
+        out.extend(beside);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
