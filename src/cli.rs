@@ -699,11 +699,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         None => report.models.iter_mut().for_each(|m| m.order = None),
     }
     if let Some(f) = &args.report_json {
-        crate::util::write_all_or_nothing(&[(
-            f.clone(),
-            check::report::json(&report).into_bytes(),
-        )])
-        .map_err(|e| ExpectedError::Usage(format!("--report-json {}: {e}", f.display())))?;
+        write_report("--report-json", f, check::report::json(&report).into_bytes())?;
     }
     finish_check(global, args, &report)
 }
@@ -727,15 +723,23 @@ fn finish_check(
         OutputFormat::Junit => report::junit(report),
     };
     if let Some(r) = &args.report {
-        let page = crate::check::html::html(report).into_bytes();
-        crate::util::write_all_or_nothing(&[(r.clone(), page)])
-            .map_err(|e| ExpectedError::Usage(format!("--report {}: {e}", r.display())))?;
+        write_report("--report", r, crate::check::html::html(report).into_bytes())?;
     }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         eprint!("{}", report::github_annotations(report));
     }
     crate::output::print(&text);
     Ok(report.exit_code())
+}
+
+/// Writes a report file whole, making its directory (`reports/part-3.json` in CI) when missing.
+fn write_report(flag: &str, path: &std::path::Path, bytes: Vec<u8>) -> Result<(), ExpectedError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ExpectedError::Usage(format!("{flag}: {}: {e}", dir.display())))?;
+    }
+    crate::util::write_all_or_nothing(&[(path.to_path_buf(), bytes)])
+        .map_err(|e| ExpectedError::Usage(format!("{flag}: {e}")))
 }
 
 /// The checks `models = [...]` of `[package.metadata.infer]` declares, flags over each.

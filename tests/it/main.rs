@@ -4,6 +4,7 @@
 mod common;
 
 mod check;
+mod ci_scale;
 mod convert;
 mod decide;
 mod emit;
