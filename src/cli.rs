@@ -60,7 +60,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  cargo infer check model.onnx\n  cargo infer check models/*.onnx --backend all --format junit > check.xml\n  cargo infer check model.onnx --input input=x.npy --expected outputs.npz --atol 1e-4\n\nExit codes: 0 every model passed, 1 a check failed, 2 bad input or usage."
     )]
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Which Rust inference stack should run this model on this target? Ranked, with reasons
     #[command(
         after_help = "Examples:\n  cargo infer decide model.onnx\n  cargo infer decide model.onnx --target wasm32-unknown-unknown --explain\n  cargo infer decide model.onnx --gpu cuda --format json\n  cargo infer decide llama.gguf --pure-rust\n\nConstraints merge: defaults, then [package.metadata.infer] of the current package, then flags."
@@ -189,6 +189,10 @@ pub struct InitArgs {
     /// ALL.npz holding every input by name
     #[arg(long, value_name = "NAME=FILE|FILE.npz")]
     pub input: Vec<crate::check::inputs::InputArg>,
+    /// Write a CI workflow that checks every declared model in parallel partitions, with the
+    /// check cache, and merges their reports (instead of the one-job workflow)
+    #[arg(long, value_enum, value_name = "SYSTEM")]
+    pub ci: Option<crate::scaffold::Ci>,
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
@@ -213,6 +217,10 @@ pub struct AddArgs {
     /// A sample input whose shape the module's input shapes take: NAME=FILE or ALL.npz
     #[arg(long, value_name = "NAME=FILE|FILE.npz")]
     pub input: Vec<crate::check::inputs::InputArg>,
+    /// Also write a CI workflow (at the repository's root) that checks every declared model in
+    /// parallel partitions, with the check cache, and merges their reports
+    #[arg(long, value_enum, value_name = "SYSTEM")]
+    pub ci: Option<crate::scaffold::Ci>,
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
@@ -545,6 +553,11 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 ..Default::default()
             };
             let info = crate::model::inspect(&args.model)?;
+            let add_opts = crate::scaffold::add::AddOptions {
+                force: args.force,
+                ort_download: args.ort_download,
+                ci: args.ci,
+            };
             let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
             let prepared = crate::scaffold::prepare_for_tract(
                 &args.model,
@@ -554,23 +567,16 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 scratch.path(),
             )?;
             let changed = match &prepared {
-                None => crate::scaffold::add::add(
-                    &manifest,
-                    &args.model,
-                    &d,
-                    &inputs,
-                    args.force,
-                    args.ort_download,
-                    None,
-                ),
+                None => {
+                    crate::scaffold::add::add(&manifest, &args.model, &d, &inputs, &add_opts, None)
+                }
                 // Its shapes are pinned: the module's sample needs no input files.
                 Some((model, from)) => crate::scaffold::add::add(
                     &manifest,
                     model,
                     &d,
                     &Default::default(),
-                    args.force,
-                    args.ort_download,
+                    &add_opts,
                     Some(from),
                 ),
             }
@@ -675,7 +681,8 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
             crate::model::refuse_outside(&info)?;
         }
     }
-    let no_cache = args.no_cache || std::env::var_os("CARGO_INFER_NO_CACHE").is_some_and(|v| !v.is_empty());
+    let no_cache =
+        args.no_cache || std::env::var_os("CARGO_INFER_NO_CACHE").is_some_and(|v| !v.is_empty());
     let cache = (!no_cache).then(|| {
         check::cache::Cache::new(
             args.cache_dir
@@ -699,7 +706,11 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         None => report.models.iter_mut().for_each(|m| m.order = None),
     }
     if let Some(f) = &args.report_json {
-        write_report("--report-json", f, check::report::json(&report).into_bytes())?;
+        write_report(
+            "--report-json",
+            f,
+            check::report::json(&report).into_bytes(),
+        )?;
     }
     finish_check(global, args, &report)
 }
@@ -758,7 +769,9 @@ fn declared_jobs(
     let Some((partial, manifest)) = found else {
         return Err(none());
     };
-    let Some(models) = partial.models.filter(|m| m.as_array().is_some_and(|a| !a.is_empty()))
+    let Some(models) = partial
+        .models
+        .filter(|m| m.as_array().is_some_and(|a| !a.is_empty()))
     else {
         return Err(none());
     };
@@ -815,6 +828,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         }
     };
     let opts = scaffold::InitOptions {
+        ci: args.ci,
         path: target.clone(),
         model,
         name: args.name.clone(),

@@ -345,8 +345,7 @@ fn bisect_inlining(
         let exposed = |side: &Side, e: String| {
             format!("{} with its intermediate tensors exposed: {e}", side.label)
         };
-        let probe_a =
-            write_probe(&source_a, &names_a, dir.path()).map_err(|e| exposed(&a, e))?;
+        let probe_a = write_probe(&source_a, &names_a, dir.path()).map_err(|e| exposed(&a, e))?;
         let got_a = run_exposed(&a, &probe_a, inputs).map_err(|e| exposed(&a, e))?;
         let got_b = match &source_b {
             None => run_exposed(&b, &probe_a, inputs),

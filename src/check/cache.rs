@@ -52,8 +52,8 @@ impl Cache {
         let file = self.file(key);
         let dir = file.parent().expect("a key's directory");
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut tmp =
+            tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         serde_json::to_writer(&mut tmp, report).map_err(|e| e.to_string())?;
         tmp.persist(&file)
             .map_err(|e| format!("{}: {e}", file.display()))?;

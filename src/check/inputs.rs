@@ -645,9 +645,11 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
                 out.push((name.clone(), ts.remove(0).1));
             }
             InputArg::Value(name, x) => {
-                let spec = info.inputs.iter().find(|i| &i.name == name).ok_or_else(|| {
-                    format!("input `{name}` = {x}: the model has no such input")
-                })?;
+                let spec = info
+                    .inputs
+                    .iter()
+                    .find(|i| &i.name == name)
+                    .ok_or_else(|| format!("input `{name}` = {x}: the model has no such input"))?;
                 // Its declared shape when that holds one value ([] or [1]), else a scalar.
                 let shape: Vec<i64> = spec
                     .shape

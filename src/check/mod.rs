@@ -949,7 +949,11 @@ pub fn check_all(
 }
 
 /// One job: served from the cache, or run (and stored when it passed).
-fn check_job(job: &plan::Job, all: &[Box<dyn Backend>], cache: Option<&cache::Cache>) -> ModelReport {
+fn check_job(
+    job: &plan::Job,
+    all: &[Box<dyn Backend>],
+    cache: Option<&cache::Cache>,
+) -> ModelReport {
     let backends = match select(all, job.opts.backend) {
         Ok(b) => b,
         Err(e) => {

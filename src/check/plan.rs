@@ -208,7 +208,10 @@ impl Declared {
 
 /// The `models` of `[package.metadata.infer]`: each entry a path or glob (a string) or a table
 /// ([`Declared`]); an error names the manifest, the entry and the key.
-pub fn parse_declared(manifest: &Path, models: &serde_json::Value) -> Result<Vec<Declared>, String> {
+pub fn parse_declared(
+    manifest: &Path,
+    models: &serde_json::Value,
+) -> Result<Vec<Declared>, String> {
     let at = |k: usize, e: &dyn std::fmt::Display| {
         format!(
             "{}: [package.metadata.infer] models[{k}]: {e}",
@@ -389,7 +392,9 @@ impl Partition {
             })
             .map(|(_, n)| n.to_string())
             .collect();
-        jobs.into_iter().filter(|j| take.contains(&j.name)).collect()
+        jobs.into_iter()
+            .filter(|j| take.contains(&j.name))
+            .collect()
     }
 }
 
@@ -421,9 +426,13 @@ mod tests {
             let mut sizes = Vec::new();
             for k in 1..=4 {
                 let p: Partition = format!("{kind}:{k}/4").parse().unwrap();
-                let part: Vec<String> = p.select(jobs(&names)).into_iter().map(|j| j.name).collect();
-                let mut again: Vec<String> =
-                    p.select(jobs(&reversed)).into_iter().map(|j| j.name).collect();
+                let part: Vec<String> =
+                    p.select(jobs(&names)).into_iter().map(|j| j.name).collect();
+                let mut again: Vec<String> = p
+                    .select(jobs(&reversed))
+                    .into_iter()
+                    .map(|j| j.name)
+                    .collect();
                 again.sort();
                 let mut sorted = part.clone();
                 sorted.sort();
@@ -453,7 +462,14 @@ mod tests {
                 n: 5
             }
         );
-        for bad in ["count:0/3", "count:4/3", "hash:1", "slice:1/2", "count:a/b", "count:1/0"] {
+        for bad in [
+            "count:0/3",
+            "count:4/3",
+            "hash:1",
+            "slice:1/2",
+            "count:a/b",
+            "count:1/0",
+        ] {
             assert!(bad.parse::<Partition>().is_err(), "{bad}");
         }
     }
@@ -478,9 +494,11 @@ mod tests {
             .given
             .iter()
             .any(|g| matches!(g, InputArg::Value(n, x) if n == "sr" && *x == 16000.0)));
-        assert!(o.inputs.given.iter().any(
-            |g| matches!(g, InputArg::Named(n, f) if n == "x" && f == Path::new("/p/x.npy"))
-        ));
+        assert!(o
+            .inputs
+            .given
+            .iter()
+            .any(|g| matches!(g, InputArg::Named(n, f) if n == "x" && f == Path::new("/p/x.npy"))));
         let flags = Flags {
             atol: Some(0.5),
             dim: vec![DimArg("batch".into(), 8)],
@@ -492,8 +510,11 @@ mod tests {
         assert_eq!(o.inputs.dims[0].1, 8);
         assert_eq!(o.bisect, Bisect::Never);
 
-        let e = parse_declared(manifest, &serde_json::json!([{"path": "a.onnx", "atoll": 1}]))
-            .unwrap_err();
+        let e = parse_declared(
+            manifest,
+            &serde_json::json!([{"path": "a.onnx", "atoll": 1}]),
+        )
+        .unwrap_err();
         assert!(e.contains("models[0]") && e.contains("atoll"), "{e}");
         let e = d[1].clone();
         let e = Declared {
@@ -502,6 +523,9 @@ mod tests {
         }
         .options(Path::new("/p"), &Flags::default())
         .unwrap_err();
-        assert!(e.contains("backend = \"tensorflow\"") && e.contains("tract"), "{e}");
+        assert!(
+            e.contains("backend = \"tensorflow\"") && e.contains("tract"),
+            "{e}"
+        );
     }
 }

