@@ -672,13 +672,28 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         )));
     }
     // External data outside a model's directory: refused before any back end reads it (a model
-    // that does not read at all is left to the check, which reports it).
-    for m in jobs
-        .iter()
-        .flat_map(|j| std::iter::once(&j.model).chain(&j.opts.pair))
-    {
-        if let Ok(info) = crate::model::inspect(m) {
-            crate::model::refuse_outside(&info)?;
+    // that does not read at all is left to the check, which reports it). Read in parallel; what
+    // was read serves the cache's keys.
+    let mut jobs = jobs;
+    let threads = (args.jobs as usize).clamp(1, jobs.len().max(1));
+    let per = jobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for chunk in jobs.chunks_mut(per) {
+            s.spawn(move || {
+                for j in chunk {
+                    j.info = crate::model::inspect(&j.model).ok().map(std::sync::Arc::new);
+                }
+            });
+        }
+    });
+    for j in &jobs {
+        if let Some(info) = &j.info {
+            crate::model::refuse_outside(info)?;
+        }
+        if let Some(p) = &j.opts.pair {
+            if let Ok(info) = crate::model::inspect(p) {
+                crate::model::refuse_outside(&info)?;
+            }
         }
     }
     let no_cache =

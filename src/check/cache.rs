@@ -130,14 +130,20 @@ fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), String> {
         return Ok(());
     }
     let mut file = std::fs::File::open(path).map_err(err)?;
-    h.update(file.metadata().map_err(err)?.len().to_le_bytes());
-    let mut buf = vec![0u8; 1 << 20];
+    let len = file.metadata().map_err(err)?.len();
+    h.update(len.to_le_bytes());
+    // Small files (most) in one read; large ones streamed through a buffer of 1 MiB.
+    let mut buf = Vec::with_capacity(len.min(1 << 20) as usize);
     loop {
-        let n = file.read(&mut buf).map_err(err)?;
+        buf.clear();
+        let n = (&mut file)
+            .take(1 << 20)
+            .read_to_end(&mut buf)
+            .map_err(err)?;
         if n == 0 {
             return Ok(());
         }
-        h.update(&buf[..n]);
+        h.update(&buf);
     }
 }
 
@@ -165,9 +171,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// Every file the check of `job` reads: the model and its companions, the twin and its
 /// companions, the inputs and expected outputs given.
 fn files_read(job: &Job) -> Vec<PathBuf> {
-    let mut out = model_files(&job.model);
+    let mut out = model_files(&job.model, job.info.as_deref());
     if let Some(p) = &job.opts.pair {
-        out.extend(model_files(p));
+        out.extend(model_files(p, None));
     }
     for g in &job.opts.inputs.given {
         match g {
@@ -182,7 +188,7 @@ fn files_read(job: &Job) -> Vec<PathBuf> {
 /// A model's own files: itself (every file of a directory model), its external data and shards
 /// (as its reader lists them), the test data sets beside an ONNX model, and the JSON files
 /// beside a weights file (configuration, tokenizer), which back ends read.
-fn model_files(model: &Path) -> Vec<PathBuf> {
+fn model_files(model: &Path, info: Option<&crate::model::ModelInfo>) -> Vec<PathBuf> {
     let mut out = vec![model.to_path_buf()];
     if model.is_dir() {
         return out;
@@ -191,7 +197,15 @@ fn model_files(model: &Path) -> Vec<PathBuf> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    if let Ok(info) = crate::model::inspect(model) {
+    let read;
+    let info = match info {
+        Some(i) => Some(i),
+        None => {
+            read = crate::model::inspect(model).ok();
+            read.as_ref()
+        }
+    };
+    if let Some(info) = info {
         for r in &info.details.external_data {
             if r.outside.is_none() {
                 out.push(dir.join(&r.file));

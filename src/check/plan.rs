@@ -21,6 +21,9 @@ pub struct Job {
     pub opts: CheckOptions,
     /// Its place in the whole run (before partitioning), for merging partitions' reports.
     pub order: usize,
+    /// What `inspect` read of the model, when it was read before the run (then the cache key
+    /// does not read it again).
+    pub info: Option<std::sync::Arc<crate::model::ModelInfo>>,
 }
 
 /// Flags of the command line that override a declared check's settings (`None`/empty: not given).
@@ -289,6 +292,7 @@ pub fn from_args(models: &[PathBuf], flags: &Flags) -> Result<Vec<Job>, String> 
                 model,
                 opts: opts.clone(),
                 order: jobs.len(),
+                info: None,
             });
         }
     }
@@ -327,6 +331,7 @@ pub fn from_declared(
                 model,
                 opts: opts.clone(),
                 order: jobs.len(),
+                info: None,
             });
         }
     }
@@ -411,6 +416,7 @@ mod tests {
                 name: n.to_string(),
                 opts: CheckOptions::default(),
                 order,
+                info: None,
             })
             .collect()
     }
