@@ -681,7 +681,9 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         for chunk in jobs.chunks_mut(per) {
             s.spawn(move || {
                 for j in chunk {
-                    j.info = crate::model::inspect(&j.model).ok().map(std::sync::Arc::new);
+                    j.info = crate::model::inspect(&j.model)
+                        .ok()
+                        .map(std::sync::Arc::new);
                 }
             });
         }
@@ -751,7 +753,8 @@ fn finish_check(
     if let Some(r) = &args.report {
         write_report("--report", r, crate::check::html::html(report).into_bytes())?;
     }
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+    // A partition's failures are annotated by the merge of the parts, once.
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") && args.partition.is_none() {
         eprint!("{}", report::github_annotations(report));
     }
     crate::output::print(&text);

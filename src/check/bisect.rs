@@ -156,7 +156,9 @@ fn read_model(path: &Path, inline_limit: u64) -> Result<Source, String> {
         ));
     }
     let mut proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| at(&e))?;
-    if crate::prepare::inline_external_data(path, &mut proto, inline_limit)?.is_some() {
+    // More weights than a file can hold inline are not read to find that out.
+    let fits = crate::model::inspect(path).is_ok_and(|i| i.weight_bytes <= inline_limit);
+    if fits && crate::prepare::inline_external_data(path, &mut proto, inline_limit)?.is_some() {
         return Ok(Source {
             proto,
             beside: None,

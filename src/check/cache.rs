@@ -16,6 +16,9 @@ use super::plan::Job;
 use super::ModelReport;
 use crate::backends::Backend;
 
+/// Entries unused for this long are removed at the end of a run.
+pub const UNUSED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// Bumped when what a key covers changes.
 const SCHEMA: &str = "cargo-infer check cache 1";
 
@@ -39,11 +42,41 @@ impl Cache {
     }
 
     /// The stored report of `key`, marked as served from the cache. A damaged entry is a miss.
+    /// A hit is marked as used (its modification time), which [`Cache::prune`] goes by.
     pub fn get(&self, key: &str) -> Option<ModelReport> {
-        let bytes = std::fs::read(self.file(key)).ok()?;
+        let file = self.file(key);
+        let bytes = std::fs::read(&file).ok()?;
         let mut r: ModelReport = serde_json::from_slice(&bytes).ok()?;
         r.cached = true;
+        if let Ok(f) = std::fs::File::options().append(true).open(&file) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
         Some(r)
+    }
+
+    /// Removes the entries no run has used for `unused` (models deleted or changed long ago), so
+    /// that a store that CI carries from run to run does not grow without end.
+    pub fn prune(&self, unused: std::time::Duration) {
+        let now = std::time::SystemTime::now();
+        let Ok(dirs) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for d in dirs.flatten() {
+            let Ok(entries) = std::fs::read_dir(d.path()) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let old = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age > unused);
+                if old && e.path().extension().is_some_and(|x| x == "json") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// Stores a passed report (written whole, then renamed into place, so a reader never sees
@@ -157,9 +190,10 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         };
         for e in entries.flatten() {
             let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() && depth < 4 => stack.push((p, depth + 1)),
-                Ok(t) if t.is_file() => out.push(p),
+            // Links followed: snapshot directories (Hugging Face, git-annex, DVC) are made of them.
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() && depth < 4 => stack.push((p, depth + 1)),
+                Ok(m) if m.is_file() => out.push(p),
                 _ => {}
             }
         }
@@ -185,9 +219,18 @@ fn files_read(job: &Job) -> Vec<PathBuf> {
     out
 }
 
+/// Files beside a weights file that back ends (candle) and model directories read.
+const COMPANIONS: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
 /// A model's own files: itself (every file of a directory model), its external data and shards
-/// (as its reader lists them), the test data sets beside an ONNX model, and the JSON files
-/// beside a weights file (configuration, tokenizer), which back ends read.
+/// (as its reader lists them), the test data sets beside an ONNX model, and the configuration and
+/// tokenizer files beside a weights file, which back ends read.
 fn model_files(model: &Path, info: Option<&crate::model::ModelInfo>) -> Vec<PathBuf> {
     let mut out = vec![model.to_path_buf()];
     if model.is_dir() {
@@ -218,21 +261,47 @@ fn model_files(model: &Path, info: Option<&crate::model::ModelInfo>) -> Vec<Path
             }
         }
     }
+    // The ONNX test layout: data sets beside the model, which the check runs (for any format).
     if let Ok(entries) = std::fs::read_dir(&dir) {
-        let mut beside: Vec<PathBuf> = entries
+        let mut sets: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
-                let name = p.file_name().map(|n| n.to_string_lossy().to_string());
-                let name = name.unwrap_or_default();
-                (p.is_dir() && name.starts_with("test_data_set_"))
-                    || (p.is_file() && name.ends_with(".json") && p != model)
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("test_data_set_"))
+                    && p.is_dir()
             })
             .collect();
-        beside.sort();
-        out.extend(beside);
+        sets.sort();
+        out.extend(sets);
+    }
+    if info.is_some_and(|i| i.format != crate::model::Format::Onnx) {
+        // What back ends read beside a weights file (a directory of many models and their own
+        // JSON files is not hashed whole for each).
+        for name in COMPANIONS {
+            let p = dir.join(name);
+            if p.is_file() {
+                out.push(p);
+            }
+        }
     }
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Linked files are hashed (snapshot directories are made of links).
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = dir.path().join("blob");
+        std::fs::write(&blob, b"weights").unwrap();
+        let snap = dir.path().join("snapshot");
+        std::fs::create_dir(&snap).unwrap();
+        std::os::unix::fs::symlink(&blob, snap.join("model.safetensors")).unwrap();
+        assert_eq!(super::files_under(&snap), [snap.join("model.safetensors")]);
+    }
 }

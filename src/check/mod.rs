@@ -941,6 +941,9 @@ pub fn check_all(
         }
     });
     bar.finish_and_clear();
+    if let Some(c) = cache {
+        c.prune(cache::UNUSED);
+    }
     let models: Vec<ModelReport> = slots
         .into_iter()
         .map(|m| m.into_inner().unwrap().unwrap())

@@ -270,7 +270,13 @@ pub fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
     if pattern.exists() || !text.contains(['*', '?', '[']) {
         return Ok(vec![pattern.to_path_buf()]);
     }
-    let mut found: Vec<PathBuf> = glob::glob(&text)
+    // As shells do, `*` does not match a leading dot (hidden files, and the probes a bisect
+    // writes beside a model).
+    let options = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..glob::MatchOptions::new()
+    };
+    let mut found: Vec<PathBuf> = glob::glob_with(&text, options)
         .map_err(|e| format!("bad pattern `{text}`: {e}"))?
         .filter_map(Result::ok)
         .collect();
@@ -306,6 +312,17 @@ pub fn from_declared(
     flags: &Flags,
 ) -> Result<Vec<Job>, String> {
     let dir = manifest.parent().unwrap_or(Path::new("."));
+    let is_glob = |p: &str| p.contains(['*', '?', '[']);
+    // A model named by its own entry is checked as that entry says, even where a glob of an
+    // earlier entry also matches it (`add` appends such entries to lists of globs).
+    let exact: std::collections::HashSet<PathBuf> = declared
+        .iter()
+        .filter(|d| !is_glob(&d.path))
+        .map(|d| dir.join(&d.path))
+        .collect();
+    // Names relative to where the check runs (annotations and partitions go by them), else to the
+    // manifest.
+    let cwd = std::env::current_dir().unwrap_or_default();
     let mut jobs = Vec::new();
     for (k, d) in declared.iter().enumerate() {
         let at = |e: String| {
@@ -316,16 +333,31 @@ pub fn from_declared(
             )
         };
         let opts = d.options(dir, flags).map_err(at)?;
-        for model in expand(&dir.join(&d.path)).map_err(at)? {
-            let name = model
-                .strip_prefix(dir)
-                .unwrap_or(&model)
-                .display()
-                .to_string();
+        let glob = is_glob(&d.path);
+        let pattern = if glob {
+            // The manifest's directory is a path, not a pattern (it may hold `[`).
+            PathBuf::from(format!(
+                "{}/{}",
+                glob::Pattern::escape(&dir.to_string_lossy()),
+                d.path
+            ))
+        } else {
+            dir.join(&d.path)
+        };
+        for model in expand(&pattern).map_err(at)? {
+            if glob && exact.contains(&model) {
+                continue;
+            }
             // The same file declared twice is checked as its first entry says.
             if jobs.iter().any(|j: &Job| j.model == model) {
                 continue;
             }
+            let name = model
+                .strip_prefix(&cwd)
+                .or_else(|_| model.strip_prefix(dir))
+                .unwrap_or(&model)
+                .display()
+                .to_string();
             jobs.push(Job {
                 name,
                 model,
@@ -337,6 +369,10 @@ pub fn from_declared(
     }
     Ok(jobs)
 }
+
+/// The most partitions a run is split into (a bound on what a report file can make `--merge`
+/// allocate).
+pub const MAX_PARTITIONS: u64 = 10_000;
 
 /// `--partition count:K/N` (the K-th of every N models, in the order of their names) or
 /// `hash:K/N` (the models whose name hashes to K modulo N), K from 1.
@@ -350,7 +386,9 @@ pub struct Partition {
 impl std::str::FromStr for Partition {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("`{s}`: expected count:K/N or hash:K/N with 1 <= K <= N");
+        let bad = || {
+            format!("`{s}`: expected count:K/N or hash:K/N with 1 <= K <= N <= {MAX_PARTITIONS}")
+        };
         let (kind, kn) = s.split_once(':').ok_or_else(bad)?;
         let by_hash = match kind {
             "count" => false,
@@ -362,7 +400,7 @@ impl std::str::FromStr for Partition {
             k.trim().parse().map_err(|_| bad())?,
             n.trim().parse().map_err(|_| bad())?,
         );
-        if k == 0 || n == 0 || k > n {
+        if k == 0 || n == 0 || k > n || n > MAX_PARTITIONS {
             return Err(bad());
         }
         Ok(Partition { by_hash, k, n })
@@ -475,6 +513,7 @@ mod tests {
             "slice:1/2",
             "count:a/b",
             "count:1/0",
+            "hash:1/18446744073709551615",
         ] {
             assert!(bad.parse::<Partition>().is_err(), "{bad}");
         }
@@ -533,5 +572,28 @@ mod tests {
             e.contains("backend = \"tensorflow\"") && e.contains("tract"),
             "{e}"
         );
+    }
+
+    /// A model's own entry beats a glob that also matches it; `*` skips hidden files (a bisect's
+    /// probes); a manifest directory holding `[` is a path, not a pattern.
+    #[test]
+    fn declared_globs_and_exact_entries() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("crate [v2]");
+        std::fs::create_dir_all(dir.join("models")).unwrap();
+        for f in ["a.onnx", "b.onnx", ".cargo-infer-probe-x.onnx"] {
+            std::fs::write(dir.join("models").join(f), b"x").unwrap();
+        }
+        let manifest = dir.join("Cargo.toml");
+        let v = serde_json::json!(["models/*.onnx", {"path": "models/b.onnx", "atol": 0.5}]);
+        let d = parse_declared(&manifest, &v).unwrap();
+        let jobs = from_declared(&manifest, &d, &Flags::default()).unwrap();
+        let names: Vec<&str> = jobs
+            .iter()
+            .map(|j| j.model.file_name().unwrap().to_str().unwrap())
+            .collect();
+        assert_eq!(names, ["a.onnx", "b.onnx"]);
+        assert_eq!(jobs[1].opts.tolerance.atol, Some(0.5));
+        assert_eq!(jobs[0].opts.tolerance.atol, None);
     }
 }

@@ -171,9 +171,9 @@ pub fn add(
             for (k, (_, t)) in rec.outputs.iter().enumerate() {
                 data_files.push((format!("{data_dir}/output_{k}.npy").into(), super::npy(t)?));
             }
-            super::declared_check(&model_ref, &given, Some(&data_dir))
+            super::declared_check(&model_ref, &given, Some(&data_dir), d.choice)
         }
-        Err(_) => super::declared_check(&model_ref, &[], None),
+        Err(_) => super::declared_check(&model_ref, &[], None, d.choice),
     };
     super::declare(infer, entry)?;
     let new_text = doc.to_string();
@@ -273,10 +273,15 @@ pub fn add(
             std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
         let repo = repository_root(&crate_dir);
         let rel = crate_dir.strip_prefix(&repo).unwrap_or(Path::new(""));
-        let rel = if rel.as_os_str().is_empty() {
+        // `/`-separated, as the workflow's shell (bash on ubuntu) wants it.
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let rel = if parts.is_empty() {
             ".".to_string()
         } else {
-            rel.display().to_string()
+            parts.join("/")
         };
         let workflow = super::github_workflow(&rel, d.choice, false)?;
         let path = repo.join(super::GITHUB_WORKFLOW);

@@ -848,10 +848,16 @@ pub fn metadata_table(model: &str, sha256: &str, d: &Decision) -> Table {
 }
 
 /// The entry `check` reads from `models` in `[package.metadata.infer]` for a model `init`/`add`
-/// set up: its path, and the inputs and outputs recorded for it (`check` with no argument then
-/// proves the shipped model still gives them). Names are keys written by toml_edit, which quotes
-/// them as TOML needs.
-pub fn declared_check(model: &str, inputs: &[(String, String)], expected: Option<&str>) -> Table {
+/// set up: its path, the inputs and outputs recorded for it (`check` with no argument then proves
+/// the shipped model still gives them), the back end that runs what the framework runs and the
+/// tolerance of the project's own test. Names are keys written by toml_edit, which quotes them as
+/// TOML needs.
+pub fn declared_check(
+    model: &str,
+    inputs: &[(String, String)],
+    expected: Option<&str>,
+    f: Framework,
+) -> Table {
     let mut t = Table::new();
     t.insert("path", value(model));
     if !inputs.is_empty() {
@@ -863,12 +869,19 @@ pub fn declared_check(model: &str, inputs: &[(String, String)], expected: Option
     }
     if let Some(e) = expected {
         t.insert("expected", value(e));
+        t.insert("atol", value(TEST_TOLERANCE));
+        t.insert("rtol", value(TEST_TOLERANCE));
     }
+    t.insert("backend", value(crate::decide::row(f).checked_by));
     t
 }
 
-/// Adds `entry` to the `models` of an `[package.metadata.infer]` table, in place of an entry of
-/// the same path (a list of paths keeps its form: the entry goes in as an inline table).
+/// The tolerance of a generated project's own test against its recorded outputs.
+const TEST_TOLERANCE: f64 = 1e-4;
+
+/// Adds `entry` to the `models` of an `[package.metadata.infer]` table. An entry of the same path
+/// takes the new entry's keys and keeps the others (a tolerance or dimension the user set); a
+/// list of paths keeps its form (the entry goes in as an inline table).
 pub fn declare(infer: &mut Table, entry: Table) -> Result<(), String> {
     let path = entry
         .get("path")
@@ -887,7 +900,11 @@ pub fn declare(infer: &mut Table, entry: Table) -> Result<(), String> {
                 .iter()
                 .position(|t| same(t.get("path").and_then(Item::as_str)));
             match at.and_then(|k| list.get_mut(k)) {
-                Some(t) => *t = entry,
+                Some(t) => {
+                    for (k, v) in entry.iter() {
+                        t.insert(k, v.clone());
+                    }
+                }
                 None => list.push(entry),
             }
         }
@@ -901,10 +918,13 @@ pub fn declare(infer: &mut Table, entry: Table) -> Result<(), String> {
                             .and_then(|p| p.as_str()),
                     )
             });
-            match at {
-                Some(k) => {
-                    list.replace(k, inline);
+            match at.and_then(|k| list.get_mut(k)) {
+                Some(toml_edit::Value::InlineTable(t)) => {
+                    for (k, v) in inline.iter() {
+                        t.insert(k, v.clone());
+                    }
                 }
+                Some(v) => *v = toml_edit::Value::InlineTable(inline),
                 None => list.push(inline),
             }
         }
@@ -946,7 +966,7 @@ pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<Stri
         version => env!("CARGO_PKG_VERSION"),
         partitions => CI_PARTITIONS,
         partition_list => (1..=CI_PARTITIONS).collect::<Vec<_>>(),
-        crate_dir => crate_dir,
+        manifest => if crate_dir == "." { "Cargo.toml".to_string() } else { format!("{crate_dir}/Cargo.toml") },
         features => features,
         features_key => if features.is_empty() { String::new() } else { format!("-{features}") },
         needs_libtorch => checked_by == "tch",
@@ -1123,7 +1143,7 @@ pub fn project_files(
         .collect();
     declare(
         &mut infer,
-        declared_check(&model_ref, &recorded, Some("tests/data")),
+        declared_check(&model_ref, &recorded, Some("tests/data"), f),
     )?;
     infer.set_position(Some(0));
     meta.insert("infer", Item::Table(infer));
@@ -1498,7 +1518,7 @@ mod tests {
                 device => Some(code("CUDA")), ort_download => false,
                 prepared_from => HOSTILE, rewrites => vec![HOSTILE], prepare_flags => vec![HOSTILE],
                 half => true,
-                partitions => 4, partition_list => vec![1, 2, 3, 4], crate_dir => HOSTILE,
+                partitions => 4, partition_list => vec![1, 2, 3, 4], manifest => HOSTILE,
                 features => HOSTILE, features_key => HOSTILE, needs_libtorch => true,
                 onnxruntime => HOSTILE, with_tests => true,
             };

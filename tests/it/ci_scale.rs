@@ -394,6 +394,18 @@ fn partitions_merge_into_the_whole_run() {
     let v: Value = serde_json::from_slice(&merged.stdout).unwrap();
     assert_eq!(models(&v).len(), 20);
     assert_eq!(v["summary"]["failed"], 10, "{:#}", v["summary"]);
+    // The page of the whole run, from the parts.
+    let page = root.join("merged.html");
+    let out = run(
+        &["--merge", &glob, "--report", page.to_str().unwrap()],
+        "human",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("models/cnn.onnx") && html.contains("models/mlp/mlp_11.onnx"),
+        "{html}"
+    );
 }
 
 /// What a CI cache needs: the default store is under the package's target directory.
@@ -468,7 +480,7 @@ fn init_declares_its_model_and_writes_the_partitioned_workflow() {
     let workflow = project.join(".github/workflows/cargo-infer.yml");
     let text = std::fs::read_to_string(&workflow).unwrap();
     for part in [
-        "--partition count:${{ matrix.partition }}/4",
+        "--partition hash:${{ matrix.partition }}/4",
         "--merge 'reports/*.json' --format junit",
         "actions/cache@v4",
         "cargo test",
@@ -519,7 +531,10 @@ fn add_declares_its_model_and_writes_the_workflow_at_the_root() {
     assert!(krate.join("tests/data/mlp/output_0.npy").is_file());
     let workflow = repo.path().join(".github/workflows/cargo-infer.yml");
     let text = std::fs::read_to_string(&workflow).unwrap();
-    assert!(text.contains("working-directory: crates/app"), "{text}");
+    assert!(
+        text.contains("--manifest-path crates/app/Cargo.toml"),
+        "{text}"
+    );
     assert!(!text.contains("cargo test"), "{text}");
     actionlint(&workflow);
     let v = declared_check_passes(&krate);

@@ -285,7 +285,7 @@ pub fn inspect() -> Result {
     println!("|---|---|---:|---:|");
     for (file, who, cmd) in rows {
         let (ms, mb) = measure(&cmd)?;
-        println!("| {file} | {who} | {ms:.1} ms | {mb:.1} MB |");
+        println!("| {file} | {who} | {} | {mb:.1} MB |", ns(ms * 1e6));
     }
     Ok(())
 }
@@ -469,8 +469,10 @@ pub fn check(suite: Option<&Path>) -> Result {
             };
             let reference = python.unwrap_or(*direct);
             println!(
-                "| {name} | {backend} | {direct:.2} ms | {} | {checked:.2} ms | {:.2}× |",
-                python.map_or("—".to_string(), |p| format!("{p:.2} ms")),
+                "| {name} | {backend} | {} | {} | {} | {:.2}× |",
+                ns(direct * 1e6),
+                python.map_or("—".to_string(), |p| ns(p * 1e6)),
+                ns(checked * 1e6),
                 checked / reference
             );
         }
@@ -817,8 +819,11 @@ pub fn emit() -> Result {
     Ok(())
 }
 
+/// A time in nanoseconds, in the unit that fits it (`77 ns`, `4.40 µs`, `12.3 ms`, `1.20 s`).
 fn ns(v: f64) -> String {
-    if v >= 1e6 {
+    if v >= 1e9 {
+        format!("{:.2} s", v / 1e9)
+    } else if v >= 1e6 {
         format!("{:.2} ms", v / 1e6)
     } else if v >= 1e3 {
         format!("{:.2} µs", v / 1e3)
@@ -942,13 +947,14 @@ json.dump({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": 
         }
         walls.sort_by(f64::total_cmp);
         let b = &last["models"][0]["backends"][0];
+        let ms = |k: &str| ns(b[k].as_f64().unwrap_or(0.0) * 1e6);
         println!(
-            "| {label} | {:.1} MB | {:.0} ms | {:.1} ms | {:.1} ms | {:.2} ms | {:.0} MB |",
+            "| {label} | {:.1} MB | {} | {} | {} | {} | {:.0} MB |",
             size_mb(&model),
-            walls[2],
-            b["load_ms"].as_f64().unwrap_or(0.0),
-            b["run_ms"].as_f64().unwrap_or(0.0),
-            b["steady_median_ms"].as_f64().unwrap_or(0.0),
+            ns(walls[2] * 1e6),
+            ms("load_ms"),
+            ms("run_ms"),
+            ms("steady_median_ms"),
             last["summary"]["peak_rss_mb"].as_f64().unwrap_or(0.0),
         );
     }
