@@ -476,18 +476,39 @@ fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
     let Some(max) = x.c.max_binary_size else {
         return vec![];
     };
+    // Generated code compiles the weights into the binary (float32, float64 for exact
+    // precision); the frameworks load the model from its file.
+    let compiled_in = |f: Framework| match f {
+        Framework::Custom => x
+            .e
+            .parameters
+            .saturating_mul(if x.c.exact_precision { 8 } else { 4 }),
+        _ => 0,
+    };
     ALL.iter()
-        .filter(|f| row(**f).typical_binary > max)
+        .filter(|f| row(**f).typical_binary.saturating_add(compiled_in(**f)) > max)
         .map(|f| {
-            (
-                *f,
+            let weights = compiled_in(*f);
+            let size = row(*f).typical_binary.saturating_add(weights);
+            let why = if weights > 0 {
+                format!(
+                    "{} needs about {}: {} of code and {} of {} weights compiled in (limit {})",
+                    f.as_str(),
+                    crate::output::human_bytes(size),
+                    crate::output::human_bytes(row(*f).typical_binary),
+                    crate::output::human_bytes(weights),
+                    if x.c.exact_precision { "float64" } else { "float32" },
+                    crate::output::human_bytes(max)
+                )
+            } else {
                 format!(
                     "{} needs about {} (limit {})",
                     f.as_str(),
-                    crate::output::human_bytes(row(*f).typical_binary),
+                    crate::output::human_bytes(size),
                     crate::output::human_bytes(max)
-                ),
-            )
+                )
+            };
+            (*f, why)
         })
         .collect()
 }
@@ -1011,10 +1032,15 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
                         )
                     })
                     .collect();
-                let would: Vec<&str> = ALL
+                // Each with what excluded it, so that the user sees which constraint binds.
+                let would: Vec<String> = ALL
                     .iter()
                     .filter(|f| excluded_by_constraint.get(f) == Some(&true))
-                    .map(|f| f.as_str())
+                    .map(|f| match excluded.get(f).and_then(|w| w.first()) {
+                        Some(why) if why.starts_with(f.as_str()) => why.clone(),
+                        Some(why) => format!("{} ({why})", f.as_str()),
+                        None => f.as_str().to_string(),
+                    })
                     .collect();
                 let mut message = format!("no framework fits {}", path.display());
                 if !ops.is_empty() {
@@ -1025,7 +1051,7 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
                 } else {
                     message += &format!(
                         "; without your constraints it would run on: {}",
-                        would.join(", ")
+                        would.join("; ")
                     );
                 }
                 return Err(NoFit { message });
@@ -1164,6 +1190,31 @@ mod tests {
         };
         let d = run(&c, e).unwrap();
         assert_eq!(d.choice, Framework::Custom);
+    }
+
+    /// Generated code carries its weights: a 512-512-512-10 MLP (2.1 MB of float32 weights) does
+    /// not fit 1 MB, though its code would.
+    #[test]
+    fn the_size_bound_counts_the_weights_generated_code_carries() {
+        let mut e = onnx_cnn();
+        e.class = ArchClass::Mlp;
+        e.parameters = 512 * 512 * 2 + 512 * 10 + 512 * 2 + 10;
+        e.trivial = Ok("MLP 512-512-512-10".into());
+        let c = Constraints {
+            max_binary_size: Some(1_000_000),
+            ..Default::default()
+        };
+        let no = run(&c, e.clone()).unwrap_err();
+        assert!(
+            no.message.contains("custom") && no.message.contains("weights compiled in"),
+            "{}",
+            no.message
+        );
+        let roomy = Constraints {
+            max_binary_size: Some(3_000_000),
+            ..Default::default()
+        };
+        assert_eq!(run(&roomy, e).unwrap().choice, Framework::Custom);
     }
 
     #[test]
