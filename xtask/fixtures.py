@@ -67,6 +67,10 @@ def save_onnx(name, graph, cls, inputs, outputs, weights, opsets=None, metadata=
     external = kw.pop("external", None)
     threshold = kw.pop("external_threshold", 0)
     if external:
+        # onnx appends to an existing data file: start from none.
+        data = os.path.join(os.path.dirname(path), external)
+        if os.path.exists(data):
+            os.remove(data)
         onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
                         location=external, size_threshold=threshold)
     else:
@@ -1143,8 +1147,18 @@ def bisect_fixtures():
     altered[names.index("conv3.weight")][0, 0, 1, 1] += 0.5
     save_onnx("bisect/cnn_altered.onnx", cnn(True, altered), "cnn", *io_specs, altered)
 
-    r = rng(42)
-    seq, feat, hidden = 5, 4, 6
+    seq, feat = 5, 4
+    nodes, names, arrays = reverse_gru_layers(rng(42), "x", seq, feat)
+    inits = [init(n, a) for n, a in zip(names, arrays)]
+    g = helper.make_graph(nodes, "gru_reverse", [helper.make_tensor_value_info("x", f32, [seq, 1, feat])],
+                          [helper.make_tensor_value_info("y", f32, [seq, 1, 3])], inits)
+    save_onnx("bisect/gru_reverse.onnx", g, "rnn", [spec("x", "float32", [seq, 1, feat])],
+              [spec("y", "float32", [seq, 1, 3])], arrays)
+
+
+def reverse_gru_layers(r, x, seq, feat, hidden=6):
+    """Dense → Relu → reverse GRU → Squeeze → Dense → Tanh from tensor `x` [seq, batch, feat] to `y`
+    (tract and ONNX Runtime disagree on reverse GRUs): the nodes, and the weights' names and arrays."""
     w0 = r.standard_normal((feat, feat)).astype(np.float32) * 0.5
     W = r.standard_normal((1, 3 * hidden, feat)).astype(np.float32) * 0.4
     R = r.standard_normal((1, 3 * hidden, hidden)).astype(np.float32) * 0.4
@@ -1152,7 +1166,7 @@ def bisect_fixtures():
     w1 = r.standard_normal((hidden, 3)).astype(np.float32) * 0.5
     axes = np.array([1], np.int64)
     nodes = [
-        helper.make_node("MatMul", ["x", "dense0.weight"], ["d0"], name="dense0"),
+        helper.make_node("MatMul", [x, "dense0.weight"], ["d0"], name="dense0"),
         helper.make_node("Relu", ["d0"], ["a0"], name="relu0"),
         helper.make_node("GRU", ["a0", "W", "R", "B"], ["Y", ""], name="gru", hidden_size=hidden,
                          direction="reverse"),
@@ -1160,12 +1174,7 @@ def bisect_fixtures():
         helper.make_node("MatMul", ["h", "dense1.weight"], ["d1"], name="dense1"),
         helper.make_node("Tanh", ["d1"], ["y"], name="tanh"),
     ]
-    arrays = [w0, W, R, B, w1, axes]
-    inits = [init(n, a) for n, a in zip(["dense0.weight", "W", "R", "B", "dense1.weight", "axes1"], arrays)]
-    g = helper.make_graph(nodes, "gru_reverse", [helper.make_tensor_value_info("x", f32, [seq, 1, feat])],
-                          [helper.make_tensor_value_info("y", f32, [seq, 1, 3])], inits)
-    save_onnx("bisect/gru_reverse.onnx", g, "rnn", [spec("x", "float32", [seq, 1, feat])],
-              [spec("y", "float32", [seq, 1, 3])], arrays)
+    return nodes, ["dense0.weight", "W", "R", "B", "dense1.weight", "axes1"], [w0, W, R, B, w1, axes]
 
 
 def bisect_exported_fixture():
@@ -1176,14 +1185,8 @@ def bisect_exported_fixture():
     d = os.path.join(OUT, "bisect")
     os.makedirs(d, exist_ok=True)
     f32 = TensorProto.FLOAT
-    r = rng(44)
     seq, feat, hidden = 5, 4, 6
-    w0 = r.standard_normal((feat, feat)).astype(np.float32) * 0.5
-    W = r.standard_normal((1, 3 * hidden, feat)).astype(np.float32) * 0.4
-    R = r.standard_normal((1, 3 * hidden, hidden)).astype(np.float32) * 0.4
-    B = r.standard_normal((1, 6 * hidden)).astype(np.float32) * 0.1
-    w1 = r.standard_normal((hidden, 3)).astype(np.float32) * 0.5
-    axes = np.array([1], np.int64)
+    gru_nodes, names, arrays = reverse_gru_layers(rng(44), "g", seq, feat, hidden)
     zero = np.array(0.0, np.float32)
     then_g = helper.make_graph([helper.make_node("Identity", ["x"], ["kept"], name="keep")], "then", [],
                                [helper.make_tensor_value_info("kept", f32, [seq, "batch", feat])])
@@ -1193,16 +1196,9 @@ def bisect_exported_fixture():
         helper.make_node("ReduceSum", ["x"], ["total"], name="total", keepdims=0),
         helper.make_node("Greater", ["total", "zero"], ["positive"], name="positive"),
         helper.make_node("If", ["positive"], ["g"], name="sign", then_branch=then_g, else_branch=else_g),
-        helper.make_node("MatMul", ["g", "dense0.weight"], ["d0"], name="dense0"),
-        helper.make_node("Relu", ["d0"], ["a0"], name="relu0"),
-        helper.make_node("GRU", ["a0", "W", "R", "B"], ["Y", ""], name="gru", hidden_size=hidden,
-                         direction="reverse"),
-        helper.make_node("Squeeze", ["Y", "axes1"], ["h"], name="squeeze"),
-        helper.make_node("MatMul", ["h", "dense1.weight"], ["d1"], name="dense1"),
-        helper.make_node("Tanh", ["d1"], ["y"], name="tanh"),
-    ]
-    arrays = [w0, W, R, B, w1, axes, zero]
-    inits = [init(n, a) for n, a in zip(["dense0.weight", "W", "R", "B", "dense1.weight", "axes1", "zero"], arrays)]
+    ] + gru_nodes
+    arrays = arrays + [zero]
+    inits = [init(n, a) for n, a in zip(names + ["zero"], arrays)]
     stale = [helper.make_tensor_value_info(n, f32, s) for n, s in
              [("d0", [seq, 1, feat]), ("a0", [seq, 1, feat]), ("Y", [seq, 1, 1, hidden]), ("h", [seq, 1, hidden]),
               ("d1", [seq, 1, 3])]]

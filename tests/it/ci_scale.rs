@@ -258,12 +258,14 @@ fn declared_checks_refuse_unknown_keys() {
         text.replace("seed = 7", "seed = 7\ntolerance = 0.1"),
     )
     .unwrap();
-    let out = cargo_infer()
-        .current_dir(krate.path())
-        .arg("check")
-        .output()
-        .unwrap();
-    let line = one_line_error(&out, "unknown key");
+    let check = || {
+        cargo_infer()
+            .current_dir(krate.path())
+            .arg("check")
+            .output()
+            .unwrap()
+    };
+    let line = one_line_error(&check(), "unknown key");
     assert!(
         line.contains("models[8]") && line.contains("`tolerance`"),
         "{line}"
@@ -273,12 +275,7 @@ fn declared_checks_refuse_unknown_keys() {
         text.replace("models/mlp/*.onnx", "models/nope/*.onnx"),
     )
     .unwrap();
-    let out = cargo_infer()
-        .current_dir(krate.path())
-        .arg("check")
-        .output()
-        .unwrap();
-    let line = one_line_error(&out, "no match");
+    let line = one_line_error(&check(), "no match");
     assert!(
         line.contains("models/nope/*.onnx") && line.contains("matches no file"),
         "{line}"
