@@ -479,10 +479,10 @@ fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
     // Generated code compiles the weights into the binary (float32, float64 for exact
     // precision); the frameworks load the model from its file.
     let compiled_in = |f: Framework| match f {
-        Framework::Custom => x
-            .e
-            .parameters
-            .saturating_mul(if x.c.exact_precision { 8 } else { 4 }),
+        Framework::Custom => {
+            x.e.parameters
+                .saturating_mul(if x.c.exact_precision { 8 } else { 4 })
+        }
         _ => 0,
     };
     ALL.iter()
@@ -497,7 +497,11 @@ fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
                     crate::output::human_bytes(size),
                     crate::output::human_bytes(row(*f).typical_binary),
                     crate::output::human_bytes(weights),
-                    if x.c.exact_precision { "float64" } else { "float32" },
+                    if x.c.exact_precision {
+                        "float64"
+                    } else {
+                        "float32"
+                    },
                     crate::output::human_bytes(max)
                 )
             } else {
