@@ -328,8 +328,6 @@ fn bisect_inlining(
     if wanted.is_empty() {
         return Err("the graph has no intermediate tensors to compare".into());
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut compared: HashMap<String, compare::Comparison> = HashMap::new();
     let mut shapes: HashMap<String, Vec<usize>> = inputs
         .iter()
         .map(|(n, t)| (n.clone(), t.shape.clone()))
@@ -340,40 +338,17 @@ fn bisect_inlining(
             t.dims.iter().map(|d| (*d).max(0) as usize).collect(),
         );
     }
-    let (mut at, mut chunk, mut runs) = (0, FIRST_CHUNK, 0);
-    while at < wanted.len() {
-        let names_a: Vec<String> = wanted[at..(at + chunk).min(wanted.len())].to_vec();
-        let names_in_b: Vec<String> = names_a.iter().map(|n| names_b[n].clone()).collect();
-        let exposed = |side: &Side, e: String| {
-            format!("{} with its intermediate tensors exposed: {e}", side.label)
-        };
-        let probe_a = write_probe(&source_a, &names_a, dir.path()).map_err(|e| exposed(&a, e))?;
-        let got_a = run_exposed(&a, &probe_a, inputs).map_err(|e| exposed(&a, e))?;
-        let got_b = match &source_b {
-            None => run_exposed(&b, &probe_a, inputs),
-            Some(source_b) => write_probe(source_b, &names_in_b, dir.path())
-                .and_then(|probe_b| run_exposed(&b, &probe_b, inputs)),
-        }
-        .map_err(|e| exposed(&b, e))?;
-        runs += 1;
-        let mut bytes = 0usize;
-        for (na, nb) in names_a.iter().zip(&names_in_b) {
-            let (Some(ta), Some(tb)) = (got_a.get(na), got_b.get(nb)) else {
-                continue;
-            };
-            bytes += ta.data.len() + tb.data.len();
-            shapes.insert(na.clone(), tb.shape.clone());
-            compared.insert(
-                na.clone(),
-                compare::compare_verdict((a.label, ta), (b.label, tb), na, data_set, tol),
-            );
-        }
-        at += names_a.len();
-        let per_tensor = (bytes / names_a.len().max(1)).max(1);
-        chunk = (BUDGET / per_tensor).clamp(1, wanted.len());
-    }
+    let probing = Probing {
+        a,
+        b,
+        source_a: &source_a,
+        source_b: source_b.as_ref(),
+        inputs,
+        data_set,
+        tol,
+    };
+    let (compared, runs) = probing.compare_all(&wanted, &names_b, &mut shapes)?;
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    let err = |t: &str| compared.get(t).map(|c| c.max_abs);
     let fails = |t: &str| compared.get(t).is_some_and(|c| !c.pass);
     let culprit = graph_a
         .nodes
@@ -391,6 +366,91 @@ fn bisect_inlining(
             ms,
         });
     };
+    Ok(Found::Divergence(Box::new(divergence_at(
+        &graph_a, k, &compared, &shapes, failing, runs, ms,
+    ))))
+}
+
+/// Two runs of probes and what they compare: the sides, the models' sources, the data.
+struct Probing<'a> {
+    a: Side<'a>,
+    b: Side<'a>,
+    source_a: &'a Source,
+    /// `None`: both sides run `source_a` (two back ends on one model).
+    source_b: Option<&'a Source>,
+    inputs: &'a [Named],
+    data_set: &'a str,
+    tol: &'a ToleranceArgs,
+}
+
+impl Probing<'_> {
+    /// Runs both sides on probes exposing `wanted` (named as in `a`; `names_b`: their names in
+    /// `b`), in chunks of at most [`BUDGET`] bytes, and compares each tensor; the shapes seen go
+    /// in `shapes`. The comparisons by tensor, and how many runs each side made.
+    fn compare_all(
+        &self,
+        wanted: &[String],
+        names_b: &HashMap<String, String>,
+        shapes: &mut HashMap<String, Vec<usize>>,
+    ) -> Result<(HashMap<String, compare::Comparison>, usize), String> {
+        let (a, b, inputs) = (&self.a, &self.b, self.inputs);
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut compared: HashMap<String, compare::Comparison> = HashMap::new();
+        let (mut at, mut chunk, mut runs) = (0, FIRST_CHUNK, 0);
+        while at < wanted.len() {
+            let names_a: Vec<String> = wanted[at..(at + chunk).min(wanted.len())].to_vec();
+            let names_in_b: Vec<String> = names_a.iter().map(|n| names_b[n].clone()).collect();
+            let exposed = |side: &Side, e: String| {
+                format!("{} with its intermediate tensors exposed: {e}", side.label)
+            };
+            let probe_a =
+                write_probe(self.source_a, &names_a, dir.path()).map_err(|e| exposed(a, e))?;
+            let got_a = run_exposed(a, &probe_a, inputs).map_err(|e| exposed(a, e))?;
+            let got_b = match self.source_b {
+                None => run_exposed(b, &probe_a, inputs),
+                Some(source_b) => write_probe(source_b, &names_in_b, dir.path())
+                    .and_then(|probe_b| run_exposed(b, &probe_b, inputs)),
+            }
+            .map_err(|e| exposed(b, e))?;
+            runs += 1;
+            let mut bytes = 0usize;
+            for (na, nb) in names_a.iter().zip(&names_in_b) {
+                let (Some(ta), Some(tb)) = (got_a.get(na), got_b.get(nb)) else {
+                    continue;
+                };
+                bytes += ta.data.len() + tb.data.len();
+                shapes.insert(na.clone(), tb.shape.clone());
+                compared.insert(
+                    na.clone(),
+                    compare::compare_verdict(
+                        (a.label, ta),
+                        (b.label, tb),
+                        na,
+                        self.data_set,
+                        self.tol,
+                    ),
+                );
+            }
+            at += names_a.len();
+            let per_tensor = (bytes / names_a.len().max(1)).max(1);
+            chunk = (BUDGET / per_tensor).clamp(1, wanted.len());
+        }
+        Ok((compared, runs))
+    }
+}
+
+/// The report of the culprit node `k` of `graph_a`: its errors, the path from it to the failing
+/// output, its neighbours.
+fn divergence_at(
+    graph_a: &Graph,
+    k: usize,
+    compared: &HashMap<String, compare::Comparison>,
+    shapes: &HashMap<String, Vec<usize>>,
+    failing: Option<&str>,
+    runs: usize,
+    ms: f64,
+) -> Divergence {
+    let err = |t: &str| compared.get(t).map(|c| c.max_abs);
     let node = &graph_a.nodes[k];
     let tensor = |t: &String| {
         compared.get(t).map(|c| TensorError {
@@ -476,7 +536,7 @@ fn bisect_inlining(
     if path.first().is_none_or(|s| s.node != node.name) {
         path.insert(0, step(k));
     }
-    Ok(Found::Divergence(Box::new(Divergence {
+    Divergence {
         node: node.name.clone(),
         op: node.op.clone(),
         output: worst.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
@@ -491,7 +551,7 @@ fn bisect_inlining(
         tensors: compared.len(),
         runs,
         ms,
-    })))
+    }
 }
 
 impl Divergence {

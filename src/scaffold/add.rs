@@ -150,31 +150,7 @@ pub fn add(
             metadata["infer"].as_table_mut().expect("just inserted")
         }
     };
-    // The check `cargo infer check` runs for it: its inputs and outputs recorded now (under
-    // tests/data/<model>/), or, when no back end here runs it, the model alone.
-    let data_dir = format!(
-        "tests/data/{}",
-        Path::new(&model_file)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "model".into())
-    );
-    let mut data_files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let entry = match super::record(model, &info, d.choice, inputs) {
-        Ok(rec) => {
-            let mut given = Vec::new();
-            for (k, (n, t)) in rec.inputs.iter().enumerate() {
-                let f = format!("{data_dir}/input_{k}.npy");
-                data_files.push((f.clone().into(), super::npy(t)?));
-                given.push((n.clone(), f));
-            }
-            for (k, (_, t)) in rec.outputs.iter().enumerate() {
-                data_files.push((format!("{data_dir}/output_{k}.npy").into(), super::npy(t)?));
-            }
-            super::declared_check(&model_ref, &given, Some(&data_dir), d.choice)
-        }
-        Err(_) => super::declared_check(&model_ref, &[], None, d.choice),
-    };
+    let (entry, data_files) = declared_with_data(model, &info, d, inputs, &model_file)?;
     super::declare(infer, entry)?;
     let new_text = doc.to_string();
     if new_text != text {
@@ -269,22 +245,7 @@ pub fn add(
         "the inference module",
     )?;
     if let Some(super::Ci::Github) = opts.ci {
-        let crate_dir =
-            std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
-        let repo = repository_root(&crate_dir);
-        let rel = crate_dir.strip_prefix(&repo).unwrap_or(Path::new(""));
-        // `/`-separated, as the workflow's shell (bash on ubuntu) wants it.
-        let parts: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        let rel = if parts.is_empty() {
-            ".".to_string()
-        } else {
-            parts.join("/")
-        };
-        let workflow = super::github_workflow(&rel, d.choice, false)?;
-        let path = repo.join(super::GITHUB_WORKFLOW);
+        let (path, workflow) = workflow_at_root(root, d)?;
         match std::fs::read(&path) {
             Ok(old) if old == workflow.as_bytes() => {}
             Ok(_) if !force => {
@@ -306,6 +267,69 @@ pub fn add(
     }
     crate::util::write_all_or_nothing(&writes)?;
     Ok(changed)
+}
+
+/// Files to write: path and bytes.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// The check `cargo infer check` runs for a model `add` sets up: its entry in `models`, and its
+/// inputs and outputs recorded now (under tests/data/<model>/) — or, when no back end here runs
+/// it, the model alone.
+fn declared_with_data(
+    model: &Path,
+    info: &crate::model::ModelInfo,
+    d: &Decision,
+    inputs: &crate::check::inputs::InputOptions,
+    model_file: &str,
+) -> Result<(Table, Files), String> {
+    let model_ref = format!("models/{model_file}");
+    let data_dir = format!(
+        "tests/data/{}",
+        Path::new(model_file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    );
+    let Ok(rec) = super::record(model, info, d.choice, inputs) else {
+        return Ok((
+            super::declared_check(&model_ref, &[], None, d.choice),
+            Vec::new(),
+        ));
+    };
+    let mut files: Files = Vec::new();
+    let mut given = Vec::new();
+    for (k, (n, t)) in rec.inputs.iter().enumerate() {
+        let f = format!("{data_dir}/input_{k}.npy");
+        files.push((f.clone().into(), super::npy(t)?));
+        given.push((n.clone(), f));
+    }
+    for (k, (_, t)) in rec.outputs.iter().enumerate() {
+        files.push((format!("{data_dir}/output_{k}.npy").into(), super::npy(t)?));
+    }
+    Ok((
+        super::declared_check(&model_ref, &given, Some(&data_dir), d.choice),
+        files,
+    ))
+}
+
+/// `--ci github`: where the workflow goes (the repository's root) and its text, which checks the
+/// crate at `root` through its manifest.
+fn workflow_at_root(root: &Path, d: &Decision) -> Result<(PathBuf, String), String> {
+    let crate_dir = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let repo = repository_root(&crate_dir);
+    let rel = crate_dir.strip_prefix(&repo).unwrap_or(Path::new(""));
+    // `/`-separated, as the workflow's shell (bash on ubuntu) wants it.
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let rel = if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    };
+    let workflow = super::github_workflow(&rel, d.choice, false)?;
+    Ok((repo.join(super::GITHUB_WORKFLOW), workflow))
 }
 
 fn names() -> String {
