@@ -380,7 +380,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "count:K/N|hash:K/N")]
     pub partition: Option<crate::check::plan::Partition>,
     /// Where passed checks are stored and served from (default: cargo-infer/check-cache in the
-    /// target directory; CARGO_INFER_CACHE_DIR when set)
+    /// package's target directory, else in ~/.cache; CARGO_INFER_CACHE_DIR when set)
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Run every check, and store nothing (also when CARGO_INFER_NO_CACHE is set)

@@ -95,8 +95,9 @@ impl Cache {
 }
 
 /// The default store: `cargo-infer/check-cache` in the target directory of the package around the
-/// current directory (`CARGO_TARGET_DIR` when set; the outermost workspace's `target/`), or
-/// `target/` here when there is no package — where CI caches already look.
+/// current directory (`CARGO_TARGET_DIR` when set; the outermost workspace's `target/`) — where
+/// CI caches already look; outside any package, the user's cache directory (`XDG_CACHE_HOME`, else
+/// `~/.cache`), so that a check run elsewhere leaves no `target/` behind.
 pub fn default_dir() -> PathBuf {
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t),
@@ -112,7 +113,14 @@ pub fn default_dir() -> PathBuf {
             });
             match workspace.or(manifests.first()) {
                 Some(d) => d.join("target"),
-                None => PathBuf::from("target"),
+                None => {
+                    let user = std::env::var_os("XDG_CACHE_HOME")
+                        .map(PathBuf::from)
+                        .filter(|p| p.is_absolute())
+                        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+                        .unwrap_or_else(std::env::temp_dir);
+                    return user.join("cargo-infer").join("check-cache");
+                }
             }
         }
     };

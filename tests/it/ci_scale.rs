@@ -405,7 +405,8 @@ fn partitions_merge_into_the_whole_run() {
     );
 }
 
-/// What a CI cache needs: the default store is under the package's target directory.
+/// What a CI cache needs: the default store is under the package's target directory (and outside
+/// a package, in the user's cache directory).
 #[test]
 fn the_default_cache_is_under_the_target_directory() {
     let krate = fixture_crate();
@@ -413,6 +414,21 @@ fn the_default_cache_is_under_the_target_directory() {
     assert_eq!(code, 0);
     let store: PathBuf = krate.path().join("target/cargo-infer/check-cache");
     assert!(store.is_dir(), "no {}", store.display());
+    // Outside any package: the user's cache directory, and no target/ where the check ran.
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = cargo_infer()
+        .env_remove("CARGO_INFER_NO_CACHE")
+        .env_remove("XDG_CACHE_HOME")
+        .env("HOME", home.path())
+        .current_dir(elsewhere.path())
+        .arg("check")
+        .arg(fixtures().join("mlp.onnx"))
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out, "check outside a package");
+    assert!(home.path().join(".cache/cargo-infer/check-cache").is_dir());
+    assert!(!elsewhere.path().join("target").exists());
 }
 
 /// Lints a workflow with actionlint (`cargo xtask ci` installs it under target/actionlint).
