@@ -56,7 +56,7 @@ fn value_info(name: &str, dims: &[u64]) -> Vec<u8> {
 
 /// Writes an ONNX MLP of `layers` MatMuls of `width`×`width` float32 weights, inline, streaming
 /// the weight bytes (zeros) so that the generator itself stays small.
-fn write_onnx(path: &Path, layers: usize, width: u64) -> Result {
+pub(crate) fn write_onnx(path: &Path, layers: usize, width: u64) -> Result {
     let payload = width * width * 4;
     let mut nodes = Vec::new();
     let mut heads = Vec::new();

@@ -16,7 +16,7 @@ const CHUNK: usize = 150;
 const TOLERANCE: [&str; 4] = ["--rtol", "1e-3", "--atol", "1e-5"];
 const KINDS: [&str; 4] = ["node", "simple", "pytorch-converted", "pytorch-operator"];
 
-fn models(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn models(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for kind in KINDS {
         let Ok(entries) = std::fs::read_dir(dir.join(kind)) else {
@@ -135,7 +135,7 @@ fn crashed(path: &Path, why: &str) -> Case {
 }
 
 /// Installs ONNX Runtime `version` (its wheel only) under target/ and returns its library.
-fn onnxruntime_library(version: &str) -> Result<PathBuf> {
+pub(crate) fn onnxruntime_library(version: &str) -> Result<PathBuf> {
     let dir = root().join(format!("target/onnxruntime-{version}"));
     let capi = dir.join("onnxruntime/capi");
     let find = || {

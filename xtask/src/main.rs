@@ -4,6 +4,7 @@
 //! safetensors, gguf) and to time them in benchmarks; cargo-infer and its tests never need it.
 
 mod bench;
+mod bench_cache;
 mod conformance;
 mod fuzz;
 mod oplists;
@@ -38,7 +39,9 @@ fn usage() -> ExitCode {
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
          bench emit       generated code vs tract vs ONNX Runtime on three MLPs, and binary sizes\n  \
          bench candle     `check` on the candle fixtures and a generated 110 MB BERT: time and peak RSS\n  \
-         bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python"
+         bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python
+  \
+         bench cache DIR  `check` over the ONNX backend suite in DIR with no, a cold and a warm cache; a ~1 GiB model"
     );
     ExitCode::from(2)
 }
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         ["bench", "check"] => bench::check(None),
         ["bench", "emit"] => bench::emit(),
         ["bench", "candle"] => bench::candle(),
+        ["bench", "cache", dir] => bench_cache::cache(Path::new(dir)),
         ["bench", "check", suite] => bench::check(Some(Path::new(suite))),
         ["conformance", rest @ ..] => {
             let verbose = rest.contains(&"-v");
