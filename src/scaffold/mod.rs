@@ -957,11 +957,10 @@ pub const ONNXRUNTIME_PYPI: &str = "1.31.1";
 /// repository's root.
 pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<String, String> {
     let checked_by = crate::decide::row(f).checked_by;
-    let features = if matches!(checked_by, "tch" | "candle") {
-        checked_by
-    } else {
-        ""
-    };
+    // The cargo feature that builds the back end the checks need (none for those always built).
+    let features = crate::backends::row(checked_by)
+        .and_then(|r| r.feature)
+        .unwrap_or_default();
     let ctx = context! {
         version => env!("CARGO_PKG_VERSION"),
         partitions => CI_PARTITIONS,
@@ -969,7 +968,7 @@ pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<Stri
         manifest => if crate_dir == "." { "Cargo.toml".to_string() } else { format!("{crate_dir}/Cargo.toml") },
         features => features,
         features_key => if features.is_empty() { String::new() } else { format!("-{features}") },
-        needs_libtorch => checked_by == "tch",
+        needs_libtorch => crate::backends::row(checked_by).is_some_and(|r| r.formats.contains(&Format::Torchscript)),
         libtorch => crate::backends::LIBTORCH_VERSION,
         onnxruntime => ONNXRUNTIME_PYPI,
         with_tests => test,
