@@ -224,6 +224,13 @@ fn files_read(job: &Job) -> Vec<PathBuf> {
         }
     }
     out.extend(job.opts.inputs.expected.clone());
+    out.extend(
+        job.opts
+            .inputs
+            .expected_files
+            .iter()
+            .map(|(_, f)| f.clone()),
+    );
     out
 }
 

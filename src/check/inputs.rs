@@ -385,6 +385,8 @@ fn forward_params(sig: &str) -> Option<Vec<(String, String)>> {
 pub struct InputOptions {
     pub given: Vec<InputArg>,
     pub expected: Option<PathBuf>,
+    /// Expected outputs by name, a file each (declared checks: `expected = { logits = "…" }`).
+    pub expected_files: Vec<(String, PathBuf)>,
     pub seed: u64,
     pub ranges: Vec<ValRange>,
     pub dims: Vec<DimArg>,
@@ -433,6 +435,9 @@ fn data_sets_of(
     let mut notes = Vec::new();
     let expected = match &opts.expected {
         Some(p) => Some(read_expected(p, info)?),
+        None if !opts.expected_files.is_empty() => {
+            Some(read_expected_files(&opts.expected_files, info)?)
+        }
         None => None,
     };
     if !opts.given.is_empty() {
@@ -627,6 +632,34 @@ fn flatten(
         }
         _ => Err("JSON tensors hold numbers or booleans".into()),
     }
+}
+
+/// Expected outputs named one by one, each file holding one array.
+fn read_expected_files(
+    files: &[(String, PathBuf)],
+    info: &ModelInfo,
+) -> Result<Vec<Named>, String> {
+    files
+        .iter()
+        .map(|(name, file)| {
+            if !info.outputs.iter().any(|o| &o.name == name) {
+                let names: Vec<&str> = info.outputs.iter().map(|o| o.name.as_str()).collect();
+                return Err(format!(
+                    "expected output `{name}`: the model has no such output (it has: {})",
+                    names.join(", ")
+                ));
+            }
+            let mut ts = read_tensor_file(file)?;
+            if ts.len() != 1 {
+                return Err(format!(
+                    "{}: holds {} arrays; the expected `{name}` is one",
+                    file.display(),
+                    ts.len()
+                ));
+            }
+            Ok((name.clone(), ts.remove(0).1))
+        })
+        .collect()
 }
 
 fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String> {

@@ -63,6 +63,7 @@ impl Flags {
         }
         if self.expected.is_some() {
             o.inputs.expected = self.expected.clone();
+            o.inputs.expected_files.clear();
         }
         if self.atol.is_some() {
             o.tolerance.atol = self.atol;
@@ -107,8 +108,9 @@ pub struct Declared {
     /// `ALL.npz`, or a table of input name → file (`.npy`, `.pb`, `.json`) or number (a constant
     /// scalar input).
     pub input: Option<DeclaredInput>,
-    /// A directory of `<output>.npy`/`output_N.npy`/`output_N.pb`, or an `.npz`.
-    pub expected: Option<String>,
+    /// A directory of `<output>.npy`/`output_N.npy`/`output_N.pb`, an `.npz`, or a table of
+    /// output name → file.
+    pub expected: Option<DeclaredExpected>,
     #[serde(default)]
     pub dim: BTreeMap<String, usize>,
     /// `NAME=1x3x224x224[:dtype]`, as `--input-shape`.
@@ -133,6 +135,13 @@ pub struct Declared {
 pub enum DeclaredInput {
     All(String),
     Named(BTreeMap<String, InputValue>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DeclaredExpected {
+    All(String),
+    Named(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,7 +177,13 @@ impl Declared {
                     .collect()
             }
         }
-        o.inputs.expected = self.expected.as_ref().map(|e| dir.join(e));
+        match &self.expected {
+            None => {}
+            Some(DeclaredExpected::All(e)) => o.inputs.expected = Some(dir.join(e)),
+            Some(DeclaredExpected::Named(m)) => {
+                o.inputs.expected_files = m.iter().map(|(n, f)| (n.clone(), dir.join(f))).collect()
+            }
+        }
         o.inputs.dims = self
             .dim
             .iter()
@@ -554,6 +569,25 @@ mod tests {
         assert_eq!(o.inputs.dims.len(), 1);
         assert_eq!(o.inputs.dims[0].1, 8);
         assert_eq!(o.bisect, Bisect::Never);
+
+        // Expected outputs by name; --expected replaces them.
+        let d2 = parse_declared(
+            manifest,
+            &serde_json::json!([{"path": "c.onnx", "expected": {"y": "out/y.npy"}}]),
+        )
+        .unwrap();
+        let o = d2[0].options(Path::new("/p"), &Flags::default()).unwrap();
+        assert_eq!(
+            o.inputs.expected_files,
+            [("y".to_string(), PathBuf::from("/p/out/y.npy"))]
+        );
+        let flags = Flags {
+            expected: Some(PathBuf::from("e.npz")),
+            ..Flags::default()
+        };
+        let o = d2[0].options(Path::new("/p"), &flags).unwrap();
+        assert!(o.inputs.expected_files.is_empty());
+        assert_eq!(o.inputs.expected, Some(PathBuf::from("e.npz")));
 
         let e = parse_declared(
             manifest,

@@ -292,7 +292,7 @@ fn declared_with_data(
     );
     let Ok(rec) = super::record(model, info, d.choice, inputs) else {
         return Ok((
-            super::declared_check(&model_ref, &[], None, d.choice),
+            super::declared_check(&model_ref, &[], &[], d.choice),
             Vec::new(),
         ));
     };
@@ -303,11 +303,14 @@ fn declared_with_data(
         files.push((f.clone().into(), super::npy(t)?));
         given.push((n.clone(), f));
     }
-    for (k, (_, t)) in rec.outputs.iter().enumerate() {
-        files.push((format!("{data_dir}/output_{k}.npy").into(), super::npy(t)?));
+    let mut expected = Vec::new();
+    for (k, (n, t)) in rec.outputs.iter().enumerate() {
+        let f = format!("{data_dir}/output_{k}.npy");
+        files.push((f.clone().into(), super::npy(t)?));
+        expected.push((n.clone(), f));
     }
     Ok((
-        super::declared_check(&model_ref, &given, Some(&data_dir), d.choice),
+        super::declared_check(&model_ref, &given, &expected, d.choice),
         files,
     ))
 }

@@ -855,20 +855,24 @@ pub fn metadata_table(model: &str, sha256: &str, d: &Decision) -> Table {
 pub fn declared_check(
     model: &str,
     inputs: &[(String, String)],
-    expected: Option<&str>,
+    expected: &[(String, String)],
     f: Framework,
 ) -> Table {
+    // Name → file, so that no file is matched to an output by guessing.
+    let by_name = |files: &[(String, String)]| {
+        let mut t = InlineTable::new();
+        for (name, file) in files {
+            t.insert(name, file.as_str().into());
+        }
+        value(t)
+    };
     let mut t = Table::new();
     t.insert("path", value(model));
     if !inputs.is_empty() {
-        let mut given = InlineTable::new();
-        for (name, file) in inputs {
-            given.insert(name, file.as_str().into());
-        }
-        t.insert("input", value(given));
+        t.insert("input", by_name(inputs));
     }
-    if let Some(e) = expected {
-        t.insert("expected", value(e));
+    if !expected.is_empty() {
+        t.insert("expected", by_name(expected));
         t.insert("atol", value(TEST_TOLERANCE));
         t.insert("rtol", value(TEST_TOLERANCE));
     }
@@ -1140,9 +1144,15 @@ pub fn project_files(
         .enumerate()
         .map(|(k, (n, _))| (n.clone(), format!("tests/data/input_{k}.npy")))
         .collect();
+    let outputs_recorded: Vec<(String, String)> = rec
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(k, (n, _))| (n.clone(), format!("tests/data/output_{k}.npy")))
+        .collect();
     declare(
         &mut infer,
-        declared_check(&model_ref, &recorded, Some("tests/data"), f),
+        declared_check(&model_ref, &recorded, &outputs_recorded, f),
     )?;
     infer.set_position(Some(0));
     meta.insert("infer", Item::Table(infer));

@@ -537,7 +537,7 @@ fn add_declares_its_model_and_writes_the_workflow_at_the_root() {
     assert!(manifest.contains("\"models/other.onnx\""), "{manifest}");
     assert!(
         manifest.contains("path = \"models/mlp.onnx\"")
-            && manifest.contains("expected = \"tests/data/mlp\""),
+            && manifest.contains("expected = { output = \"tests/data/mlp/output_0.npy\" }"),
         "{manifest}"
     );
     assert!(krate.join("tests/data/mlp/input_0.npy").is_file());
