@@ -244,6 +244,20 @@ pub struct EmitArgs {
     /// For weights-only files: the activation after each linear layer, in order (none for none)
     #[arg(long, value_delimiter = ',')]
     pub activations: Option<Vec<String>>,
+    /// Store dense weights as f32, f16, or int8 with one scale per output row (decoded in the dot
+    /// product); the largest output error against f32 is measured and reported
+    #[arg(long, value_enum, default_value = "f32")]
+    pub weights_dtype: crate::emit::WeightsDtype,
+    /// Refuse f16/int8 weights that change an output by more than X (absolute)
+    #[arg(long, value_name = "X")]
+    pub max_error: Option<f64>,
+    /// Samples to measure that error on as well (NAME=FILE or ALL.npz; .npy, .npz, .pb, JSON)
+    #[arg(long, value_name = "NAME=FILE")]
+    pub input: Vec<crate::check::inputs::InputArg>,
+    /// Also write x86_64 kernels with AVX2, FMA and F16C, chosen at run time by CPUID (uses
+    /// `unsafe` and core::arch; other processors run the safe kernels)
+    #[arg(long)]
+    pub simd: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -476,18 +490,35 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 weights: args.weights,
                 max_params: args.max_params,
                 activations: args.activations.clone(),
+                weights_dtype: args.weights_dtype,
+                simd: args.simd,
+                max_error: args.max_error,
+                inputs: args.input.clone(),
             };
             crate::emit::check_output(&args.output).map_err(ExpectedError::Usage)?;
-            let chain = crate::emit::emit(&args.model, &args.output, &opts)
+            if args.simd && args.precision == crate::emit::Precision::F64 {
+                return Err(ExpectedError::Usage(
+                    "--simd accumulates in f32; drop --precision f64 or --simd".into(),
+                ));
+            }
+            if let Some(x) = args.max_error.filter(|x| !(*x >= 0.0)) {
+                return Err(ExpectedError::Usage(format!(
+                    "--max-error {x}: give a number of 0 or more"
+                )));
+            }
+            let (chain, error) = crate::emit::emit(&args.model, &args.output, &opts)
                 .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
             if !cli.global.quiet {
                 eprintln!(
-                    "wrote {}: {} → {} values, {} layers, {} parameters",
+                    "wrote {}: {} → {} values, {} layers, {} parameters{}",
                     args.output.display(),
                     chain.n_in,
                     chain.n_out,
                     chain.layers.len(),
-                    chain.parameters()
+                    chain.parameters(),
+                    error
+                        .map(|e| format!("; {} weights: {}", e.dtype, e.describe()))
+                        .unwrap_or_default()
                 );
             }
             Ok(exit::OK)

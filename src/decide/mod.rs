@@ -491,8 +491,18 @@ fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
             let weights = compiled_in(*f);
             let size = row(*f).typical_binary.saturating_add(weights);
             let why = if weights > 0 {
+                // One byte a weight (`emit --weights-dtype int8`): said when that would fit.
+                let int8 = row(*f).typical_binary.saturating_add(x.e.parameters);
+                let smaller = if !x.c.exact_precision && int8 <= max {
+                    format!(
+                        "; with int8 weights (`cargo infer emit --weights-dtype int8`, a reported error) about {}, which fits",
+                        crate::output::human_bytes(int8)
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} needs about {}: {} of code and {} of {} weights compiled in (limit {})",
+                    "{} needs about {}: {} of code and {} of {} weights compiled in (limit {}){smaller}",
                     f.as_str(),
                     crate::output::human_bytes(size),
                     crate::output::human_bytes(row(*f).typical_binary),
@@ -1211,6 +1221,12 @@ mod tests {
         let no = run(&c, e.clone()).unwrap_err();
         assert!(
             no.message.contains("custom") && no.message.contains("weights compiled in"),
+            "{}",
+            no.message
+        );
+        // int8 weights (a quarter of the bytes) would fit, and the message says so.
+        assert!(
+            no.message.contains("with int8 weights") && no.message.contains("which fits"),
             "{}",
             no.message
         );

@@ -6,12 +6,8 @@
 
 use std::fmt::Write;
 
+use super::quant::{Stored, WeightsDtype};
 use super::{Act, Chain, EmitOptions, Layer, Precision, WeightsMode};
-
-pub struct Header<'a> {
-    pub source: &'a str,
-    pub sha256: &'a str,
-}
 
 /// Above this many parameters `--weights auto` writes a weights file instead of array literals,
 /// which rustc compiles slowly.
@@ -31,16 +27,6 @@ fn lit(v: f32) -> String {
     }
 }
 
-fn array(out: &mut String, name: &str, values: &[f32]) {
-    let _ = write!(out, "static {name}: [f32; {}] = [", values.len());
-    for (i, v) in values.iter().enumerate() {
-        out.push_str(if i % 8 == 0 { "\n    " } else { " " });
-        out.push_str(&lit(*v));
-        out.push(',');
-    }
-    out.push_str("\n];\n");
-}
-
 /// Expression applying an activation to `v` (an `Acc`), giving an `Acc`.
 fn act_expr(a: &Act) -> String {
     match a {
@@ -56,154 +42,6 @@ fn act_expr(a: &Act) -> String {
         Act::Clip(lo, hi) => format!("{{ let lo = {} as Acc; let hi = {} as Acc; if v < lo {{ lo }} else if v > hi {{ hi }} else {{ v }} }}", lit(*lo), lit(*hi)),
         Act::Elu(alpha) => format!("if v > 0.0 {{ v }} else {{ ({} * (exp(v as f64) - 1.0)) as Acc }}", *alpha as f64),
         Act::Softplus => "softplus(v as f64) as Acc".into(),
-    }
-}
-
-const MATH: &str = r#"
-/// e^x, accurate to f64 rounding: x = k·ln2 + r, |r| ≤ ln2/2, e^r by its Taylor series.
-#[allow(dead_code)]
-fn exp(x: f64) -> f64 {
-    if x.is_nan() {
-        return x;
-    }
-    if x > 709.0 {
-        return f64::INFINITY;
-    }
-    if x < -745.0 {
-        return 0.0;
-    }
-    let kf = x * core::f64::consts::LOG2_E;
-    let k = if kf < 0.0 { (kf - 0.5) as i64 } else { (kf + 0.5) as i64 };
-    let r = (x - k as f64 * 6.931_471_803_691_238e-1) - k as f64 * 1.908_214_929_270_587_7e-10;
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    let mut n = 1.0;
-    while n < 18.0 {
-        term *= r / n;
-        sum += term;
-        n += 1.0;
-    }
-    // 2^k as two factors, so that subnormal results are reached.
-    let half = k / 2;
-    let p1 = f64::from_bits(((half + 1023) as u64) << 52);
-    let p2 = f64::from_bits(((k - half + 1023) as u64) << 52);
-    sum * p1 * p2
-}
-
-/// ln x for x > 0: x = m·2^e with m near 1, ln m = 2·atanh((m-1)/(m+1)).
-#[allow(dead_code)]
-fn ln(x: f64) -> f64 {
-    if x.is_nan() || x < 0.0 {
-        return f64::NAN;
-    }
-    if x == 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if x == f64::INFINITY {
-        return x;
-    }
-    let mut m = x;
-    let mut e = 0i32;
-    while m > core::f64::consts::SQRT_2 {
-        m *= 0.5;
-        e += 1;
-    }
-    while m < core::f64::consts::FRAC_1_SQRT_2 {
-        m *= 2.0;
-        e -= 1;
-    }
-    let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    let mut term = s;
-    let mut sum = 0.0;
-    let mut n = 1.0;
-    while n < 40.0 {
-        sum += term / n;
-        term *= s2;
-        n += 2.0;
-    }
-    2.0 * sum + e as f64 * core::f64::consts::LN_2
-}
-
-#[allow(dead_code)]
-fn tanh(x: f64) -> f64 {
-    let a = if x < 0.0 { -x } else { x };
-    let t = if a < 1e-4 {
-        a - a * a * a / 3.0
-    } else if a > 20.0 {
-        1.0
-    } else {
-        let e = exp(2.0 * a);
-        (e - 1.0) / (e + 1.0)
-    };
-    if x < 0.0 { -t } else { t }
-}
-
-/// erf x by its Taylor series (|x| < 2), 1 - erfc x by a continued fraction beyond.
-#[allow(dead_code)]
-fn erf(x: f64) -> f64 {
-    let a = if x < 0.0 { -x } else { x };
-    let r = if a < 2.0 {
-        let x2 = a * a;
-        let mut term = a;
-        let mut sum = a;
-        let mut n = 0.0;
-        while n < 60.0 {
-            n += 1.0;
-            term *= -x2 / n;
-            sum += term / (2.0 * n + 1.0);
-        }
-        sum * core::f64::consts::FRAC_2_SQRT_PI
-    } else {
-        1.0 - erfc_large(a)
-    };
-    if x < 0.0 { -r } else { r }
-}
-
-/// erfc z for z ≥ 2: e^{-z²}/√π · 1/(z + ½/(z + 1/(z + 3/2/(z + …)))).
-#[allow(dead_code)]
-fn erfc_large(z: f64) -> f64 {
-    let mut t = z;
-    let mut n = 80.0;
-    while n > 0.0 {
-        t = z + (n * 0.5) / t;
-        n -= 1.0;
-    }
-    exp(-z * z) * core::f64::consts::FRAC_2_SQRT_PI * 0.5 / t
-}
-
-/// x·Φ(x), with the left tail through erfc so that it keeps its relative accuracy.
-#[allow(dead_code)]
-fn gelu(x: f64) -> f64 {
-    let z = x * core::f64::consts::FRAC_1_SQRT_2;
-    if z < -2.0 {
-        0.5 * x * erfc_large(-z)
-    } else {
-        0.5 * x * (1.0 + erf(z))
-    }
-}
-
-#[allow(dead_code)]
-fn gelu_tanh(x: f64) -> f64 {
-    0.5 * x * (1.0 + tanh(0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)))
-}
-
-#[allow(dead_code)]
-fn softplus(x: f64) -> f64 {
-    if x > 30.0 {
-        return x;
-    }
-    let y = exp(x);
-    if y < 1e-5 { y - y * y / 2.0 + y * y * y / 3.0 } else { ln(1.0 + y) }
-}
-"#;
-
-/// The running activation as a slice argument (`input` is already a reference).
-fn arg(cur: &str) -> String {
-    if cur == "input" {
-        "input".into()
-    } else {
-        format!("&{cur}")
     }
 }
 
@@ -235,16 +73,350 @@ fn interleave(width: usize, full: usize) -> usize {
     }
 }
 
-/// Output-major weights (`w[o·n_in + i]`) of `rows`, reordered into panels of `width` rows, each
-/// panel column by column: the order in which `dense` reads them.
-fn pack(w: &[f32], n_in: usize, rows: std::ops::Range<usize>, width: usize) -> Vec<f32> {
+
+/// The sets of sums the AVX2 kernel keeps for a panel of `width` rows (eight to a register):
+/// eight registers of sums in flight, enough to cover the latency of fused multiply-adds.
+fn simd_interleave(width: usize) -> usize {
+    (64 / width).clamp(2, 8)
+}
+
+/// Rows at a time of a panel of `width` in the block kernel: the largest of 8, 4, 2, 1 that
+/// divides it, so that `BLOCK` samples' sums stay in registers.
+fn block_rows(width: usize) -> usize {
+    [8, 4, 2, 1]
+        .into_iter()
+        .find(|h| width % h == 0)
+        .unwrap_or(1)
+}
+
+/// Indices into output-major weights (`w[o·n_in + i]`) of `rows`, in panels of `width` rows,
+/// each panel column by column: the order in which the kernels read them.
+fn pack(n_in: usize, rows: std::ops::Range<usize>, width: usize) -> Vec<usize> {
     let mut out = Vec::with_capacity(rows.len() * n_in);
     for first in rows.step_by(width) {
         for i in 0..n_in {
-            out.extend((first..first + width).map(|o| w[o * n_in + i]));
+            out.extend((first..first + width).map(|o| o * n_in + i));
         }
     }
     out
+}
+
+/// The runtime texts included into generated modules (`src/emit/runtime/`).
+mod runtime {
+    pub const MATH: &str = include_str!("runtime/math.rs");
+    pub const SOFTMAX: &str = include_str!("runtime/softmax.rs");
+    pub const LOG_SOFTMAX: &str = include_str!("runtime/log_softmax.rs");
+    pub const PREDICT_BATCH: &str = include_str!("runtime/predict_batch.rs");
+    pub const DENSE: &str = include_str!("runtime/dense.rs");
+    pub const SIMD: &str = include_str!("runtime/simd.rs");
+}
+
+/// One panel group of a dense layer: its rows, panel width and the expression of its weights.
+struct Part {
+    rows: std::ops::Range<usize>,
+    width: usize,
+    weights: String,
+}
+
+/// A step of the forward pass, with the names of the statics it reads.
+enum Step {
+    Dense {
+        k: usize,
+        n_in: usize,
+        n_out: usize,
+        parts: Vec<Part>,
+        scaled: bool,
+        act: String,
+    },
+    Concat {
+        i: usize,
+        before: usize,
+        after: usize,
+        width: usize,
+    },
+    Affine {
+        scale: String,
+        shift: String,
+    },
+    Act(String),
+    Softmax {
+        log: bool,
+    },
+}
+
+/// How a forward pass is written: one sample or a block, safe kernels or the AVX2 ones.
+#[derive(Clone, Copy)]
+struct Variant {
+    block: bool,
+    simd: bool,
+}
+
+/// `[part]` of an array of a layer's rows, or nothing when the part is the whole layer.
+fn part_of(rows: &std::ops::Range<usize>, n_out: usize) -> String {
+    if rows.start == 0 && rows.end == n_out {
+        String::new()
+    } else {
+        format!("[{}..{}]", rows.start, rows.end)
+    }
+}
+
+/// The statements of a forward pass (indented by `pad`), ending with its result expression.
+fn body(steps: &[Step], v: Variant, pad: &str) -> String {
+    let mut out = String::new();
+    let mut cur = "input".to_string();
+    // A copy of the input to work on in place.
+    let owned = |cur: &mut String, out: &mut String| {
+        if cur == "input" {
+            let _ = writeln!(
+                out,
+                "{pad}let mut x0 = {};",
+                if v.block { "input.map(|r| *r)" } else { "*input" }
+            );
+            *cur = "x0".into();
+        }
+    };
+    // Each sample's vector of the running activation, as `x`.
+    let each = |cur: &str| {
+        if v.block {
+            format!("for x in {cur}.iter_mut() {{ for ")
+        } else {
+            "for ".to_string()
+        }
+    };
+    for step in steps {
+        match step {
+            Step::Dense {
+                k,
+                n_in,
+                n_out,
+                parts,
+                scaled,
+                act,
+            } => {
+                let y = format!("x{}", k + 1);
+                if v.block {
+                    let _ = writeln!(out, "{pad}let mut {y} = [[0.0f32; {n_out}]; BLOCK];");
+                } else {
+                    let _ = writeln!(out, "{pad}let mut {y} = [0.0f32; {n_out}];");
+                }
+                let _ = writeln!(out, "{pad}let f{k} = |v: Acc| {act};");
+                let x = match (v.block, cur == "input") {
+                    (true, true) => "input".to_string(),
+                    (true, false) => format!("{cur}.each_ref()"),
+                    (false, true) => "input".to_string(),
+                    (false, false) => format!("&{cur}"),
+                };
+                for p in parts {
+                    let part = part_of(&p.rows, *n_out);
+                    let q = if *scaled {
+                        format!("&Q{k}{part}, ")
+                    } else {
+                        String::new()
+                    };
+                    let w = &p.weights;
+                    let r = p.width;
+                    let call = if v.block {
+                        let first = p.rows.start;
+                        if v.simd && r % 16 == 0 {
+                            format!("unsafe {{ dense_block::<{r}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k}) }}")
+                        } else {
+                            let sup = if v.simd { "super::" } else { "" };
+                            format!(
+                                "{sup}dense_block::<{r}, {}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k})",
+                                block_rows(r)
+                            )
+                        }
+                    } else if v.simd && r % 8 == 0 {
+                        format!(
+                            "unsafe {{ dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k}) }}",
+                            simd_interleave(r)
+                        )
+                    } else {
+                        let sup = if v.simd { "super::" } else { "" };
+                        format!(
+                            "{sup}dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k})",
+                            interleave(r, 32)
+                        )
+                    };
+                    let _ = writeln!(out, "{pad}{call};");
+                }
+                cur = y;
+            }
+            Step::Concat {
+                i,
+                before,
+                after,
+                width: w,
+            } => {
+                let (a, z) = (*before, *after);
+                let y = format!("c{i}");
+                let mut copy = String::new();
+                if a > 0 {
+                    let _ = write!(copy, "c[..{a}].copy_from_slice(&C{i}_BEFORE); ");
+                }
+                let _ = write!(copy, "c[{a}..{}].copy_from_slice(x); ", w - z);
+                if z > 0 {
+                    let _ = write!(copy, "c[{}..].copy_from_slice(&C{i}_AFTER); ", w - z);
+                }
+                if v.block {
+                    let src = if cur == "input" {
+                        "input".to_string()
+                    } else {
+                        format!("{cur}.iter()")
+                    };
+                    let _ = writeln!(out, "{pad}let mut {y} = [[0.0f32; {w}]; BLOCK];");
+                    let _ = writeln!(
+                        out,
+                        "{pad}for (c, x) in {y}.iter_mut().zip({src}) {{ {}}}",
+                        copy
+                    );
+                } else {
+                    let src = if cur == "input" {
+                        "input".to_string()
+                    } else {
+                        format!("&{cur}")
+                    };
+                    let _ = writeln!(out, "{pad}let mut {y} = [0.0f32; {w}];");
+                    let _ = writeln!(
+                        out,
+                        "{pad}{{ let c = &mut {y}; let x = {src}; {}}}",
+                        copy
+                    );
+                }
+                cur = y;
+            }
+            Step::Affine { scale, shift } => {
+                owned(&mut cur, &mut out);
+                let target = if v.block { "x" } else { cur.as_str() };
+                let close = if v.block { " }" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{pad}{}((v, s), t) in {target}.iter_mut().zip(&{scale}).zip(&{shift}) {{ *v = *v * s + t; }}{close}",
+                    each(&cur)
+                );
+            }
+            Step::Act(expr) => {
+                owned(&mut cur, &mut out);
+                let target = if v.block { "x" } else { cur.as_str() };
+                let close = if v.block { " }" } else { "" };
+                let _ = writeln!(
+                    out,
+                    "{pad}{}y in {target}.iter_mut() {{ let v = *y as Acc; *y = ({expr}) as f32; }}{close}",
+                    each(&cur)
+                );
+            }
+            Step::Softmax { log } => {
+                owned(&mut cur, &mut out);
+                let f = if *log { "log_softmax" } else { "softmax" };
+                if v.block {
+                    let _ = writeln!(out, "{pad}for x in {cur}.iter_mut() {{ {f}(x); }}");
+                } else {
+                    let _ = writeln!(out, "{pad}{f}(&mut {cur});");
+                }
+            }
+        }
+    }
+    let result = match (cur == "input", v.block) {
+        (true, true) => "input.map(|r| *r)".to_string(),
+        (true, false) => "*input".to_string(),
+        (false, _) => cur,
+    };
+    let _ = writeln!(out, "{pad}{result}");
+    out
+}
+
+/// What `generate` writes besides the chain.
+pub struct Header<'a> {
+    pub source: &'a str,
+    pub sha256: &'a str,
+    /// What the stored weights do to the outputs (`--weights-dtype f16|int8`), for the header.
+    pub weights_note: Option<String>,
+}
+
+/// Writes a static array of literals, eight to a line.
+fn array(out: &mut String, name: &str, ty: &str, values: impl Iterator<Item = String>) {
+    let mut body = String::new();
+    let mut n = 0;
+    for (i, v) in values.enumerate() {
+        body.push_str(if i % 8 == 0 { "\n    " } else { " " });
+        body.push_str(&v);
+        body.push(',');
+        n += 1;
+    }
+    let _ = writeln!(out, "static {name}: [{ty}; {n}] = [{body}\n];");
+}
+
+fn f32_array(out: &mut String, name: &str, values: &[f32]) {
+    array(out, name, "f32", values.iter().map(|v| lit(*v)));
+}
+
+/// The weight accessor of a module: stored type, bytes per weight in a weights file, and the
+/// function that decodes weight `i` where it is multiplied.
+fn weight_fn(dtype: WeightsDtype, file_mode: bool) -> (&'static str, String) {
+    let ty = if file_mode {
+        "u8"
+    } else {
+        match dtype {
+            WeightsDtype::F32 => "f32",
+            WeightsDtype::F16 => "u16",
+            WeightsDtype::Int8 => "i8",
+        }
+    };
+    let read = match (dtype, file_mode) {
+        (WeightsDtype::F32, false) => "w[i] as Acc",
+        (WeightsDtype::F32, true) => "match <[u8; 4]>::try_from(&w[4 * i..4 * i + 4]) {\n        Ok(b) => f32::from_le_bytes(b) as Acc,\n        Err(_) => 0.0,\n    }",
+        (WeightsDtype::F16, false) => "from_half(w[i]) as Acc",
+        (WeightsDtype::F16, true) => "from_half(u16::from_le_bytes([w[2 * i], w[2 * i + 1]])) as Acc",
+        (WeightsDtype::Int8, false) => "w[i] as Acc",
+        (WeightsDtype::Int8, true) => "w[i] as i8 as Acc",
+    };
+    let doc = match (dtype, file_mode) {
+        (WeightsDtype::F32, true) => "/// Weight `i` of `w`, little-endian bytes decoded where they are multiplied (a plain load on\n/// little-endian machines).\n",
+        (WeightsDtype::F16, _) => "/// Weight `i` of `w`, an IEEE half, decoded where it is multiplied.\n",
+        (WeightsDtype::Int8, _) => "/// Weight `i` of `w` before its row's scale, which is applied to the sum.\n",
+        _ => "",
+    };
+    let mut f = format!("\n{doc}#[inline(always)]\nfn weight(w: &[{ty}], i: usize) -> Acc {{\n    {read}\n}}\n");
+    if dtype == WeightsDtype::F16 {
+        f.push_str(
+            r#"
+/// An IEEE half's bits as f32: exponent and mantissa moved into place and rescaled by 2^112 (exact
+/// for normal and subnormal halves; the generator stores no infinity or NaN).
+#[inline(always)]
+fn from_half(h: u16) -> f32 {
+    let h = h as u32;
+    let v = f32::from_bits((h & 0x7fff) << 13) * f32::from_bits(0x7780_0000);
+    f32::from_bits(v.to_bits() | ((h & 0x8000) << 16))
+}
+"#,
+        );
+    }
+    (ty, f)
+}
+
+/// A runtime text with the weight type, the bytes per weight and the row scales filled in.
+fn kernel_text(text: &str, ty: &str, step: &str, scaled: bool) -> String {
+    let (arg, header, scale, scale_block) = if scaled {
+        (
+            "\n    q: &[f32],",
+            "for (((panel, bias), out), scale) in panels.zip(b.chunks_exact(R)).zip(y.chunks_exact_mut(R)).zip(q.chunks_exact(R)) {",
+            "scale[j] as Acc * ",
+            "q[p * R + r] as Acc * ",
+        )
+    } else {
+        (
+            "",
+            "for ((panel, bias), out) in panels.zip(b.chunks_exact(R)).zip(y.chunks_exact_mut(R)) {",
+            "",
+            "",
+        )
+    };
+    text.replace("__W__", ty)
+        .replace("__STEP__", step)
+        .replace("__SCALE_ARG__", arg)
+        .replace("__PANELS__", header)
+        .replace("__SCALE_BLOCK__", scale_block)
+        .replace("__SCALE__", scale)
 }
 
 /// Returns the module, and the weights file in `--weights file` mode.
@@ -253,12 +425,16 @@ pub fn generate(
     h: &Header,
     opts: &EmitOptions,
     weights_file: &str,
-) -> (String, Option<Vec<u8>>) {
+) -> Result<(String, Option<Vec<u8>>), String> {
     let file_mode = match opts.weights {
         WeightsMode::File => true,
         WeightsMode::Inline => false,
         WeightsMode::Auto => chain.parameters() > INLINE_LIMIT,
     };
+    if opts.simd && opts.precision == Precision::F64 {
+        return Err("--simd accumulates in f32; drop --precision f64 or --simd".into());
+    }
+    let dtype = opts.weights_dtype;
     // Panels of 128 bytes of sums: eight SSE registers, enough independent additions to hide
     // their latency, few enough to leave registers for the weights.
     let (acc, rows_per_panel) = match opts.precision {
@@ -284,12 +460,30 @@ pub fn generate(
         ops.join(", "),
         chain.parameters()
     );
-    let _ = writeln!(
-        out,
-        "// No std, no alloc, no unsafe, no dependencies: usable in a `#![no_std]` crate.\n"
-    );
-    // `Acc` may be f32, and then its casts to f32 are no-ops that clippy would point at.
-    let _ = writeln!(out, "#![allow(clippy::unnecessary_cast)]\n");
+    match dtype {
+        WeightsDtype::F32 => {}
+        WeightsDtype::F16 => {
+            let _ = writeln!(out, "// Weights: f16, decoded in the dot product{}.", h.weights_note.as_deref().map(|n| format!(" ({})", crate::escape::rust_comment(n))).unwrap_or_default());
+        }
+        WeightsDtype::Int8 => {
+            let _ = writeln!(out, "// Weights: int8 with one scale per output row, applied to each row's sum{}.", h.weights_note.as_deref().map(|n| format!(" ({})", crate::escape::rust_comment(n))).unwrap_or_default());
+        }
+    }
+    if opts.simd {
+        let _ = writeln!(
+            out,
+            "// No std, no alloc, no dependencies: usable in a `#![no_std]` crate. `unsafe` only in `mod simd`\n// (written by `--simd`): x86_64 kernels with AVX2, FMA and F16C, chosen at run time by CPUID;\n// other processors run the safe kernels. Without `--simd` the module has no unsafe code.\n"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "// No std, no alloc, no unsafe, no dependencies: usable in a `#![no_std]` crate.\n"
+        );
+    }
+    // `Acc` may be f32, and then its casts to f32 are no-ops that clippy would point at; the
+    // activations clamp by comparisons, which (unlike `clamp`) cannot panic on bounds the
+    // model gives in the wrong order.
+    let _ = writeln!(out, "#![allow(clippy::unnecessary_cast, clippy::manual_clamp)]\n");
     let _ = writeln!(
         out,
         "/// Name of the model's input.\npub const INPUT_NAME: &str = {};",
@@ -312,9 +506,9 @@ pub fn generate(
     );
     let _ = writeln!(out, "type Acc = {acc};\n");
 
+    // The statics, and the steps that read them.
     let mut blob: Vec<u8> = Vec::new();
-    let mut body = String::new();
-    let mut cur = "input".to_string();
+    let mut steps = Vec::new();
     let mut k = 0;
     let mut used = std::collections::BTreeSet::new();
     let mut i = 0;
@@ -328,18 +522,20 @@ pub fn generate(
                     }
                     _ => None,
                 };
-                let f = fused.map(|a| act_expr(&a)).unwrap_or_else(|| "v".into());
-                let (y, bname) = (format!("x{}", k + 1), format!("B{k}"));
+                let act = fused.map(|a| act_expr(&a)).unwrap_or_else(|| "v".into());
                 used.insert("dense");
-                array(&mut out, &bname, b);
-                let _ = writeln!(body, "    let mut {y} = [0.0f32; {n_out}];");
-                let _ = writeln!(body, "    let f{k} = |v: Acc| {f};");
+                f32_array(&mut out, &format!("B{k}"), b);
+                let stored = Stored::new(w, *n_in, dtype)?;
+                if let Stored::Int8 { scale, .. } = &stored {
+                    f32_array(&mut out, &format!("Q{k}"), scale);
+                }
+                let mut parts = Vec::new();
                 for (p, (rows, width)) in panels(*n_out, rows_per_panel).into_iter().enumerate() {
-                    let packed = pack(w, *n_in, rows.clone(), width);
+                    let idx = pack(*n_in, rows.clone(), width);
                     let wname = format!("W{k}{}", ["", "_TAIL"][p]);
                     let weights = if file_mode {
                         let off = blob.len();
-                        blob.extend(packed.iter().flat_map(|v| v.to_le_bytes()));
+                        blob.extend(stored.bytes_of(&idx));
                         let _ = writeln!(
                             out,
                             "const {wname}: core::ops::Range<usize> = {off}..{};",
@@ -347,80 +543,64 @@ pub fn generate(
                         );
                         format!("&WEIGHTS[{wname}]")
                     } else {
-                        array(&mut out, &wname, &packed);
+                        match &stored {
+                            Stored::F32(w) => {
+                                array(&mut out, &wname, "f32", idx.iter().map(|&j| lit(w[j])))
+                            }
+                            Stored::F16(w) => array(
+                                &mut out,
+                                &wname,
+                                "u16",
+                                idx.iter().map(|&j| format!("0x{:04x}", w[j])),
+                            ),
+                            Stored::Int8 { q, .. } => {
+                                array(&mut out, &wname, "i8", idx.iter().map(|&j| q[j].to_string()))
+                            }
+                        }
                         format!("&{wname}")
                     };
-                    let whole = rows.start == 0 && rows.end == *n_out;
-                    let part = if whole {
-                        String::new()
-                    } else {
-                        format!("[{}..{}]", rows.start, rows.end)
-                    };
-                    let _ = writeln!(
-                        body,
-                        "    dense::<{width}, {}>({weights}, &{bname}{part}, {}, &mut {y}{part}, f{k});",
-                        interleave(width, rows_per_panel),
-                        arg(&cur)
-                    );
+                    parts.push(Part {
+                        rows,
+                        width,
+                        weights,
+                    });
                 }
-                cur = y;
+                steps.push(Step::Dense {
+                    k,
+                    n_in: *n_in,
+                    n_out: *n_out,
+                    parts,
+                    scaled: dtype == WeightsDtype::Int8,
+                    act,
+                });
                 k += 1;
             }
             Layer::Concat { before, after } => {
                 // Not folded into a dense layer after it: the parts are copied side by side.
-                let (a, z) = (before.len(), after.len());
-                let width = chain.width_before(i) + a + z;
-                let y = format!("c{i}");
-                let _ = writeln!(body, "    let mut {y} = [0.0f32; {width}];");
-                if a > 0 {
-                    array(&mut out, &format!("C{i}_BEFORE"), before);
-                    let _ = writeln!(body, "    {y}[..{a}].copy_from_slice(&C{i}_BEFORE);");
+                if !before.is_empty() {
+                    f32_array(&mut out, &format!("C{i}_BEFORE"), before);
                 }
-                let _ = writeln!(
-                    body,
-                    "    {y}[{a}..{}].copy_from_slice({});",
-                    width - z,
-                    arg(&cur)
-                );
-                if z > 0 {
-                    array(&mut out, &format!("C{i}_AFTER"), after);
-                    let _ = writeln!(
-                        body,
-                        "    {y}[{}..].copy_from_slice(&C{i}_AFTER);",
-                        width - z
-                    );
+                if !after.is_empty() {
+                    f32_array(&mut out, &format!("C{i}_AFTER"), after);
                 }
-                cur = y;
+                steps.push(Step::Concat {
+                    i,
+                    before: before.len(),
+                    after: after.len(),
+                    width: chain.width_before(i) + before.len() + after.len(),
+                });
             }
             Layer::Affine { scale, shift } => {
-                array(&mut out, &format!("S{k}_{i}"), scale);
-                array(&mut out, &format!("T{k}_{i}"), shift);
                 let (s, t) = (format!("S{k}_{i}"), format!("T{k}_{i}"));
-                if cur == "input" {
-                    let _ = writeln!(body, "    let mut x0 = *input;");
-                    cur = "x0".into();
-                }
-                let _ = writeln!(body, "    for ((v, s), t) in {cur}.iter_mut().zip(&{s}).zip(&{t}) {{\n        *v = *v * s + t;\n    }}");
+                f32_array(&mut out, &s, scale);
+                f32_array(&mut out, &t, shift);
+                steps.push(Step::Affine { scale: s, shift: t });
             }
-            Layer::Act(a) => {
-                if cur == "input" {
-                    let _ = writeln!(body, "    let mut x0 = *input;");
-                    cur = "x0".into();
-                }
-                let _ = writeln!(body, "    for x in {cur}.iter_mut() {{\n        let v = *x as Acc;\n        *x = ({}) as f32;\n    }}", act_expr(a));
-            }
+            Layer::Act(a) => steps.push(Step::Act(act_expr(a))),
             Layer::Softmax | Layer::LogSoftmax => {
                 let log = matches!(chain.layers[i], Layer::LogSoftmax);
                 used.insert(if log { "log_softmax" } else { "softmax" });
-                if cur == "input" {
-                    let _ = writeln!(body, "    let mut x0 = *input;");
-                    cur = "x0".into();
-                }
-                let _ = writeln!(
-                    body,
-                    "    {}(&mut {cur});",
-                    if log { "log_softmax" } else { "softmax" }
-                );
+                steps.push(Step::Softmax { log });
             }
         }
         i += 1;
@@ -433,156 +613,82 @@ pub fn generate(
             crate::escape::rust_str(weights_file)
         );
     }
-    let result = if cur == "input" {
-        "*input".to_string()
-    } else {
-        cur.clone()
-    };
 
-    let _ = writeln!(out, "\n/// Runs the model on one sample.");
-    let _ = writeln!(
-        out,
-        "pub fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{"
-    );
-    out.push_str(&body);
-    let _ = writeln!(out, "    {result}\n}}\n");
-    out.push_str(
-        r#"/// `predict_batch` was given slices whose lengths do not fit INPUT_SIZE and OUTPUT_SIZE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LengthError {
-    pub input: usize,
-    pub output: usize,
-}
-
-/// Runs every sample of `input` (`n · INPUT_SIZE` values) into `out` (`n · OUTPUT_SIZE`);
-/// returns `n`.
-pub fn predict_batch(input: &[f32], out: &mut [f32]) -> Result<usize, LengthError> {
-    let n = input.len() / INPUT_SIZE;
-    if input.len() != n * INPUT_SIZE || out.len() != n * OUTPUT_SIZE {
-        return Err(LengthError { input: input.len(), output: out.len() });
-    }
-    for (x, y) in input.chunks_exact(INPUT_SIZE).zip(out.chunks_exact_mut(OUTPUT_SIZE)) {
-        if let Ok(x) = <&[f32; INPUT_SIZE]>::try_from(x) {
-            y.copy_from_slice(&predict(x));
+    let dispatch = |call: &str| {
+        if opts.simd {
+            format!("    #[cfg(all(target_arch = \"x86_64\", not(target_env = \"sgx\")))]\n    if simd::available() {{\n        // SAFETY: the processor has AVX2, FMA and F16C and the OS saves their registers.\n        return unsafe {{ simd::{call} }};\n    }}\n")
+        } else {
+            String::new()
         }
-    }
-    Ok(n)
-}
-"#,
+    };
+    let single = Variant {
+        block: false,
+        simd: false,
+    };
+    let block = Variant {
+        block: true,
+        simd: false,
+    };
+    let _ = write!(
+        out,
+        "\n/// Runs the model on one sample.\npub fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}{}}}\n",
+        dispatch("predict(input)"),
+        body(&steps, single, "    ")
     );
+    let _ = write!(
+        out,
+        "\n/// Runs the model on `BLOCK` samples at once, each weight read once for all of them.\n#[allow(clippy::needless_range_loop)]\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}{}}}\n\n",
+        dispatch("predict_block(input)"),
+        body(&steps, block, "    ")
+    );
+    out.push_str(runtime::PREDICT_BATCH);
+    let (ty, weight) = weight_fn(dtype, file_mode);
+    let step = if file_mode {
+        match dtype.bytes() {
+            1 => String::new(),
+            b => format!(" * {b}"),
+        }
+    } else {
+        String::new()
+    };
+    let scaled = dtype == WeightsDtype::Int8;
     if used.contains("dense") {
-        out.push_str(if file_mode {
-            r#"
-/// Weight `i` of `w`, little-endian bytes decoded where they are multiplied (a plain load on
-/// little-endian machines).
-#[inline(always)]
-fn weight(w: &[u8], i: usize) -> Acc {
-    match <[u8; 4]>::try_from(&w[4 * i..4 * i + 4]) {
-        Ok(b) => f32::from_le_bytes(b) as Acc,
-        Err(_) => 0.0,
+        out.push_str(&weight);
+        out.push_str(&kernel_text(runtime::DENSE, ty, &step, scaled));
     }
-}
-"#
-        } else {
-            r#"
-#[inline(always)]
-fn weight(w: &[f32], i: usize) -> Acc {
-    w[i] as Acc
-}
-"#
-        });
-        let (ty, step) = if file_mode {
-            ("u8", " * 4")
-        } else {
-            ("f32", "")
+    if opts.simd {
+        let load = match dtype {
+            WeightsDtype::F32 => "_mm256_loadu_ps(p.add(4 * e) as *const f32)",
+            WeightsDtype::F16 => "_mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * e) as *const __m128i))",
+            WeightsDtype::Int8 => {
+                "_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(e) as *const __m128i)))"
+            }
         };
-        let _ = write!(
-            out,
-            r#"
-/// y = f(b + W·x) for `R` outputs at a time. W is stored in panels of `R` rows, column by column
-/// (the `R` weights of one input side by side), so that the loop reads one contiguous stream and
-/// keeps the `R` sums in vector registers: each input is loaded once per panel, not once per row.
-/// Narrow panels keep `U` sets of sums over interleaved inputs, so that their additions do not
-/// wait on each other.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)]
-fn dense<const R: usize, const U: usize>(
-    w: &[{ty}],
-    b: &[f32],
-    x: &[f32],
-    y: &mut [f32],
-    f: impl Fn(Acc) -> Acc,
-) {{
-    let panels = w.chunks_exact(R * x.len(){step});
-    for ((panel, bias), out) in panels.zip(b.chunks_exact(R)).zip(y.chunks_exact_mut(R)) {{
-        let mut acc = [[0.0 as Acc; R]; U];
-        let mut cols = panel.chunks_exact(R * U{step});
-        let mut xs = x.chunks_exact(U);
-        for (col, v) in (&mut cols).zip(&mut xs) {{
-            for u in 0..U {{
-                for j in 0..R {{
-                    acc[u][j] += weight(col, u * R + j) * v[u] as Acc;
-                }}
-            }}
-        }}
-        for (col, v) in cols.remainder().chunks_exact(R{step}).zip(xs.remainder()) {{
-            for j in 0..R {{
-                acc[0][j] += weight(col, j) * *v as Acc;
-            }}
-        }}
-        for j in 0..R {{
-            let mut s = acc[0][j];
-            for a in &acc[1..] {{
-                s += a[j];
-            }}
-            out[j] = f(bias[j] as Acc + s) as f32;
-        }}
-    }}
-}}
-"#
+        let fast = Variant {
+            block: false,
+            simd: true,
+        };
+        let fast_block = Variant {
+            block: true,
+            simd: true,
+        };
+        let entries = format!(
+            "\n    /// `super::predict` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe)]\n    pub unsafe fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}    }}\n\n    /// `super::predict_block` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe, clippy::needless_range_loop)]\n    pub unsafe fn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    }}\n",
+            body(&steps, fast, "        "),
+            body(&steps, fast_block, "        ")
+        );
+        out.push_str(
+            &kernel_text(runtime::SIMD, ty, &step, scaled)
+                .replace("__LOAD__", load)
+                .replace("__ENTRIES__", &entries),
         );
     }
     if used.contains("softmax") {
-        out.push_str(
-            r#"
-fn softmax(x: &mut [f32]) {
-    let mut max = f32::NEG_INFINITY;
-    for v in x.iter() {
-        max = max.max(*v);
-    }
-    let mut sum = 0.0f64;
-    for v in x.iter_mut() {
-        let e = exp((*v - max) as f64);
-        sum += e;
-        *v = e as f32;
-    }
-    for v in x.iter_mut() {
-        *v = (*v as f64 / sum) as f32;
-    }
-}
-"#,
-        );
+        out.push_str(runtime::SOFTMAX);
     }
     if used.contains("log_softmax") {
-        out.push_str(
-            r#"
-fn log_softmax(x: &mut [f32]) {
-    let mut max = f32::NEG_INFINITY;
-    for v in x.iter() {
-        max = max.max(*v);
+        out.push_str(runtime::LOG_SOFTMAX);
     }
-    let mut sum = 0.0f64;
-    for v in x.iter() {
-        sum += exp((*v - max) as f64);
-    }
-    let l = ln(sum);
-    for v in x.iter_mut() {
-        *v = ((*v - max) as f64 - l) as f32;
-    }
-}
-"#,
-        );
-    }
-    out.push_str(MATH);
-    (out, file_mode.then_some(blob))
+    out.push_str(runtime::MATH);
+    Ok((out, file_mode.then_some(blob)))
 }

@@ -5,7 +5,10 @@
 
 pub mod codegen;
 pub mod onnx;
+pub mod quant;
 pub mod weights;
+
+pub use quant::WeightsDtype;
 
 use std::path::Path;
 
@@ -203,6 +206,116 @@ pub struct EmitOptions {
     pub max_params: u64,
     /// For weights-only files: the activation after each linear layer.
     pub activations: Option<Vec<String>>,
+    /// How dense weights are stored (`--weights-dtype`).
+    pub weights_dtype: WeightsDtype,
+    /// Also write the x86_64 AVX2 kernels, chosen at run time (`--simd`).
+    pub simd: bool,
+    /// Refuse stored weights that change an output by more than this (`--max-error`).
+    pub max_error: Option<f64>,
+    /// Samples to measure that on besides `check`'s (`--input`).
+    pub inputs: Vec<crate::check::inputs::InputArg>,
+}
+
+impl Default for EmitOptions {
+    fn default() -> Self {
+        EmitOptions {
+            precision: Precision::F32,
+            weights: WeightsMode::Auto,
+            max_params: crate::model::trivial::DEFAULT_BUDGET,
+            activations: None,
+            weights_dtype: WeightsDtype::F32,
+            simd: false,
+            max_error: None,
+            inputs: Vec::new(),
+        }
+    }
+}
+
+/// Synthetic samples the error of stored weights is measured on: sample `k` is what `check
+/// --seed k` feeds a one-sample input (uniform in [-1, 1]), so sample 0 is `check`'s own input.
+pub const ERROR_SAMPLES: u64 = 64;
+
+/// What storing the weights in `--weights-dtype` does to the outputs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredError {
+    pub dtype: &'static str,
+    /// The largest difference from the f32 weights' outputs.
+    pub max_abs: f64,
+    /// The largest output of the f32 weights (what `max_abs` compares with).
+    pub max_output: f64,
+    pub samples: usize,
+}
+
+impl StoredError {
+    pub fn describe(&self) -> String {
+        format!(
+            "largest output error against the f32 weights {:.2e} (outputs up to {:.3}) on {} samples",
+            self.max_abs, self.max_output, self.samples
+        )
+    }
+}
+
+/// The samples: `--input` data (split into samples of `n_in`), then the synthetic ones.
+fn error_samples(chain: &Chain, given: &[crate::check::inputs::InputArg]) -> Result<Vec<Vec<f32>>, String> {
+    let mut out = Vec::new();
+    for g in given {
+        let path = match g {
+            crate::check::inputs::InputArg::Named(_, p) | crate::check::inputs::InputArg::All(p) => p,
+            crate::check::inputs::InputArg::Value(..) => {
+                return Err("--input: emit takes files (NAME=FILE or FILE.npz), not values".into())
+            }
+        };
+        for (_, t) in crate::check::inputs::read_tensor_file(path)? {
+            let v: Vec<f32> = t
+                .to_f64()
+                .ok_or_else(|| format!("{}: not numbers", path.display()))?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect();
+            if v.is_empty() || v.len() % chain.n_in != 0 {
+                return Err(format!(
+                    "{}: {} values, not samples of the model's {} inputs",
+                    path.display(),
+                    v.len(),
+                    chain.n_in
+                ));
+            }
+            out.extend(v.chunks(chain.n_in).map(|c| c.to_vec()));
+        }
+    }
+    for seed in 0..ERROR_SAMPLES {
+        let mut rng = crate::tensor::Rng::new(seed);
+        let t = crate::tensor::synthetic(crate::tensor::code::FLOAT, vec![1, chain.n_in], -1.0, 1.0, &mut rng)?;
+        out.push(t.to_f64().unwrap_or_default().into_iter().map(|v| v as f32).collect());
+    }
+    Ok(out)
+}
+
+/// Measures what `--weights-dtype` does to the outputs; an error over `--max-error` refuses.
+pub fn stored_error(chain: &Chain, opts: &EmitOptions) -> Result<Option<StoredError>, String> {
+    if opts.weights_dtype == WeightsDtype::F32 {
+        return Ok(None);
+    }
+    let samples = error_samples(chain, &opts.inputs)?;
+    let stored = quant::as_stored(chain, opts.weights_dtype)?;
+    let (max_abs, max_output) = quant::largest_error(chain, &stored, &samples);
+    let e = StoredError {
+        dtype: opts.weights_dtype.name(),
+        max_abs,
+        max_output,
+        samples: samples.len(),
+    };
+    if let Some(limit) = opts.max_error {
+        if !(max_abs <= limit) {
+            return Err(format!(
+                "{} weights change the outputs by up to {max_abs:.3e} (outputs up to {max_output:.3}, {} samples), over --max-error {limit:e}; use --weights-dtype {} or raise --max-error",
+                e.dtype,
+                e.samples,
+                if opts.weights_dtype == WeightsDtype::Int8 { "f16" } else { "f32" }
+            ));
+        }
+    }
+    Ok(Some(e))
 }
 
 /// Reads the model into a chain, or every reason it cannot be generated as code.
@@ -245,9 +358,10 @@ pub fn check_output(out: &Path) -> Result<(), String> {
 }
 
 /// Writes the module to `out` (and its weights file, in `--weights file` mode), all or nothing.
-pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<Chain, String> {
+pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<(Chain, Option<StoredError>), String> {
     check_output(out)?;
     let chain = read_chain(path, opts)?;
+    let error = stored_error(&chain, opts)?;
     let sha = crate::util::sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let source_name = path
         .file_name()
@@ -263,14 +377,15 @@ pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<Chain, String
         &codegen::Header {
             source: &source_name,
             sha256: &sha,
+            weights_note: error.as_ref().map(|e| e.describe()),
         },
         opts,
         &weights_name,
-    );
+    )?;
     let mut files = vec![(out.to_path_buf(), code.into_bytes())];
     if let Some(blob) = blob {
         files.push((weights_file, blob));
     }
     crate::util::write_all_or_nothing(&files).map_err(|e| e.to_string())?;
-    Ok(chain)
+    Ok((chain, error))
 }

@@ -1415,20 +1415,15 @@ pub fn generated_module(
     let opts = crate::emit::EmitOptions {
         precision,
         weights,
-        max_params: crate::model::trivial::DEFAULT_BUDGET,
-        activations: None,
+        ..Default::default()
     };
     let chain = crate::emit::read_chain(model, &opts)?;
     let header = crate::emit::codegen::Header {
         source: model_file,
         sha256: sha,
+        weights_note: None,
     };
-    Ok(crate::emit::codegen::generate(
-        &chain,
-        &header,
-        &opts,
-        "model.weights.bin",
-    ))
+    crate::emit::codegen::generate(&chain, &header, &opts, "model.weights.bin")
 }
 
 /// Writes the project: into a fresh temporary sibling directory, then moved into place.

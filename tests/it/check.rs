@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{backend, cargo_infer, check_json, fixtures, MALICIOUS, PWNED};
+use crate::common::{backend, cargo_infer, check_json, fixtures, write_npy, MALICIOUS, PWNED};
 
 fn onnx_fixtures() -> Vec<String> {
     let expected: serde_json::Map<String, Value> =
@@ -138,28 +138,6 @@ fn onnx_test_data_sets_next_to_the_model_all_run() {
         .filter(|c| c["right"] == "expected")
         .count();
     assert_eq!(vs_expected, 4, "two back ends × two data sets");
-}
-
-/// Writes a float32 .npy by hand (the format is a magic, a header dict and the data).
-fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in values {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// No false passes: an expected output moved by more than the tolerance fails the check, with

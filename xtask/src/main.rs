@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_cache;
+mod bench_emit;
 mod conformance;
 mod fuzz;
 mod oplists;
@@ -37,7 +38,8 @@ fn usage() -> ExitCode {
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
-         bench emit       generated code vs tract vs ONNX Runtime on three MLPs, and binary sizes\n  \
+         bench emit       generated code (safe, --simd, f16/int8 weights) vs tract and ONNX Runtime on five MLPs,
+                          batch 1 and 64, the machine's bounds, binary sizes\n  \
          bench candle     `check` on the candle fixtures and a generated 110 MB BERT: time and peak RSS\n  \
          bench inspect    time `cargo infer inspect` on a ~1 GB ONNX and a ~4 GB safetensors file against python
   \
@@ -60,7 +62,7 @@ fn main() -> ExitCode {
         ["bench", "inspect"] => bench::inspect(),
         ["oplists"] => oplists::oplists(),
         ["bench", "check"] => bench::check(None),
-        ["bench", "emit"] => bench::emit(),
+        ["bench", "emit"] => bench_emit::emit(),
         ["bench", "candle"] => bench::candle(),
         ["bench", "cache", dir] => bench_cache::cache(Path::new(dir)),
         ["bench", "check", suite] => bench::check(Some(Path::new(suite))),
