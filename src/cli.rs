@@ -501,7 +501,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                     "--simd accumulates in f32; drop --precision f64 or --simd".into(),
                 ));
             }
-            if let Some(x) = args.max_error.filter(|x| !(*x >= 0.0)) {
+            if let Some(x) = args.max_error.filter(|x| x.is_nan() || *x < 0.0) {
                 return Err(ExpectedError::Usage(format!(
                     "--max-error {x}: give a number of 0 or more"
                 )));

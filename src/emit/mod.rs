@@ -306,7 +306,7 @@ pub fn stored_error(chain: &Chain, opts: &EmitOptions) -> Result<Option<StoredEr
         samples: samples.len(),
     };
     if let Some(limit) = opts.max_error {
-        if !(max_abs <= limit) {
+        if max_abs.is_nan() || max_abs > limit {
             return Err(format!(
                 "{} weights change the outputs by up to {max_abs:.3e} (outputs up to {max_output:.3}, {} samples), over --max-error {limit:e}; use --weights-dtype {} or raise --max-error",
                 e.dtype,
