@@ -116,7 +116,8 @@ mod simd {
     }
 
     /// `super::dense_block` for panels of 16 or 32 rows: 16 rows at a time, two registers of
-    /// sums per sample, each pair of weight registers loaded once for the whole block.
+    /// sums per sample (twelve for the block), each pair of weight registers loaded once for
+    /// the whole block.
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
