@@ -80,10 +80,10 @@ fn simd_interleave(width: usize) -> usize {
     (64 / width).clamp(2, 8)
 }
 
-/// Rows at a time of a panel of `width` in the block kernel: the largest of 8, 4, 2, 1 that
-/// divides it, so that `BLOCK` samples' sums stay in registers.
+/// Rows at a time of a panel of `width` in the block kernel: the largest of 4, 2, 1 that
+/// divides it, so that `BLOCK` (12) samples' sums stay in registers (12 SSE registers).
 fn block_rows(width: usize) -> usize {
-    [8, 4, 2, 1]
+    [4, 2, 1]
         .into_iter()
         .find(|h| width % h == 0)
         .unwrap_or(1)

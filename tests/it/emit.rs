@@ -417,8 +417,8 @@ fn emitted_code_matches_tract_and_onnx_runtime_on_fixtures_and_random_mlps() {
         let (bytes, n_in) = random_mlp(&mut rng);
         let model = dir.path().join(format!("random{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
-        // Blocks of 6 samples and a rest: predict_batch's two paths.
-        let batch = 1 + (rng.next_u64() % 9) as usize;
+        // Blocks of 12 samples and a rest: predict_batch's two paths.
+        let batch = 1 + (rng.next_u64() % 20) as usize;
         let input: Vec<f32> = (0..batch * n_in)
             .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
             .collect();
@@ -508,8 +508,8 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         };
         let model = dir.path().join(format!("stored{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
-        // A block of 6 and a rest at least, where the AVX2 kernels are checked.
-        let batch = if structured(k) { 7 } else { 1 } + (rng.next_u64() % 5) as usize;
+        // A block of 12 and a rest at least, where the AVX2 kernels are checked.
+        let batch = if structured(k) { 13 } else { 1 } + (rng.next_u64() % 5) as usize;
         let input: Vec<f32> = (0..batch * n_in)
             .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
             .collect();

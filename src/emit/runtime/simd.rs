@@ -116,8 +116,8 @@ mod simd {
     }
 
     /// `super::dense_block` for panels of 16 or 32 rows: 16 rows at a time, two registers of
-    /// sums per sample (twelve for the block), each pair of weight registers loaded once for
-    /// the whole block.
+    /// sums per sample, six samples at a time (twelve registers), each pair of weight registers
+    /// loaded once for the six.
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
@@ -134,26 +134,30 @@ mod simd {
         for (p, (panel, bias)) in w.chunks_exact(R * N__STEP__).zip(b.chunks_exact(R)).enumerate() {
             let ptr = panel.as_ptr() as *const u8;
             for h in 0..R / 16 {
-                let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; BLOCK];
-                for i in 0..N {
-                    // SAFETY: column i < N of a panel of R · N weights, rows 16·h..16·h + 16 ≤ R.
-                    let (w0, w1) = unsafe { (load(ptr, i * R + 16 * h), load(ptr, i * R + 16 * h + 8)) };
-                    for s in 0..BLOCK {
-                        let v = unsafe { _mm256_set1_ps(x[s][i]) };
-                        acc[s][0] = unsafe { _mm256_fmadd_ps(w0, v, acc[s][0]) };
-                        acc[s][1] = unsafe { _mm256_fmadd_ps(w1, v, acc[s][1]) };
+                // Six samples at a time: their sums fill twelve registers; the 16 rows' weights
+                // come from L1 or L2 again for the next six.
+                for g in (0..BLOCK).step_by(6) {
+                    let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; 6];
+                    for i in 0..N {
+                        // SAFETY: column i < N of a panel of R · N weights, rows 16·h..16·h + 16 ≤ R.
+                        let (w0, w1) = unsafe { (load(ptr, i * R + 16 * h), load(ptr, i * R + 16 * h + 8)) };
+                        for s in 0..6 {
+                            let v = unsafe { _mm256_set1_ps(x[g + s][i]) };
+                            acc[s][0] = unsafe { _mm256_fmadd_ps(w0, v, acc[s][0]) };
+                            acc[s][1] = unsafe { _mm256_fmadd_ps(w1, v, acc[s][1]) };
+                        }
                     }
-                }
-                for s in 0..BLOCK {
-                    let mut sums = [0.0f32; 16];
-                    // SAFETY: two registers into 16 floats.
-                    unsafe {
-                        _mm256_storeu_ps(sums.as_mut_ptr(), acc[s][0]);
-                        _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[s][1]);
-                    }
-                    for j in 0..16 {
-                        let r = 16 * h + j;
-                        y[s][first + p * R + r] = f(bias[r] as Acc + __SCALE_BLOCK__sums[j]) as f32;
+                    for s in 0..6 {
+                        let mut sums = [0.0f32; 16];
+                        // SAFETY: two registers into 16 floats.
+                        unsafe {
+                            _mm256_storeu_ps(sums.as_mut_ptr(), acc[s][0]);
+                            _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[s][1]);
+                        }
+                        for j in 0..16 {
+                            let r = 16 * h + j;
+                            y[g + s][first + p * R + r] = f(bias[r] as Acc + __SCALE_BLOCK__sums[j]) as f32;
+                        }
                     }
                 }
             }
