@@ -73,7 +73,6 @@ fn interleave(width: usize, full: usize) -> usize {
     }
 }
 
-
 /// The sets of sums the AVX2 kernel keeps for a panel of `width` rows (eight to a register):
 /// eight registers of sums in flight, enough to cover the latency of fused multiply-adds.
 fn simd_interleave(width: usize) -> usize {
@@ -83,10 +82,7 @@ fn simd_interleave(width: usize) -> usize {
 /// Rows at a time of a panel of `width` in the block kernel: the largest of 4, 2, 1 that
 /// divides it, so that `BLOCK` (12) samples' sums stay in registers (12 SSE registers).
 fn block_rows(width: usize) -> usize {
-    [4, 2, 1]
-        .into_iter()
-        .find(|h| width % h == 0)
-        .unwrap_or(1)
+    [4, 2, 1].into_iter().find(|h| width % h == 0).unwrap_or(1)
 }
 
 /// Indices into output-major weights (`w[o·n_in + i]`) of `rows`, in panels of `width` rows,
@@ -170,7 +166,11 @@ fn body(steps: &[Step], v: Variant, pad: &str) -> String {
             let _ = writeln!(
                 out,
                 "{pad}let mut x0 = {};",
-                if v.block { "input.map(|r| *r)" } else { "*input" }
+                if v.block {
+                    "input.map(|r| *r)"
+                } else {
+                    "*input"
+                }
             );
             *cur = "x0".into();
         }
@@ -277,11 +277,7 @@ fn body(steps: &[Step], v: Variant, pad: &str) -> String {
                         format!("&{cur}")
                     };
                     let _ = writeln!(out, "{pad}let mut {y} = [0.0f32; {w}];");
-                    let _ = writeln!(
-                        out,
-                        "{pad}{{ let c = &mut {y}; let x = {src}; {}}}",
-                        copy
-                    );
+                    let _ = writeln!(out, "{pad}{{ let c = &mut {y}; let x = {src}; {}}}", copy);
                 }
                 cur = y;
             }
@@ -376,7 +372,9 @@ fn weight_fn(dtype: WeightsDtype, file_mode: bool) -> (&'static str, String) {
         (WeightsDtype::Int8, _) => "/// Weight `i` of `w` before its row's scale, which is applied to the sum.\n",
         _ => "",
     };
-    let mut f = format!("\n{doc}#[inline(always)]\nfn weight(w: &[{ty}], i: usize) -> Acc {{\n    {read}\n}}\n");
+    let mut f = format!(
+        "\n{doc}#[inline(always)]\nfn weight(w: &[{ty}], i: usize) -> Acc {{\n    {read}\n}}\n"
+    );
     if dtype == WeightsDtype::F16 {
         f.push_str(
             r#"
@@ -463,10 +461,24 @@ pub fn generate(
     match dtype {
         WeightsDtype::F32 => {}
         WeightsDtype::F16 => {
-            let _ = writeln!(out, "// Weights: f16, decoded in the dot product{}.", h.weights_note.as_deref().map(|n| format!(" ({})", crate::escape::rust_comment(n))).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "// Weights: f16, decoded in the dot product{}.",
+                h.weights_note
+                    .as_deref()
+                    .map(|n| format!(" ({})", crate::escape::rust_comment(n)))
+                    .unwrap_or_default()
+            );
         }
         WeightsDtype::Int8 => {
-            let _ = writeln!(out, "// Weights: int8 with one scale per output row, applied to each row's sum{}.", h.weights_note.as_deref().map(|n| format!(" ({})", crate::escape::rust_comment(n))).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "// Weights: int8 with one scale per output row, applied to each row's sum{}.",
+                h.weights_note
+                    .as_deref()
+                    .map(|n| format!(" ({})", crate::escape::rust_comment(n)))
+                    .unwrap_or_default()
+            );
         }
     }
     if opts.simd {
@@ -483,7 +495,10 @@ pub fn generate(
     // `Acc` may be f32, and then its casts to f32 are no-ops that clippy would point at; the
     // activations clamp by comparisons, which (unlike `clamp`) cannot panic on bounds the
     // model gives in the wrong order.
-    let _ = writeln!(out, "#![allow(clippy::unnecessary_cast, clippy::manual_clamp)]\n");
+    let _ = writeln!(
+        out,
+        "#![allow(clippy::unnecessary_cast, clippy::manual_clamp)]\n"
+    );
     let _ = writeln!(
         out,
         "/// Name of the model's input.\npub const INPUT_NAME: &str = {};",
@@ -553,9 +568,12 @@ pub fn generate(
                                 "u16",
                                 idx.iter().map(|&j| format!("0x{:04x}", w[j])),
                             ),
-                            Stored::Int8 { q, .. } => {
-                                array(&mut out, &wname, "i8", idx.iter().map(|&j| q[j].to_string()))
-                            }
+                            Stored::Int8 { q, .. } => array(
+                                &mut out,
+                                &wname,
+                                "i8",
+                                idx.iter().map(|&j| q[j].to_string()),
+                            ),
                         }
                         format!("&{wname}")
                     };

@@ -256,11 +256,15 @@ impl StoredError {
 }
 
 /// The samples: `--input` data (split into samples of `n_in`), then the synthetic ones.
-fn error_samples(chain: &Chain, given: &[crate::check::inputs::InputArg]) -> Result<Vec<Vec<f32>>, String> {
+fn error_samples(
+    chain: &Chain,
+    given: &[crate::check::inputs::InputArg],
+) -> Result<Vec<Vec<f32>>, String> {
     let mut out = Vec::new();
     for g in given {
         let path = match g {
-            crate::check::inputs::InputArg::Named(_, p) | crate::check::inputs::InputArg::All(p) => p,
+            crate::check::inputs::InputArg::Named(_, p)
+            | crate::check::inputs::InputArg::All(p) => p,
             crate::check::inputs::InputArg::Value(..) => {
                 return Err("--input: emit takes files (NAME=FILE or FILE.npz), not values".into())
             }
@@ -285,8 +289,20 @@ fn error_samples(chain: &Chain, given: &[crate::check::inputs::InputArg]) -> Res
     }
     for seed in 0..ERROR_SAMPLES {
         let mut rng = crate::tensor::Rng::new(seed);
-        let t = crate::tensor::synthetic(crate::tensor::code::FLOAT, vec![1, chain.n_in], -1.0, 1.0, &mut rng)?;
-        out.push(t.to_f64().unwrap_or_default().into_iter().map(|v| v as f32).collect());
+        let t = crate::tensor::synthetic(
+            crate::tensor::code::FLOAT,
+            vec![1, chain.n_in],
+            -1.0,
+            1.0,
+            &mut rng,
+        )?;
+        out.push(
+            t.to_f64()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+        );
     }
     Ok(out)
 }
@@ -324,7 +340,7 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
     crate::model::refuse_outside(&info).map_err(|e| e.message)?;
     if info.parameters > opts.max_params {
         return Err(format!(
-            "{} parameters, over the budget of {} (--max-params); use `cargo infer decide` to pick a framework",
+            "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels stay faster to ~2 M), or use `cargo infer decide` to pick a framework",
             info.parameters, opts.max_params
         ));
     }
@@ -358,7 +374,11 @@ pub fn check_output(out: &Path) -> Result<(), String> {
 }
 
 /// Writes the module to `out` (and its weights file, in `--weights file` mode), all or nothing.
-pub fn emit(path: &Path, out: &Path, opts: &EmitOptions) -> Result<(Chain, Option<StoredError>), String> {
+pub fn emit(
+    path: &Path,
+    out: &Path,
+    opts: &EmitOptions,
+) -> Result<(Chain, Option<StoredError>), String> {
     check_output(out)?;
     let chain = read_chain(path, opts)?;
     let error = stored_error(&chain, opts)?;

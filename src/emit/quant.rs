@@ -41,7 +41,10 @@ pub enum Stored {
     /// IEEE half-precision bit patterns.
     F16(Vec<u16>),
     /// `w[o·n_in + i] ≈ q[o·n_in + i] · scale[o]`, `q` in -127..=127.
-    Int8 { q: Vec<i8>, scale: Vec<f32> },
+    Int8 {
+        q: Vec<i8>,
+        scale: Vec<f32>,
+    },
 }
 
 impl Stored {
@@ -168,12 +171,7 @@ pub fn eval(chain: &Chain, x: &[f32]) -> Vec<f64> {
                     .chunks(*n_in)
                     .zip(b)
                     .map(|(row, b)| {
-                        *b as f64
-                            + row
-                                .iter()
-                                .zip(&v)
-                                .map(|(w, x)| *w as f64 * x)
-                                .sum::<f64>()
+                        *b as f64 + row.iter().zip(&v).map(|(w, x)| *w as f64 * x).sum::<f64>()
                     })
                     .collect();
             }
@@ -214,7 +212,11 @@ pub fn largest_error(a: &Chain, b: &Chain, samples: &[Vec<f32>]) -> (f64, f64) {
     for x in samples {
         for (p, q) in eval(a, x).iter().zip(eval(b, x)) {
             let d = (p - q).abs();
-            err = if d.is_nan() { f64::INFINITY } else { err.max(d) };
+            err = if d.is_nan() {
+                f64::INFINITY
+            } else {
+                err.max(d)
+            };
             scale = scale.max(p.abs());
         }
     }
@@ -245,7 +247,11 @@ mod tests {
         let d = s.decoded(3);
         assert_eq!(d[0], 1.0);
         assert!((d[1] - 1.0 / 3.0).abs() < 2e-4 && d[1] != 1.0 / 3.0);
-        assert!((d[2] + 2.5e-6).abs() < 1e-7, "subnormal halves are kept: {}", d[2]);
+        assert!(
+            (d[2] + 2.5e-6).abs() < 1e-7,
+            "subnormal halves are kept: {}",
+            d[2]
+        );
         let e = Stored::new(&[7e4], 1, WeightsDtype::F16).unwrap_err();
         assert!(e.contains("outside the f16 range"), "{e}");
     }

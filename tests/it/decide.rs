@@ -235,7 +235,7 @@ fn hard_exclusions_name_their_rule() {
         v["evidence"]["trivial"]["Ok"]
             .as_str()
             .unwrap()
-            .contains("budget 1000000"),
+            .contains("budget 500000"),
         "{}",
         v["evidence"]
     );

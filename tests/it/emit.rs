@@ -339,7 +339,10 @@ fn run_generated_saying(
             .env("CARGO_TARGET_DIR", dir.join("target"))
             .output()
             .unwrap();
-        assert_success(&out, &format!("clippy on the generated code, edition {edition}"));
+        assert_success(
+            &out,
+            &format!("clippy on the generated code, edition {edition}"),
+        );
     }
     let outputs = cases
         .iter()
@@ -491,7 +494,14 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         &["--weights-dtype", "int8"],
         &["--simd", "--weights-dtype", "f16"],
         &["--simd", "--weights-dtype", "int8", "--weights", "file"],
-        &["--weights-dtype", "f16", "--weights", "file", "--precision", "f64"],
+        &[
+            "--weights-dtype",
+            "f16",
+            "--weights",
+            "file",
+            "--precision",
+            "f64",
+        ],
         &["--simd", "--weights-dtype", "int8"],
         &["--simd", "--weights", "file"],
     ];
@@ -545,16 +555,32 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         let err = reported_error(said);
         let int8 = mode.contains(&"int8");
         if mode.contains(&"--simd") {
-            assert!(code.contains("`unsafe` only in `mod simd`"), "{}: header", c.name);
+            assert!(
+                code.contains("`unsafe` only in `mod simd`"),
+                "{}: header",
+                c.name
+            );
             if structured(k) {
                 for r in [32, 8, 24, 16] {
                     let call = format!("unsafe {{ dense::<{r},");
-                    assert!(code.contains(&call), "{}: no AVX2 kernel of {r} rows", c.name);
+                    assert!(
+                        code.contains(&call),
+                        "{}: no AVX2 kernel of {r} rows",
+                        c.name
+                    );
                 }
-                assert!(code.contains("unsafe { dense_block::<32,"), "{}: block", c.name);
+                assert!(
+                    code.contains("unsafe { dense_block::<32,"),
+                    "{}: block",
+                    c.name
+                );
             }
         } else {
-            assert!(!code.contains("mod simd"), "{}: AVX2 kernels without --simd", c.name);
+            assert!(
+                !code.contains("mod simd"),
+                "{}: AVX2 kernels without --simd",
+                c.name
+            );
         }
         if mode.contains(&"f16") || int8 {
             assert!(err > 0.0, "{}: no error reported: {said}", c.name);
@@ -563,8 +589,18 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
             assert_eq!(err, 0.0, "{}: {said}", c.name);
         }
         if !mode.contains(&"file") {
-            let ty = if int8 { "[i8;" } else if mode.contains(&"f16") { "[u16;" } else { "[f32;" };
-            assert!(code.contains(&format!("static W0: {ty}")), "{}: weights not {ty}", c.name);
+            let ty = if int8 {
+                "[i8;"
+            } else if mode.contains(&"f16") {
+                "[u16;"
+            } else {
+                "[f32;"
+            };
+            assert!(
+                code.contains(&format!("static W0: {ty}")),
+                "{}: weights not {ty}",
+                c.name
+            );
         }
         for b in &all {
             let want = reference(b.as_ref(), &c.model, &c.input, c.batch, c.n_in);
@@ -594,14 +630,20 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         .arg("-o")
         .arg(&out_path)
         .args(["--weights-dtype", "int8", "--input"])
-        .arg(format!("input={}", dir.path().join("stored2.npy").display()))
+        .arg(format!(
+            "input={}",
+            dir.path().join("stored2.npy").display()
+        ))
         .arg("--max-error")
         .arg((err / 2.0).to_string())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let line = one_line_error(&out, "emit --max-error");
-    assert!(line.contains("over --max-error") && line.contains("int8"), "{line}");
+    assert!(
+        line.contains("over --max-error") && line.contains("int8"),
+        "{line}"
+    );
     assert!(!out_path.exists(), "a refused module was written");
     cargo_infer()
         .arg("emit")
@@ -609,7 +651,10 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         .arg("-o")
         .arg(&out_path)
         .args(["--weights-dtype", "int8", "--input"])
-        .arg(format!("input={}", dir.path().join("stored2.npy").display()))
+        .arg(format!(
+            "input={}",
+            dir.path().join("stored2.npy").display()
+        ))
         .arg("--max-error")
         .arg((err * 2.0).to_string())
         .assert()

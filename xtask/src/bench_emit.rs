@@ -453,9 +453,17 @@ pub fn emit() -> Result {
                 let v: Vec<f64> = text
                     .lines()
                     .find(|l| l.split_whitespace().next() == Some(n))
-                    .map(|l| l.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect())
+                    .map(|l| {
+                        l.split_whitespace()
+                            .skip(1)
+                            .filter_map(|t| t.parse().ok())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                (v.first().copied().unwrap_or(0.0), v.get(1).copied().unwrap_or(0.0))
+                (
+                    v.first().copied().unwrap_or(0.0),
+                    v.get(1).copied().unwrap_or(0.0),
+                )
             })
             .collect();
         let tract = |batch: usize| -> Result<f64> {
@@ -472,7 +480,15 @@ pub fn emit() -> Result {
         let check = |backend: &str| -> Result<f64> {
             let out = output(
                 Command::new(&tool)
-                    .args(["check", "--no-cache", "--backend", backend, "--format", "json", "--runs"])
+                    .args([
+                        "check",
+                        "--no-cache",
+                        "--backend",
+                        backend,
+                        "--format",
+                        "json",
+                        "--runs",
+                    ])
                     .arg((iters / 10).clamp(10, 20_000).to_string())
                     .arg(&model),
             )?;
@@ -514,7 +530,9 @@ pub fn emit() -> Result {
             sizes[k] = std::fs::metadata(bin).map_err(|e| e.to_string())?.len();
         }
         let weight_bytes: usize = 4 * params;
-        let v = numbers(&output(Command::new(&roof_bin).arg(weight_bytes.to_string()))?);
+        let v = numbers(&output(
+            Command::new(&roof_bin).arg(weight_bytes.to_string()),
+        )?);
         let (peak_safe, peak_fma, bw) = (v[0], v[1], v[2]);
         peaks = (peak_safe, peak_fma);
         let bound = (flops as f64 / peak_fma).max(weight_bytes as f64 / bw) * 1e9;

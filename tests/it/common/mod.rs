@@ -115,4 +115,3 @@ pub fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
     }
     std::fs::write(path, bytes).unwrap();
 }
-
