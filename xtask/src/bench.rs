@@ -212,15 +212,7 @@ fn measure(cmd: &[&str]) -> Result<(f64, f64)> {
 
 pub fn inspect() -> Result {
     let py = python::venv(python::BENCH_PACKAGES)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "cargo-infer",
-    ]))?;
-    let tool = target_dir().join("release/cargo-infer");
+    let tool = release_tool(&[])?;
     let dir: PathBuf = std::env::temp_dir().join("cargo-infer-bench");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let onnx = dir.join("mlp-1gb.onnx");
@@ -481,6 +473,19 @@ pub fn check(suite: Option<&Path>) -> Result {
 }
 
 /// Writes an ONNX MLP of Gemm+Relu layers with these widths (python onnx in the bench venv).
+/// Builds cargo-infer in release with these features; returns its binary.
+pub(crate) fn release_tool(features: &[&str]) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(root())
+        .args(["build", "--release", "--locked", "-p", "cargo-infer"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    run(&mut cmd)?;
+    Ok(target_dir().join("release/cargo-infer"))
+}
+
 /// A time in nanoseconds, in the unit that fits it (`77 ns`, `4.40 µs`, `12.3 ms`, `1.20 s`).
 pub(crate) fn ns(v: f64) -> String {
     if v >= 1e9 {
@@ -507,17 +512,7 @@ pub(crate) fn human(b: u64) -> String {
 /// the whole command (median of 5), load and first-run times, and peak RSS, from a release build.
 pub fn candle() -> Result {
     let py = python::venv(python::BENCH_PACKAGES)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args([
-        "build",
-        "--locked",
-        "--release",
-        "--features",
-        "candle",
-        "-p",
-        "cargo-infer",
-    ]))?;
-    let bin = target_dir().join("release/cargo-infer");
+    let bin = release_tool(&["candle"])?;
     let big = target_dir().join("bench-candle/bert-110mb");
     if !big.join("model.safetensors").is_file() {
         std::fs::create_dir_all(&big).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::{root, run, target_dir, Result};
+use crate::{root, run, Result};
 
 /// Runs the tool once; wall milliseconds, peak RSS in MB, and what it printed.
 fn once(tool: &Path, args: &[String]) -> Result<(f64, f64, Vec<u8>)> {
@@ -44,15 +44,7 @@ pub fn cache(dir: &Path) -> Result {
         let script = root().join("../shared/conformance/onnx-backend-suite.sh");
         run(Command::new("bash").arg(&script).arg(dir))?;
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "cargo-infer",
-    ]))?;
-    let tool = target_dir().join("release/cargo-infer");
+    let tool = crate::bench::release_tool(&[])?;
     let lib = crate::conformance::onnxruntime_library("1.31.1")?;
     // SAFETY: single-threaded here; the variable is read by the child processes only.
     unsafe { std::env::set_var("ORT_DYLIB_PATH", &lib) };

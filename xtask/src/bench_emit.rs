@@ -363,15 +363,7 @@ struct Row {
 
 pub fn emit() -> Result {
     let py = python::venv(python::BENCH_PACKAGES)?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(&cargo).current_dir(root()).args([
-        "build",
-        "--release",
-        "--locked",
-        "-p",
-        "cargo-infer",
-    ]))?;
-    let tool = target_dir().join("release/cargo-infer");
+    let tool = crate::bench::release_tool(&[])?;
     let dir = target_dir().join("bench-emit");
     // The tract runner keeps the default release profile, so that it reuses the release build of
     // tract that `cargo build --release` made; LTO would rebuild it all.
