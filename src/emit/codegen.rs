@@ -40,7 +40,7 @@ fn act_expr(a: &Act) -> String {
         Act::Gelu => "gelu(v as f64) as Acc".into(),
         Act::GeluTanh => "gelu_tanh(v as f64) as Acc".into(),
         Act::Clip(lo, hi) => format!("{{ let lo = {} as Acc; let hi = {} as Acc; if v < lo {{ lo }} else if v > hi {{ hi }} else {{ v }} }}", lit(*lo), lit(*hi)),
-        Act::Elu(alpha) => format!("if v > 0.0 {{ v }} else {{ ({} * (exp(v as f64) - 1.0)) as Acc }}", *alpha as f64),
+        Act::Elu(alpha) => format!("if v > 0.0 {{ v }} else {{ ({:?} * (exp(v as f64) - 1.0)) as Acc }}", *alpha as f64),
         Act::Softplus => "softplus(v as f64) as Acc".into(),
     }
 }
@@ -104,6 +104,7 @@ mod runtime {
     pub const LOG_SOFTMAX: &str = include_str!("runtime/log_softmax.rs");
     pub const PREDICT_BATCH: &str = include_str!("runtime/predict_batch.rs");
     pub const DENSE: &str = include_str!("runtime/dense.rs");
+    pub const DENSE_BLOCK: &str = include_str!("runtime/dense_block.rs");
     pub const SIMD: &str = include_str!("runtime/simd.rs");
 }
 
@@ -484,7 +485,7 @@ pub fn generate(
     if opts.simd {
         let _ = writeln!(
             out,
-            "// No std, no alloc, no dependencies: usable in a `#![no_std]` crate. `unsafe` only in `mod simd`\n// (written by `--simd`): x86_64 kernels with AVX2, FMA and F16C, chosen at run time by CPUID;\n// other processors run the safe kernels. Without `--simd` the module has no unsafe code.\n"
+            "// No std, no alloc, no dependencies: usable in a `#![no_std]` crate. `unsafe` only in `mod simd`\n// and the two calls into it (written by `--simd`): x86_64 kernels with AVX2, FMA and F16C, chosen\n// at run time by CPUID; other processors run the safe kernels. Without `--simd` the module has\n// no unsafe code.\n"
         );
     } else {
         let _ = writeln!(
@@ -643,23 +644,23 @@ pub fn generate(
         block: false,
         simd: false,
     };
-    let block = Variant {
-        block: true,
-        simd: false,
-    };
     let _ = write!(
         out,
         "\n/// Runs the model on one sample.\npub fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}{}}}\n",
         dispatch("predict(input)"),
         body(&steps, single, "    ")
     );
+    // The safe kernels run a block sample by sample: blocked, their sums do not fit SSE
+    // registers and the panels are re-read from L2 (measured slower than one by one).
     let _ = write!(
         out,
-        "\n/// Runs the model on `BLOCK` samples at once, each weight read once for all of them.\n#[allow(clippy::needless_range_loop)]\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}{}}}\n\n",
-        dispatch("predict_block(input)"),
-        body(&steps, block, "    ")
+        "\n/// Runs the model on `BLOCK` samples: with the AVX2 kernels each weight is read once for\n/// all of them; the safe kernels take them one by one.\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    input.map(predict)\n}}\n\n",
+        dispatch("predict_block(input)")
     );
     out.push_str(runtime::PREDICT_BATCH);
+    if opts.simd {
+        out.push_str("\n/// Whether `predict` and `predict_batch` run the AVX2 kernels on this processor.\npub fn simd_kernels() -> bool {\n    #[cfg(all(target_arch = \"x86_64\", not(target_env = \"sgx\")))]\n    return simd::available();\n    #[allow(unreachable_code)]\n    false\n}\n");
+    }
     let (ty, weight) = weight_fn(dtype, file_mode);
     let step = if file_mode {
         match dtype.bytes() {
@@ -673,6 +674,9 @@ pub fn generate(
     if used.contains("dense") {
         out.push_str(&weight);
         out.push_str(&kernel_text(runtime::DENSE, ty, &step, scaled));
+        if opts.simd {
+            out.push_str(&kernel_text(runtime::DENSE_BLOCK, ty, &step, scaled));
+        }
     }
     if opts.simd {
         let load = match dtype {

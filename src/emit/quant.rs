@@ -132,6 +132,18 @@ pub fn as_stored(chain: &Chain, dtype: WeightsDtype) -> Result<Chain, String> {
     Ok(out)
 }
 
+/// Clamps by comparisons, as the generated code does: bounds in the wrong order or NaN do not
+/// panic (`f64::clamp` would).
+fn clip(v: f64, lo: f64, hi: f64) -> f64 {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
 fn act(a: &Act, v: f64) -> f64 {
     match *a {
         Act::Relu => v.max(0.0),
@@ -144,12 +156,12 @@ fn act(a: &Act, v: f64) -> f64 {
         }
         Act::Sigmoid => 1.0 / (1.0 + (-v).exp()),
         Act::Tanh => v.tanh(),
-        Act::HardSigmoid(a, b) => (v * a as f64 + b as f64).clamp(0.0, 1.0),
+        Act::HardSigmoid(a, b) => clip(v * a as f64 + b as f64, 0.0, 1.0),
         Act::Gelu => 0.5 * v * (1.0 + libm::erf(v / std::f64::consts::SQRT_2)),
         Act::GeluTanh => {
             0.5 * v * (1.0 + (0.797_884_560_802_865_4 * (v + 0.044_715 * v * v * v)).tanh())
         }
-        Act::Clip(lo, hi) => v.clamp(lo as f64, hi as f64),
+        Act::Clip(lo, hi) => clip(v, lo as f64, hi as f64),
         Act::Elu(alpha) => {
             if v > 0.0 {
                 v
@@ -211,13 +223,16 @@ pub fn largest_error(a: &Chain, b: &Chain, samples: &[Vec<f32>]) -> (f64, f64) {
     let mut scale = 0f64;
     for x in samples {
         for (p, q) in eval(a, x).iter().zip(eval(b, x)) {
-            let d = (p - q).abs();
-            err = if d.is_nan() {
-                f64::INFINITY
+            // The same infinity, or NaN from both, is no error of the stored weights.
+            let d = if *p == q || (p.is_nan() && q.is_nan()) {
+                0.0
             } else {
-                err.max(d)
+                (p - q).abs()
             };
-            scale = scale.max(p.abs());
+            err = if d.is_nan() { f64::INFINITY } else { err.max(d) };
+            if p.is_finite() {
+                scale = scale.max(p.abs());
+            }
         }
     }
     (err, scale)

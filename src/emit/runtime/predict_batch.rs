@@ -11,8 +11,9 @@ pub struct LengthError {
 const BLOCK: usize = 12;
 
 /// Runs every sample of `input` (`n · INPUT_SIZE` values) into `out` (`n · OUTPUT_SIZE`);
-/// returns `n`. Samples go through in blocks of `BLOCK`, each weight read once per block (the
-/// block's activations take `BLOCK` times the stack of `predict`); the rest one by one.
+/// returns `n`. Samples go through in blocks of `BLOCK` (with the AVX2 kernels each weight is
+/// read once per block, and the block's activations take `BLOCK` times the stack of `predict`);
+/// the rest one by one.
 pub fn predict_batch(input: &[f32], out: &mut [f32]) -> Result<usize, LengthError> {
     let n = input.len() / INPUT_SIZE;
     if input.len() != n * INPUT_SIZE || out.len() != n * OUTPUT_SIZE {
