@@ -714,3 +714,21 @@ pub fn generate(
     out.push_str(runtime::MATH);
     Ok((out, file_mode.then_some(blob)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Constants reach the generated code as float literals: ONNX's default Elu alpha, 1.0,
+    /// written `1`, made an integer times an f64, which does not compile.
+    #[test]
+    fn activation_constants_are_float_literals() {
+        assert!(
+            act_expr(&Act::Elu(1.0)).contains("(1.0 * (exp("),
+            "{}",
+            act_expr(&Act::Elu(1.0))
+        );
+        assert!(act_expr(&Act::LeakyRelu(1.0)).contains("v * 1.0 as Acc"));
+        assert!(act_expr(&Act::Clip(0.0, 6.0)).contains("let hi = 6.0 as Acc"));
+    }
+}

@@ -229,7 +229,11 @@ pub fn largest_error(a: &Chain, b: &Chain, samples: &[Vec<f32>]) -> (f64, f64) {
             } else {
                 (p - q).abs()
             };
-            err = if d.is_nan() { f64::INFINITY } else { err.max(d) };
+            err = if d.is_nan() {
+                f64::INFINITY
+            } else {
+                err.max(d)
+            };
             if p.is_finite() {
                 scale = scale.max(p.abs());
             }

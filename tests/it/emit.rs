@@ -736,7 +736,12 @@ fn concatenations_of_constant_parts() {
     .unwrap();
     // The last mode runs 13 samples (a block of 12 through the AVX2 kernels, then one); the
     // model's batch is 1, so the references run them one by one.
-    let modes: [&[&str]; 4] = [&[], &["--precision", "f64"], &["--weights", "file"], &["--simd"]];
+    let modes: [&[&str]; 4] = [
+        &[],
+        &["--precision", "f64"],
+        &["--weights", "file"],
+        &["--simd"],
+    ];
     let cases: Vec<Case> = (0..modes.len())
         .map(|k| {
             let batch = if k == 3 { 13 } else { 1 };
