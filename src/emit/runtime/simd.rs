@@ -117,7 +117,7 @@ mod simd {
 
     /// `super::dense_block` for panels of 16 or 32 rows: 16 rows at a time, two registers of
     /// sums per sample, six samples at a time (twelve registers), each pair of weight registers
-    /// loaded once for the six.
+    /// loaded once for the six, in tiles of 256 columns that stay in L1 for the whole block.
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
@@ -134,30 +134,45 @@ mod simd {
         for (p, (panel, bias)) in w.chunks_exact(R * N__STEP__).zip(b.chunks_exact(R)).enumerate() {
             let ptr = panel.as_ptr() as *const u8;
             for h in 0..R / 16 {
-                // Six samples at a time: their sums fill twelve registers; the 16 rows' weights
-                // come from L1 or L2 again for the next six.
-                for g in (0..BLOCK).step_by(6) {
-                    let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; 6];
-                    for i in 0..N {
-                        // SAFETY: column i < N of a panel of R · N weights, rows 16·h..16·h + 16 ≤ R.
-                        let (w0, w1) = unsafe { (load(ptr, i * R + 16 * h), load(ptr, i * R + 16 * h + 8)) };
+                // The 16 rows' weights go in tiles of 256 columns (16 KB, in L1 while all the
+                // block's samples use them), six samples at a time with their sums in twelve
+                // registers, kept in `sums` from one tile to the next.
+                let mut sums = [[0.0f32; 16]; BLOCK];
+                let mut start = 0;
+                while start < N {
+                    let end = (start + 256).min(N);
+                    for g in (0..BLOCK).step_by(6) {
+                        let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; 6];
                         for s in 0..6 {
-                            let v = unsafe { _mm256_set1_ps(x[g + s][i]) };
-                            acc[s][0] = unsafe { _mm256_fmadd_ps(w0, v, acc[s][0]) };
-                            acc[s][1] = unsafe { _mm256_fmadd_ps(w1, v, acc[s][1]) };
+                            // SAFETY: 16 floats into two registers.
+                            unsafe {
+                                acc[s][0] = _mm256_loadu_ps(sums[g + s].as_ptr());
+                                acc[s][1] = _mm256_loadu_ps(sums[g + s].as_ptr().add(8));
+                            }
+                        }
+                        for i in start..end {
+                            // SAFETY: column i < N of a panel of R · N weights, rows 16·h..16·h + 16 ≤ R.
+                            let (w0, w1) = unsafe { (load(ptr, i * R + 16 * h), load(ptr, i * R + 16 * h + 8)) };
+                            for s in 0..6 {
+                                let v = unsafe { _mm256_set1_ps(x[g + s][i]) };
+                                acc[s][0] = unsafe { _mm256_fmadd_ps(w0, v, acc[s][0]) };
+                                acc[s][1] = unsafe { _mm256_fmadd_ps(w1, v, acc[s][1]) };
+                            }
+                        }
+                        for s in 0..6 {
+                            // SAFETY: two registers into 16 floats.
+                            unsafe {
+                                _mm256_storeu_ps(sums[g + s].as_mut_ptr(), acc[s][0]);
+                                _mm256_storeu_ps(sums[g + s].as_mut_ptr().add(8), acc[s][1]);
+                            }
                         }
                     }
-                    for s in 0..6 {
-                        let mut sums = [0.0f32; 16];
-                        // SAFETY: two registers into 16 floats.
-                        unsafe {
-                            _mm256_storeu_ps(sums.as_mut_ptr(), acc[s][0]);
-                            _mm256_storeu_ps(sums.as_mut_ptr().add(8), acc[s][1]);
-                        }
-                        for j in 0..16 {
-                            let r = 16 * h + j;
-                            y[g + s][first + p * R + r] = f(bias[r] as Acc + __SCALE_BLOCK__sums[j]) as f32;
-                        }
+                    start = end;
+                }
+                for s in 0..BLOCK {
+                    for j in 0..16 {
+                        let r = 16 * h + j;
+                        y[s][first + p * R + r] = f(bias[r] as Acc + __SCALE_BLOCK__sums[s][j]) as f32;
                     }
                 }
             }
