@@ -340,7 +340,7 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
     crate::model::refuse_outside(&info).map_err(|e| e.message)?;
     if info.parameters > opts.max_params {
         return Err(format!(
-            "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels stay faster to ~2 M), or use `cargo infer decide` to pick a framework",
+            "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels stay near tract, faster in most runs to 2 M), or use `cargo infer decide` to pick a framework",
             info.parameters, opts.max_params
         ));
     }

@@ -35,9 +35,9 @@ pub const EMIT_OPS: &[&str] = &[
 
 /// The default parameter budget (`decide`'s rule for generated code, `emit --max-params`): the
 /// size above which the generated code's safe kernels stop beating tract at batch 1 on this
-/// machine class (`cargo xtask bench emit`, three runs on a 2-core AMD EPYC with AVX2: generated
-/// ÷ tract 0.49–0.76 at 101,770 parameters, 0.66–1.07 at 530,442, 1.03–1.18 at 2,109,450). The
-/// `--simd` kernels beat tract up to 2.1 M parameters in the same runs.
+/// machine class (`cargo xtask bench emit`, four runs on a 2-core AMD EPYC with AVX2: generated
+/// ÷ tract 0.49–0.76 at 101,770 parameters, 0.66–1.07 at 530,442, 1.03–1.19 at 2,109,450). The
+/// `--simd` kernels beat tract to 530,442 parameters in every run, at 2.1 M in three of four.
 pub const DEFAULT_BUDGET: u64 = 500_000;
 
 /// `Ok` with a one-line summary when trivial; otherwise every reason it is not (offending nodes
