@@ -497,9 +497,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
             };
             crate::emit::check_output(&args.output).map_err(ExpectedError::Usage)?;
             if args.simd && args.precision == crate::emit::Precision::F64 {
-                return Err(ExpectedError::Usage(
-                    "--simd accumulates in f32; drop --precision f64 or --simd".into(),
-                ));
+                return Err(ExpectedError::Usage(crate::emit::SIMD_F64.into()));
             }
             if let Some(x) = args.max_error.filter(|x| x.is_nan() || *x < 0.0) {
                 return Err(ExpectedError::Usage(format!(

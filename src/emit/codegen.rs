@@ -108,10 +108,12 @@ mod runtime {
     pub const SIMD: &str = include_str!("runtime/simd.rs");
 }
 
-/// One panel group of a dense layer: its rows, panel width and the expression of its weights.
+/// One panel group of a dense layer: its rows, panel width, the sets of sums the safe kernel
+/// keeps for it, and the expression of its weights.
 struct Part {
     rows: std::ops::Range<usize>,
     width: usize,
+    sets: usize,
     weights: String,
 }
 
@@ -236,7 +238,7 @@ fn body(steps: &[Step], v: Variant, pad: &str) -> String {
                         let sup = if v.simd { "super::" } else { "" };
                         format!(
                             "{sup}dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k})",
-                            interleave(r, 32)
+                            p.sets
                         )
                     };
                     let _ = writeln!(out, "{pad}{call};");
@@ -431,7 +433,7 @@ pub fn generate(
         WeightsMode::Auto => chain.parameters() > INLINE_LIMIT,
     };
     if opts.simd && opts.precision == Precision::F64 {
-        return Err("--simd accumulates in f32; drop --precision f64 or --simd".into());
+        return Err(super::SIMD_F64.into());
     }
     let dtype = opts.weights_dtype;
     // Panels of 128 bytes of sums: eight SSE registers, enough independent additions to hide
@@ -459,28 +461,18 @@ pub fn generate(
         ops.join(", "),
         chain.parameters()
     );
-    match dtype {
-        WeightsDtype::F32 => {}
-        WeightsDtype::F16 => {
-            let _ = writeln!(
-                out,
-                "// Weights: f16, decoded in the dot product{}.",
-                h.weights_note
-                    .as_deref()
-                    .map(|n| format!(" ({})", crate::escape::rust_comment(n)))
-                    .unwrap_or_default()
-            );
-        }
-        WeightsDtype::Int8 => {
-            let _ = writeln!(
-                out,
-                "// Weights: int8 with one scale per output row, applied to each row's sum{}.",
-                h.weights_note
-                    .as_deref()
-                    .map(|n| format!(" ({})", crate::escape::rust_comment(n)))
-                    .unwrap_or_default()
-            );
-        }
+    let stored_as = match dtype {
+        WeightsDtype::F32 => None,
+        WeightsDtype::F16 => Some("f16, decoded in the dot product"),
+        WeightsDtype::Int8 => Some("int8 with one scale per output row, applied to each row's sum"),
+    };
+    if let Some(how) = stored_as {
+        let note = h
+            .weights_note
+            .as_deref()
+            .map(|n| format!(" ({})", crate::escape::rust_comment(n)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "// Weights: {how}{note}.");
     }
     if opts.simd {
         let _ = writeln!(
@@ -581,6 +573,7 @@ pub fn generate(
                     parts.push(Part {
                         rows,
                         width,
+                        sets: interleave(width, rows_per_panel),
                         weights,
                     });
                 }

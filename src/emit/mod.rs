@@ -231,6 +231,9 @@ impl Default for EmitOptions {
     }
 }
 
+/// `--simd` with `--precision f64`: the AVX2 kernels accumulate in f32.
+pub const SIMD_F64: &str = "--simd accumulates in f32; drop --precision f64 or --simd";
+
 /// Synthetic samples the error of stored weights is measured on: sample `k` is what `check
 /// --seed k` feeds a one-sample input (uniform in [-1, 1]), so sample 0 is `check`'s own input.
 pub const ERROR_SAMPLES: u64 = 64;

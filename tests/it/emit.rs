@@ -632,20 +632,23 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
     let c = &cases[2];
     let err = reported_error(&said[2]);
     let out_path = dir.path().join("refused.rs");
-    let out = cargo_infer()
-        .arg("emit")
-        .arg(&c.model)
-        .arg("-o")
-        .arg(&out_path)
-        .args(["--weights-dtype", "int8", "--input"])
-        .arg(format!(
-            "input={}",
-            dir.path().join("stored2.npy").display()
-        ))
-        .arg("--max-error")
-        .arg((err / 2.0).to_string())
-        .output()
-        .unwrap();
+    let int8_under = |max_error: f64| {
+        cargo_infer()
+            .arg("emit")
+            .arg(&c.model)
+            .arg("-o")
+            .arg(&out_path)
+            .args(["--weights-dtype", "int8", "--input"])
+            .arg(format!(
+                "input={}",
+                dir.path().join("stored2.npy").display()
+            ))
+            .arg("--max-error")
+            .arg(max_error.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = int8_under(err / 2.0);
     assert_eq!(out.status.code(), Some(2));
     let line = one_line_error(&out, "emit --max-error");
     assert!(
@@ -653,20 +656,7 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         "{line}"
     );
     assert!(!out_path.exists(), "a refused module was written");
-    cargo_infer()
-        .arg("emit")
-        .arg(&c.model)
-        .arg("-o")
-        .arg(&out_path)
-        .args(["--weights-dtype", "int8", "--input"])
-        .arg(format!(
-            "input={}",
-            dir.path().join("stored2.npy").display()
-        ))
-        .arg("--max-error")
-        .arg((err * 2.0).to_string())
-        .assert()
-        .success();
+    assert_success(&int8_under(err * 2.0), "emit under --max-error");
     // int8 in a weights file: a quarter of the f32 file.
     let f32_path = dir.path().join("f32.rs");
     cargo_infer()
