@@ -47,7 +47,8 @@ pub enum TargetKind {
 pub fn target_kind(triple: Option<&str>) -> TargetKind {
     match triple {
         None => TargetKind::Host,
-        Some(t) if t.starts_with("wasm32") || t.starts_with("wasm64") => TargetKind::Wasm,
+        // `wasm` alone too: a user who types it means WebAssembly, not some other target.
+        Some(t) if t.starts_with("wasm") => TargetKind::Wasm,
         Some(t)
             if t.starts_with("thumb")
                 || t.contains("-none")
@@ -310,6 +311,8 @@ mod tests {
             TargetKind::Other
         );
         assert_eq!(target_kind(None), TargetKind::Host);
+        // What users type for WebAssembly without a full triple.
+        assert_eq!(target_kind(Some("wasm")), TargetKind::Wasm);
     }
 
     #[test]

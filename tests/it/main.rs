@@ -13,3 +13,4 @@ mod inspect;
 mod never_panic;
 mod prepare;
 mod scaffold;
+mod snapshots;
