@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::backends::Named;
 use crate::error::{ExpectedError, ModelError};
+use crate::model::dtype::DType;
 use crate::model::{self, Format};
 use crate::tensor::HostTensor;
 
@@ -24,11 +25,11 @@ pub enum CastTo {
 }
 
 impl CastTo {
-    fn code(self) -> i32 {
+    fn dtype(self) -> DType {
         match self {
-            CastTo::F16 => 10,
-            CastTo::Bf16 => 16,
-            CastTo::F32 => 1,
+            CastTo::F16 => DType::F16,
+            CastTo::Bf16 => DType::BF16,
+            CastTo::F32 => DType::F32,
         }
     }
 }
@@ -55,53 +56,17 @@ pub struct Converted {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// The safetensors dtype of an ONNX dtype code.
-fn st_dtype(code: i32) -> Option<safetensors::Dtype> {
-    use safetensors::Dtype::*;
-    Some(match code {
-        1 => F32,
-        2 => U8,
-        3 => I8,
-        4 => U16,
-        5 => I16,
-        6 => I32,
-        7 => I64,
-        9 => BOOL,
-        10 => F16,
-        11 => F64,
-        12 => U32,
-        13 => U64,
-        14 => C64,
-        16 => BF16,
-        17 => F8_E4M3,
-        18 => F8_E4M3FNUZ,
-        19 => F8_E5M2,
-        20 => F8_E5M2FNUZ,
-        24 => F8_E8M0,
-        _ => return None,
-    })
-}
-
-/// The ONNX dtype code of a safetensors dtype.
-fn from_st_dtype(d: safetensors::Dtype) -> Option<i32> {
-    (1..=26).find(|c| st_dtype(*c) == Some(d))
-}
-
-fn is_float(code: i32) -> bool {
-    matches!(code, 1 | 10 | 11 | 16)
-}
-
-fn cast(t: &HostTensor, to: i32) -> HostTensor {
-    if t.dtype == to || !is_float(t.dtype) {
+fn cast(t: &HostTensor, to: DType) -> HostTensor {
+    if t.dtype == to || !t.dtype.is_plain_float() {
         return t.clone();
     }
     let values = t.to_f64().unwrap_or_default();
-    let mut data = Vec::with_capacity(HostTensor::byte_len(to, values.len()));
+    let mut data = Vec::with_capacity(to.byte_len(values.len()));
     for v in values {
         match to {
-            1 => data.extend((v as f32).to_le_bytes()),
-            10 => data.extend(half::f16::from_f64(v).to_le_bytes()),
-            16 => data.extend(half::bf16::from_f64(v).to_le_bytes()),
+            DType::F32 => data.extend((v as f32).to_le_bytes()),
+            DType::F16 => data.extend(half::f16::from_f64(v).to_le_bytes()),
+            DType::BF16 => data.extend(half::bf16::from_f64(v).to_le_bytes()),
             _ => data.extend(v.to_le_bytes()),
         }
     }
@@ -186,10 +151,10 @@ fn read(
                 .into_iter()
                 .map(|name| {
                     let view = st.tensor(&name).map_err(|e| ModelError::new(input, e.to_string()))?;
-                    let code = from_st_dtype(view.dtype()).ok_or_else(|| {
+                    let dtype = DType::from_safetensors(view.dtype()).ok_or_else(|| {
                         ModelError::new(input, format!("tensor `{name}` has dtype {:?}", view.dtype()))
                     })?;
-                    let t = HostTensor::from_bytes(code, view.shape().to_vec(), view.data().to_vec())
+                    let t = HostTensor::from_bytes(dtype, view.shape().to_vec(), view.data().to_vec())
                         .map_err(|e| ModelError::new(input, format!("tensor `{name}`: {e}")))?;
                     Ok((name, t))
                 })
@@ -247,7 +212,7 @@ pub fn convert(
     let tensors: Vec<(String, HostTensor)> = match opts.dtype {
         Some(to) => tensors
             .into_iter()
-            .map(|(n, t)| (n, cast(&t, to.code())))
+            .map(|(n, t)| (n, cast(&t, to.dtype())))
             .collect(),
         None => tensors,
     };
@@ -256,7 +221,7 @@ pub fn convert(
         if !seen.insert(name.as_str()) {
             return Err(ModelError::new(input, format!("two tensors are named `{name}`")).into());
         }
-        if st_dtype(t.dtype).is_none() {
+        if t.dtype.safetensors().is_none() {
             return Err(ModelError::new(
                 input,
                 format!(
@@ -284,14 +249,14 @@ pub fn convert(
         meta.insert("format".into(), "pt".into());
     }
     if let Some(to) = opts.dtype {
-        meta.insert("dtype".into(), model::dtype::onnx(to.code()).0.into());
+        meta.insert("dtype".into(), to.dtype().name().into());
     }
 
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, t)| {
             let view = safetensors::tensor::TensorView::new(
-                st_dtype(t.dtype).expect("checked above"),
+                t.dtype.safetensors().expect("checked above"),
                 t.shape.clone(),
                 &t.data,
             )

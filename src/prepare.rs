@@ -24,6 +24,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{Factoid, InferenceOp};
 
 use crate::backends::Named;
+use crate::model::dtype::DType;
 use crate::tensor::HostTensor;
 
 /// One change to the graph.
@@ -101,9 +102,7 @@ pub fn constant_candidates(graph: Option<&pb::GraphProto>, inputs: &[Named]) -> 
     inputs
         .iter()
         .enumerate()
-        .filter(|(_, (name, t))| {
-            !matches!(t.dtype, 1 | 10 | 11 | 16) || t.shape.is_empty() || operand(name)
-        })
+        .filter(|(_, (name, t))| !t.dtype.is_plain_float() || t.shape.is_empty() || operand(name))
         .map(|(i, _)| i)
         .collect()
 }
@@ -326,8 +325,8 @@ fn tensor_proto(name: &str, t: &HostTensor) -> pb::TensorProto {
     pb::TensorProto {
         name: name.to_string(),
         dims: t.shape.iter().map(|&d| d as i64).collect(),
-        data_type: t.dtype,
-        raw_data: if t.dtype == 8 { vec![] } else { t.data.clone() },
+        data_type: t.dtype.onnx(),
+        raw_data: t.data.clone(),
         string_data: t.strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
         ..Default::default()
     }
@@ -384,7 +383,7 @@ fn reshape_to_scalar(graph: &mut pb::GraphProto, k: usize, i: usize) {
         graph.initializer.push(pb::TensorProto {
             name: SCALAR_SHAPE.into(),
             dims: vec![0],
-            data_type: 7,
+            data_type: DType::I64.onnx(),
             ..Default::default()
         });
     }
@@ -1129,7 +1128,7 @@ pub(crate) fn inline_external_data(
                     .ok_or_else(|| {
                         format!("tensor `{}`: dims {:?} hold no size", t.name, t.dims)
                     })?;
-                HostTensor::byte_len(t.data_type, numel) as u64
+                DType::from_onnx(t.data_type).map_or(0, |d| d.byte_len(numel)) as u64
             }
         };
         if offset.checked_add(length).is_none_or(|end| end > len) {

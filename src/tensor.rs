@@ -6,32 +6,11 @@ use std::path::Path;
 
 use prost::Message;
 
-use crate::model::dtype;
-
-pub mod code {
-    //! ONNX `TensorProto.DataType` codes.
-    pub const FLOAT: i32 = 1;
-    pub const UINT8: i32 = 2;
-    pub const INT8: i32 = 3;
-    pub const UINT16: i32 = 4;
-    pub const INT16: i32 = 5;
-    pub const INT32: i32 = 6;
-    pub const INT64: i32 = 7;
-    pub const STRING: i32 = 8;
-    pub const BOOL: i32 = 9;
-    pub const FLOAT16: i32 = 10;
-    pub const DOUBLE: i32 = 11;
-    pub const UINT32: i32 = 12;
-    pub const UINT64: i32 = 13;
-    pub const COMPLEX64: i32 = 14;
-    pub const COMPLEX128: i32 = 15;
-    pub const BFLOAT16: i32 = 16;
-}
+use crate::model::dtype::DType;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
-    /// ONNX dtype code.
-    pub dtype: i32,
+    pub dtype: DType,
     pub shape: Vec<usize>,
     /// Little-endian element bytes, sub-byte types packed low nibble first; empty for strings.
     pub data: Vec<u8>,
@@ -44,16 +23,11 @@ impl HostTensor {
     }
 
     pub fn dtype_name(&self) -> &'static str {
-        dtype::onnx(self.dtype).0
+        self.dtype.name()
     }
 
     pub fn is_float(&self) -> bool {
-        matches!(self.dtype, 1 | 10 | 11 | 14 | 15 | 16 | 17..=20 | 23 | 24)
-    }
-
-    /// Bytes `numel` elements of `dtype` take.
-    pub fn byte_len(dtype: i32, numel: usize) -> usize {
-        dtype::packed_bytes(numel as u64, dtype::onnx(dtype).1) as usize
+        self.dtype.is_float()
     }
 
     /// THE constructor of every host tensor with fixed-size elements (readers of `.npy`, `.npz`,
@@ -61,11 +35,11 @@ impl HostTensor {
     /// byte other than 0 or 1 is made 1 (nonzero is true, as numpy and ONNX read it): the back
     /// ends take these bytes as Rust `bool`s, for which any other value is undefined behaviour.
     pub fn from_bytes(
-        dtype: i32,
+        dtype: DType,
         shape: Vec<usize>,
         mut data: Vec<u8>,
     ) -> Result<HostTensor, String> {
-        if dtype == code::BOOL {
+        if dtype == DType::Bool {
             for b in &mut data {
                 *b = (*b != 0) as u8;
             }
@@ -74,17 +48,13 @@ impl HostTensor {
             .iter()
             .try_fold(1usize, |a, d| a.checked_mul(*d))
             .ok_or_else(|| format!("shape {shape:?} overflows"))?;
-        let want = Self::byte_len(dtype, numel);
-        if dtype == code::STRING || dtype::onnx(dtype).1 == 0 {
-            return Err(format!(
-                "dtype {} has no fixed-size elements",
-                dtype::onnx(dtype).0
-            ));
+        let want = dtype.byte_len(numel);
+        if dtype.bits() == 0 {
+            return Err(format!("dtype {dtype} has no fixed-size elements"));
         }
         if data.len() != want {
             return Err(format!(
-                "{} of shape {shape:?} needs {want} bytes, got {}",
-                dtype::onnx(dtype).0,
+                "{dtype} of shape {shape:?} needs {want} bytes, got {}",
                 data.len()
             ));
         }
@@ -98,7 +68,7 @@ impl HostTensor {
 
     pub fn from_f32(shape: Vec<usize>, v: &[f32]) -> HostTensor {
         HostTensor {
-            dtype: code::FLOAT,
+            dtype: DType::F32,
             shape,
             data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             strings: vec![],
@@ -117,30 +87,30 @@ impl HostTensor {
         }
         let n = self.numel();
         Some(match self.dtype {
-            1 | 14 => le!(f32, 4),
-            11 | 15 => le!(f64, 8),
-            2 => d.iter().map(|b| *b as f64).collect(),
-            3 => d.iter().map(|b| *b as i8 as f64).collect(),
-            4 => le!(u16, 2),
-            5 => le!(i16, 2),
-            6 => le!(i32, 4),
-            7 => le!(i64, 8),
-            12 => le!(u32, 4),
-            13 => le!(u64, 8),
-            9 => d.iter().map(|b| (*b != 0) as u8 as f64).collect(),
-            10 => d
+            DType::F32 | DType::C64 => le!(f32, 4),
+            DType::F64 | DType::C128 => le!(f64, 8),
+            DType::U8 => d.iter().map(|b| *b as f64).collect(),
+            DType::I8 => d.iter().map(|b| *b as i8 as f64).collect(),
+            DType::U16 => le!(u16, 2),
+            DType::I16 => le!(i16, 2),
+            DType::I32 => le!(i32, 4),
+            DType::I64 => le!(i64, 8),
+            DType::U32 => le!(u32, 4),
+            DType::U64 => le!(u64, 8),
+            DType::Bool => d.iter().map(|b| (*b != 0) as u8 as f64).collect(),
+            DType::F16 => d
                 .chunks_exact(2)
                 .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f64())
                 .collect(),
-            16 => d
+            DType::BF16 => d
                 .chunks_exact(2)
                 .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f64())
                 .collect(),
-            17 => d.iter().map(|b| f8(*b, 4, 3, 7, F8::Fn)).collect(),
-            18 => d.iter().map(|b| f8(*b, 4, 3, 8, F8::Fnuz)).collect(),
-            19 => d.iter().map(|b| f8(*b, 5, 2, 15, F8::Ieee)).collect(),
-            20 => d.iter().map(|b| f8(*b, 5, 2, 16, F8::Fnuz)).collect(),
-            24 => d
+            DType::F8E4M3FN => d.iter().map(|b| f8(*b, 4, 3, 7, F8::Fn)).collect(),
+            DType::F8E4M3FNUZ => d.iter().map(|b| f8(*b, 4, 3, 8, F8::Fnuz)).collect(),
+            DType::F8E5M2 => d.iter().map(|b| f8(*b, 5, 2, 15, F8::Ieee)).collect(),
+            DType::F8E5M2FNUZ => d.iter().map(|b| f8(*b, 5, 2, 16, F8::Fnuz)).collect(),
+            DType::F8E8M0 => d
                 .iter()
                 .map(|b| {
                     if *b == 0xff {
@@ -150,27 +120,27 @@ impl HostTensor {
                     }
                 })
                 .collect(),
-            21..=23 => (0..n)
+            DType::U4 | DType::I4 | DType::F4E2M1 => (0..n)
                 .map(|i| {
                     let nib = (d[i / 2] >> ((i % 2) * 4)) & 0x0f;
                     match self.dtype {
-                        21 => nib as f64,
-                        22 => ((nib << 4) as i8 >> 4) as f64,
+                        DType::U4 => nib as f64,
+                        DType::I4 => ((nib << 4) as i8 >> 4) as f64,
                         _ => f4e2m1(nib),
                     }
                 })
                 .collect(),
-            25 | 26 => (0..n)
+            DType::U2 | DType::I2 => (0..n)
                 .map(|i| {
                     let v = (d[i / 4] >> ((i % 4) * 2)) & 0x03;
-                    if self.dtype == 26 {
+                    if self.dtype == DType::I2 {
                         ((v << 6) as i8 >> 6) as f64
                     } else {
                         v as f64
                     }
                 })
                 .collect(),
-            _ => return None,
+            DType::String => return None,
         })
     }
 
@@ -192,7 +162,9 @@ impl HostTensor {
             .try_fold(1usize, |a, d| a.checked_mul(*d))
             .ok_or("shape overflows")?;
         let name = t.name.clone();
-        if t.data_type == code::STRING {
+        let dtype = DType::from_onnx(t.data_type)
+            .ok_or_else(|| format!("unsupported TensorProto data_type {}", t.data_type))?;
+        if dtype == DType::String {
             let strings: Vec<String> = t
                 .string_data
                 .iter()
@@ -207,51 +179,47 @@ impl HostTensor {
             return Ok((
                 name,
                 HostTensor {
-                    dtype: code::STRING,
+                    dtype: DType::String,
                     shape,
                     data: vec![],
                     strings,
                 },
             ));
         }
-        let bits = dtype::onnx(t.data_type).1;
-        if bits == 0 {
-            return Err(format!("unsupported TensorProto data_type {}", t.data_type));
-        }
         let data = if t.data_location == 1 {
             let model = model.ok_or("TensorProto with external data is not supported here")?;
-            external_bytes(&t, model, Self::byte_len(t.data_type, numel))?
+            external_bytes(&t, model, dtype.byte_len(numel))?
         } else if !t.raw_data.is_empty() || numel == 0 {
             std::mem::take(&mut t.raw_data)
         } else {
             // The declared shape is not trusted for the allocation: the data decides, then is checked.
             let mut out = Vec::new();
-            match t.data_type {
-                1 | 14 => t
+            match dtype {
+                DType::F32 | DType::C64 => t
                     .float_data
                     .iter()
                     .for_each(|v| out.extend(v.to_le_bytes())),
-                11 | 15 => t
+                DType::F64 | DType::C128 => t
                     .double_data
                     .iter()
                     .for_each(|v| out.extend(v.to_le_bytes())),
-                7 => t
+                DType::I64 => t
                     .int64_data
                     .iter()
                     .for_each(|v| out.extend(v.to_le_bytes())),
-                12 => t
+                DType::U32 => t
                     .uint64_data
                     .iter()
                     .for_each(|v| out.extend((*v as u32).to_le_bytes())),
-                13 => t
+                DType::U64 => t
                     .uint64_data
                     .iter()
                     .for_each(|v| out.extend(v.to_le_bytes())),
-                6 => t
+                DType::I32 => t
                     .int32_data
                     .iter()
                     .for_each(|v| out.extend(v.to_le_bytes())),
-                4 | 5 | 10 | 16 => t
+                DType::U16 | DType::I16 | DType::F16 | DType::BF16 => t
                     .int32_data
                     .iter()
                     .for_each(|v| out.extend((*v as u16).to_le_bytes())),
@@ -260,7 +228,7 @@ impl HostTensor {
             }
             out
         };
-        Ok((name, HostTensor::from_bytes(t.data_type, shape, data)?))
+        Ok((name, HostTensor::from_bytes(dtype, shape, data)?))
     }
 
     /// Reads a `.npy` array.
@@ -315,21 +283,21 @@ fn from_npy_file<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<HostTensor, 
         }};
     }
     let (code, bytes) = match (ty.type_char(), ty.size_field()) {
-        (npyz::TypeChar::Float, 4) => read!(f32, code::FLOAT),
-        (npyz::TypeChar::Float, 8) => read!(f64, code::DOUBLE),
-        (npyz::TypeChar::Float, 2) => read!(half::f16, code::FLOAT16),
-        (npyz::TypeChar::Int, 1) => read!(i8, code::INT8),
-        (npyz::TypeChar::Int, 2) => read!(i16, code::INT16),
-        (npyz::TypeChar::Int, 4) => read!(i32, code::INT32),
-        (npyz::TypeChar::Int, 8) => read!(i64, code::INT64),
-        (npyz::TypeChar::Uint, 1) => read!(u8, code::UINT8),
-        (npyz::TypeChar::Uint, 2) => read!(u16, code::UINT16),
-        (npyz::TypeChar::Uint, 4) => read!(u32, code::UINT32),
-        (npyz::TypeChar::Uint, 8) => read!(u64, code::UINT64),
+        (npyz::TypeChar::Float, 4) => read!(f32, DType::F32),
+        (npyz::TypeChar::Float, 8) => read!(f64, DType::F64),
+        (npyz::TypeChar::Float, 2) => read!(half::f16, DType::F16),
+        (npyz::TypeChar::Int, 1) => read!(i8, DType::I8),
+        (npyz::TypeChar::Int, 2) => read!(i16, DType::I16),
+        (npyz::TypeChar::Int, 4) => read!(i32, DType::I32),
+        (npyz::TypeChar::Int, 8) => read!(i64, DType::I64),
+        (npyz::TypeChar::Uint, 1) => read!(u8, DType::U8),
+        (npyz::TypeChar::Uint, 2) => read!(u16, DType::U16),
+        (npyz::TypeChar::Uint, 4) => read!(u32, DType::U32),
+        (npyz::TypeChar::Uint, 8) => read!(u64, DType::U64),
         // Read as stored bytes (npyz refuses any but 0 and 1); `from_bytes` makes nonzero true.
         (npyz::TypeChar::Bool, 1) => {
             let v: Vec<BoolByte> = npy.into_vec().map_err(err)?;
-            (code::BOOL, v.iter().map(|b| b.0).collect())
+            (DType::Bool, v.iter().map(|b| b.0).collect())
         }
         (c, s) => return Err(format!("unsupported numpy dtype {c:?}{s}")),
     };
@@ -538,7 +506,7 @@ pub const MAX_SYNTHETIC_BYTES: usize = 1 << 30;
 /// A synthetic tensor: floats uniform in `[lo, hi)`, integers uniform in `[lo, hi]` rounded,
 /// booleans fair coins.
 pub fn synthetic(
-    dtype: i32,
+    dtype: DType,
     shape: Vec<usize>,
     lo: f64,
     hi: f64,
@@ -547,39 +515,38 @@ pub fn synthetic(
     let n = shape
         .iter()
         .try_fold(1usize, |a, d| a.checked_mul(*d))
-        .filter(|n| HostTensor::byte_len(dtype, *n).max(*n) <= MAX_SYNTHETIC_BYTES)
+        .filter(|n| dtype.byte_len(*n).max(*n) <= MAX_SYNTHETIC_BYTES)
         .ok_or_else(|| {
             format!(
-                "a synthetic {} input of shape {shape:?} would take more than {} MiB; give smaller --dim sizes or the input itself",
-                dtype::onnx(dtype).0,
+                "a synthetic {dtype} input of shape {shape:?} would take more than {} MiB; give smaller --dim sizes or the input itself",
                 MAX_SYNTHETIC_BYTES >> 20
             )
         })?;
-    let mut data = Vec::with_capacity(HostTensor::byte_len(dtype, n));
+    let mut data = Vec::with_capacity(dtype.byte_len(n));
     let float = |r: &mut Rng| lo + (hi - lo) * r.unit();
     let int = |r: &mut Rng| {
         (lo.ceil() + ((hi.floor() - lo.ceil() + 1.0).max(1.0) * r.unit()).floor()) as i64
     };
     for _ in 0..n {
         match dtype {
-            1 => data.extend((float(rng) as f32).to_le_bytes()),
-            11 => data.extend(float(rng).to_le_bytes()),
-            10 => data.extend(half::f16::from_f64(float(rng)).to_le_bytes()),
-            16 => data.extend(half::bf16::from_f64(float(rng)).to_le_bytes()),
-            2 => data.push(int(rng).clamp(0, 255) as u8),
-            3 => data.push(int(rng).clamp(-128, 127) as i8 as u8),
-            4 => data.extend((int(rng).clamp(0, 65535) as u16).to_le_bytes()),
-            5 => data.extend((int(rng) as i16).to_le_bytes()),
-            6 => data.extend((int(rng) as i32).to_le_bytes()),
-            7 => data.extend(int(rng).to_le_bytes()),
-            12 => data.extend((int(rng).max(0) as u32).to_le_bytes()),
-            13 => data.extend((int(rng).max(0) as u64).to_le_bytes()),
-            9 => data.push((rng.next_u64() & 1) as u8),
-            code::STRING => {}
-            _ => return Err(format!("cannot synthesise {} inputs", dtype::onnx(dtype).0)),
+            DType::F32 => data.extend((float(rng) as f32).to_le_bytes()),
+            DType::F64 => data.extend(float(rng).to_le_bytes()),
+            DType::F16 => data.extend(half::f16::from_f64(float(rng)).to_le_bytes()),
+            DType::BF16 => data.extend(half::bf16::from_f64(float(rng)).to_le_bytes()),
+            DType::U8 => data.push(int(rng).clamp(0, 255) as u8),
+            DType::I8 => data.push(int(rng).clamp(-128, 127) as i8 as u8),
+            DType::U16 => data.extend((int(rng).clamp(0, 65535) as u16).to_le_bytes()),
+            DType::I16 => data.extend((int(rng) as i16).to_le_bytes()),
+            DType::I32 => data.extend((int(rng) as i32).to_le_bytes()),
+            DType::I64 => data.extend(int(rng).to_le_bytes()),
+            DType::U32 => data.extend((int(rng).max(0) as u32).to_le_bytes()),
+            DType::U64 => data.extend((int(rng).max(0) as u64).to_le_bytes()),
+            DType::Bool => data.push((rng.next_u64() & 1) as u8),
+            DType::String => {}
+            _ => return Err(format!("cannot synthesise {dtype} inputs")),
         }
     }
-    if dtype == code::STRING {
+    if dtype == DType::String {
         let strings = (0..n).map(|i| format!("s{i}")).collect();
         return Ok(HostTensor {
             dtype,
@@ -608,14 +575,14 @@ mod tests {
 
     #[test]
     fn int4_unpacks_low_nibble_first() {
-        let t = HostTensor::from_bytes(22, vec![3], vec![0xf1, 0x07]).unwrap();
+        let t = HostTensor::from_bytes(DType::I4, vec![3], vec![0xf1, 0x07]).unwrap();
         assert_eq!(t.to_f64().unwrap(), vec![1.0, -1.0, 7.0]);
     }
 
     #[test]
     fn synthetic_is_deterministic_and_in_range() {
-        let a = synthetic(code::INT64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
-        let b = synthetic(code::INT64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
+        let a = synthetic(DType::I64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
+        let b = synthetic(DType::I64, vec![100], 0.0, 9.0, &mut Rng::new(1)).unwrap();
         assert_eq!(a, b);
         assert!(a.to_f64().unwrap().iter().all(|v| (0.0..=9.0).contains(v)));
         assert!(a.to_f64().unwrap().contains(&9.0));
@@ -623,7 +590,7 @@ mod tests {
 
     #[test]
     fn every_bool_byte_is_0_or_1() {
-        let t = HostTensor::from_bytes(code::BOOL, vec![256], (0..=255).collect()).unwrap();
+        let t = HostTensor::from_bytes(DType::Bool, vec![256], (0..=255).collect()).unwrap();
         assert_eq!(t.data[0], 0);
         assert!(t.data[1..].iter().all(|b| *b == 1));
     }
@@ -631,8 +598,8 @@ mod tests {
     #[test]
     fn hostile_shapes_are_errors_not_overflows() {
         let huge = vec![1 << 40, 1 << 40];
-        assert!(HostTensor::from_bytes(code::FLOAT, huge.clone(), vec![]).is_err());
-        assert!(synthetic(code::FLOAT, huge, 0.0, 1.0, &mut Rng::new(0)).is_err());
-        assert!(synthetic(code::STRING, vec![1 << 31], 0.0, 1.0, &mut Rng::new(0)).is_err());
+        assert!(HostTensor::from_bytes(DType::F32, huge.clone(), vec![]).is_err());
+        assert!(synthetic(DType::F32, huge, 0.0, 1.0, &mut Rng::new(0)).is_err());
+        assert!(synthetic(DType::String, vec![1 << 31], 0.0, 1.0, &mut Rng::new(0)).is_err());
     }
 }

@@ -274,7 +274,13 @@ fn ids_tensor(inputs: &[Named], vocab: usize) -> Result<Tensor, BackendError> {
     }
     let values = t
         .to_f64()
-        .filter(|_| matches!(t.dtype, 2..=7 | 12 | 13))
+        .filter(|_| {
+            use crate::model::dtype::DType as D;
+            matches!(
+                t.dtype,
+                D::U8 | D::I8 | D::U16 | D::I16 | D::I32 | D::I64 | D::U32 | D::U64
+            )
+        })
         .ok_or_else(|| {
             BackendError::Failed(format!(
                 "input `{name}` must hold integer token ids, not {}",
@@ -304,7 +310,8 @@ fn host(t: &Tensor) -> Result<HostTensor, BackendError> {
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(failed)?;
     let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    HostTensor::from_bytes(1, shape, data).map_err(BackendError::Failed)
+    HostTensor::from_bytes(crate::model::dtype::DType::F32, shape, data)
+        .map_err(BackendError::Failed)
 }
 
 impl Loaded for CandleLoaded {

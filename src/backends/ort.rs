@@ -11,6 +11,7 @@ use ort::session::Session;
 use ort::value::{DynTensor, DynTensorValueType, Tensor, TensorElementType, ValueType};
 
 use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
+use crate::model::dtype::DType;
 use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
@@ -199,50 +200,50 @@ pub fn tidy(msg: &str) -> String {
     super::first_line(&s)
 }
 
-fn element_type(code: i32) -> Option<TensorElementType> {
+/// ONNX Runtime's element type of a dtype: the same set, one to one.
+fn element_type(d: DType) -> TensorElementType {
+    use DType as D;
     use TensorElementType as T;
-    Some(match code {
-        1 => T::Float32,
-        2 => T::Uint8,
-        3 => T::Int8,
-        4 => T::Uint16,
-        5 => T::Int16,
-        6 => T::Int32,
-        7 => T::Int64,
-        8 => T::String,
-        9 => T::Bool,
-        10 => T::Float16,
-        11 => T::Float64,
-        12 => T::Uint32,
-        13 => T::Uint64,
-        14 => T::Complex64,
-        15 => T::Complex128,
-        16 => T::Bfloat16,
-        17 => T::Float8E4M3FN,
-        18 => T::Float8E4M3FNUZ,
-        19 => T::Float8E5M2,
-        20 => T::Float8E5M2FNUZ,
-        21 => T::Uint4,
-        22 => T::Int4,
-        23 => T::Float4E2M1,
-        24 => T::Float8E8M0,
-        25 => T::Uint2,
-        26 => T::Int2,
-        _ => return None,
-    })
+    match d {
+        D::F32 => T::Float32,
+        D::U8 => T::Uint8,
+        D::I8 => T::Int8,
+        D::U16 => T::Uint16,
+        D::I16 => T::Int16,
+        D::I32 => T::Int32,
+        D::I64 => T::Int64,
+        D::String => T::String,
+        D::Bool => T::Bool,
+        D::F16 => T::Float16,
+        D::F64 => T::Float64,
+        D::U32 => T::Uint32,
+        D::U64 => T::Uint64,
+        D::C64 => T::Complex64,
+        D::C128 => T::Complex128,
+        D::BF16 => T::Bfloat16,
+        D::F8E4M3FN => T::Float8E4M3FN,
+        D::F8E4M3FNUZ => T::Float8E4M3FNUZ,
+        D::F8E5M2 => T::Float8E5M2,
+        D::F8E5M2FNUZ => T::Float8E5M2FNUZ,
+        D::U4 => T::Uint4,
+        D::I4 => T::Int4,
+        D::F4E2M1 => T::Float4E2M1,
+        D::F8E8M0 => T::Float8E8M0,
+        D::U2 => T::Uint2,
+        D::I2 => T::Int2,
+    }
 }
 
-fn onnx_code(t: TensorElementType) -> Option<i32> {
-    (1..=26).find(|c| element_type(*c) == Some(t))
+/// The dtype of ONNX Runtime's element type (`None` for types newer than [`DType`]).
+fn dtype_of(t: TensorElementType) -> Option<DType> {
+    DType::all().find(|d| element_type(*d) == t)
 }
 
 pub fn to_ort(name: &str, t: &HostTensor) -> Result<ort::value::DynValue, BackendError> {
     let fail =
         |e: ort::Error| BackendError::Failed(format!("input `{name}`: {}", tidy(&e.to_string())));
     let shape: Vec<i64> = t.shape.iter().map(|d| *d as i64).collect();
-    let ty = element_type(t.dtype).ok_or_else(|| {
-        BackendError::Unsupported(format!("input `{name}` has dtype {}", t.dtype_name()))
-    })?;
+    let ty = element_type(t.dtype);
     if ty == TensorElementType::String {
         return Ok(Tensor::from_string_array((shape, t.strings.as_slice()))
             .map_err(fail)?
@@ -270,21 +271,21 @@ fn from_ort(name: &str, v: ort::value::DynValue) -> Result<HostTensor, BackendEr
             )))
         }
     };
-    let code = onnx_code(ty)
+    let dtype = dtype_of(ty)
         .ok_or_else(|| BackendError::Unsupported(format!("output `{name}` has dtype {ty}")))?;
     if ty == TensorElementType::String {
         let (_, strings) = v
             .try_extract_strings()
             .map_err(|e| BackendError::Failed(e.to_string()))?;
         return Ok(HostTensor {
-            dtype: code,
+            dtype,
             shape,
             data: vec![],
             strings,
         });
     }
     let numel: usize = shape.iter().product();
-    let len = HostTensor::byte_len(code, numel);
+    let len = dtype.byte_len(numel);
     let t = v
         .downcast::<DynTensorValueType>()
         .map_err(|e| BackendError::Failed(e.to_string()))?;
@@ -293,7 +294,7 @@ fn from_ort(name: &str, v: ort::value::DynValue) -> Result<HostTensor, BackendEr
         // SAFETY: a CPU session's outputs live in CPU memory and hold `len` bytes for this dtype and shape.
         unsafe { std::ptr::copy_nonoverlapping(t.data_ptr() as *const u8, data.as_mut_ptr(), len) };
     }
-    HostTensor::from_bytes(code, shape, data).map_err(BackendError::Failed)
+    HostTensor::from_bytes(dtype, shape, data).map_err(BackendError::Failed)
 }
 
 struct OrtLoaded {

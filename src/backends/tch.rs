@@ -8,6 +8,7 @@ use std::path::Path;
 use tch::{CModule, Device as TchDevice, IValue, Kind, Tensor};
 
 use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
+use crate::model::dtype::DType;
 use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
@@ -37,28 +38,30 @@ pub fn tidy(msg: &str) -> String {
     super::first_line(line)
 }
 
-fn kind_of(code: i32) -> Option<Kind> {
-    Some(match code {
-        1 => Kind::Float,
-        2 => Kind::Uint8,
-        3 => Kind::Int8,
-        5 => Kind::Int16,
-        6 => Kind::Int,
-        7 => Kind::Int64,
-        9 => Kind::Bool,
-        10 => Kind::Half,
-        11 => Kind::Double,
-        14 => Kind::ComplexFloat,
-        15 => Kind::ComplexDouble,
-        16 => Kind::BFloat16,
-        17 => Kind::Float8e4m3fn,
-        19 => Kind::Float8e5m2,
+/// libtorch's kind of a dtype, for the dtypes libtorch has.
+fn kind_of(d: DType) -> Option<Kind> {
+    Some(match d {
+        DType::F32 => Kind::Float,
+        DType::U8 => Kind::Uint8,
+        DType::I8 => Kind::Int8,
+        DType::I16 => Kind::Int16,
+        DType::I32 => Kind::Int,
+        DType::I64 => Kind::Int64,
+        DType::Bool => Kind::Bool,
+        DType::F16 => Kind::Half,
+        DType::F64 => Kind::Double,
+        DType::C64 => Kind::ComplexFloat,
+        DType::C128 => Kind::ComplexDouble,
+        DType::BF16 => Kind::BFloat16,
+        DType::F8E4M3FN => Kind::Float8e4m3fn,
+        DType::F8E5M2 => Kind::Float8e5m2,
         _ => return None,
     })
 }
 
-fn code_of(kind: Kind) -> Option<i32> {
-    (1..=19).find(|c| kind_of(*c) == Some(kind))
+/// The dtype of a libtorch kind.
+fn dtype_of(kind: Kind) -> Option<DType> {
+    DType::all().find(|d| kind_of(*d) == Some(kind))
 }
 
 fn to_tensor(name: &str, t: &HostTensor, device: TchDevice) -> Result<Tensor, BackendError> {
@@ -85,16 +88,16 @@ fn from_tensor(name: &str, t: &Tensor) -> Result<HostTensor, BackendError> {
         .f_contiguous()
         .map_err(fail)?;
     let kind = t.f_kind().map_err(fail)?;
-    let code = code_of(kind).ok_or_else(|| {
+    let dtype = dtype_of(kind).ok_or_else(|| {
         BackendError::Unsupported(format!("output `{name}` is a libtorch {kind:?} tensor"))
     })?;
     let shape: Vec<usize> = t.size().iter().map(|d| *d as usize).collect();
     let numel: usize = shape.iter().product();
-    let mut data = vec![0u8; HostTensor::byte_len(code, numel)];
+    let mut data = vec![0u8; dtype.byte_len(numel)];
     if numel > 0 {
         t.f_copy_data_u8(&mut data, numel).map_err(fail)?;
     }
-    HostTensor::from_bytes(code, shape, data).map_err(BackendError::Failed)
+    HostTensor::from_bytes(dtype, shape, data).map_err(BackendError::Failed)
 }
 
 /// The tensors of a `forward` result, flattened in order (a tensor, or tuples and lists of them).

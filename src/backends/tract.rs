@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
+use crate::model::dtype::DType;
 use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
@@ -48,42 +49,33 @@ pub fn describe_missing(missing: &BTreeMap<String, Vec<String>>) -> String {
         .join("; ")
 }
 
-fn datum_type(code: i32) -> Option<DatumType> {
-    Some(match code {
-        1 => DatumType::F32,
-        2 => DatumType::U8,
-        3 => DatumType::I8,
-        4 => DatumType::U16,
-        5 => DatumType::I16,
-        6 => DatumType::I32,
-        7 => DatumType::I64,
-        8 => DatumType::String,
-        9 => DatumType::Bool,
-        10 => DatumType::F16,
-        11 => DatumType::F64,
-        12 => DatumType::U32,
-        13 => DatumType::U64,
+/// The tract type of a dtype, for the dtypes tract has.
+fn datum_type(d: DType) -> Option<DatumType> {
+    Some(match d {
+        DType::F32 => DatumType::F32,
+        DType::U8 => DatumType::U8,
+        DType::I8 => DatumType::I8,
+        DType::U16 => DatumType::U16,
+        DType::I16 => DatumType::I16,
+        DType::I32 => DatumType::I32,
+        DType::I64 => DatumType::I64,
+        DType::String => DatumType::String,
+        DType::Bool => DatumType::Bool,
+        DType::F16 => DatumType::F16,
+        DType::F64 => DatumType::F64,
+        DType::U32 => DatumType::U32,
+        DType::U64 => DatumType::U64,
         _ => return None,
     })
 }
 
-fn onnx_code(dt: DatumType) -> Option<i32> {
-    Some(match dt.unquantized() {
-        DatumType::F32 => 1,
-        DatumType::U8 => 2,
-        DatumType::I8 => 3,
-        DatumType::U16 => 4,
-        DatumType::I16 => 5,
-        DatumType::I32 => 6,
-        DatumType::I64 | DatumType::TDim => 7,
-        DatumType::String => 8,
-        DatumType::Bool => 9,
-        DatumType::F16 => 10,
-        DatumType::F64 => 11,
-        DatumType::U32 => 12,
-        DatumType::U64 => 13,
-        _ => return None,
-    })
+/// The dtype of a tract type (symbolic dimensions come out as int64, quantized types as what
+/// they store).
+fn dtype_of(dt: DatumType) -> Option<DType> {
+    match dt.unquantized() {
+        DatumType::TDim => Some(DType::I64),
+        u => DType::all().find(|d| datum_type(*d) == Some(u)),
+    }
 }
 
 pub fn to_tract(name: &str, t: &HostTensor) -> Result<Tensor, BackendError> {
@@ -113,7 +105,7 @@ fn from_tract(t: &Tensor) -> Result<HostTensor, BackendError> {
         t.clone()
     };
     let dt = t.datum_type();
-    let code = onnx_code(dt)
+    let dtype = dtype_of(dt)
         .ok_or_else(|| BackendError::Unsupported(format!("tract produced a {dt:?} output")))?;
     let shape = t.shape().to_vec();
     if dt == DatumType::String {
@@ -124,13 +116,13 @@ fn from_tract(t: &Tensor) -> Result<HostTensor, BackendError> {
             .cloned()
             .collect();
         return Ok(HostTensor {
-            dtype: code,
+            dtype,
             shape,
             data: vec![],
             strings,
         });
     }
-    HostTensor::from_bytes(code, shape, t.as_bytes().to_vec()).map_err(BackendError::Failed)
+    HostTensor::from_bytes(dtype, shape, t.as_bytes().to_vec()).map_err(BackendError::Failed)
 }
 
 struct TractLoaded {

@@ -23,12 +23,13 @@ pub struct ToleranceArgs {
 impl ToleranceArgs {
     /// Defaults by dtype: 1e-5 for float32/float64, looser for the narrow floats, exact otherwise.
     pub fn for_dtype(&self, t: &HostTensor) -> Tolerance {
+        use crate::model::dtype::DType as D;
         let (atol, rtol) = match t.dtype {
-            1 | 11 | 14 | 15 => (1e-5, 1e-5),
-            10 => (1e-3, 1e-3),
-            16 => (1e-2, 1e-2),
-            17..=20 | 24 => (0.0, 0.125),
-            23 => (0.0, 0.25),
+            D::F32 | D::F64 | D::C64 | D::C128 => (1e-5, 1e-5),
+            D::F16 => (1e-3, 1e-3),
+            D::BF16 => (1e-2, 1e-2),
+            D::F8E4M3FN | D::F8E4M3FNUZ | D::F8E5M2 | D::F8E5M2FNUZ | D::F8E8M0 => (0.0, 0.125),
+            D::F4E2M1 => (0.0, 0.25),
             _ => {
                 return Tolerance {
                     atol: 0.0,
@@ -137,7 +138,7 @@ fn compare_with(
         (false, _) => tol.for_dtype(a),
         (true, false) => tol.for_dtype(b),
     };
-    let numeric = |x: &HostTensor| x.dtype != crate::tensor::code::STRING;
+    let numeric = |x: &HostTensor| x.dtype != crate::model::dtype::DType::String;
     let mut c = Comparison {
         left: left.0.to_string(),
         right: right.0.to_string(),
@@ -179,7 +180,7 @@ fn compare_with(
         );
         return c;
     }
-    if b.dtype == crate::tensor::code::STRING {
+    if b.dtype == crate::model::dtype::DType::String {
         c.mismatches = a
             .strings
             .iter()
@@ -343,6 +344,7 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::dtype::DType;
 
     fn f(v: &[f32]) -> HostTensor {
         HostTensor::from_f32(vec![v.len()], v)
@@ -454,7 +456,7 @@ mod tests {
     fn numbers_of_two_dtypes_compare_as_numbers() {
         let f64s = |v: &[f64]| {
             HostTensor::from_bytes(
-                11,
+                DType::F64,
                 vec![v.len()],
                 v.iter().flat_map(|x| x.to_le_bytes()).collect(),
             )
@@ -478,7 +480,7 @@ mod tests {
         );
         assert!(!c.pass && c.problem.is_none(), "{c:?}");
         let ints = HostTensor::from_bytes(
-            7,
+            DType::I64,
             vec![2],
             [3i64, -4].iter().flat_map(|x| x.to_le_bytes()).collect(),
         )
@@ -514,7 +516,8 @@ mod tests {
 
     #[test]
     fn integers_are_exact() {
-        let i = |v: i64| HostTensor::from_bytes(7, vec![1], v.to_le_bytes().to_vec()).unwrap();
+        let i =
+            |v: i64| HostTensor::from_bytes(DType::I64, vec![1], v.to_le_bytes().to_vec()).unwrap();
         let loose = ToleranceArgs {
             atol: Some(10.0),
             rtol: Some(1.0),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::backends::Named;
+use crate::model::dtype::DType;
 use crate::model::{Dim, Format, ModelInfo};
 use crate::tensor::{self, HostTensor, Rng};
 
@@ -104,7 +105,7 @@ impl std::str::FromStr for ShapeArg {
             Some((d, t)) => (d, Some(t)),
             None => (rest, None),
         };
-        if let Some(dtype) = dtype.filter(|t| crate::model::dtype::onnx_code(t).is_none()) {
+        if let Some(dtype) = dtype.filter(|t| DType::from_name(t).is_none()) {
             return Err(format!(
                 "`{s}`: `{dtype}` is not a dtype (float32, int64, …)"
             ));
@@ -549,8 +550,7 @@ pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
             .get("dtype")
             .and_then(|d| d.as_str())
             .unwrap_or("float32");
-        let code = crate::model::dtype::onnx_code(dtype)
-            .ok_or_else(|| format!("unknown dtype `{dtype}`"))?;
+        let dtype = DType::from_name(dtype).ok_or_else(|| format!("unknown dtype `{dtype}`"))?;
         let mut flat = Vec::new();
         let mut inferred = Vec::new();
         flatten(
@@ -568,12 +568,12 @@ pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
                 .collect::<Result<Vec<_>, _>>()?,
             None => inferred,
         };
-        (code, shape, flat)
+        (dtype, shape, flat)
     } else {
         let mut flat = Vec::new();
         let mut shape = Vec::new();
         flatten(&v, &mut flat, &mut shape, 0)?;
-        (1, shape, flat)
+        (DType::F32, shape, flat)
     };
     if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)) != Some(flat.len()) {
         return Err(format!(
@@ -584,21 +584,16 @@ pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
     let mut data = Vec::new();
     for x in &flat {
         match dtype {
-            1 => data.extend((*x as f32).to_le_bytes()),
-            11 => data.extend(x.to_le_bytes()),
-            7 => data.extend((*x as i64).to_le_bytes()),
-            6 => data.extend((*x as i32).to_le_bytes()),
+            DType::F32 => data.extend((*x as f32).to_le_bytes()),
+            DType::F64 => data.extend(x.to_le_bytes()),
+            DType::I64 => data.extend((*x as i64).to_le_bytes()),
+            DType::I32 => data.extend((*x as i32).to_le_bytes()),
             // Any nonzero number is true (2 or -1 included), as in numpy.
-            9 => data.push((*x != 0.0) as u8),
-            2 => data.push(*x as u8),
-            3 => data.push(*x as i8 as u8),
-            10 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
-            _ => {
-                return Err(format!(
-                    "JSON tensors of {} are not supported",
-                    crate::model::dtype::onnx(dtype).0
-                ))
-            }
+            DType::Bool => data.push((*x != 0.0) as u8),
+            DType::U8 => data.push(*x as u8),
+            DType::I8 => data.push(*x as i8 as u8),
+            DType::F16 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
+            _ => return Err(format!("JSON tensors of {dtype} are not supported")),
         }
     }
     HostTensor::from_bytes(dtype, shape, data)
@@ -837,7 +832,7 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
 }
 
 fn is_tensor_type(dtype: &str) -> bool {
-    crate::model::dtype::onnx_code(dtype).is_some()
+    DType::from_name(dtype).is_some()
 }
 
 /// Integer inputs used as indices into a weight (Gather, embeddings) stay within its first axis.
@@ -883,7 +878,7 @@ fn synthetic(
                 },
             })
             .collect();
-        let code = crate::model::dtype::onnx_code(&spec.dtype).ok_or_else(|| {
+        let dtype = DType::from_name(&spec.dtype).ok_or_else(|| {
             format!(
                 "input `{}` is a {}; give it with --input {}=FILE",
                 spec.name, spec.dtype, spec.name
@@ -895,19 +890,19 @@ fn synthetic(
             .rev()
             .find(|r| r.name.as_deref() == Some(&spec.name))
             .or_else(|| opts.ranges.iter().rev().find(|r| r.name.is_none()));
-        let float = matches!(code, 1 | 10 | 11 | 16);
+        let float = dtype.is_plain_float();
         let (lo, hi, why) = match user {
             Some(r) => (r.lo, r.hi, "given"),
             None if float => (-1.0, 1.0, "default"),
-            None if code == tensor::code::BOOL => (0.0, 1.0, "default"),
+            None if dtype == DType::Bool => (0.0, 1.0, "default"),
             None => match index_range(info, &spec.name) {
                 Some((lo, hi)) => (lo, hi, "index range of the Gather it feeds"),
                 None => (0.0, 3.0, "default for integers"),
             },
         };
-        let t = tensor::synthetic(code, shape, lo, hi, &mut rng)
+        let t = tensor::synthetic(dtype, shape, lo, hi, &mut rng)
             .map_err(|e| format!("input `{}`: {e}", spec.name))?;
-        if code != tensor::code::BOOL && code != tensor::code::STRING {
+        if dtype != DType::Bool && dtype != DType::String {
             notes.push(format!(
                 "input `{}` {}: uniform in [{lo}, {hi}] ({why}, seed {})",
                 spec.name,

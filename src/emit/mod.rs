@@ -293,7 +293,7 @@ fn error_samples(
     for seed in 0..ERROR_SAMPLES {
         let mut rng = crate::tensor::Rng::new(seed);
         let t = crate::tensor::synthetic(
-            crate::tensor::code::FLOAT,
+            crate::model::dtype::DType::F32,
             vec![1, chain.n_in],
             -1.0,
             1.0,

@@ -1,41 +1,207 @@
 //! Dtype names across formats, mapped to the ONNX-style lower-case names of the JSON contract.
 
-/// Name and storage bits of an ONNX `TensorProto.DataType`.
-pub fn onnx(code: i32) -> (&'static str, u32) {
-    match code {
-        1 => ("float32", 32),
-        2 => ("uint8", 8),
-        3 => ("int8", 8),
-        4 => ("uint16", 16),
-        5 => ("int16", 16),
-        6 => ("int32", 32),
-        7 => ("int64", 64),
-        8 => ("string", 0),
-        9 => ("bool", 8),
-        10 => ("float16", 16),
-        11 => ("float64", 64),
-        12 => ("uint32", 32),
-        13 => ("uint64", 64),
-        14 => ("complex64", 64),
-        15 => ("complex128", 128),
-        16 => ("bfloat16", 16),
-        17 => ("float8e4m3fn", 8),
-        18 => ("float8e4m3fnuz", 8),
-        19 => ("float8e5m2", 8),
-        20 => ("float8e5m2fnuz", 8),
-        21 => ("uint4", 4),
-        22 => ("int4", 4),
-        23 => ("float4e2m1", 4),
-        24 => ("float8e8m0", 8),
-        25 => ("uint2", 2),
-        26 => ("int2", 2),
-        _ => ("undefined", 0),
+/// The element type of a tensor that passes through cargo-infer: ONNX's `TensorProto.DataType`
+/// set, which every back end's and file format's types map into. Raw codes live only at the
+/// edges (protobuf fields, a back end's enum); everything in between matches on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DType {
+    F32,
+    U8,
+    I8,
+    U16,
+    I16,
+    I32,
+    I64,
+    String,
+    Bool,
+    F16,
+    F64,
+    U32,
+    U64,
+    C64,
+    C128,
+    BF16,
+    F8E4M3FN,
+    F8E4M3FNUZ,
+    F8E5M2,
+    F8E5M2FNUZ,
+    U4,
+    I4,
+    F4E2M1,
+    F8E8M0,
+    U2,
+    I2,
+}
+
+/// Every dtype with its ONNX code, its name in the JSON contract and its storage bits (0: no
+/// fixed size). The one table the methods of [`DType`] read.
+const TABLE: [(DType, i32, &str, u32); 26] = [
+    (DType::F32, 1, "float32", 32),
+    (DType::U8, 2, "uint8", 8),
+    (DType::I8, 3, "int8", 8),
+    (DType::U16, 4, "uint16", 16),
+    (DType::I16, 5, "int16", 16),
+    (DType::I32, 6, "int32", 32),
+    (DType::I64, 7, "int64", 64),
+    (DType::String, 8, "string", 0),
+    (DType::Bool, 9, "bool", 8),
+    (DType::F16, 10, "float16", 16),
+    (DType::F64, 11, "float64", 64),
+    (DType::U32, 12, "uint32", 32),
+    (DType::U64, 13, "uint64", 64),
+    (DType::C64, 14, "complex64", 64),
+    (DType::C128, 15, "complex128", 128),
+    (DType::BF16, 16, "bfloat16", 16),
+    (DType::F8E4M3FN, 17, "float8e4m3fn", 8),
+    (DType::F8E4M3FNUZ, 18, "float8e4m3fnuz", 8),
+    (DType::F8E5M2, 19, "float8e5m2", 8),
+    (DType::F8E5M2FNUZ, 20, "float8e5m2fnuz", 8),
+    (DType::U4, 21, "uint4", 4),
+    (DType::I4, 22, "int4", 4),
+    (DType::F4E2M1, 23, "float4e2m1", 4),
+    (DType::F8E8M0, 24, "float8e8m0", 8),
+    (DType::U2, 25, "uint2", 2),
+    (DType::I2, 26, "int2", 2),
+];
+
+impl DType {
+    fn row(self) -> &'static (DType, i32, &'static str, u32) {
+        // The table is in the enum's order (a unit test holds it to that).
+        &TABLE[self as usize]
     }
+
+    /// Every dtype, in ONNX code order.
+    pub fn all() -> impl Iterator<Item = DType> {
+        TABLE.iter().map(|r| r.0)
+    }
+
+    /// The dtype of an ONNX `TensorProto.DataType` code; `None` for 0 (undefined) and codes
+    /// newer than this table.
+    pub fn from_onnx(code: i32) -> Option<DType> {
+        TABLE.iter().find(|r| r.1 == code).map(|r| r.0)
+    }
+
+    /// The ONNX `TensorProto.DataType` code.
+    pub fn onnx(self) -> i32 {
+        self.row().1
+    }
+
+    /// The name in the JSON contract and in messages (`float32`).
+    pub fn name(self) -> &'static str {
+        self.row().2
+    }
+
+    /// The dtype of a name as [`DType::name`] gives it.
+    pub fn from_name(name: &str) -> Option<DType> {
+        TABLE.iter().find(|r| r.2 == name).map(|r| r.0)
+    }
+
+    /// Storage bits of one element (sub-byte types packed); 0 for strings.
+    pub fn bits(self) -> u32 {
+        self.row().3
+    }
+
+    /// Bytes `numel` elements take, sub-byte types packed.
+    pub fn byte_len(self, numel: usize) -> usize {
+        packed_bytes(numel as u64, self.bits()) as usize
+    }
+
+    /// Floating-point (real or complex) elements.
+    pub fn is_float(self) -> bool {
+        use DType::*;
+        matches!(
+            self,
+            F32 | F16
+                | F64
+                | C64
+                | C128
+                | BF16
+                | F8E4M3FN
+                | F8E4M3FNUZ
+                | F8E5M2
+                | F8E5M2FNUZ
+                | F4E2M1
+                | F8E8M0
+        )
+    }
+
+    /// float32, float16, bfloat16 and float64: the floats weights and activations are trained
+    /// and stored in (not complex, not the float8/float4 formats of quantized deployment).
+    pub fn is_plain_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F16 | DType::BF16 | DType::F64)
+    }
+
+    /// numpy's `descr` of the dtypes `.npy` files carry here (`<f4`, `|b1`, …), the ones
+    /// [`crate::tensor::HostTensor::from_npy`] reads back.
+    pub fn npy_descr(self) -> Option<&'static str> {
+        use DType::*;
+        Some(match self {
+            F32 => "<f4",
+            F64 => "<f8",
+            F16 => "<f2",
+            I8 => "|i1",
+            I16 => "<i2",
+            I32 => "<i4",
+            I64 => "<i8",
+            U8 => "|u1",
+            U16 => "<u2",
+            U32 => "<u4",
+            U64 => "<u8",
+            Bool => "|b1",
+            _ => return None,
+        })
+    }
+}
+
+impl DType {
+    /// The safetensors crate's dtype, for the dtypes safetensors stores.
+    pub fn safetensors(self) -> Option<safetensors::Dtype> {
+        use safetensors::Dtype as S;
+        Some(match self {
+            DType::F32 => S::F32,
+            DType::U8 => S::U8,
+            DType::I8 => S::I8,
+            DType::U16 => S::U16,
+            DType::I16 => S::I16,
+            DType::I32 => S::I32,
+            DType::I64 => S::I64,
+            DType::Bool => S::BOOL,
+            DType::F16 => S::F16,
+            DType::F64 => S::F64,
+            DType::U32 => S::U32,
+            DType::U64 => S::U64,
+            DType::C64 => S::C64,
+            DType::BF16 => S::BF16,
+            DType::F8E4M3FN => S::F8_E4M3,
+            DType::F8E4M3FNUZ => S::F8_E4M3FNUZ,
+            DType::F8E5M2 => S::F8_E5M2,
+            DType::F8E5M2FNUZ => S::F8_E5M2FNUZ,
+            DType::F8E8M0 => S::F8_E8M0,
+            _ => return None,
+        })
+    }
+
+    /// The dtype of a safetensors crate's dtype (`None` for the ones ONNX has no type for).
+    pub fn from_safetensors(d: safetensors::Dtype) -> Option<DType> {
+        DType::all().find(|t| t.safetensors() == Some(d))
+    }
+}
+
+impl std::fmt::Display for DType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Name and storage bits of an ONNX `TensorProto.DataType` code as a model file holds it
+/// (`undefined`, 0 bits for codes outside the table).
+pub fn onnx(code: i32) -> (&'static str, u32) {
+    DType::from_onnx(code).map_or(("undefined", 0), |d| (d.name(), d.bits()))
 }
 
 /// The ONNX `TensorProto.DataType` of a dtype name (`float32` → 1).
 pub fn onnx_code(name: &str) -> Option<i32> {
-    (1..=26).find(|c| onnx(*c).0 == name)
+    DType::from_name(name).map(DType::onnx)
 }
 
 /// Bytes taken by `n` elements of `bits` each, sub-byte types packed.
@@ -137,4 +303,23 @@ pub fn ggml(code: u32) -> Option<(&'static str, u64, u64)> {
         41 => ("q1_0", 128, 18),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_in_the_enums_order_and_round_trips() {
+        for (i, (d, code, name, _)) in TABLE.iter().enumerate() {
+            assert_eq!(*d as usize, i, "{name}");
+            assert_eq!(DType::from_onnx(*code), Some(*d));
+            assert_eq!(DType::from_name(name), Some(*d));
+            assert_eq!(d.onnx(), *code);
+        }
+        assert_eq!(DType::from_onnx(0), None);
+        assert_eq!(DType::from_onnx(27), None);
+        assert_eq!(DType::I4.byte_len(3), 2);
+        assert_eq!(DType::F32.byte_len(3), 12);
+    }
 }

@@ -8,8 +8,9 @@ use std::io::Read;
 use std::path::Path;
 use std::rc::Rc;
 
+use super::dtype::{self, DType};
 use super::pickle::{self, Object, Value};
-use super::{dtype, Format, ModelInfo, Risk, Safety, TensorSummary, Verdict};
+use super::{Format, ModelInfo, Risk, Safety, TensorSummary, Verdict};
 use crate::error::ModelError;
 use crate::tensor::HostTensor;
 
@@ -962,7 +963,7 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
     let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(walked.tensors.len());
     for t in &walked.tensors {
-        let code = dtype::onnx_code(&t.dtype).ok_or_else(|| {
+        let dtype = DType::from_name(&t.dtype).ok_or_else(|| {
             ModelError::new(
                 path,
                 format!(
@@ -983,7 +984,7 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
             cache.remove(&t.storage_key);
         }
         let shape = t.shape.iter().map(|d| *d as usize).collect();
-        let host = HostTensor::from_bytes(code, shape, data)
+        let host = HostTensor::from_bytes(dtype, shape, data)
             .map_err(|e| ModelError::new(path, format!("tensor `{}`: {e}", t.name)))?;
         tensors.push((t.name.clone(), host));
     }
@@ -1011,7 +1012,7 @@ pub fn read_weights(path: &Path) -> Result<Vec<Weights>, ModelError> {
                 Some(k) => name[k.len() + 1..].to_string(),
                 None => name,
             };
-            if !matches!(t.dtype, 1 | 10 | 11 | 16) {
+            if !t.dtype.is_plain_float() {
                 return Err(ModelError::new(
                     path,
                     format!("tensor `{name}` is {}, not a float", t.dtype_name()),

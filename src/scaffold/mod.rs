@@ -18,6 +18,7 @@ use crate::backends::{Backend, Device};
 use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
 use crate::escape;
+use crate::model::dtype::DType;
 use crate::model::{Format, ModelInfo};
 use crate::tensor::HostTensor;
 
@@ -539,21 +540,10 @@ pub fn sample_inputs(
 
 /// A `.npy` file of a tensor (the dtypes numpy has).
 pub fn npy(t: &HostTensor) -> Result<Vec<u8>, String> {
-    let descr = match t.dtype {
-        1 => "<f4",
-        11 => "<f8",
-        10 => "<f2",
-        2 => "|u1",
-        3 => "|i1",
-        4 => "<u2",
-        5 => "<i2",
-        6 => "<i4",
-        7 => "<i8",
-        12 => "<u4",
-        13 => "<u8",
-        9 => "|b1",
-        _ => return Err(format!("{} cannot be stored as .npy", t.dtype_name())),
-    };
+    let descr = t
+        .dtype
+        .npy_descr()
+        .ok_or_else(|| format!("{} cannot be stored as .npy", t.dtype_name()))?;
     let shape = match t.shape.len() {
         0 => "()".to_string(),
         1 => format!("({},)", t.shape[0]),
@@ -583,7 +573,7 @@ fn as_f64(t: &HostTensor) -> Result<HostTensor, String> {
         .to_f64()
         .ok_or_else(|| format!("{} outputs cannot be recorded", t.dtype_name()))?;
     HostTensor::from_bytes(
-        11,
+        DType::F64,
         t.shape.clone(),
         v.iter().flat_map(|x| x.to_le_bytes()).collect(),
     )

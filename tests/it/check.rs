@@ -596,7 +596,12 @@ fn pair_takes_one_model_and_another_format() {
 fn every_report_format_agrees_with_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     // Expected outputs that the model does not give: both back ends run, the comparison fails.
-    let wrong = cargo_infer::tensor::HostTensor::from_bytes(1, vec![1, 3], vec![0; 12]).unwrap();
+    let wrong = cargo_infer::tensor::HostTensor::from_bytes(
+        cargo_infer::model::dtype::DType::F32,
+        vec![1, 3],
+        vec![0; 12],
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("output.npy"),
         cargo_infer::scaffold::npy(&wrong).unwrap(),

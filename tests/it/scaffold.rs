@@ -658,7 +658,7 @@ fn init_names_defaulted_dimensions_and_takes_real_inputs() {
 
     // A sample input of the user's, recorded as given.
     let sample = cargo_infer::tensor::HostTensor::from_bytes(
-        1,
+        cargo_infer::model::dtype::DType::F32,
         vec![2, 4],
         (0..8).flat_map(|v| (v as f32).to_le_bytes()).collect(),
     )

@@ -71,7 +71,12 @@ fn check_human_output() {
     );
     snapshot!(
         "check_fail_with_bisect",
-        run(&["check", "bisect/cnn.onnx", "--pair", "bisect/cnn_altered.onnx"])
+        run(&[
+            "check",
+            "bisect/cnn.onnx",
+            "--pair",
+            "bisect/cnn_altered.onnx"
+        ])
     );
     snapshot!("check_bad_file", run(&["check", "bad/empty.onnx"]));
 }
