@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{exit, ExpectedError};
+use crate::error::{exit, io_message, ExpectedError, FileError};
 use crate::output::{ColorChoice, OutputFormat};
 
 #[derive(Debug, Parser)]
@@ -495,7 +495,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                 max_error: args.max_error,
                 inputs: args.input.clone(),
             };
-            crate::emit::check_output(&args.output).map_err(ExpectedError::Usage)?;
+            crate::emit::check_output(&args.output)?;
             if args.simd && args.precision == crate::emit::Precision::F64 {
                 return Err(ExpectedError::Usage(crate::emit::SIMD_F64.into()));
             }
@@ -504,8 +504,7 @@ fn run(cli: Cli) -> Result<i32, ExpectedError> {
                     "--max-error {x}: give a number of 0 or more"
                 )));
             }
-            let (chain, error) = crate::emit::emit(&args.model, &args.output, &opts)
-                .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
+            let (chain, error) = crate::emit::emit(&args.model, &args.output, &opts)?;
             if !cli.global.quiet {
                 eprintln!(
                     "wrote {}: {} → {} values, {} layers, {} parameters{}",
@@ -793,11 +792,12 @@ fn finish_check(
 /// Writes a report file whole, making its directory (`reports/part-3.json` in CI) when missing.
 fn write_report(flag: &str, path: &std::path::Path, bytes: Vec<u8>) -> Result<(), ExpectedError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ExpectedError::Usage(format!("{flag}: {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            FileError::new(dir, format!("cannot create ({flag}): {}", io_message(&e)))
+        })?;
     }
     crate::util::write_all_or_nothing(&[(path.to_path_buf(), bytes)])
-        .map_err(|e| ExpectedError::Usage(format!("{flag}: {e}")))
+        .map_err(|e| FileError::new(&e.path, format!("{} ({flag})", e.message)).into())
 }
 
 /// The checks `models = [...]` of `[package.metadata.infer]` declares, flags over each.
@@ -885,7 +885,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         prepared,
     };
     let files = scaffold::project_files(&opts, &info, &d, &pre, &rec).map_err(model_err)?;
-    scaffold::write_project(&target, &files, args.force).map_err(ExpectedError::Usage)?;
+    scaffold::write_project(&target, &files, args.force)?;
     if !global.quiet {
         eprintln!(
             "created {}: a {} project for {} ({} files; outputs recorded with {})\nnext: cd {} && cargo test",

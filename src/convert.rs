@@ -269,8 +269,7 @@ pub fn convert(
         Some(meta.clone().into_iter().collect::<HashMap<_, _>>()),
     )
     .map_err(|e| ExpectedError::Usage(format!("{}: {e}", output.display())))?;
-    crate::util::write_all_or_nothing(&[(output.to_path_buf(), bytes.clone())])
-        .map_err(ExpectedError::Usage)?;
+    crate::util::write_all_or_nothing(&[(output.to_path_buf(), bytes.clone())])?;
     let mut dtypes = BTreeMap::new();
     for (_, t) in &tensors {
         *dtypes.entry(t.dtype_name().to_string()).or_insert(0) += 1;

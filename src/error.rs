@@ -32,31 +32,93 @@ impl ModelError {
     }
 
     pub fn io(path: &Path, err: &std::io::Error) -> ModelError {
-        let message = match err.kind() {
-            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            std::io::ErrorKind::UnexpectedEof => {
-                "file is truncated (unexpected end of file)".to_string()
-            }
-            _ => err.to_string(),
-        };
-        ModelError::new(path, message)
+        ModelError::new(path, io_message(err))
     }
 }
 
-/// Errors a command reports to the user; each maps to an exit code.
+/// Any other file the user named or a command writes — a data set, a manifest, an output path,
+/// a report — that cannot be read, parsed or written. The path is the file the message is
+/// about, never the model's unless the model is that file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct FileError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl FileError {
+    pub fn new(path: &Path, message: impl Into<String>) -> FileError {
+        FileError {
+            path: path.to_path_buf(),
+            message: one_line(&message.into()),
+        }
+    }
+
+    /// An I/O error on `path`, worded like every other (`cannot write: permission denied`).
+    pub fn io(path: &Path, what: &str, err: &std::io::Error) -> FileError {
+        FileError::new(path, format!("{what}: {}", io_message(err)))
+    }
+}
+
+/// An I/O error in words that do not repeat a path (some errors, tempfile's, append the path of
+/// a temporary file the user never named).
+pub fn io_message(err: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match err.kind() {
+        K::NotFound => "no such file or directory".to_string(),
+        K::PermissionDenied => "permission denied".to_string(),
+        K::UnexpectedEof => "file is truncated (unexpected end of file)".to_string(),
+        K::AlreadyExists => "already exists".to_string(),
+        K::IsADirectory => "is a directory".to_string(),
+        K::NotADirectory => "a component of the path is not a directory".to_string(),
+        K::ReadOnlyFilesystem => "read-only file system".to_string(),
+        K::StorageFull => "no space left on the device".to_string(),
+        _ => {
+            let text = err.to_string();
+            // `… (os error 2) at path "/dir/.cargo-infer-XXXX"`: the path is a temporary's.
+            match text.split_once(" at path ") {
+                Some((head, _)) => head.to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// Errors a command reports to the user; each maps to an exit code and renders as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
+    /// The model file is the problem.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// Another file is the problem (data, manifest, output).
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The command line asks for something that cannot be done.
     #[error("{0}")]
     Usage(String),
+    /// Any of the above, with what to do about it: `… (hint: …)`.
+    #[error("{error} (hint: {hint})")]
+    Hinted {
+        error: Box<ExpectedError>,
+        hint: String,
+    },
 }
 
 impl ExpectedError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            ExpectedError::Model(_) | ExpectedError::Usage(_) => exit::USAGE,
+            ExpectedError::Model(_) | ExpectedError::File(_) | ExpectedError::Usage(_) => {
+                exit::USAGE
+            }
+            ExpectedError::Hinted { error, .. } => error.exit_code(),
+        }
+    }
+
+    /// This error with what the user can do about it.
+    pub fn with_hint(self, hint: impl Into<String>) -> ExpectedError {
+        ExpectedError::Hinted {
+            error: Box::new(self),
+            hint: one_line(&hint.into()),
         }
     }
 }

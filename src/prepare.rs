@@ -1061,7 +1061,7 @@ pub fn for_tract(
             c.summary()
         )));
     }
-    crate::util::write_all_or_nothing(&[(output.to_path_buf(), encoded.clone())]).map_err(usage)?;
+    crate::util::write_all_or_nothing(&[(output.to_path_buf(), encoded.clone())])?;
     Ok(Prepared {
         input: input.display().to_string(),
         output: output.display().to_string(),

@@ -3,6 +3,8 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::error::FileError;
+
 /// Hex sha256 of a file, read in chunks.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     use sha2::Digest;
@@ -21,7 +23,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Writes every file or none: each goes to a temporary sibling first and is renamed into place
 /// only when all were written; on failure the temporaries are removed.
-pub fn write_all_or_nothing(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> {
+pub fn write_all_or_nothing(files: &[(PathBuf, Vec<u8>)]) -> Result<(), FileError> {
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let cleanup = |temps: &[(PathBuf, &Path)]| {
         for (t, _) in temps {
@@ -40,12 +42,12 @@ pub fn write_all_or_nothing(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
             Ok(t) => t,
             Err(e) => {
                 cleanup(&temps);
-                return Err(format!("{}: cannot write: {e}", path.display()));
+                return Err(FileError::io(path, "cannot write", &e));
             }
         };
         if let Err(e) = tmp.write_all(bytes) {
             cleanup(&temps);
-            return Err(format!("{}: cannot write: {e}", path.display()));
+            return Err(FileError::io(path, "cannot write", &e));
         }
         // Temporary files are created owner-only; the result gets the usual 0644.
         #[cfg(unix)]
@@ -59,14 +61,14 @@ pub fn write_all_or_nothing(files: &[(PathBuf, Vec<u8>)]) -> Result<(), String> 
             Ok((_, p)) => temps.push((p, path)),
             Err(e) => {
                 cleanup(&temps);
-                return Err(format!("{}: cannot write: {e}", path.display()));
+                return Err(FileError::io(path, "cannot write", &e.error));
             }
         }
     }
     for (i, (tmp, path)) in temps.iter().enumerate() {
         if let Err(e) = std::fs::rename(tmp, path) {
             cleanup(&temps[i..]);
-            return Err(format!("{}: cannot write: {e}", path.display()));
+            return Err(FileError::io(path, "cannot write", &e));
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::backends::Named;
+use crate::error::FileError;
 use crate::model::dtype::DType;
 use crate::model::{Dim, Format, ModelInfo};
 use crate::tensor::{self, HostTensor, Rng};
@@ -512,13 +513,13 @@ fn data_sets_of(
 
 /// The tensors in an input or expected-output file (`.npy`, `.npz`, ONNX `TensorProto` `.pb`, JSON),
 /// with the names the file gives them.
-pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, String> {
+pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, FileError> {
     let ext = p
         .extension()
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let err = |e: String| format!("{}: {e}", p.display());
+    let err = |e: String| FileError::new(p, e);
     if ext == "npz" {
         return Ok(HostTensor::from_npz(p)
             .map_err(err)?
@@ -526,7 +527,7 @@ pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, S
             .map(|(n, t)| (Some(n), t))
             .collect());
     }
-    let bytes = std::fs::read(p).map_err(|e| err(e.to_string()))?;
+    let bytes = std::fs::read(p).map_err(|e| FileError::io(p, "cannot read", &e))?;
     match ext.as_str() {
         "npy" => Ok(vec![(None, HostTensor::from_npy(&bytes).map_err(err)?)]),
         "pb" => {
@@ -644,7 +645,7 @@ fn read_expected_files(
                     names.join(", ")
                 ));
             }
-            let mut ts = read_tensor_file(file)?;
+            let mut ts = read_tensor_file(file).map_err(|e| e.to_string())?;
             if ts.len() != 1 {
                 return Err(format!(
                     "{}: holds {} arrays; the expected `{name}` is one",
@@ -662,7 +663,7 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
     for a in args {
         match a {
             InputArg::Named(name, file) => {
-                let mut ts = read_tensor_file(file)?;
+                let mut ts = read_tensor_file(file).map_err(|e| e.to_string())?;
                 if ts.len() != 1 {
                     return Err(format!(
                         "{}: holds {} arrays; give an .npz without a name",
@@ -698,7 +699,11 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
                 out.push((name.clone(), t));
             }
             InputArg::All(file) => {
-                for (i, (name, t)) in read_tensor_file(file)?.into_iter().enumerate() {
+                for (i, (name, t)) in read_tensor_file(file)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .enumerate()
+                {
                     let name = name
                         .or_else(|| info.inputs.get(i).map(|s| s.name.clone()))
                         .unwrap_or_default();
@@ -726,7 +731,9 @@ fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
             .find(|f| f.is_file()) else {
                 continue;
             };
-            let (_, t) = read_tensor_file(&file)?.remove(0);
+            let (_, t) = read_tensor_file(&file)
+                .map_err(|e| e.to_string())?
+                .remove(0);
             out.push((o.name.clone(), t));
         }
         if out.is_empty() {
@@ -737,7 +744,7 @@ fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
         }
         return Ok(out);
     }
-    let all = read_tensor_file(p)?;
+    let all = read_tensor_file(p).map_err(|e| e.to_string())?;
     Ok(all
         .into_iter()
         .enumerate()
@@ -793,7 +800,7 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
         };
         let mut inputs = Vec::new();
         for (i, f) in numbered("input").iter().enumerate() {
-            let (name, t) = read_tensor_file(f)?.remove(0);
+            let (name, t) = read_tensor_file(f).map_err(|e| e.to_string())?.remove(0);
             let name = info
                 .inputs
                 .get(i)
@@ -812,7 +819,7 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
         }
         let mut expected = Vec::new();
         for (i, f) in numbered("output").iter().enumerate() {
-            let (name, t) = read_tensor_file(f)?.remove(0);
+            let (name, t) = read_tensor_file(f).map_err(|e| e.to_string())?.remove(0);
             let name = info
                 .outputs
                 .get(i)

@@ -12,6 +12,9 @@ pub use quant::WeightsDtype;
 
 use std::path::Path;
 
+use crate::error::{ExpectedError, FileError, ModelError};
+use crate::model::ModelInfo;
+
 /// An element-wise function applied after a layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Act {
@@ -262,30 +265,35 @@ impl StoredError {
 fn error_samples(
     chain: &Chain,
     given: &[crate::check::inputs::InputArg],
-) -> Result<Vec<Vec<f32>>, String> {
+) -> Result<Vec<Vec<f32>>, ExpectedError> {
     let mut out = Vec::new();
     for g in given {
         let path = match g {
             crate::check::inputs::InputArg::Named(_, p)
             | crate::check::inputs::InputArg::All(p) => p,
             crate::check::inputs::InputArg::Value(..) => {
-                return Err("--input: emit takes files (NAME=FILE or FILE.npz), not values".into())
+                return Err(ExpectedError::Usage(
+                    "--input: emit takes files (NAME=FILE or FILE.npz), not values".into(),
+                ))
             }
         };
         for (_, t) in crate::check::inputs::read_tensor_file(path)? {
             let v: Vec<f32> = t
                 .to_f64()
-                .ok_or_else(|| format!("{}: not numbers", path.display()))?
+                .ok_or_else(|| FileError::new(path, "not numbers"))?
                 .into_iter()
                 .map(|v| v as f32)
                 .collect();
             if v.is_empty() || v.len() % chain.n_in != 0 {
-                return Err(format!(
-                    "{}: {} values, not samples of the model's {} inputs",
-                    path.display(),
-                    v.len(),
-                    chain.n_in
-                ));
+                return Err(FileError::new(
+                    path,
+                    format!(
+                        "{} values, not samples of the model's {} inputs",
+                        v.len(),
+                        chain.n_in
+                    ),
+                )
+                .into());
             }
             out.extend(v.chunks(chain.n_in).map(|c| c.to_vec()));
         }
@@ -298,7 +306,8 @@ fn error_samples(
             -1.0,
             1.0,
             &mut rng,
-        )?;
+        )
+        .expect("a small float32 tensor");
         out.push(
             t.to_f64()
                 .unwrap_or_default()
@@ -310,13 +319,19 @@ fn error_samples(
     Ok(out)
 }
 
-/// Measures what `--weights-dtype` does to the outputs; an error over `--max-error` refuses.
-pub fn stored_error(chain: &Chain, opts: &EmitOptions) -> Result<Option<StoredError>, String> {
+/// Measures what `--weights-dtype` does to the outputs of the model at `path`; an error over
+/// `--max-error` refuses.
+pub fn stored_error(
+    path: &Path,
+    chain: &Chain,
+    opts: &EmitOptions,
+) -> Result<Option<StoredError>, ExpectedError> {
     if opts.weights_dtype == WeightsDtype::F32 {
         return Ok(None);
     }
     let samples = error_samples(chain, &opts.inputs)?;
-    let stored = quant::as_stored(chain, opts.weights_dtype)?;
+    let stored =
+        quant::as_stored(chain, opts.weights_dtype).map_err(|m| ModelError::new(path, m))?;
     let (max_abs, max_output) = quant::largest_error(chain, &stored, &samples);
     let e = StoredError {
         dtype: opts.weights_dtype.name(),
@@ -326,21 +341,26 @@ pub fn stored_error(chain: &Chain, opts: &EmitOptions) -> Result<Option<StoredEr
     };
     if let Some(limit) = opts.max_error {
         if max_abs.is_nan() || max_abs > limit {
-            return Err(format!(
+            return Err(ModelError::new(path, format!(
                 "{} weights change the outputs by up to {max_abs:.3e} (outputs up to {max_output:.3}, {} samples), over --max-error {limit:e}; use --weights-dtype {} or raise --max-error",
                 e.dtype,
                 e.samples,
                 if opts.weights_dtype == WeightsDtype::Int8 { "f16" } else { "f32" }
-            ));
+            )).into());
         }
     }
     Ok(Some(e))
 }
 
 /// Reads the model into a chain, or every reason it cannot be generated as code.
-pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
-    let info = crate::model::inspect(path).map_err(|e| e.message)?;
-    crate::model::refuse_outside(&info).map_err(|e| e.message)?;
+pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, ModelError> {
+    let info = crate::model::inspect(path)?;
+    crate::model::refuse_outside(&info)?;
+    read_inspected(path, &info, opts).map_err(|m| ModelError::new(path, m))
+}
+
+/// [`read_chain`] of a model already inspected; the message is about the model.
+fn read_inspected(path: &Path, info: &ModelInfo, opts: &EmitOptions) -> Result<Chain, String> {
     if info.parameters > opts.max_params {
         return Err(format!(
             "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels stay near tract, faster in most runs to 2 M), or use `cargo infer decide` to pick a framework",
@@ -349,7 +369,7 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
     }
     let chain = match info.format {
         crate::model::Format::Onnx => {
-            if let Err(why) = crate::model::trivial::check(&info, opts.max_params) {
+            if let Err(why) = crate::model::trivial::check(info, opts.max_params) {
                 return Err(format!("not a trivial model: {}; use `cargo infer decide` to pick a framework", why.join("; ")));
             }
             onnx::read(path)?
@@ -358,7 +378,7 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
             let acts = opts.activations.as_ref().ok_or(
                 "this file holds weights only: give the activation after each linear layer with --activations relu,relu,softmax",
             )?;
-            weights::read(path, &info, acts)?
+            weights::read(path, info, acts)?
         }
         f => return Err(format!("emit reads ONNX, or safetensors / PyTorch state_dict weights with --activations; this is {}", f.as_str())),
     };
@@ -366,11 +386,11 @@ pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, String> {
 }
 
 /// `-o` must name a file to write (not a directory, not `.` or `..`).
-pub fn check_output(out: &Path) -> Result<(), String> {
+pub fn check_output(out: &Path) -> Result<(), FileError> {
     if out.is_dir() || out.file_name().is_none() {
-        return Err(format!(
-            "{}: is a directory; -o names the Rust file to write (e.g. -o src/model.rs)",
-            out.display()
+        return Err(FileError::new(
+            out,
+            "is a directory; -o names the Rust file to write (e.g. -o src/model.rs)",
         ));
     }
     Ok(())
@@ -381,11 +401,11 @@ pub fn emit(
     path: &Path,
     out: &Path,
     opts: &EmitOptions,
-) -> Result<(Chain, Option<StoredError>), String> {
+) -> Result<(Chain, Option<StoredError>), ExpectedError> {
     check_output(out)?;
     let chain = read_chain(path, opts)?;
-    let error = stored_error(&chain, opts)?;
-    let sha = crate::util::sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let error = stored_error(path, &chain, opts)?;
+    let sha = crate::util::sha256_file(path).map_err(|e| ModelError::io(path, &e))?;
     let source_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -404,11 +424,12 @@ pub fn emit(
         },
         opts,
         &weights_name,
-    )?;
+    )
+    .map_err(|m| ModelError::new(path, m))?;
     let mut files = vec![(out.to_path_buf(), code.into_bytes())];
     if let Some(blob) = blob {
         files.push((weights_file, blob));
     }
-    crate::util::write_all_or_nothing(&files).map_err(|e| e.to_string())?;
+    crate::util::write_all_or_nothing(&files)?;
     Ok((chain, error))
 }

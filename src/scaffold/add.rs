@@ -265,7 +265,7 @@ pub fn add(
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
     }
-    crate::util::write_all_or_nothing(&writes)?;
+    crate::util::write_all_or_nothing(&writes).map_err(|e| e.to_string())?;
     Ok(changed)
 }
 

@@ -17,6 +17,7 @@ use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 use crate::backends::{Backend, Device};
 use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
+use crate::error::FileError;
 use crate::escape;
 use crate::model::dtype::DType;
 use crate::model::{Format, ModelInfo};
@@ -1407,7 +1408,7 @@ pub fn generated_module(
         weights,
         ..Default::default()
     };
-    let chain = crate::emit::read_chain(model, &opts)?;
+    let chain = crate::emit::read_chain(model, &opts).map_err(|e| e.message)?;
     let header = crate::emit::codegen::Header {
         source: model_file,
         sha256: sha,
@@ -1421,16 +1422,16 @@ pub fn write_project(
     target: &Path,
     files: &[(PathBuf, Vec<u8>)],
     force: bool,
-) -> Result<(), String> {
+) -> Result<(), FileError> {
     let exists = target.exists();
     if exists && !force {
         let empty = std::fs::read_dir(target)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
         if !empty {
-            return Err(format!(
-                "{} exists and is not empty; pass --force to write into it",
-                target.display()
+            return Err(FileError::new(
+                target,
+                "exists and is not empty; pass --force to write into it",
             ));
         }
     }
@@ -1439,7 +1440,7 @@ pub fn write_project(
         for (p, _) in files {
             if let Some(parent) = target.join(p).parent() {
                 std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                    .map_err(|e| FileError::io(parent, "cannot create", &e))?;
             }
         }
         let absolute: Vec<(PathBuf, Vec<u8>)> = files
@@ -1453,16 +1454,19 @@ pub fn write_project(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(format!("{}: no such directory", parent.display()));
+        return Err(FileError::new(parent, "no such directory"));
     }
     let tmp = tempfile::Builder::new()
         .prefix(".cargo-infer-init-")
         .tempdir_in(parent)
-        .map_err(|e| format!("{}: cannot write: {e}", parent.display()))?;
+        .map_err(|e| FileError::io(parent, "cannot write", &e))?;
     for (p, bytes) in files {
+        // Errors name the file the project will have, not the temporary directory's.
         let full = tmp.path().join(p);
-        std::fs::create_dir_all(full.parent().unwrap()).map_err(|e| e.to_string())?;
-        std::fs::write(&full, bytes).map_err(|e| format!("{}: {e}", full.display()))?;
+        std::fs::create_dir_all(full.parent().unwrap())
+            .map_err(|e| FileError::io(&target.join(p), "cannot write", &e))?;
+        std::fs::write(&full, bytes)
+            .map_err(|e| FileError::io(&target.join(p), "cannot write", &e))?;
     }
     let kept = tmp.keep();
     // The temporary directory and its files are owner-only; the project gets the usual modes.
@@ -1473,7 +1477,7 @@ pub fn write_project(
     }
     std::fs::rename(&kept, target).map_err(|e| {
         let _ = std::fs::remove_dir_all(&kept);
-        format!("{}: cannot create: {e}", target.display())
+        FileError::io(target, "cannot create", &e)
     })
 }
 

@@ -1015,3 +1015,66 @@ fn pytorch_state_dicts_read_exactly_and_emit() {
     assert!(String::from_utf8_lossy(&res.stderr).contains("unsafe pickle"));
     assert!(!target.exists());
 }
+
+/// Every refusal names the file it is about: the output path for what cannot be written, the
+/// data file for data that does not fit, the model for what the model is — never the model's
+/// path in front of another file's problem.
+#[test]
+fn errors_name_the_file_they_are_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("mlp.onnx");
+    let emit = |extra: &[&std::ffi::OsStr]| {
+        cargo_infer()
+            .arg("emit")
+            .arg(&model)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+
+    let out = dir.path().join("no-such-dir").join("model.rs");
+    let line = one_line_error(&emit(&["-o".as_ref(), out.as_os_str()]), "unwritable -o");
+    assert!(
+        line.starts_with(&format!("error: {}: cannot write", out.display()))
+            && !line.contains("mlp.onnx")
+            && !line.contains(".cargo-infer-"),
+        "{line}"
+    );
+
+    // 5 numbers for a model of 4 inputs.
+    let data = dir.path().join("five.json");
+    std::fs::write(&data, "[1, 2, 3, 4, 5]").unwrap();
+    let ok = dir.path().join("model.rs");
+    let line = one_line_error(
+        &emit(&[
+            "-o".as_ref(),
+            ok.as_os_str(),
+            "--weights-dtype".as_ref(),
+            "int8".as_ref(),
+            "--input".as_ref(),
+            data.as_os_str(),
+        ]),
+        "--input of the wrong size",
+    );
+    assert!(
+        line.starts_with(&format!("error: {}: 5 values", data.display())),
+        "{line}"
+    );
+    assert!(!ok.exists(), "nothing written");
+
+    let line = one_line_error(
+        &emit(&[
+            "-o".as_ref(),
+            ok.as_os_str(),
+            "--weights-dtype".as_ref(),
+            "int8".as_ref(),
+            "--max-error".as_ref(),
+            "0".as_ref(),
+        ]),
+        "--max-error 0",
+    );
+    assert!(
+        line.starts_with(&format!("error: {}: int8 weights", model.display())),
+        "{line}"
+    );
+}
