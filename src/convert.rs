@@ -208,26 +208,7 @@ pub fn convert(
     output: &Path,
     opts: &ConvertOptions,
 ) -> Result<Converted, ExpectedError> {
-    if output.extension().is_none_or(|e| e != "safetensors") {
-        return Err(ExpectedError::Usage(format!(
-            "{}: the output must be a .safetensors file",
-            output.display()
-        )));
-    }
-    if output.exists() {
-        if !opts.force {
-            return Err(ExpectedError::Usage(format!(
-                "{} exists; pass --force to replace it",
-                output.display()
-            )));
-        }
-        if same_file(input, output) {
-            return Err(ExpectedError::Usage(format!(
-                "{}: input and output are the same file",
-                output.display()
-            )));
-        }
-    }
+    check_output(input, output, opts.force)?;
     let info = model::inspect(input)?;
     model::refuse_outside(&info)?;
     if info.safety.verdict == model::Verdict::Unsafe {
@@ -251,59 +232,9 @@ pub fn convert(
             .collect(),
         None => tensors,
     };
-    let mut seen = std::collections::HashSet::new();
-    for (name, t) in &tensors {
-        if !seen.insert(name.as_str()) {
-            return Err(ModelError::new(input, format!("two tensors are named `{name}`")).into());
-        }
-        if st_dtype(t.dtype).is_none() {
-            return Err(ModelError::new(
-                input,
-                format!(
-                    "tensor `{name}` is {}, which safetensors cannot hold",
-                    t.dtype_name()
-                ),
-            )
-            .into());
-        }
-    }
-    let sha = crate::util::sha256_file(input).map_err(|e| ModelError::io(input, &e))?;
-    let source = input
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    meta.insert("source".into(), source);
-    meta.insert("source_sha256".into(), sha);
-    meta.insert("source_format".into(), info.format.as_str().into());
-    meta.insert(
-        "converted_by".into(),
-        format!("cargo-infer {}", env!("CARGO_PKG_VERSION")),
-    );
-    // What transformers expects of PyTorch-origin weights.
-    if matches!(info.format, Format::Pytorch | Format::Torchscript) {
-        meta.insert("format".into(), "pt".into());
-    }
-    if let Some(to) = opts.dtype {
-        meta.insert("dtype".into(), model::dtype::onnx(to.code()).0.into());
-    }
-
-    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
-        .iter()
-        .map(|(n, t)| {
-            let view = safetensors::tensor::TensorView::new(
-                st_dtype(t.dtype).expect("checked above"),
-                t.shape.clone(),
-                &t.data,
-            )
-            .map_err(|e| ModelError::new(input, format!("tensor `{n}`: {e}")))?;
-            Ok((n.clone(), view))
-        })
-        .collect::<Result<_, ModelError>>()?;
-    let bytes = safetensors::serialize(
-        views,
-        Some(meta.clone().into_iter().collect::<HashMap<_, _>>()),
-    )
-    .map_err(|e| ExpectedError::Usage(format!("{}: {e}", output.display())))?;
+    check_tensors(input, &tensors)?;
+    record_source(input, &info, opts, &mut meta)?;
+    let bytes = serialize(input, output, &tensors, &meta)?;
     crate::util::write_all_or_nothing(&[(output.to_path_buf(), bytes.clone())])
         .map_err(ExpectedError::Usage)?;
     let mut dtypes = BTreeMap::new();
@@ -323,6 +254,111 @@ pub fn convert(
         dtypes,
         metadata: meta,
     })
+}
+
+/// Whether `output` may be written: a `.safetensors` file, not there yet unless `force`, and
+/// never the input itself.
+fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), ExpectedError> {
+    if output.extension().is_none_or(|e| e != "safetensors") {
+        return Err(ExpectedError::Usage(format!(
+            "{}: the output must be a .safetensors file",
+            output.display()
+        )));
+    }
+    if output.exists() {
+        if !force {
+            return Err(ExpectedError::Usage(format!(
+                "{} exists; pass --force to replace it",
+                output.display()
+            )));
+        }
+        if same_file(input, output) {
+            return Err(ExpectedError::Usage(format!(
+                "{}: input and output are the same file",
+                output.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether safetensors can hold these tensors: one name each, dtypes it has.
+fn check_tensors(input: &Path, tensors: &[Named]) -> Result<(), ModelError> {
+    let mut seen = std::collections::HashSet::new();
+    for (name, t) in tensors {
+        if !seen.insert(name.as_str()) {
+            return Err(ModelError::new(
+                input,
+                format!("two tensors are named `{name}`"),
+            ));
+        }
+        if st_dtype(t.dtype).is_none() {
+            return Err(ModelError::new(
+                input,
+                format!(
+                    "tensor `{name}` is {}, which safetensors cannot hold",
+                    t.dtype_name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Records in `meta` where the weights came from (file, its sha256, its format), what converted
+/// them, and the cast.
+fn record_source(
+    input: &Path,
+    info: &model::ModelInfo,
+    opts: &ConvertOptions,
+    meta: &mut BTreeMap<String, String>,
+) -> Result<(), ModelError> {
+    let sha = crate::util::sha256_file(input).map_err(|e| ModelError::io(input, &e))?;
+    let source = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    meta.insert("source".into(), source);
+    meta.insert("source_sha256".into(), sha);
+    meta.insert("source_format".into(), info.format.as_str().into());
+    meta.insert(
+        "converted_by".into(),
+        format!("cargo-infer {}", env!("CARGO_PKG_VERSION")),
+    );
+    // What transformers expects of PyTorch-origin weights.
+    if matches!(info.format, Format::Pytorch | Format::Torchscript) {
+        meta.insert("format".into(), "pt".into());
+    }
+    if let Some(to) = opts.dtype {
+        meta.insert("dtype".into(), model::dtype::onnx(to.code()).0.into());
+    }
+    Ok(())
+}
+
+/// The safetensors file of these tensors (checked by [`check_tensors`]) and metadata.
+fn serialize(
+    input: &Path,
+    output: &Path,
+    tensors: &[Named],
+    meta: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, ExpectedError> {
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, t)| {
+            let view = safetensors::tensor::TensorView::new(
+                st_dtype(t.dtype).expect("checked above"),
+                t.shape.clone(),
+                &t.data,
+            )
+            .map_err(|e| ModelError::new(input, format!("tensor `{n}`: {e}")))?;
+            Ok((n.clone(), view))
+        })
+        .collect::<Result<_, ModelError>>()?;
+    safetensors::serialize(
+        views,
+        Some(meta.clone().into_iter().collect::<HashMap<_, _>>()),
+    )
+    .map_err(|e| ExpectedError::Usage(format!("{}: {e}", output.display())))
 }
 
 /// Whether two paths name one existing file.

@@ -358,6 +358,9 @@ enum File {
     Twin,
 }
 
+/// The `--pair` twin: its path and what it is.
+type TwinFile<'p> = (&'p Path, model::ModelInfo);
+
 /// One run the check makes: a back end on one file, under the label reports give it.
 struct Unit<'p> {
     label: String,
@@ -371,7 +374,7 @@ struct Unit<'p> {
 struct ModelPlan<'p> {
     path: &'p Path,
     info: model::ModelInfo,
-    pair: Option<(&'p Path, model::ModelInfo)>,
+    pair: Option<TwinFile<'p>>,
     units: Vec<Unit<'p>>,
     /// The signature the inputs were made for (the ONNX twin's when the model declares none).
     sig_info: model::ModelInfo,
@@ -428,7 +431,7 @@ impl<'p> ModelPlan<'p> {
 fn make_data_sets(
     path: &Path,
     info: &model::ModelInfo,
-    pair: Option<&(&Path, model::ModelInfo)>,
+    pair: Option<&TwinFile>,
     opts: &CheckOptions,
     report: &mut ModelReport,
 ) -> Result<(model::ModelInfo, Vec<inputs::DataSet>), String> {
@@ -447,7 +450,7 @@ fn make_data_sets(
 fn read_files<'p>(
     path: &Path,
     opts: &'p CheckOptions,
-) -> Result<(model::ModelInfo, Option<(&'p Path, model::ModelInfo)>), String> {
+) -> Result<(model::ModelInfo, Option<TwinFile<'p>>), String> {
     let info = model::inspect(path).map_err(|e| e.message)?;
     let pair = match &opts.pair {
         None => None,
@@ -458,10 +461,7 @@ fn read_files<'p>(
 
 /// Whether a twin can be compared with the model: another format, or another ONNX graph that
 /// takes inputs of the same kinds (the two run on the same data).
-fn vet_pair(
-    info: &model::ModelInfo,
-    pair: Option<&(&Path, model::ModelInfo)>,
-) -> Result<(), String> {
+fn vet_pair(info: &model::ModelInfo, pair: Option<&TwinFile>) -> Result<(), String> {
     let Some((p, pi)) = pair else { return Ok(()) };
     if pi.format == info.format && info.format != Format::Onnx {
         return Err(format!(
@@ -501,7 +501,7 @@ fn vet_pair(
 fn vet_safety(
     path: &Path,
     info: &model::ModelInfo,
-    pair: Option<&(&Path, model::ModelInfo)>,
+    pair: Option<&TwinFile>,
     notes: &mut Vec<String>,
 ) -> Result<(), Stopped> {
     for (p, i) in std::iter::once((path, info)).chain(pair.map(|(p, i)| (*p, i))) {
@@ -532,7 +532,7 @@ fn vet_safety(
 fn assign_units<'p>(
     backends: &[(&'p dyn Backend, bool)],
     info: &model::ModelInfo,
-    pair: Option<&(&Path, model::ModelInfo)>,
+    pair: Option<&TwinFile>,
     unsupported: &mut Vec<BackendReport>,
 ) -> Vec<Unit<'p>> {
     let onnx_pair = pair.is_some_and(|(_, pi)| pi.format == info.format);
