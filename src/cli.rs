@@ -460,183 +460,22 @@ pub fn main(mut args: Vec<OsString>) -> i32 {
 }
 
 fn run(cli: Cli) -> Result<i32, ExpectedError> {
+    let global = &cli.global;
+    if !matches!(cli.command, Command::Check(_)) {
+        reject_junit(global)?;
+    }
     match &cli.command {
-        Command::Inspect(args) => {
-            reject_junit(&cli.global)?;
-            crate::inspect::run(&cli.global, args)
-        }
-        Command::Check(args) => run_check(&cli.global, args),
-        Command::Decide(args) => {
-            reject_junit(&cli.global)?;
-            let c = args
-                .constraints
-                .merged(cli.global.manifest_path.as_deref())?;
-            let d = crate::decide::decide_model(&args.model, &c, args.probe)?;
-            let style = crate::output::Style {
-                color: crate::output::use_color(cli.global.color),
-            };
-            crate::output::print(&match cli.global.format {
-                OutputFormat::Json => crate::decide::render::json(&d),
-                _ => {
-                    crate::decide::render::human(&d, style, args.explain || cli.global.verbose > 0)
-                }
-            });
-            Ok(exit::OK)
-        }
-        Command::Emit(args) => {
-            reject_junit(&cli.global)?;
-            let opts = crate::emit::EmitOptions {
-                precision: args.precision,
-                weights: args.weights,
-                max_params: args.max_params,
-                activations: args.activations.clone(),
-                weights_dtype: args.weights_dtype,
-                simd: args.simd,
-                max_error: args.max_error,
-                inputs: args.input.clone(),
-            };
-            crate::emit::check_output(&args.output)?;
-            if args.simd && args.precision == crate::emit::Precision::F64 {
-                return Err(ExpectedError::Usage(crate::emit::SIMD_F64.into()));
-            }
-            if let Some(x) = args.max_error.filter(|x| x.is_nan() || *x < 0.0) {
-                return Err(ExpectedError::Usage(format!(
-                    "--max-error {x}: give a number of 0 or more"
-                )));
-            }
-            let (chain, error) = crate::emit::emit(&args.model, &args.output, &opts)?;
-            if !cli.global.quiet {
-                eprintln!(
-                    "wrote {}: {} → {} values, {} layers, {} parameters{}",
-                    args.output.display(),
-                    chain.n_in,
-                    chain.n_out,
-                    chain.layers.len(),
-                    chain.parameters(),
-                    error
-                        .map(|e| format!("; {} weights: {}", e.dtype, e.describe()))
-                        .unwrap_or_default()
-                );
-            }
-            Ok(exit::OK)
-        }
-        Command::Init(args) => {
-            reject_junit(&cli.global)?;
-            run_init(&cli.global, args)
-        }
+        Command::Inspect(args) => crate::inspect::run(global, args),
+        Command::Check(args) => run_check(global, args),
+        Command::Decide(args) => run_decide(global, args),
+        Command::Emit(args) => run_emit(global, args),
+        Command::Init(args) => run_init(global, args),
         Command::Convert(args) if args.for_framework == Some(PrepareFor::Tract) => {
-            reject_junit(&cli.global)?;
-            let opts = crate::prepare::ForTract {
-                inputs: crate::check::inputs::InputOptions {
-                    given: args.data.clone(),
-                    dims: args.dim.clone(),
-                    shapes: args.input_shape.clone(),
-                    ..Default::default()
-                },
-                consts: args.consts.clone(),
-                force: args.force,
-                ort_lib: args.ort_lib.as_deref(),
-                only_given_constants: false,
-            };
-            let done = crate::prepare::for_tract(&args.input, &args.output, &opts)?;
-            match cli.global.format {
-                OutputFormat::Json => crate::output::print(
-                    &(serde_json::to_string_pretty(&done).expect("plain data") + "\n"),
-                ),
-                _ if cli.global.quiet => {}
-                _ => eprint!("{}", crate::prepare::human(&done)),
-            }
-            Ok(exit::OK)
+            run_prepare(global, args)
         }
-        Command::Convert(args) => {
-            reject_junit(&cli.global)?;
-            let opts = crate::convert::ConvertOptions {
-                key: args.key.clone(),
-                dtype: args.dtype,
-                force: args.force,
-            };
-            let done = crate::convert::convert(&args.input, &args.output, &opts)?;
-            match cli.global.format {
-                OutputFormat::Json => crate::output::print(
-                    &(serde_json::to_string_pretty(&done).expect("plain data") + "\n"),
-                ),
-                _ if cli.global.quiet => {}
-                _ => eprint!("{}", crate::convert::human(&done)),
-            }
-            Ok(exit::OK)
-        }
-        Command::Add(args) => {
-            reject_junit(&cli.global)?;
-            let manifest = crate::scaffold::add::find_manifest(
-                cli.global.manifest_path.as_deref(),
-                args.package.as_deref(),
-            )
-            .map_err(ExpectedError::Usage)?;
-            let c = args.constraints.merged(Some(&manifest))?;
-            crate::model::refuse_outside(&crate::model::inspect(&args.model)?)?;
-            let d = crate::decide::decide_model(&args.model, &c, false)?;
-            let inputs = crate::check::inputs::InputOptions {
-                dims: args.dim.clone(),
-                given: args.input.clone(),
-                ..Default::default()
-            };
-            let info = crate::model::inspect(&args.model)?;
-            let add_opts = crate::scaffold::add::AddOptions {
-                force: args.force,
-                ort_download: args.ort_download,
-                ci: args.ci,
-            };
-            let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
-            let prepared = crate::scaffold::prepare_for_tract(
-                &args.model,
-                &info,
-                &d,
-                &inputs,
-                scratch.path(),
-            )?;
-            let changed = match &prepared {
-                None => {
-                    crate::scaffold::add::add(&manifest, &args.model, &d, &inputs, &add_opts, None)
-                }
-                // Its shapes are pinned: the module's sample needs no input files.
-                Some((model, from)) => crate::scaffold::add::add(
-                    &manifest,
-                    model,
-                    &d,
-                    &Default::default(),
-                    &add_opts,
-                    Some(from),
-                ),
-            }
-            .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
-            if !cli.global.quiet {
-                if changed.is_empty() {
-                    eprintln!(
-                        "nothing to do: {} is already set up for {}",
-                        manifest.display(),
-                        d.choice.as_str()
-                    );
-                } else {
-                    eprintln!(
-                        "added {} to {}: {}",
-                        d.choice.as_str(),
-                        manifest.display(),
-                        changed.join(", ")
-                    );
-                }
-                if let Some((_, from)) = &prepared {
-                    eprintln!(
-                        "the model is prepared for tract, which does not load it as it is: {}",
-                        from.rewrites.join("; ")
-                    );
-                }
-            }
-            Ok(exit::OK)
-        }
-        Command::Doctor => {
-            reject_junit(&cli.global)?;
-            crate::doctor::run(&cli.global)
-        }
+        Command::Convert(args) => run_convert(global, args),
+        Command::Add(args) => run_add(global, args),
+        Command::Doctor => crate::doctor::run(global),
     }
 }
 
@@ -647,6 +486,164 @@ fn reject_junit(global: &GlobalArgs) -> Result<(), ExpectedError> {
         ));
     }
     Ok(())
+}
+
+/// `decide`: the framework for a model under the constraints, with its reasons.
+fn run_decide(global: &GlobalArgs, args: &DecideArgs) -> Result<i32, ExpectedError> {
+    let c = args.constraints.merged(global.manifest_path.as_deref())?;
+    let d = crate::decide::decide_model(&args.model, &c, args.probe)?;
+    let style = crate::output::Style {
+        color: crate::output::use_color(global.color),
+    };
+    crate::output::print(&match global.format {
+        OutputFormat::Json => crate::decide::render::json(&d),
+        _ => crate::decide::render::human(&d, style, args.explain || global.verbose > 0),
+    });
+    Ok(exit::OK)
+}
+
+/// `emit`: a model as Rust code, its options checked first.
+fn run_emit(global: &GlobalArgs, args: &EmitArgs) -> Result<i32, ExpectedError> {
+    let opts = crate::emit::EmitOptions {
+        precision: args.precision,
+        weights: args.weights,
+        max_params: args.max_params,
+        activations: args.activations.clone(),
+        weights_dtype: args.weights_dtype,
+        simd: args.simd,
+        max_error: args.max_error,
+        inputs: args.input.clone(),
+    };
+    crate::emit::check_output(&args.output)?;
+    if args.simd && args.precision == crate::emit::Precision::F64 {
+        return Err(ExpectedError::Usage(crate::emit::SIMD_F64.into()));
+    }
+    if let Some(x) = args.max_error.filter(|x| x.is_nan() || *x < 0.0) {
+        return Err(ExpectedError::Usage(format!(
+            "--max-error {x}: give a number of 0 or more"
+        )));
+    }
+    let (chain, error) = crate::emit::emit(&args.model, &args.output, &opts)?;
+    if !global.quiet {
+        eprintln!(
+            "wrote {}: {} → {} values, {} layers, {} parameters{}",
+            args.output.display(),
+            chain.n_in,
+            chain.n_out,
+            chain.layers.len(),
+            chain.parameters(),
+            error
+                .map(|e| format!("; {} weights: {}", e.dtype, e.describe()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `convert --for tract`: an ONNX graph tract loads, prepared from one it does not.
+fn run_prepare(global: &GlobalArgs, args: &ConvertArgs) -> Result<i32, ExpectedError> {
+    let opts = crate::prepare::ForTract {
+        inputs: crate::check::inputs::InputOptions {
+            given: args.data.clone(),
+            dims: args.dim.clone(),
+            shapes: args.input_shape.clone(),
+            ..Default::default()
+        },
+        consts: args.consts.clone(),
+        force: args.force,
+        ort_lib: args.ort_lib.as_deref(),
+        only_given_constants: false,
+    };
+    let done = crate::prepare::for_tract(&args.input, &args.output, &opts)?;
+    print_done(global, &done, || crate::prepare::human(&done));
+    Ok(exit::OK)
+}
+
+/// `convert`: weights into safetensors.
+fn run_convert(global: &GlobalArgs, args: &ConvertArgs) -> Result<i32, ExpectedError> {
+    let opts = crate::convert::ConvertOptions {
+        key: args.key.clone(),
+        dtype: args.dtype,
+        force: args.force,
+    };
+    let done = crate::convert::convert(&args.input, &args.output, &opts)?;
+    print_done(global, &done, || crate::convert::human(&done));
+    Ok(exit::OK)
+}
+
+/// What a command that wrote a file did: as JSON on stdout, or for people on stderr unless
+/// `--quiet`.
+fn print_done<T: serde::Serialize>(global: &GlobalArgs, done: &T, human: impl FnOnce() -> String) {
+    match global.format {
+        OutputFormat::Json => {
+            crate::output::print(&(serde_json::to_string_pretty(done).expect("plain data") + "\n"))
+        }
+        _ if global.quiet => {}
+        _ => eprint!("{}", human()),
+    }
+}
+
+/// `add`: a model and its framework added to an existing package (prepared for tract when tract
+/// does not load it as it is).
+fn run_add(global: &GlobalArgs, args: &AddArgs) -> Result<i32, ExpectedError> {
+    let manifest = crate::scaffold::add::find_manifest(
+        global.manifest_path.as_deref(),
+        args.package.as_deref(),
+    )
+    .map_err(ExpectedError::Usage)?;
+    let c = args.constraints.merged(Some(&manifest))?;
+    crate::model::refuse_outside(&crate::model::inspect(&args.model)?)?;
+    let d = crate::decide::decide_model(&args.model, &c, false)?;
+    let inputs = crate::check::inputs::InputOptions {
+        dims: args.dim.clone(),
+        given: args.input.clone(),
+        ..Default::default()
+    };
+    let info = crate::model::inspect(&args.model)?;
+    let add_opts = crate::scaffold::add::AddOptions {
+        force: args.force,
+        ort_download: args.ort_download,
+        ci: args.ci,
+    };
+    let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
+    let prepared =
+        crate::scaffold::prepare_for_tract(&args.model, &info, &d, &inputs, scratch.path())?;
+    let changed = match &prepared {
+        None => crate::scaffold::add::add(&manifest, &args.model, &d, &inputs, &add_opts, None),
+        // Its shapes are pinned: the module's sample needs no input files.
+        Some((model, from)) => crate::scaffold::add::add(
+            &manifest,
+            model,
+            &d,
+            &Default::default(),
+            &add_opts,
+            Some(from),
+        ),
+    }
+    .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
+    if !global.quiet {
+        if changed.is_empty() {
+            eprintln!(
+                "nothing to do: {} is already set up for {}",
+                manifest.display(),
+                d.choice.as_str()
+            );
+        } else {
+            eprintln!(
+                "added {} to {}: {}",
+                d.choice.as_str(),
+                manifest.display(),
+                changed.join(", ")
+            );
+        }
+        if let Some((_, from)) = &prepared {
+            eprintln!(
+                "the model is prepared for tract, which does not load it as it is: {}",
+                from.rewrites.join("; ")
+            );
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError> {
@@ -689,7 +686,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         plan::from_args(&args.models, &flags).map_err(ExpectedError::Usage)?
     };
     let total = jobs.len();
-    let jobs = match args.partition {
+    let mut jobs = match args.partition {
         Some(p) => p.select(jobs),
         None => jobs,
     };
@@ -699,43 +696,8 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
             jobs.len()
         )));
     }
-    // External data outside a model's directory: refused before any back end reads it (a model
-    // that does not read at all is left to the check, which reports it). Read in parallel; what
-    // was read serves the cache's keys.
-    let mut jobs = jobs;
-    let threads = (args.jobs as usize).clamp(1, jobs.len().max(1));
-    let per = jobs.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        for chunk in jobs.chunks_mut(per) {
-            s.spawn(move || {
-                for j in chunk {
-                    j.info = crate::model::inspect(&j.model)
-                        .ok()
-                        .map(std::sync::Arc::new);
-                }
-            });
-        }
-    });
-    for j in &jobs {
-        if let Some(info) = &j.info {
-            crate::model::refuse_outside(info)?;
-        }
-        if let Some(p) = &j.opts.pair {
-            if let Ok(info) = crate::model::inspect(p) {
-                crate::model::refuse_outside(&info)?;
-            }
-        }
-    }
-    let no_cache =
-        args.no_cache || std::env::var_os("CARGO_INFER_NO_CACHE").is_some_and(|v| !v.is_empty());
-    let cache = (!no_cache).then(|| {
-        check::cache::Cache::new(
-            args.cache_dir
-                .clone()
-                .or_else(|| std::env::var_os("CARGO_INFER_CACHE_DIR").map(PathBuf::from))
-                .unwrap_or_else(check::cache::default_dir),
-        )
-    });
+    vet_external_data(&mut jobs, args.jobs as usize)?;
+    let cache = open_cache(args);
     let progress = global.format == OutputFormat::Human
         && !global.quiet
         && std::io::IsTerminal::is_terminal(&std::io::stderr())
@@ -758,6 +720,53 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         )?;
     }
     finish_check(global, args, &report)
+}
+
+/// External data outside a model's directory: refused before any back end reads it (a model that
+/// does not read at all is left to the check, which reports it). Read in parallel on `threads`;
+/// what was read serves the cache's keys.
+fn vet_external_data(
+    jobs: &mut [crate::check::plan::Job],
+    threads: usize,
+) -> Result<(), ExpectedError> {
+    let threads = threads.clamp(1, jobs.len().max(1));
+    let per = jobs.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for chunk in jobs.chunks_mut(per) {
+            s.spawn(move || {
+                for j in chunk {
+                    j.info = crate::model::inspect(&j.model)
+                        .ok()
+                        .map(std::sync::Arc::new);
+                }
+            });
+        }
+    });
+    for j in jobs.iter() {
+        if let Some(info) = &j.info {
+            crate::model::refuse_outside(info)?;
+        }
+        if let Some(p) = &j.opts.pair {
+            if let Ok(info) = crate::model::inspect(p) {
+                crate::model::refuse_outside(&info)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The content cache of check reports, unless `--no-cache` or `CARGO_INFER_NO_CACHE` turn it off.
+fn open_cache(args: &CheckArgs) -> Option<crate::check::cache::Cache> {
+    let no_cache =
+        args.no_cache || std::env::var_os("CARGO_INFER_NO_CACHE").is_some_and(|v| !v.is_empty());
+    (!no_cache).then(|| {
+        crate::check::cache::Cache::new(
+            args.cache_dir
+                .clone()
+                .or_else(|| std::env::var_os("CARGO_INFER_CACHE_DIR").map(PathBuf::from))
+                .unwrap_or_else(crate::check::cache::default_dir),
+        )
+    })
 }
 
 /// Prints a check's report in the format asked for (and the HTML page, GitHub annotations).

@@ -173,26 +173,7 @@ pub fn convert(
     output: &Path,
     opts: &ConvertOptions,
 ) -> Result<Converted, ExpectedError> {
-    if output.extension().is_none_or(|e| e != "safetensors") {
-        return Err(ExpectedError::Usage(format!(
-            "{}: the output must be a .safetensors file",
-            output.display()
-        )));
-    }
-    if output.exists() {
-        if !opts.force {
-            return Err(ExpectedError::Usage(format!(
-                "{} exists; pass --force to replace it",
-                output.display()
-            )));
-        }
-        if same_file(input, output) {
-            return Err(ExpectedError::Usage(format!(
-                "{}: input and output are the same file",
-                output.display()
-            )));
-        }
-    }
+    check_output(input, output, opts.force)?;
     let info = model::inspect(input)?;
     model::refuse_outside(&info)?;
     if info.safety.verdict == model::Verdict::Unsafe {
@@ -216,10 +197,64 @@ pub fn convert(
             .collect(),
         None => tensors,
     };
+    check_tensors(input, &tensors)?;
+    record_source(input, &info, opts, &mut meta)?;
+    let bytes = serialize(input, output, &tensors, &meta)?;
+    crate::util::write_all_or_nothing(&[(output.to_path_buf(), bytes.clone())])?;
+    let mut dtypes = BTreeMap::new();
+    for (_, t) in &tensors {
+        *dtypes.entry(t.dtype_name().to_string()).or_insert(0) += 1;
+    }
+    Ok(Converted {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        format: info.format.as_str(),
+        tensors: tensors.len(),
+        parameters: tensors
+            .iter()
+            .map(|(_, t)| t.shape.iter().product::<usize>() as u64)
+            .sum(),
+        bytes: bytes.len() as u64,
+        dtypes,
+        metadata: meta,
+    })
+}
+
+/// Whether `output` may be written: a `.safetensors` file, not there yet unless `force`, and
+/// never the input itself.
+fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), ExpectedError> {
+    if output.extension().is_none_or(|e| e != "safetensors") {
+        return Err(ExpectedError::Usage(format!(
+            "{}: the output must be a .safetensors file",
+            output.display()
+        )));
+    }
+    if output.exists() {
+        if !force {
+            return Err(ExpectedError::Usage(format!(
+                "{} exists; pass --force to replace it",
+                output.display()
+            )));
+        }
+        if same_file(input, output) {
+            return Err(ExpectedError::Usage(format!(
+                "{}: input and output are the same file",
+                output.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether safetensors can hold these tensors: one name each, dtypes it has.
+fn check_tensors(input: &Path, tensors: &[Named]) -> Result<(), ModelError> {
     let mut seen = std::collections::HashSet::new();
-    for (name, t) in &tensors {
+    for (name, t) in tensors {
         if !seen.insert(name.as_str()) {
-            return Err(ModelError::new(input, format!("two tensors are named `{name}`")).into());
+            return Err(ModelError::new(
+                input,
+                format!("two tensors are named `{name}`"),
+            ));
         }
         if t.dtype.safetensors().is_none() {
             return Err(ModelError::new(
@@ -228,10 +263,20 @@ pub fn convert(
                     "tensor `{name}` is {}, which safetensors cannot hold",
                     t.dtype_name()
                 ),
-            )
-            .into());
+            ));
         }
     }
+    Ok(())
+}
+
+/// Records in `meta` where the weights came from (file, its sha256, its format), what converted
+/// them, and the cast.
+fn record_source(
+    input: &Path,
+    info: &model::ModelInfo,
+    opts: &ConvertOptions,
+    meta: &mut BTreeMap<String, String>,
+) -> Result<(), ModelError> {
     let sha = crate::util::sha256_file(input).map_err(|e| ModelError::io(input, &e))?;
     let source = input
         .file_name()
@@ -251,7 +296,16 @@ pub fn convert(
     if let Some(to) = opts.dtype {
         meta.insert("dtype".into(), to.dtype().name().into());
     }
+    Ok(())
+}
 
+/// The safetensors file of these tensors (checked by [`check_tensors`]) and metadata.
+fn serialize(
+    input: &Path,
+    output: &Path,
+    tensors: &[Named],
+    meta: &BTreeMap<String, String>,
+) -> Result<Vec<u8>, ExpectedError> {
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .map(|(n, t)| {
@@ -264,29 +318,11 @@ pub fn convert(
             Ok((n.clone(), view))
         })
         .collect::<Result<_, ModelError>>()?;
-    let bytes = safetensors::serialize(
+    safetensors::serialize(
         views,
         Some(meta.clone().into_iter().collect::<HashMap<_, _>>()),
     )
-    .map_err(|e| ExpectedError::Usage(format!("{}: {e}", output.display())))?;
-    crate::util::write_all_or_nothing(&[(output.to_path_buf(), bytes.clone())])?;
-    let mut dtypes = BTreeMap::new();
-    for (_, t) in &tensors {
-        *dtypes.entry(t.dtype_name().to_string()).or_insert(0) += 1;
-    }
-    Ok(Converted {
-        input: input.display().to_string(),
-        output: output.display().to_string(),
-        format: info.format.as_str(),
-        tensors: tensors.len(),
-        parameters: tensors
-            .iter()
-            .map(|(_, t)| t.shape.iter().product::<usize>() as u64)
-            .sum(),
-        bytes: bytes.len() as u64,
-        dtypes,
-        metadata: meta,
-    })
+    .map_err(|e| ExpectedError::Usage(format!("{}: {e}", output.display())))
 }
 
 /// Whether two paths name one existing file.

@@ -72,6 +72,24 @@ fn values(out: &mut String, style: Style, title: &str, vs: &[ValueSpec]) {
 /// The human summary. `verbose` lists every tensor instead of the largest few.
 pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
     let mut out = String::new();
+    head(&mut out, info, style);
+    values(&mut out, style, "inputs", &info.inputs);
+    values(&mut out, style, "outputs", &info.outputs);
+    signature(&mut out, info, style);
+    operators(&mut out, info, style);
+    weights(&mut out, info, style, verbose);
+    architecture(&mut out, info, style);
+    safety(&mut out, info, style);
+    metadata(&mut out, info, style, verbose);
+    let d = &info.details;
+    if !d.files.is_empty() {
+        let _ = writeln!(out, "  {}  {}", style.bold("files"), d.files.join(", "));
+    }
+    out
+}
+
+/// The first line: the path, what kind of file, and its version facts.
+fn head(out: &mut String, info: &ModelInfo, style: Style) {
     let d = &info.details;
     let kind = match info.format {
         Format::Onnx => "ONNX model",
@@ -104,10 +122,11 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         format!(" ({})", facts.join(", "))
     };
     let _ = writeln!(out, "{}: {}{}", style.bold(&info.path), kind, facts);
+}
 
-    values(&mut out, style, "inputs", &info.inputs);
-    values(&mut out, style, "outputs", &info.outputs);
-    if let Some(sig) = &d.signature {
+/// A TorchScript module's signature, which has no shapes.
+fn signature(out: &mut String, info: &ModelInfo, style: Style) {
+    if let Some(sig) = &info.details.signature {
         let _ = writeln!(out, "  {}  {sig}", style.bold("signature"));
         let _ = writeln!(
             out,
@@ -115,31 +134,41 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
             style.dim("TorchScript keeps no input shapes: give them to `check` with --input-shape")
         );
     }
+}
 
-    if !info.operators.is_empty() {
-        let nodes: u64 = info.operators.values().sum();
-        let mut ops: Vec<(&String, &u64)> = info.operators.iter().collect();
-        ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let list: Vec<String> = ops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+/// The operators of a graph, the most used first, and its custom domains.
+fn operators(out: &mut String, info: &ModelInfo, style: Style) {
+    if info.operators.is_empty() {
+        return;
+    }
+    let nodes: u64 = info.operators.values().sum();
+    let mut ops: Vec<(&String, &u64)> = info.operators.iter().collect();
+    ops.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let list: Vec<String> = ops.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(
+        out,
+        "  {}  {nodes} nodes, {} kinds",
+        style.bold("operators"),
+        ops.len()
+    );
+    let _ = writeln!(out, "    {}", list.join(", "));
+    let d = &info.details;
+    if !d.custom_domains.is_empty() {
         let _ = writeln!(
             out,
-            "  {}  {nodes} nodes, {} kinds",
-            style.bold("operators"),
-            ops.len()
+            "    {}",
+            style.warn(&format!(
+                "custom operator domains: {} (most runtimes lack them)",
+                d.custom_domains.join(", ")
+            ))
         );
-        let _ = writeln!(out, "    {}", list.join(", "));
-        if !d.custom_domains.is_empty() {
-            let _ = writeln!(
-                out,
-                "    {}",
-                style.warn(&format!(
-                    "custom operator domains: {} (most runtimes lack them)",
-                    d.custom_domains.join(", ")
-                ))
-            );
-        }
     }
+}
 
+/// The weights: counts and size, dtypes, where they are (state_dict key, external data), and the
+/// tensors.
+fn weights(out: &mut String, info: &ModelInfo, style: Style, verbose: u8) {
+    let d = &info.details;
     let _ = writeln!(
         out,
         "  {}  {} tensors, {} parameters, {}",
@@ -166,30 +195,39 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         let _ = writeln!(out, "    external data: {} ({state})", f.file);
     }
     if !info.tensors.is_empty() && info.format != Format::Onnx || verbose > 0 {
-        let mut ts: Vec<&model::TensorSummary> = info.tensors.iter().collect();
-        let shown = if verbose > 0 { ts.len() } else { 8 };
-        if verbose == 0 {
-            ts.sort_by_key(|t| std::cmp::Reverse(t.bytes));
-        }
-        let w = ts
-            .iter()
-            .take(shown)
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(0)
-            .min(48);
-        for t in ts.iter().take(shown) {
-            let _ = writeln!(out, "    {:w$}  {:9} {:?}", t.name, t.dtype, t.shape);
-        }
-        if ts.len() > shown {
-            let _ = writeln!(
-                out,
-                "    {}",
-                style.dim(&format!("… {} more (-v lists all)", ts.len() - shown))
-            );
-        }
+        tensors(out, info, style, verbose);
     }
+}
 
+/// The tensors: the largest few, or with `-v` every one in the file's order.
+fn tensors(out: &mut String, info: &ModelInfo, style: Style, verbose: u8) {
+    let mut ts: Vec<&model::TensorSummary> = info.tensors.iter().collect();
+    let shown = if verbose > 0 { ts.len() } else { 8 };
+    if verbose == 0 {
+        ts.sort_by_key(|t| std::cmp::Reverse(t.bytes));
+    }
+    let w = ts
+        .iter()
+        .take(shown)
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0)
+        .min(48);
+    for t in ts.iter().take(shown) {
+        let _ = writeln!(out, "    {:w$}  {:9} {:?}", t.name, t.dtype, t.shape);
+    }
+    if ts.len() > shown {
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!("… {} more (-v lists all)", ts.len() - shown))
+        );
+    }
+}
+
+/// The architecture's sizes and its class, with why.
+fn architecture(out: &mut String, info: &ModelInfo, style: Style) {
+    let d = &info.details;
     if !d.sizes.is_empty() {
         let list: Vec<String> = d.sizes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(out, "  {}  {}", style.bold("sizes"), list.join(", "));
@@ -201,6 +239,10 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
         info.architecture.class.as_str(),
         info.architecture.reasons.join("; ")
     );
+}
+
+/// Whether loading the file would run code or read outside its directory, and the findings.
+fn safety(out: &mut String, info: &ModelInfo, style: Style) {
     let safety = match (info.safety.verdict, info.safety.risk) {
         (Verdict::NotApplicable, _) => style.dim("not applicable (this format holds no code)"),
         (Verdict::Unsafe, _) if info.format == Format::Onnx => {
@@ -216,30 +258,31 @@ pub fn render(info: &ModelInfo, style: Style, verbose: u8) -> String {
     for f in &info.safety.findings {
         let _ = writeln!(out, "    {f}");
     }
-    if !info.metadata.is_empty() {
-        let _ = writeln!(out, "  {}", style.bold("metadata"));
-        let shown = if verbose > 0 { usize::MAX } else { 12 };
-        for (k, v) in info.metadata.iter().take(shown) {
-            let v: String = if v.chars().count() > 80 {
-                v.chars().take(77).collect::<String>() + "…"
-            } else {
-                v.clone()
-            };
-            let _ = writeln!(out, "    {k} = {v}");
-        }
-        if info.metadata.len() > shown {
-            let _ = writeln!(
-                out,
-                "    {}",
-                style.dim(&format!(
-                    "… {} more (-v lists all)",
-                    info.metadata.len() - shown
-                ))
-            );
-        }
+}
+
+/// The file's metadata: the first few entries (every one with `-v`), long values cut.
+fn metadata(out: &mut String, info: &ModelInfo, style: Style, verbose: u8) {
+    if info.metadata.is_empty() {
+        return;
     }
-    if !d.files.is_empty() {
-        let _ = writeln!(out, "  {}  {}", style.bold("files"), d.files.join(", "));
+    let _ = writeln!(out, "  {}", style.bold("metadata"));
+    let shown = if verbose > 0 { usize::MAX } else { 12 };
+    for (k, v) in info.metadata.iter().take(shown) {
+        let v: String = if v.chars().count() > 80 {
+            v.chars().take(77).collect::<String>() + "…"
+        } else {
+            v.clone()
+        };
+        let _ = writeln!(out, "    {k} = {v}");
     }
-    out
+    if info.metadata.len() > shown {
+        let _ = writeln!(
+            out,
+            "    {}",
+            style.dim(&format!(
+                "… {} more (-v lists all)",
+                info.metadata.len() - shown
+            ))
+        );
+    }
 }

@@ -271,71 +271,121 @@ impl Backend for Tract {
         inputs: &[Named],
         device: Device,
     ) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError> {
-        if device != Device::Cpu {
-            return Err(BackendError::Unsupported(format!(
-                "tract runs on the CPU only, not {}",
-                format!("{device:?}").to_lowercase()
-            )));
-        }
-        let missing = missing_operators(info);
-        if !missing.is_empty() {
-            return Err(BackendError::Unsupported(format!(
-                "tract lacks {} operator{}: {}",
-                missing.len(),
-                if missing.len() == 1 { "" } else { "s" },
-                describe_missing(&missing)
-            )));
-        }
-        let tensors: Vec<Tensor> = inputs
-            .iter()
-            .map(|(n, t)| to_tract(n, t))
-            .collect::<Result<_, _>>()?;
-        let dir = dir_of(path);
-        let read = || read_proto(path).map_err(|e| failure("load", &e));
-        // The graph with these input facts (`fed`: which of the inputs it still takes).
-        let typed = |proto: tract_onnx::pb::ModelProto,
-                     fed: &[usize]|
-         -> Result<InferenceModel, BackendError> {
-            let mut model = parse(proto, dir).map_err(|e| failure("load", &e))?;
-            for (k, &i) in fed.iter().enumerate() {
-                let t = &tensors[i];
-                model
-                    .set_input_fact(k, InferenceFact::dt_shape(t.datum_type(), t.shape()))
-                    .map_err(|e| BackendError::Failed(format!("input {i}: {}", chain(&e))))?;
-            }
-            Ok(model)
-        };
-        let outputs: Vec<String> = info.outputs.iter().map(|o| o.name.clone()).collect();
+        refuse(info, device)?;
+        let loader = Loader::new(path, info, inputs)?;
         let all: Vec<usize> = (0..inputs.len()).collect();
         // The first try takes the graph as it is; preparation runs only when it fails (the
         // common path pays nothing for it).
         // The common path reads the model once and never copies it; preparation reads it again.
-        let first = match typed(read()?, &all)
-            .and_then(|m| build(m).map_err(|e| explained("optimise", &e)))
-        {
-            Ok(plan) => {
-                return Ok((
-                    Box::new(TractLoaded {
-                        plan,
-                        fed: all,
-                        outputs,
-                    }),
-                    LoadNotes::default(),
-                ))
-            }
+        let first = match loader.runnable(loader.read()?, &all) {
+            Ok(plan) => return Ok((loader.loaded(plan, all), LoadNotes::default())),
             Err(e) => e,
         };
-        // Prepared for the data being run (crate::prepare): pinned shapes, constant Ifs folded,
-        // implicit Squeeze axes written, contradicting shape annotations dropped — first with
-        // every input still fed, then with the integer, boolean and scalar ones as constants.
-        // Annotations that contradict the data are dropped first when tract says so, else last.
+        loader.prepared(first)
+    }
+}
+
+/// What tract cannot run before reading the model: another device, operators it lacks.
+fn refuse(info: &ModelInfo, device: Device) -> Result<(), BackendError> {
+    if device != Device::Cpu {
+        return Err(BackendError::Unsupported(format!(
+            "tract runs on the CPU only, not {}",
+            format!("{device:?}").to_lowercase()
+        )));
+    }
+    let missing = missing_operators(info);
+    if !missing.is_empty() {
+        return Err(BackendError::Unsupported(format!(
+            "tract lacks {} operator{}: {}",
+            missing.len(),
+            if missing.len() == 1 { "" } else { "s" },
+            describe_missing(&missing)
+        )));
+    }
+    Ok(())
+}
+
+/// One load of a model on tract for one data set's inputs: as it is, else prepared.
+struct Loader<'a> {
+    path: &'a Path,
+    dir: Option<&'a str>,
+    info: &'a ModelInfo,
+    inputs: &'a [Named],
+    /// The inputs as tract's tensors.
+    tensors: Vec<Tensor>,
+    outputs: Vec<String>,
+}
+
+impl<'a> Loader<'a> {
+    fn new(
+        path: &'a Path,
+        info: &'a ModelInfo,
+        inputs: &'a [Named],
+    ) -> Result<Loader<'a>, BackendError> {
+        Ok(Loader {
+            path,
+            dir: dir_of(path),
+            info,
+            inputs,
+            tensors: inputs
+                .iter()
+                .map(|(n, t)| to_tract(n, t))
+                .collect::<Result<_, _>>()?,
+            outputs: info.outputs.iter().map(|o| o.name.clone()).collect(),
+        })
+    }
+
+    fn read(&self) -> Result<tract_onnx::pb::ModelProto, BackendError> {
+        read_proto(self.path).map_err(|e| failure("load", &e))
+    }
+
+    /// The graph with these input facts (`fed`: which of the inputs it still takes).
+    fn typed(
+        &self,
+        proto: tract_onnx::pb::ModelProto,
+        fed: &[usize],
+    ) -> Result<InferenceModel, BackendError> {
+        let mut model = parse(proto, self.dir).map_err(|e| failure("load", &e))?;
+        for (k, &i) in fed.iter().enumerate() {
+            let t = &self.tensors[i];
+            model
+                .set_input_fact(k, InferenceFact::dt_shape(t.datum_type(), t.shape()))
+                .map_err(|e| BackendError::Failed(format!("input {i}: {}", chain(&e))))?;
+        }
+        Ok(model)
+    }
+
+    /// The graph typed for the inputs `fed`, optimised and made runnable.
+    fn runnable(
+        &self,
+        proto: tract_onnx::pb::ModelProto,
+        fed: &[usize],
+    ) -> Result<Arc<TypedRunnableModel>, BackendError> {
+        self.typed(proto, fed)
+            .and_then(|m| build(m).map_err(|e| explained("optimise", &e)))
+    }
+
+    fn loaded(self, plan: Arc<TypedRunnableModel>, fed: Vec<usize>) -> Box<dyn Loaded> {
+        Box::new(TractLoaded {
+            plan,
+            fed,
+            outputs: self.outputs,
+        })
+    }
+
+    /// Prepared for the data being run (crate::prepare): pinned shapes, constant Ifs folded,
+    /// implicit Squeeze axes written, contradicting shape annotations dropped — first with every
+    /// input still fed, then with the integer, boolean and scalar ones as constants. Annotations
+    /// that contradict the data are dropped first when tract says so, else last. `first` is how
+    /// the graph as it is failed.
+    fn prepared(self, first: BackendError) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError> {
         let unify = match &first {
             BackendError::Explained { detail, .. } => detail.clone(),
             other => other.to_string(),
         }
         .contains("Impossible to unify");
-        let proto = read()?;
-        let candidates = crate::prepare::constant_candidates(proto.graph.as_ref(), inputs);
+        let proto = self.read()?;
+        let candidates = crate::prepare::constant_candidates(proto.graph.as_ref(), self.inputs);
         let mut tries: Vec<(Vec<usize>, bool)> = vec![(vec![], unify), (vec![], !unify)];
         if !candidates.is_empty() {
             tries.push((candidates.clone(), unify));
@@ -343,52 +393,9 @@ impl Backend for Tract {
         }
         let mut last = String::new();
         for (constant, drop_annotations) in tries {
-            let mut prepared = proto.clone();
-            let pins = crate::prepare::Pins {
-                inputs,
-                constant: &constant,
-                drop_annotations,
-            };
-            let rewrites = match crate::prepare::prepare(&mut prepared, dir, &pins) {
-                Ok(r) => r,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
-            // A graph with external data would need it beside a copy: not handed on.
-            let bytes = info
-                .details
-                .external_data
-                .is_empty()
-                .then(|| prost::Message::encode_to_vec(&prepared));
-            let fed: Vec<usize> = all
-                .iter()
-                .copied()
-                .filter(|i| !constant.contains(i))
-                .collect();
-            match typed(prepared, &fed)
-                .and_then(|m| build(m).map_err(|e| explained("optimise", &e)))
-            {
-                Ok(plan) => {
-                    let said: Vec<String> = rewrites.iter().map(|r| r.to_string()).collect();
-                    let mut notes = LoadNotes {
-                        notes: vec![format!(
-                            "tract passes after preparation: {} (as is it failed: {first})",
-                            said.join("; ")
-                        )],
-                        prepared: None,
-                        fixed: constant.clone(),
-                    };
-                    match bytes {
-                        Some(b) => notes.prepared = Some(b),
-                        None => notes.notes.push(
-                            "the prepared graph is not run on ONNX Runtime: the model keeps its weights in external data".into(),
-                        ),
-                    }
-                    return Ok((Box::new(TractLoaded { plan, fed, outputs }), notes));
-                }
-                Err(e) => last = e.to_string(),
+            match self.try_prepared(&proto, constant, drop_annotations, &first) {
+                Ok((plan, fed, notes)) => return Ok((self.loaded(plan, fed), notes)),
+                Err(e) => last = e,
             }
         }
         // What tract lacks stays what it lacks (a dtype, an attribute), prepared or not.
@@ -400,5 +407,50 @@ impl Backend for Tract {
                 detail,
             },
         })
+    }
+
+    /// One try of a prepared graph, with the inputs `constant` made constants: the runnable
+    /// graph, the inputs it still takes, and the notes saying what was rewritten; or why not.
+    fn try_prepared(
+        &self,
+        proto: &tract_onnx::pb::ModelProto,
+        constant: Vec<usize>,
+        drop_annotations: bool,
+        first: &BackendError,
+    ) -> Result<(Arc<TypedRunnableModel>, Vec<usize>, LoadNotes), String> {
+        let mut prepared = proto.clone();
+        let pins = crate::prepare::Pins {
+            inputs: self.inputs,
+            constant: &constant,
+            drop_annotations,
+        };
+        let rewrites = crate::prepare::prepare(&mut prepared, self.dir, &pins)?;
+        // A graph with external data would need it beside a copy: not handed on.
+        let bytes = self
+            .info
+            .details
+            .external_data
+            .is_empty()
+            .then(|| prost::Message::encode_to_vec(&prepared));
+        let fed: Vec<usize> = (0..self.inputs.len())
+            .filter(|i| !constant.contains(i))
+            .collect();
+        let plan = self.runnable(prepared, &fed).map_err(|e| e.to_string())?;
+        let said: Vec<String> = rewrites.iter().map(|r| r.to_string()).collect();
+        let mut notes = LoadNotes {
+            notes: vec![format!(
+                "tract passes after preparation: {} (as is it failed: {first})",
+                said.join("; ")
+            )],
+            prepared: None,
+            fixed: constant,
+        };
+        match bytes {
+            Some(b) => notes.prepared = Some(b),
+            None => notes.notes.push(
+                "the prepared graph is not run on ONNX Runtime: the model keeps its weights in external data".into(),
+            ),
+        }
+        Ok((plan, fed, notes))
     }
 }

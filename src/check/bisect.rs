@@ -450,107 +450,156 @@ fn divergence_at(
     runs: usize,
     ms: f64,
 ) -> Divergence {
-    let err = |t: &str| compared.get(t).map(|c| c.max_abs);
-    let node = &graph_a.nodes[k];
-    let tensor = |t: &String| {
-        compared.get(t).map(|c| TensorError {
-            name: t.clone(),
-            shape: shapes.get(t).cloned().unwrap_or_default(),
-            max_abs: c.max_abs,
-            pass: c.pass,
-        })
+    let errors = Errors {
+        graph: graph_a,
+        compared,
+        shapes,
     };
-    let outputs: Vec<TensorError> = node.outputs.iter().filter_map(tensor).collect();
-    let inputs_err: Vec<TensorError> = node.inputs.iter().filter_map(tensor).collect();
+    let node = &graph_a.nodes[k];
+    let outputs: Vec<TensorError> = node
+        .outputs
+        .iter()
+        .filter_map(|t| errors.tensor(t))
+        .collect();
+    let inputs_err: Vec<TensorError> = node
+        .inputs
+        .iter()
+        .filter_map(|t| errors.tensor(t))
+        .collect();
     let worst = outputs
         .iter()
         .filter(|t| !t.pass)
         .max_by(|x, y| x.max_abs.total_cmp(&y.max_abs))
         .cloned();
-    let step = |j: usize| {
-        let n = &graph_a.nodes[j];
-        Step {
-            node: n.name.clone(),
-            op: n.op.clone(),
-            max_abs: n.outputs.iter().filter_map(|o| err(o)).fold(0.0, f64::max),
-        }
-    };
-    // Back from the failing output to the culprit, through the worst input downstream of it.
-    let down = graph_a.downstream(k);
-    let mut path = Vec::new();
-    let mut here = failing.and_then(|f| graph_a.producer.get(f).copied());
-    while let Some(j) = here.filter(|j| down.contains(j)) {
-        path.push(step(j));
-        if j == k {
-            break;
-        }
-        here = graph_a.nodes[j]
-            .inputs
-            .iter()
-            .filter_map(|i| graph_a.producer.get(i).copied())
-            .filter(|p| down.contains(p))
-            .max_by(|x, y| step(*x).max_abs.total_cmp(&step(*y).max_abs));
-    }
-    path.reverse();
-    let shape_of = |t: &String| shapes.get(t).cloned().unwrap_or_default();
-    let producers = node
-        .inputs
-        .iter()
-        .map(|i| match graph_a.producer.get(i) {
-            Some(&p) => Neighbour {
-                node: graph_a.nodes[p].name.clone(),
-                op: graph_a.nodes[p].op.clone(),
-                tensor: i.clone(),
-                shape: shape_of(i),
-                max_abs: step(p).max_abs,
-            },
-            None => Neighbour {
-                node: i.clone(),
-                op: if graph_a.weights.contains(i) {
-                    "weight"
-                } else {
-                    "input"
-                }
-                .into(),
-                tensor: i.clone(),
-                shape: shape_of(i),
-                max_abs: 0.0,
-            },
-        })
-        .collect();
-    let consumers = graph_a
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(j, n)| {
-            let t = n.inputs.iter().find(|i| node.outputs.contains(i))?;
-            Some(Neighbour {
-                node: n.name.clone(),
-                op: n.op.clone(),
-                tensor: t.clone(),
-                shape: shape_of(t),
-                max_abs: step(j).max_abs,
-            })
-        })
-        .collect();
-    if path.first().is_none_or(|s| s.node != node.name) {
-        path.insert(0, step(k));
-    }
     Divergence {
         node: node.name.clone(),
         op: node.op.clone(),
         output: worst.as_ref().map(|t| t.name.clone()).unwrap_or_default(),
         max_abs: worst.map_or(0.0, |t| t.max_abs),
         inputs_max_abs: inputs_err.iter().map(|t| t.max_abs).fold(0.0, f64::max),
-        path,
+        path: errors.path(k, failing),
         attributes: node.attributes.clone(),
         inputs: inputs_err,
         outputs,
-        producers,
-        consumers,
+        producers: errors.producers(k),
+        consumers: errors.consumers(k),
         tensors: compared.len(),
         runs,
         ms,
+    }
+}
+
+/// The compared tensors of a bisect over the nodes of its graph: what a divergence's report is
+/// made of.
+struct Errors<'a> {
+    graph: &'a Graph,
+    compared: &'a HashMap<String, compare::Comparison>,
+    shapes: &'a HashMap<String, Vec<usize>>,
+}
+
+impl Errors<'_> {
+    fn shape_of(&self, t: &String) -> Vec<usize> {
+        self.shapes.get(t).cloned().unwrap_or_default()
+    }
+
+    /// A compared tensor's error.
+    fn tensor(&self, t: &String) -> Option<TensorError> {
+        self.compared.get(t).map(|c| TensorError {
+            name: t.clone(),
+            shape: self.shape_of(t),
+            max_abs: c.max_abs,
+            pass: c.pass,
+        })
+    }
+
+    /// Node `j` with the largest error of its compared outputs.
+    fn step(&self, j: usize) -> Step {
+        let n = &self.graph.nodes[j];
+        Step {
+            node: n.name.clone(),
+            op: n.op.clone(),
+            max_abs: n
+                .outputs
+                .iter()
+                .filter_map(|o| self.compared.get(o).map(|c| c.max_abs))
+                .fold(0.0, f64::max),
+        }
+    }
+
+    /// The path from the culprit `k` to the failing output: back from the output, through the
+    /// worst input downstream of `k`; it starts at `k` whatever the way back found.
+    fn path(&self, k: usize, failing: Option<&str>) -> Vec<Step> {
+        let graph = self.graph;
+        let down = graph.downstream(k);
+        let mut path = Vec::new();
+        let mut here = failing.and_then(|f| graph.producer.get(f).copied());
+        while let Some(j) = here.filter(|j| down.contains(j)) {
+            path.push(self.step(j));
+            if j == k {
+                break;
+            }
+            here = graph.nodes[j]
+                .inputs
+                .iter()
+                .filter_map(|i| graph.producer.get(i).copied())
+                .filter(|p| down.contains(p))
+                .max_by(|x, y| self.step(*x).max_abs.total_cmp(&self.step(*y).max_abs));
+        }
+        path.reverse();
+        if path.first().is_none_or(|s| s.node != graph.nodes[k].name) {
+            path.insert(0, self.step(k));
+        }
+        path
+    }
+
+    /// What produces each input of node `k`: a node, or the graph's input or weight.
+    fn producers(&self, k: usize) -> Vec<Neighbour> {
+        let graph = self.graph;
+        graph.nodes[k]
+            .inputs
+            .iter()
+            .map(|i| match graph.producer.get(i) {
+                Some(&p) => Neighbour {
+                    node: graph.nodes[p].name.clone(),
+                    op: graph.nodes[p].op.clone(),
+                    tensor: i.clone(),
+                    shape: self.shape_of(i),
+                    max_abs: self.step(p).max_abs,
+                },
+                None => Neighbour {
+                    node: i.clone(),
+                    op: if graph.weights.contains(i) {
+                        "weight"
+                    } else {
+                        "input"
+                    }
+                    .into(),
+                    tensor: i.clone(),
+                    shape: self.shape_of(i),
+                    max_abs: 0.0,
+                },
+            })
+            .collect()
+    }
+
+    /// The nodes that take an output of node `k`.
+    fn consumers(&self, k: usize) -> Vec<Neighbour> {
+        let node = &self.graph.nodes[k];
+        self.graph
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(j, n)| {
+                let t = n.inputs.iter().find(|i| node.outputs.contains(i))?;
+                Some(Neighbour {
+                    node: n.name.clone(),
+                    op: n.op.clone(),
+                    tensor: t.clone(),
+                    shape: self.shape_of(t),
+                    max_abs: self.step(j).max_abs,
+                })
+            })
+            .collect()
     }
 }
 

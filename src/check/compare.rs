@@ -124,21 +124,7 @@ fn compare_with(
     detail: bool,
 ) -> Comparison {
     let (a, b) = (left.1, right.1);
-    // Numbers of two dtypes (float32 outputs against float64 expected ones, as numpy saves them;
-    // integers recorded as float64) are compared as numbers: floats with the looser of the two
-    // dtypes' tolerances, anything with an integer or boolean side exactly.
-    let t = match (a.is_float(), b.is_float()) {
-        (true, true) => {
-            let (ta, tb) = (tol.for_dtype(a), tol.for_dtype(b));
-            Tolerance {
-                atol: ta.atol.max(tb.atol),
-                rtol: ta.rtol.max(tb.rtol),
-            }
-        }
-        (false, _) => tol.for_dtype(a),
-        (true, false) => tol.for_dtype(b),
-    };
-    let numeric = |x: &HostTensor| x.dtype != crate::model::dtype::DType::String;
+    let t = tolerance_of(a, b, tol);
     let mut c = Comparison {
         left: left.0.to_string(),
         right: right.0.to_string(),
@@ -156,28 +142,11 @@ fn compare_with(
         errors: None,
         divergence: None,
     };
-    let fail = |c: &mut Comparison, why: String| {
-        c.pass = false;
-        c.problem = Some(why);
-        c.max_abs = f64::INFINITY;
-        c.max_rel = f64::INFINITY;
-        c.min_atol_to_pass = f64::INFINITY;
-    };
-    if a.shape != b.shape {
-        fail(
-            &mut c,
-            format!("shape {:?} differs from {:?}", a.shape, b.shape),
-        );
-        return c;
-    }
     // Between two runs a changed dtype is a difference (a re-export that changed an output's
     // type); against expected outputs, a file's dtype is how it was saved.
     let against_expected = left.0 == "expected" || right.0 == "expected";
-    if a.dtype != b.dtype && !(against_expected && numeric(a) && numeric(b)) {
-        fail(
-            &mut c,
-            format!("dtype {} differs from {}", a.dtype_name(), b.dtype_name()),
-        );
+    if let Some(why) = incomparable(a, b, against_expected) {
+        c.fail(why);
         return c;
     }
     if b.dtype == crate::model::dtype::DType::String {
@@ -189,51 +158,25 @@ fn compare_with(
             .count() as u64;
         if c.mismatches > 0 {
             let why = format!("{} of {} strings differ", c.mismatches, c.elements);
-            fail(&mut c, why);
+            c.fail(why);
         }
         return c;
     }
     let (Some(av), Some(bv)) = (a.to_f64(), b.to_f64()) else {
-        fail(&mut c, format!("cannot compare {} values", b.dtype_name()));
+        c.fail(format!("cannot compare {} values", b.dtype_name()));
         return c;
     };
+    let nan_mismatch = c.measure(&av, &bv, t);
     let exact = a.dtype == b.dtype && !b.is_float();
-    let mut nan_mismatch = 0u64;
-    for (x, y) in av.iter().zip(&bv) {
-        if x.is_nan() || y.is_nan() {
-            if x.is_nan() != y.is_nan() {
-                nan_mismatch += 1;
-            }
-            continue;
-        }
-        if x.is_infinite() || y.is_infinite() {
-            if x != y {
-                nan_mismatch += 1;
-            }
-            continue;
-        }
-        let d = (x - y).abs();
-        c.max_abs = c.max_abs.max(d);
-        if *y != 0.0 {
-            c.max_rel = c.max_rel.max(d / y.abs());
-        } else if d > 0.0 {
-            c.max_rel = f64::INFINITY;
-        }
-        c.min_atol_to_pass = c.min_atol_to_pass.max(d - t.rtol * y.abs());
-        if d > t.atol + t.rtol * y.abs() {
-            c.mismatches += 1;
-        }
-    }
     if exact && a.data != b.data && nan_mismatch == 0 && c.mismatches == 0 {
         // Integers beyond 2^53 can differ while their f64 images agree.
         c.mismatches = 1;
     }
     if nan_mismatch > 0 {
         c.mismatches += nan_mismatch;
-        fail(
-            &mut c,
-            format!("{nan_mismatch} elements are NaN or infinite on one side only"),
-        );
+        c.fail(format!(
+            "{nan_mismatch} elements are NaN or infinite on one side only"
+        ));
         return c;
     }
     c.min_atol_to_pass = c.min_atol_to_pass.max(0.0);
@@ -242,6 +185,85 @@ fn compare_with(
         c.errors = Some(Box::new(ErrorDetail::of(&av, &bv, &b.shape)));
     }
     c
+}
+
+/// The tolerance two tensors are compared with. Numbers of two dtypes (float32 outputs against
+/// float64 expected ones, as numpy saves them; integers recorded as float64) are compared as
+/// numbers: floats with the looser of the two dtypes' tolerances, anything with an integer or
+/// boolean side exactly.
+fn tolerance_of(a: &HostTensor, b: &HostTensor, tol: &ToleranceArgs) -> Tolerance {
+    match (a.is_float(), b.is_float()) {
+        (true, true) => {
+            let (ta, tb) = (tol.for_dtype(a), tol.for_dtype(b));
+            Tolerance {
+                atol: ta.atol.max(tb.atol),
+                rtol: ta.rtol.max(tb.rtol),
+            }
+        }
+        (false, _) => tol.for_dtype(a),
+        (true, false) => tol.for_dtype(b),
+    }
+}
+
+/// Why two tensors cannot be compared element by element: another shape, or another dtype (two
+/// numeric dtypes are comparable against expected outputs).
+fn incomparable(a: &HostTensor, b: &HostTensor, against_expected: bool) -> Option<String> {
+    let numeric = |x: &HostTensor| x.dtype != crate::model::dtype::DType::String;
+    if a.shape != b.shape {
+        return Some(format!("shape {:?} differs from {:?}", a.shape, b.shape));
+    }
+    if a.dtype != b.dtype && !(against_expected && numeric(a) && numeric(b)) {
+        return Some(format!(
+            "dtype {} differs from {}",
+            a.dtype_name(),
+            b.dtype_name()
+        ));
+    }
+    None
+}
+
+impl Comparison {
+    /// Marks a comparison failed for a reason that leaves no error to measure.
+    fn fail(&mut self, why: String) {
+        self.pass = false;
+        self.problem = Some(why);
+        self.max_abs = f64::INFINITY;
+        self.max_rel = f64::INFINITY;
+        self.min_atol_to_pass = f64::INFINITY;
+    }
+
+    /// Measures the errors of `left` against `right` element by element (largest absolute and
+    /// relative error, the least atol that would pass, mismatches under `t`); returns how many
+    /// elements are NaN or infinite on one side only (or infinite of two signs).
+    fn measure(&mut self, left: &[f64], right: &[f64], t: Tolerance) -> u64 {
+        let mut nan_mismatch = 0u64;
+        for (x, y) in left.iter().zip(right) {
+            if x.is_nan() || y.is_nan() {
+                if x.is_nan() != y.is_nan() {
+                    nan_mismatch += 1;
+                }
+                continue;
+            }
+            if x.is_infinite() || y.is_infinite() {
+                if x != y {
+                    nan_mismatch += 1;
+                }
+                continue;
+            }
+            let d = (x - y).abs();
+            self.max_abs = self.max_abs.max(d);
+            if *y != 0.0 {
+                self.max_rel = self.max_rel.max(d / y.abs());
+            } else if d > 0.0 {
+                self.max_rel = f64::INFINITY;
+            }
+            self.min_atol_to_pass = self.min_atol_to_pass.max(d - t.rtol * y.abs());
+            if d > t.atol + t.rtol * y.abs() {
+                self.mismatches += 1;
+            }
+        }
+        nan_mismatch
+    }
 }
 
 /// The spread of a failed comparison's errors: a histogram of absolute errors over decades, an

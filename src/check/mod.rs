@@ -318,99 +318,239 @@ pub fn check_model(
     opts: &CheckOptions,
 ) -> ModelReport {
     let mut report = ModelReport::of(&path.display().to_string());
-    let info = match model::inspect(path) {
-        Ok(i) => i,
-        Err(e) => {
-            report.message = e.message;
+    let plan = match ModelPlan::new(path, backends, opts, &mut report) {
+        Ok(plan) => plan,
+        Err(Stopped { status, message }) => {
+            report.status = status;
+            report.message = message;
             return report;
         }
     };
+    let runs = execute(&plan, opts, &mut report);
+    compare_runs(&plan, &runs, opts, &mut report);
+    blame_backends(&mut report, &plan.sets);
+    if opts.bisect != Bisect::Never {
+        locate_divergence(&mut report, &runs.ran_on, &plan.sets, opts);
+    }
+    (report.status, report.message) = verdict(&report);
+    report
+}
+
+/// Why a model's check ended before any back end ran: the model's status and the message.
+struct Stopped {
+    status: ModelStatus,
+    message: String,
+}
+
+impl From<String> for Stopped {
+    fn from(message: String) -> Stopped {
+        Stopped {
+            status: ModelStatus::Error,
+            message,
+        }
+    }
+}
+
+/// Which file a run loads: the model, or its `--pair` twin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum File {
+    Model,
+    Twin,
+}
+
+/// The `--pair` twin: its path and what it is.
+type TwinFile<'p> = (&'p Path, model::ModelInfo);
+
+/// One run the check makes: a back end on one file, under the label reports give it.
+struct Unit<'p> {
+    label: String,
+    backend: &'p dyn Backend,
+    required: bool,
+    file: File,
+}
+
+/// What one model's check runs, decided before anything runs (the plan step): the model and its
+/// twin, which back end runs which file, and the data sets they all run.
+struct ModelPlan<'p> {
+    path: &'p Path,
+    info: model::ModelInfo,
+    pair: Option<TwinFile<'p>>,
+    units: Vec<Unit<'p>>,
+    /// The signature the inputs were made for (the ONNX twin's when the model declares none).
+    sig_info: model::ModelInfo,
+    sets: Vec<inputs::DataSet>,
+}
+
+impl<'p> ModelPlan<'p> {
+    /// Reads the model and its twin, vets them, assigns the back ends and makes the data sets.
+    /// Notes and the back ends that cannot run the model go to `report` on the way, even when the
+    /// check stops.
+    fn new(
+        path: &'p Path,
+        backends: &[(&'p dyn Backend, bool)],
+        opts: &'p CheckOptions,
+        report: &mut ModelReport,
+    ) -> Result<ModelPlan<'p>, Stopped> {
+        let (info, pair) = read_files(path, opts)?;
+        report.pair = opts.pair.as_ref().map(|p| p.display().to_string());
+        vet_pair(&info, pair.as_ref())?;
+        vet_safety(path, &info, pair.as_ref(), &mut report.notes)?;
+        if info.format == Format::Gguf && info.tensor_count == 0 {
+            return Err(String::from(
+                "a vocabulary-only GGUF (no tensors): there is no model in it to run",
+            )
+            .into());
+        }
+        let units = assign_units(backends, &info, pair.as_ref(), &mut report.backends);
+        if units.is_empty() && report.backends.is_empty() {
+            return Err(no_backend_for(&info).into());
+        }
+        let (sig_info, sets) = make_data_sets(path, &info, pair.as_ref(), opts, report)?;
+        Ok(ModelPlan {
+            path,
+            info,
+            pair,
+            units,
+            sig_info,
+            sets,
+        })
+    }
+
+    /// The path and facts of the file a run loads.
+    fn file(&self, file: File) -> (&'p Path, &model::ModelInfo) {
+        match (file, &self.pair) {
+            (File::Twin, Some((p, pi))) => (p, pi),
+            _ => (self.path, &self.info),
+        }
+    }
+}
+
+/// The data sets every run takes, and the signature they were made for. The inputs come from the
+/// file that declares them: an ONNX twin declares what a TorchScript module or a weights file does
+/// not.
+fn make_data_sets(
+    path: &Path,
+    info: &model::ModelInfo,
+    pair: Option<&TwinFile>,
+    opts: &CheckOptions,
+    report: &mut ModelReport,
+) -> Result<(model::ModelInfo, Vec<inputs::DataSet>), String> {
+    let (sig_path, declared) = match pair {
+        Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => (*p, Some(pi)),
+        _ => (path, None),
+    };
+    let (sig_info, input_opts) = inputs::signature(info, declared, &opts.inputs)?;
+    let (sets, notes) = inputs::data_sets(sig_path, &sig_info, &input_opts)?;
+    report.notes.extend(notes);
+    report.data_sets = sets.iter().map(|s| s.name.clone()).collect();
+    Ok((sig_info, sets))
+}
+
+/// Reads the model and its `--pair` twin.
+fn read_files<'p>(
+    path: &Path,
+    opts: &'p CheckOptions,
+) -> Result<(model::ModelInfo, Option<TwinFile<'p>>), String> {
+    let info = model::inspect(path).map_err(|e| e.message)?;
     let pair = match &opts.pair {
         None => None,
-        Some(p) => match model::inspect(p) {
-            Ok(i) => Some((p.as_path(), i)),
-            Err(e) => {
-                report.message = e.message;
-                return report;
-            }
-        },
+        Some(p) => Some((p.as_path(), model::inspect(p).map_err(|e| e.message)?)),
     };
-    report.pair = opts.pair.as_ref().map(|p| p.display().to_string());
-    if let Some((p, pi)) = &pair {
-        if pi.format == info.format && info.format != Format::Onnx {
-            report.message = format!(
-                "--pair {}: both files are {}; --pair compares a model with its twin in another format (TorchScript or weights with ONNX), or two ONNX graphs",
-                p.display(),
-                info.format.as_str()
-            );
-            return report;
-        }
+    Ok((info, pair))
+}
+
+/// Whether a twin can be compared with the model: another format, or another ONNX graph that
+/// takes inputs of the same kinds (the two run on the same data).
+fn vet_pair(info: &model::ModelInfo, pair: Option<&TwinFile>) -> Result<(), String> {
+    let Some((p, pi)) = pair else { return Ok(()) };
+    if pi.format == info.format && info.format != Format::Onnx {
+        return Err(format!(
+            "--pair {}: both files are {}; --pair compares a model with its twin in another format (TorchScript or weights with ONNX), or two ONNX graphs",
+            p.display(),
+            info.format.as_str()
+        ));
     }
-    // Two ONNX graphs run on the same data: they must take inputs of the same kinds.
-    if let Some((p, pi)) = pair.as_ref().filter(|(_, pi)| pi.format == info.format) {
-        let kinds = |i: &model::ModelInfo| {
-            i.inputs
-                .iter()
-                .map(|v| format!("{}: {}[rank {}]", v.name, v.dtype, v.shape.len()))
-                .collect::<Vec<_>>()
-        };
-        let same = info.inputs.len() == pi.inputs.len()
-            && info
-                .inputs
-                .iter()
-                .zip(&pi.inputs)
-                .all(|(a, b)| a.dtype == b.dtype && a.shape.len() == b.shape.len());
-        if !same {
-            report.message = format!(
-                "--pair {}: its inputs ({}) are not the model's ({}); a twin takes the same inputs",
-                p.display(),
-                kinds(pi).join(", "),
-                kinds(&info).join(", ")
-            );
-            return report;
-        }
+    if pi.format != info.format {
+        return Ok(());
     }
-    // A pickle that would run code when Python loads it is a failed check, whatever else holds.
-    for (p, i) in std::iter::once((path, &info)).chain(pair.iter().map(|(p, i)| (*p, i))) {
+    let kinds = |i: &model::ModelInfo| {
+        i.inputs
+            .iter()
+            .map(|v| format!("{}: {}[rank {}]", v.name, v.dtype, v.shape.len()))
+            .collect::<Vec<_>>()
+    };
+    let same = info.inputs.len() == pi.inputs.len()
+        && info
+            .inputs
+            .iter()
+            .zip(&pi.inputs)
+            .all(|(a, b)| a.dtype == b.dtype && a.shape.len() == b.shape.len());
+    if !same {
+        return Err(format!(
+            "--pair {}: its inputs ({}) are not the model's ({}); a twin takes the same inputs",
+            p.display(),
+            kinds(pi).join(", "),
+            kinds(info).join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// A pickle that would run code when Python loads it is a failed check, whatever else holds; one
+/// that names code no tensor rebuild needs is a note.
+fn vet_safety(
+    path: &Path,
+    info: &model::ModelInfo,
+    pair: Option<&TwinFile>,
+    notes: &mut Vec<String>,
+) -> Result<(), Stopped> {
+    for (p, i) in std::iter::once((path, info)).chain(pair.map(|(p, i)| (*p, i))) {
         if i.safety.verdict == model::Verdict::Unsafe {
-            report.status = ModelStatus::Fail;
-            report.message = format!(
-                "{}: unsafe pickle, not loaded: {}",
-                p.display(),
-                i.safety.findings.join("; ")
-            );
-            return report;
+            return Err(Stopped {
+                status: ModelStatus::Fail,
+                message: format!(
+                    "{}: unsafe pickle, not loaded: {}",
+                    p.display(),
+                    i.safety.findings.join("; ")
+                ),
+            });
         }
         if i.safety.risk == model::Risk::Suspicious {
-            report.notes.push(format!(
+            notes.push(format!(
                 "{}: the pickle names code that is not a known tensor-rebuild function (Python would import it): {}",
                 p.display(),
                 i.safety.findings.join("; ")
             ));
         }
     }
+    Ok(())
+}
 
-    if info.format == Format::Gguf && info.tensor_count == 0 {
-        report.message =
-            "a vocabulary-only GGUF (no tensors): there is no model in it to run".into();
-        return report;
-    }
-
-    // Which back end runs which file: each runs the files of its formats. Two ONNX graphs: the
-    // model on every back end, its twin on one (ONNX Runtime when it is here), as `NAME:pair`.
-    let onnx_pair = pair.as_ref().filter(|(_, pi)| pi.format == info.format);
-    let mut units: Vec<(String, &dyn Backend, bool, &Path, &model::ModelInfo)> = Vec::new();
+/// Which back end runs which file: each runs the files of its formats; a required one that runs
+/// neither is reported unsupported in `unsupported`. Two ONNX graphs: the model on every back end,
+/// its twin on one (see [`twin_unit`]).
+fn assign_units<'p>(
+    backends: &[(&'p dyn Backend, bool)],
+    info: &model::ModelInfo,
+    pair: Option<&TwinFile>,
+    unsupported: &mut Vec<BackendReport>,
+) -> Vec<Unit<'p>> {
+    let onnx_pair = pair.is_some_and(|(_, pi)| pi.format == info.format);
+    let mut units = Vec::new();
     for &(backend, required) in backends {
         let fmts = backend.formats();
+        let unit = |file| Unit {
+            label: backend.name().to_string(),
+            backend,
+            required,
+            file,
+        };
         if fmts.contains(&info.format) {
-            units.push((backend.name().to_string(), backend, required, path, &info));
-        } else if let Some((p, pi)) = pair
-            .as_ref()
-            .filter(|(_, pi)| fmts.contains(&pi.format) && onnx_pair.is_none())
-        {
-            units.push((backend.name().to_string(), backend, required, p, pi));
+            units.push(unit(File::Model));
+        } else if pair.is_some_and(|(_, pi)| fmts.contains(&pi.format) && !onnx_pair) {
+            units.push(unit(File::Twin));
         } else if required {
-            report.backends.push(BackendReport {
+            unsupported.push(BackendReport {
                 status: BackendStatus::Unsupported,
                 message: format!(
                     "{} runs {} models, not {}",
@@ -425,163 +565,151 @@ pub fn check_model(
             });
         }
     }
-    if let Some((p, pi)) = onnx_pair {
-        let runs_onnx = |b: &&(String, &dyn Backend, bool, &Path, &model::ModelInfo)| {
-            b.1.formats().contains(&Format::Onnx)
+    if onnx_pair {
+        if let Some(twin) = twin_unit(&units) {
+            units.push(twin);
+        }
+    }
+    units
+}
+
+/// The run of an ONNX twin: on one back end that runs ONNX and is available (ONNX Runtime when it
+/// is here), as `NAME:pair`.
+fn twin_unit<'p>(units: &[Unit<'p>]) -> Option<Unit<'p>> {
+    let runs_onnx = |u: &&Unit| u.backend.formats().contains(&Format::Onnx);
+    units
+        .iter()
+        .filter(runs_onnx)
+        .find(|u| u.backend.name() == "ort" && u.backend.availability().is_ok())
+        .or_else(|| {
+            units
+                .iter()
+                .filter(runs_onnx)
+                .find(|u| u.backend.availability().is_ok())
+        })
+        .map(|u| Unit {
+            label: format!("{}:pair", u.backend.name()),
+            backend: u.backend,
+            required: u.required,
+            file: File::Twin,
+        })
+}
+
+/// What the back ends produced (the execute step).
+struct Runs<'p> {
+    /// Outputs per run, per data set.
+    results: Vec<(String, Vec<Vec<Named>>)>,
+    /// Graphs a back end prepared for itself, by back end (first data set's).
+    prepared_by: Vec<(String, Vec<u8>)>,
+    ort: Option<&'p dyn Backend>,
+    /// Which run is which (for bisect): label, back end, file.
+    ran_on: Vec<(String, &'p dyn Backend, &'p Path)>,
+}
+
+/// Runs every unit of the plan, each back end's report going to `report`.
+fn execute<'p>(plan: &ModelPlan<'p>, opts: &CheckOptions, report: &mut ModelReport) -> Runs<'p> {
+    let mut runs = Runs {
+        results: Vec::new(),
+        prepared_by: Vec::new(),
+        ort: None,
+        ran_on: Vec::new(),
+    };
+    for unit in &plan.units {
+        if unit.backend.name() == "ort" {
+            runs.ort = Some(unit.backend);
+        }
+        report
+            .backends
+            .push(execute_unit(plan, unit, opts, &mut runs));
+    }
+    runs
+}
+
+/// Loads and runs one unit on every data set; what it produced goes to `runs`, its errors
+/// (unavailable, unsupported, failed, panicked) to the back end's report it returns.
+fn execute_unit<'p>(
+    plan: &ModelPlan<'p>,
+    unit: &Unit<'p>,
+    opts: &CheckOptions,
+    runs: &mut Runs<'p>,
+) -> BackendReport {
+    let backend = unit.backend;
+    let (unit_path, unit_info) = plan.file(unit.file);
+    let mut prepared = None;
+    let mut b = BackendReport::new(&unit.label, unit.required);
+    // A TorchScript module names no outputs: it gets the names of its ONNX twin.
+    let named;
+    let unit_info = if unit_info.format == Format::Torchscript && plan.pair.is_some() {
+        named = model::ModelInfo {
+            outputs: plan.sig_info.outputs.clone(),
+            ..unit_info.clone()
         };
-        let twin = units
-            .iter()
-            .filter(runs_onnx)
-            .find(|u| u.1.name() == "ort" && u.1.availability().is_ok())
-            .or_else(|| {
-                units
-                    .iter()
-                    .filter(runs_onnx)
-                    .find(|u| u.1.availability().is_ok())
-            })
-            .map(|u| (u.1, u.2));
-        if let Some((backend, required)) = twin {
-            units.push((format!("{}:pair", backend.name()), backend, required, p, pi));
+        &named
+    } else {
+        unit_info
+    };
+    let version = match backend.availability() {
+        Err(why) => {
+            b.status = BackendStatus::Unavailable;
+            b.message = why;
+            return b;
         }
+        Ok(version) => version,
+    };
+    b.version = Some(version);
+    // A back end that panics on a model (a bug of that back end) is reported as an error of that
+    // back end; the other back ends and models go on.
+    let ran = crate::backends::guarded(backend.name(), || {
+        run_backend(
+            backend,
+            unit_path,
+            unit_info,
+            &plan.sets,
+            opts,
+            &mut b,
+            &mut prepared,
+        )
+    })
+    .unwrap_or_else(|panicked| Err(BackendError::Failed(panicked)));
+    if let Some(p) = prepared.take() {
+        runs.prepared_by.push((b.name.clone(), p));
     }
-    if units.is_empty() && report.backends.is_empty() {
-        report.message = no_backend_for(&info);
-        return report;
-    }
-
-    // The inputs come from the file that declares them: an ONNX twin declares what a TorchScript
-    // module or a weights file does not.
-    let (sig_path, declared) = match &pair {
-        Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => (*p, Some(pi)),
-        _ => (path, None),
-    };
-    let (sig_info, input_opts) = match inputs::signature(&info, declared, &opts.inputs) {
-        Ok(x) => x,
-        Err(e) => {
-            report.message = e;
-            return report;
-        }
-    };
-    let (sets, notes) = match inputs::data_sets(sig_path, &sig_info, &input_opts) {
-        Ok(x) => x,
-        Err(e) => {
-            report.message = e;
-            return report;
-        }
-    };
-    report.notes.extend(notes);
-    report.data_sets = sets.iter().map(|s| s.name.clone()).collect();
-
-    // Outputs per back end, per data set.
-    let mut results: Vec<(String, Vec<Vec<Named>>)> = Vec::new();
-    // Graphs a back end prepared for itself, by back end (first data set's).
-    let mut prepared_by: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut ort_backend: Option<&dyn Backend> = None;
-    // Which run is which (for bisect): label, back end, file.
-    let mut ran_on: Vec<(String, &dyn Backend, &Path)> = Vec::new();
-    for (label, backend, required, unit_path, unit_info) in units {
-        if backend.name() == "ort" {
-            ort_backend = Some(backend);
-        }
-        let mut prepared = None;
-        let mut b = BackendReport::new(&label, required);
-        // A TorchScript module names no outputs: it gets the names of its ONNX twin.
-        let named;
-        let unit_info = if unit_info.format == Format::Torchscript && pair.is_some() {
-            named = model::ModelInfo {
-                outputs: sig_info.outputs.clone(),
-                ..unit_info.clone()
-            };
-            &named
-        } else {
-            unit_info
-        };
-        match backend.availability() {
-            Err(why) => {
-                b.status = BackendStatus::Unavailable;
-                b.message = why;
-            }
-            Ok(version) => {
-                b.version = Some(version);
-                // A back end that panics on a model (a bug of that back end) is reported as an
-                // error of that back end; the other back ends and models go on.
-                let ran = crate::backends::guarded(backend.name(), || {
-                    run_backend(
-                        backend,
-                        unit_path,
-                        unit_info,
-                        &sets,
-                        opts,
-                        &mut b,
-                        &mut prepared,
-                    )
-                })
-                .unwrap_or_else(|panicked| Err(BackendError::Failed(panicked)));
-                if let Some(p) = prepared.take() {
-                    prepared_by.push((b.name.clone(), p));
-                }
-                match ran {
-                    Ok(mut outs) => {
-                        // A twin's outputs go by the model's names, by position.
-                        if unit_path != path && unit_info.format == info.format {
-                            for set in outs.iter_mut() {
-                                for ((name, _), o) in set.iter_mut().zip(&info.outputs) {
-                                    *name = o.name.clone();
-                                }
-                            }
-                        }
-                        results.push((b.name.clone(), outs));
-                        ran_on.push((b.name.clone(), backend, unit_path));
-                    }
-                    Err(BackendError::Unsupported(m)) => {
-                        b.status = BackendStatus::Unsupported;
-                        b.message = m;
-                    }
-                    Err(BackendError::Failed(m)) => {
-                        b.status = BackendStatus::Error;
-                        b.message = m;
-                    }
-                    Err(BackendError::Explained { message, detail }) => {
-                        b.status = BackendStatus::Error;
-                        b.message = message;
-                        b.detail = Some(detail);
+    match ran {
+        Ok(mut outs) => {
+            // A twin's outputs go by the model's names, by position.
+            if unit_path != plan.path && unit_info.format == plan.info.format {
+                for set in outs.iter_mut() {
+                    for ((name, _), o) in set.iter_mut().zip(&plan.info.outputs) {
+                        *name = o.name.clone();
                     }
                 }
             }
+            runs.results.push((b.name.clone(), outs));
+            runs.ran_on.push((b.name.clone(), backend, unit_path));
         }
-        report.backends.push(b);
-    }
-
-    // A graph prepared for a back end is the model only if it computes what the model does: run on
-    // ONNX Runtime, it must agree with ONNX Runtime on the original.
-    if let (Some(ort), Some(ort_outs)) = (
-        ort_backend,
-        results
-            .iter()
-            .find(|(n, _)| n == "ort")
-            .map(|(_, o)| o.clone()),
-    ) {
-        for (who, bytes) in &prepared_by {
-            let label = format!("ort on {who}'s prepared graph");
-            match prepared_on(ort, bytes, &sets) {
-                Ok(outs) => {
-                    for (si, set) in sets.iter().enumerate().take(outs.len()) {
-                        compare_sets(
-                            &mut report.comparisons,
-                            (&label, &outs[si]),
-                            ("ort", &ort_outs[si]),
-                            &set.name,
-                            &opts.tolerance,
-                        );
-                    }
-                }
-                Err(e) => report.notes.push(format!("{label}: not run ({e})")),
-            }
+        Err(BackendError::Unsupported(m)) => {
+            b.status = BackendStatus::Unsupported;
+            b.message = m;
+        }
+        Err(BackendError::Failed(m)) => {
+            b.status = BackendStatus::Error;
+            b.message = m;
+        }
+        Err(BackendError::Explained { message, detail }) => {
+            b.status = BackendStatus::Error;
+            b.message = message;
+            b.detail = Some(detail);
         }
     }
+    b
+}
 
-    // Every pair of back ends that ran, then each against the expected outputs.
-    for (si, set) in sets.iter().enumerate() {
+/// The compare step: each prepared graph against the original on ONNX Runtime, every pair of runs,
+/// then each run against the expected outputs.
+fn compare_runs(plan: &ModelPlan, runs: &Runs, opts: &CheckOptions, report: &mut ModelReport) {
+    compare_prepared(plan, runs, opts, report);
+    let results = &runs.results;
+    for (si, set) in plan.sets.iter().enumerate() {
         for i in 0..results.len() {
             for j in i + 1..results.len() {
                 let (ln, lo) = (&results[i].0, &results[i].1[si]);
@@ -596,7 +724,7 @@ pub fn check_model(
             }
         }
         if let Some(expected) = &set.expected {
-            for (name, outs) in &results {
+            for (name, outs) in results {
                 compare_sets(
                     &mut report.comparisons,
                     (name, &outs[si]),
@@ -607,8 +735,43 @@ pub fn check_model(
             }
         }
     }
-    // With expected outputs, a back end is judged by them alone (a disagreement between two back
-    // ends then fails the model, not both back ends); without, both sides of a disagreement fail.
+}
+
+/// A graph prepared for a back end is the model only if it computes what the model does: run on
+/// ONNX Runtime, it must agree with ONNX Runtime on the original.
+fn compare_prepared(plan: &ModelPlan, runs: &Runs, opts: &CheckOptions, report: &mut ModelReport) {
+    let (Some(ort), Some(ort_outs)) = (
+        runs.ort,
+        runs.results
+            .iter()
+            .find(|(n, _)| n == "ort")
+            .map(|(_, o)| o.clone()),
+    ) else {
+        return;
+    };
+    for (who, bytes) in &runs.prepared_by {
+        let label = format!("ort on {who}'s prepared graph");
+        match prepared_on(ort, bytes, &plan.sets) {
+            Ok(outs) => {
+                for (si, set) in plan.sets.iter().enumerate().take(outs.len()) {
+                    compare_sets(
+                        &mut report.comparisons,
+                        (&label, &outs[si]),
+                        ("ort", &ort_outs[si]),
+                        &set.name,
+                        &opts.tolerance,
+                    );
+                }
+            }
+            Err(e) => report.notes.push(format!("{label}: not run ({e})")),
+        }
+    }
+}
+
+/// Fails the back ends a failed comparison blames. With expected outputs, a back end is judged by
+/// them alone (a disagreement between two back ends then fails the model, not both back ends);
+/// without, both sides of a disagreement fail.
+fn blame_backends(report: &mut ModelReport, sets: &[inputs::DataSet]) {
     let has_expected = |set: &str| sets.iter().any(|s| s.name == set && s.expected.is_some());
     for c in report.comparisons.iter().filter(|c| !c.pass) {
         let blamed: Vec<&String> = if c.right == "expected" {
@@ -635,11 +798,11 @@ pub fn check_model(
             }
         }
     }
+}
 
-    if opts.bisect != Bisect::Never {
-        locate_divergence(&mut report, &ran_on, &sets, opts);
-    }
-
+/// The verdict step: the model's status and its one-line reason, from its back ends and
+/// comparisons.
+fn verdict(report: &ModelReport) -> (ModelStatus, String) {
     let failing_required: Vec<&BackendReport> = report
         .backends
         .iter()
@@ -656,7 +819,7 @@ pub fn check_model(
         .iter()
         .find(|c| !c.pass && c.divergence.is_some())
         .or_else(|| report.comparisons.iter().find(|c| !c.pass));
-    (report.status, report.message) = if let Some(b) = failing_required.first() {
+    if let Some(b) = failing_required.first() {
         (
             ModelStatus::Fail,
             format!("{} {}: {}", b.name, status_word(b.status), b.message),
@@ -689,8 +852,7 @@ pub fn check_model(
         )
     } else {
         (ModelStatus::Pass, String::new())
-    };
-    report
+    }
 }
 
 /// `--bisect`: for the first failing comparison of two runs (with `always`, the first comparison

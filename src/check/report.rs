@@ -5,130 +5,152 @@ use std::fmt::Write;
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
-use super::{BackendStatus, ModelStatus, Report};
+use super::{BackendReport, BackendStatus, ModelReport, ModelStatus, Report};
 use crate::output::Style;
 
 pub fn human(report: &Report, style: Style, verbose: u8) -> String {
     let mut out = String::new();
-    let mut order: Vec<&super::ModelReport> = report.models.iter().collect();
+    let mut order: Vec<&ModelReport> = report.models.iter().collect();
     order.sort_by_key(|m| match m.status {
         ModelStatus::Error => 0,
         ModelStatus::Fail => 1,
         ModelStatus::Pass => 2,
     });
     for m in order {
-        let tag = match m.status {
-            ModelStatus::Pass => style.good("PASS "),
-            ModelStatus::Fail => style.bad("FAIL "),
-            ModelStatus::Error => style.bad("ERROR"),
-        };
-        let cached = if m.cached {
-            style.dim(" (cached: an earlier run's result, same key)")
-        } else {
-            String::new()
-        };
-        match &m.pair {
-            Some(p) => {
-                let _ = writeln!(out, "{tag} {} paired with {p}{cached}", style.bold(&m.path));
-            }
-            None => {
-                let _ = writeln!(out, "{tag} {}{cached}", style.bold(&m.path));
-            }
-        }
-        // A model that failed because a back end did says so once, on that back end's line.
-        let restates_a_backend = m.backends.iter().any(|b| {
-            !b.message.is_empty()
-                && m.message
-                    == format!("{} {}: {}", b.name, super::status_word(b.status), b.message)
-        });
-        if !m.message.is_empty() && (!restates_a_backend || m.status == ModelStatus::Error) {
-            let _ = writeln!(out, "      {}", m.message);
-        }
+        model_head(&mut out, m, style);
         if m.status == ModelStatus::Error {
             continue;
         }
         for b in &m.backends {
-            let word = match b.status {
-                BackendStatus::Pass => "pass",
-                BackendStatus::Fail => "FAIL",
-                BackendStatus::Error => "ERROR",
-                BackendStatus::Unavailable => "unavailable",
-                BackendStatus::Unsupported => "unsupported",
-            };
-            let status = match b.status {
-                BackendStatus::Pass => style.good(word),
-                BackendStatus::Fail | BackendStatus::Error => style.bad(word),
-                BackendStatus::Unavailable | BackendStatus::Unsupported => style.warn(word),
-            };
-            let pad = 11 - word.len();
-            let detail = match b.status {
-                BackendStatus::Pass | BackendStatus::Fail if b.message.is_empty() => timing(b),
-                // A disagreement's numbers are on the model's line and the comparison's: the
-                // back end's line says only with whom and on what.
-                BackendStatus::Fail if b.message.starts_with("output `") => format!(
-                    "{}; {}",
-                    timing(b),
-                    b.message.split(": ").next().unwrap_or(&b.message)
-                ),
-                BackendStatus::Pass | BackendStatus::Fail => {
-                    format!("{}; {}", timing(b), b.message)
-                }
-                _ => b.message.clone(),
-            };
-            let _ = writeln!(out, "      {:6} {status}{:pad$} {detail}", b.name, "");
-            for n in &b.notes {
-                let _ = writeln!(out, "             {}", style.dim(&format!("note: {n}")));
-            }
-            if let Some(d) = b.detail.as_ref().filter(|_| verbose > 0) {
-                let _ = writeln!(out, "             {}", style.dim(&format!("detail: {d}")));
-            }
+            backend_lines(&mut out, b, style, verbose);
         }
-        let shown: Vec<&super::compare::Comparison> = m
-            .comparisons
-            .iter()
-            .filter(|c| verbose > 0 || !c.pass || m.comparisons.len() <= 6)
-            .collect();
-        for c in &shown {
-            let mark = if c.pass {
-                style.good("ok  ")
-            } else {
-                style.bad("FAIL")
-            };
-            let set = if m.data_sets.len() > 1 {
-                format!(" [{}]", c.data_set)
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "      {mark} {} vs {} `{}`{set}: {}",
-                c.left,
-                c.right,
-                c.output,
-                c.summary()
-            );
-            if let Some(d) = &c.divergence {
-                for line in d.human() {
-                    let _ = writeln!(out, "           {line}");
-                }
-            }
-        }
-        if shown.len() < m.comparisons.len() {
-            let _ = writeln!(
-                out,
-                "      {}",
-                style.dim(&format!(
-                    "{} more comparisons passed (-v shows them)",
-                    m.comparisons.len() - shown.len()
-                ))
-            );
-        }
+        comparison_lines(&mut out, m, style, verbose);
         if verbose > 0 || m.status != ModelStatus::Pass {
             for n in &m.notes {
                 let _ = writeln!(out, "      {}", style.dim(&format!("note: {n}")));
             }
         }
     }
+    summary_line(&mut out, report, style);
+    out
+}
+
+/// A model's first line (its status, path, twin, whether cached) and the line saying why it did
+/// not pass.
+fn model_head(out: &mut String, m: &ModelReport, style: Style) {
+    let tag = match m.status {
+        ModelStatus::Pass => style.good("PASS "),
+        ModelStatus::Fail => style.bad("FAIL "),
+        ModelStatus::Error => style.bad("ERROR"),
+    };
+    let cached = if m.cached {
+        style.dim(" (cached: an earlier run's result, same key)")
+    } else {
+        String::new()
+    };
+    match &m.pair {
+        Some(p) => {
+            let _ = writeln!(out, "{tag} {} paired with {p}{cached}", style.bold(&m.path));
+        }
+        None => {
+            let _ = writeln!(out, "{tag} {}{cached}", style.bold(&m.path));
+        }
+    }
+    // A model that failed because a back end did says so once, on that back end's line.
+    let restates_a_backend = m.backends.iter().any(|b| {
+        !b.message.is_empty()
+            && m.message == format!("{} {}: {}", b.name, super::status_word(b.status), b.message)
+    });
+    if !m.message.is_empty() && (!restates_a_backend || m.status == ModelStatus::Error) {
+        let _ = writeln!(out, "      {}", m.message);
+    }
+}
+
+/// A back end's line (status, timing or why), its notes, and with `-v` its error's detail.
+fn backend_lines(out: &mut String, b: &BackendReport, style: Style, verbose: u8) {
+    let word = match b.status {
+        BackendStatus::Pass => "pass",
+        BackendStatus::Fail => "FAIL",
+        BackendStatus::Error => "ERROR",
+        BackendStatus::Unavailable => "unavailable",
+        BackendStatus::Unsupported => "unsupported",
+    };
+    let status = match b.status {
+        BackendStatus::Pass => style.good(word),
+        BackendStatus::Fail | BackendStatus::Error => style.bad(word),
+        BackendStatus::Unavailable | BackendStatus::Unsupported => style.warn(word),
+    };
+    let pad = 11 - word.len();
+    let detail = match b.status {
+        BackendStatus::Pass | BackendStatus::Fail if b.message.is_empty() => timing(b),
+        // A disagreement's numbers are on the model's line and the comparison's: the back end's
+        // line says only with whom and on what.
+        BackendStatus::Fail if b.message.starts_with("output `") => format!(
+            "{}; {}",
+            timing(b),
+            b.message.split(": ").next().unwrap_or(&b.message)
+        ),
+        BackendStatus::Pass | BackendStatus::Fail => {
+            format!("{}; {}", timing(b), b.message)
+        }
+        _ => b.message.clone(),
+    };
+    let _ = writeln!(out, "      {:6} {status}{:pad$} {detail}", b.name, "");
+    for n in &b.notes {
+        let _ = writeln!(out, "             {}", style.dim(&format!("note: {n}")));
+    }
+    if let Some(d) = b.detail.as_ref().filter(|_| verbose > 0) {
+        let _ = writeln!(out, "             {}", style.dim(&format!("detail: {d}")));
+    }
+}
+
+/// A model's comparisons: every failed one, and the passed ones when few or with `-v` (else how
+/// many passed).
+fn comparison_lines(out: &mut String, m: &ModelReport, style: Style, verbose: u8) {
+    let shown: Vec<&super::compare::Comparison> = m
+        .comparisons
+        .iter()
+        .filter(|c| verbose > 0 || !c.pass || m.comparisons.len() <= 6)
+        .collect();
+    for c in &shown {
+        let mark = if c.pass {
+            style.good("ok  ")
+        } else {
+            style.bad("FAIL")
+        };
+        let set = if m.data_sets.len() > 1 {
+            format!(" [{}]", c.data_set)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "      {mark} {} vs {} `{}`{set}: {}",
+            c.left,
+            c.right,
+            c.output,
+            c.summary()
+        );
+        if let Some(d) = &c.divergence {
+            for line in d.human() {
+                let _ = writeln!(out, "           {line}");
+            }
+        }
+    }
+    if shown.len() < m.comparisons.len() {
+        let _ = writeln!(
+            out,
+            "      {}",
+            style.dim(&format!(
+                "{} more comparisons passed (-v shows them)",
+                m.comparisons.len() - shown.len()
+            ))
+        );
+    }
+}
+
+/// The run's last line: how many models passed, failed and erred, and the peak memory.
+fn summary_line(out: &mut String, report: &Report, style: Style) {
     let s = &report.summary;
     let from_cache = report.models.iter().filter(|m| m.cached).count();
     let _ = writeln!(
@@ -145,7 +167,6 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
         s.errors,
         s.peak_rss_mb
     );
-    out
 }
 
 fn timing(b: &super::BackendReport) -> String {

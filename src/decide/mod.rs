@@ -903,124 +903,20 @@ pub struct NoFit {
 
 pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decision, NoFit> {
     let ctx = Ctx { c, e: &evidence };
-    let mut score: BTreeMap<Framework, f64> = ALL.iter().map(|f| (*f, 0.0)).collect();
-    let mut excluded: BTreeMap<Framework, Vec<String>> = BTreeMap::new();
-    let mut reasons: BTreeMap<Framework, Vec<String>> = BTreeMap::new();
-    let mut fired = Vec::new();
-    let mut excluded_by_constraint: BTreeMap<Framework, bool> = BTreeMap::new();
-    for rule in RULES {
-        let on = (rule.when)(&ctx);
-        let mut effect = String::new();
-        if on {
-            let mut exclude = |f: Framework, why: String| {
-                excluded
-                    .entry(f)
-                    .or_default()
-                    .push(format!("{}: {why}", rule.id));
-                excluded_by_constraint.entry(f).or_insert(true);
-                if !rule.constraint {
-                    excluded_by_constraint.insert(f, false);
-                }
-            };
-            match &rule.effect {
-                Effect::Exclude(fs) => {
-                    for f in *fs {
-                        exclude(*f, rule.says.to_string());
-                    }
-                    effect = format!(
-                        "excluded {}",
-                        fs.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
-                    );
-                }
-                Effect::Only(keep) => {
-                    let out: Vec<Framework> =
-                        ALL.iter().copied().filter(|f| !keep.contains(f)).collect();
-                    for f in &out {
-                        exclude(*f, rule.says.to_string());
-                    }
-                    effect = format!(
-                        "kept only {}",
-                        keep.iter()
-                            .map(|f| f.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
-                Effect::ExcludeBy(by) => {
-                    let out = by(&ctx);
-                    effect = if out.is_empty() {
-                        "excluded none".into()
-                    } else {
-                        format!(
-                            "excluded {}",
-                            out.iter()
-                                .map(|(f, _)| f.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    };
-                    for (f, why) in out {
-                        exclude(f, why);
-                    }
-                }
-                Effect::Score(adds) => {
-                    for (f, s) in *adds {
-                        *score.get_mut(f).unwrap() += s;
-                        reasons
-                            .entry(*f)
-                            .or_default()
-                            .push(format!("{} (+{s}): {}", rule.id, rule.says));
-                    }
-                    effect = adds
-                        .iter()
-                        .map(|(f, s)| format!("+{s} {}", f.as_str()))
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                }
-            }
-        }
-        fired.push(Fired {
-            id: rule.id,
-            says: rule.says,
-            fired: on,
-            effect,
-        });
-    }
+    let mut tally = Tally::new();
+    let fired: Vec<Fired> = RULES.iter().map(|rule| tally.apply(rule, &ctx)).collect();
     if let Ok(trivial) = evidence.trivial.as_ref() {
-        reasons
+        tally
+            .reasons
             .entry(F::Custom)
             .or_default()
             .push(format!("evidence: {trivial}"));
     }
-
-    let mut ranking: Vec<Ranked> = ALL
-        .iter()
-        .map(|f| {
-            let ex = excluded.get(f);
-            Ranked {
-                framework: *f,
-                verdict: if ex.is_some() {
-                    Verdict::Excluded
-                } else {
-                    Verdict::Viable
-                },
-                score: score[f],
-                reasons: ex
-                    .cloned()
-                    .unwrap_or_else(|| reasons.get(f).cloned().unwrap_or_default()),
-            }
-        })
-        .collect();
-    ranking.sort_by(|a, b| {
-        (a.verdict == Verdict::Excluded)
-            .cmp(&(b.verdict == Verdict::Excluded))
-            .then(b.score.total_cmp(&a.score))
-    });
-
+    let mut ranking = tally.ranking();
     // --framework forces the choice, still explained; an excluded one is refused.
     let choice = match c.framework {
         Some(f) => {
-            if let Some(why) = excluded.get(&f) {
+            if let Some(why) = tally.excluded.get(&f) {
                 return Err(NoFit {
                     message: format!(
                         "--framework {} is excluded here: {}",
@@ -1033,54 +929,10 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
         }
         None => match ranking.first().filter(|r| r.verdict != Verdict::Excluded) {
             Some(r) => r.framework,
-            None => {
-                let ops: Vec<String> = evidence
-                    .missing_ops
-                    .iter()
-                    .filter(|(f, m)| !m.is_empty() && excluded_by_constraint.get(f) != Some(&true))
-                    .map(|(f, m)| {
-                        format!(
-                            "{} lacks {}",
-                            f.as_str(),
-                            crate::backends::tract::describe_missing(m)
-                        )
-                    })
-                    .collect();
-                // Each with what excluded it, so that the user sees which constraint binds.
-                let would: Vec<String> = ALL
-                    .iter()
-                    .filter(|f| excluded_by_constraint.get(f) == Some(&true))
-                    .map(|f| match excluded.get(f).and_then(|w| w.first()) {
-                        Some(why) if why.starts_with(f.as_str()) => why.clone(),
-                        Some(why) => format!("{} ({why})", f.as_str()),
-                        None => f.as_str().to_string(),
-                    })
-                    .collect();
-                let mut message = format!("no framework fits {}", path.display());
-                if !ops.is_empty() {
-                    message += &format!(": {}", ops.join("; "));
-                }
-                if would.is_empty() {
-                    message += "; no framework would run it under any constraints";
-                } else {
-                    message += &format!(
-                        "; without your constraints it would run on: {}",
-                        would.join("; ")
-                    );
-                }
-                return Err(NoFit { message });
-            }
+            None => return Err(tally.no_fit(path, &evidence)),
         },
     };
-    for r in &mut ranking {
-        if r.framework == choice {
-            r.verdict = Verdict::Recommended;
-        }
-    }
-    if let Some(pos) = ranking.iter().position(|r| r.framework == choice) {
-        let chosen = ranking.remove(pos);
-        ranking.insert(0, chosen);
-    }
+    recommend(&mut ranking, choice);
     Ok(Decision {
         choice,
         ranking,
@@ -1089,6 +941,187 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
         rules: fired,
         model: path.display().to_string(),
     })
+}
+
+/// What the rules did to the frameworks so far: scores, exclusions, reasons.
+struct Tally {
+    score: BTreeMap<Framework, f64>,
+    /// `RULE-ID: why` for each rule that excluded a framework.
+    excluded: BTreeMap<Framework, Vec<String>>,
+    /// `RULE-ID (+N): says` for each rule that scored a framework.
+    reasons: BTreeMap<Framework, Vec<String>>,
+    /// Whether every rule that excluded a framework fired on a constraint of the user's.
+    excluded_by_constraint: BTreeMap<Framework, bool>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            score: ALL.iter().map(|f| (*f, 0.0)).collect(),
+            excluded: BTreeMap::new(),
+            reasons: BTreeMap::new(),
+            excluded_by_constraint: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one rule (when it fires) and says what it did.
+    fn apply(&mut self, rule: &Rule, ctx: &Ctx) -> Fired {
+        let on = (rule.when)(ctx);
+        let effect = if on {
+            self.effect(rule, ctx)
+        } else {
+            String::new()
+        };
+        Fired {
+            id: rule.id,
+            says: rule.says,
+            fired: on,
+            effect,
+        }
+    }
+
+    /// Applies the effect of a rule that fired; its description for `--explain`.
+    fn effect(&mut self, rule: &Rule, ctx: &Ctx) -> String {
+        match &rule.effect {
+            Effect::Exclude(fs) => {
+                for f in *fs {
+                    self.exclude(rule, *f, rule.says.to_string());
+                }
+                format!("excluded {}", names(fs.iter().copied()))
+            }
+            Effect::Only(keep) => {
+                let out: Vec<Framework> =
+                    ALL.iter().copied().filter(|f| !keep.contains(f)).collect();
+                for f in &out {
+                    self.exclude(rule, *f, rule.says.to_string());
+                }
+                format!("kept only {}", names(keep.iter().copied()))
+            }
+            Effect::ExcludeBy(by) => {
+                let out = by(ctx);
+                let effect = if out.is_empty() {
+                    "excluded none".into()
+                } else {
+                    format!("excluded {}", names(out.iter().map(|(f, _)| *f)))
+                };
+                for (f, why) in out {
+                    self.exclude(rule, f, why);
+                }
+                effect
+            }
+            Effect::Score(adds) => {
+                for (f, s) in *adds {
+                    *self.score.get_mut(f).unwrap() += s;
+                    self.reasons
+                        .entry(*f)
+                        .or_default()
+                        .push(format!("{} (+{s}): {}", rule.id, rule.says));
+                }
+                adds.iter()
+                    .map(|(f, s)| format!("+{s} {}", f.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        }
+    }
+
+    /// Excludes `f` by `rule`, for `why`.
+    fn exclude(&mut self, rule: &Rule, f: Framework, why: String) {
+        self.excluded
+            .entry(f)
+            .or_default()
+            .push(format!("{}: {why}", rule.id));
+        self.excluded_by_constraint.entry(f).or_insert(true);
+        if !rule.constraint {
+            self.excluded_by_constraint.insert(f, false);
+        }
+    }
+
+    /// Every framework, the viable ones first, by score; each with its exclusions or its reasons.
+    fn ranking(&self) -> Vec<Ranked> {
+        let mut ranking: Vec<Ranked> = ALL
+            .iter()
+            .map(|f| {
+                let ex = self.excluded.get(f);
+                Ranked {
+                    framework: *f,
+                    verdict: if ex.is_some() {
+                        Verdict::Excluded
+                    } else {
+                        Verdict::Viable
+                    },
+                    score: self.score[f],
+                    reasons: ex
+                        .cloned()
+                        .unwrap_or_else(|| self.reasons.get(f).cloned().unwrap_or_default()),
+                }
+            })
+            .collect();
+        ranking.sort_by(|a, b| {
+            (a.verdict == Verdict::Excluded)
+                .cmp(&(b.verdict == Verdict::Excluded))
+                .then(b.score.total_cmp(&a.score))
+        });
+        ranking
+    }
+
+    /// Every framework is excluded: the operators the model-fitting ones lack, and which would
+    /// run it without the user's constraints.
+    fn no_fit(&self, path: &Path, evidence: &Evidence) -> NoFit {
+        let ops: Vec<String> = evidence
+            .missing_ops
+            .iter()
+            .filter(|(f, m)| !m.is_empty() && self.excluded_by_constraint.get(f) != Some(&true))
+            .map(|(f, m)| {
+                format!(
+                    "{} lacks {}",
+                    f.as_str(),
+                    crate::backends::tract::describe_missing(m)
+                )
+            })
+            .collect();
+        // Each with what excluded it, so that the user sees which constraint binds.
+        let would: Vec<String> = ALL
+            .iter()
+            .filter(|f| self.excluded_by_constraint.get(f) == Some(&true))
+            .map(|f| match self.excluded.get(f).and_then(|w| w.first()) {
+                Some(why) if why.starts_with(f.as_str()) => why.clone(),
+                Some(why) => format!("{} ({why})", f.as_str()),
+                None => f.as_str().to_string(),
+            })
+            .collect();
+        let mut message = format!("no framework fits {}", path.display());
+        if !ops.is_empty() {
+            message += &format!(": {}", ops.join("; "));
+        }
+        if would.is_empty() {
+            message += "; no framework would run it under any constraints";
+        } else {
+            message += &format!(
+                "; without your constraints it would run on: {}",
+                would.join("; ")
+            );
+        }
+        NoFit { message }
+    }
+}
+
+/// `ort, tract`: frameworks' names for `--explain`.
+fn names(fs: impl Iterator<Item = Framework>) -> String {
+    fs.map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Marks the chosen framework recommended and puts it first.
+fn recommend(ranking: &mut Vec<Ranked>, choice: Framework) {
+    for r in ranking.iter_mut() {
+        if r.framework == choice {
+            r.verdict = Verdict::Recommended;
+        }
+    }
+    if let Some(pos) = ranking.iter().position(|r| r.framework == choice) {
+        let chosen = ranking.remove(pos);
+        ranking.insert(0, chosen);
+    }
 }
 
 #[cfg(test)]
