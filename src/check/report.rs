@@ -21,8 +21,16 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
         if m.status == ModelStatus::Error {
             continue;
         }
+        // Names in one column, however long (`ort:pair`, `tract:prepared`).
+        let width = m
+            .backends
+            .iter()
+            .map(|b| b.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
         for b in &m.backends {
-            backend_lines(&mut out, b, style, verbose);
+            backend_lines(&mut out, b, width, style, verbose);
         }
         comparison_lines(&mut out, m, style, verbose);
         if verbose > 0 || m.status != ModelStatus::Pass {
@@ -67,7 +75,7 @@ fn model_head(out: &mut String, m: &ModelReport, style: Style) {
 }
 
 /// A back end's line (status, timing or why), its notes, and with `-v` its error's detail.
-fn backend_lines(out: &mut String, b: &BackendReport, style: Style, verbose: u8) {
+fn backend_lines(out: &mut String, b: &BackendReport, width: usize, style: Style, verbose: u8) {
     let word = match b.status {
         BackendStatus::Pass => "pass",
         BackendStatus::Fail => "FAIL",
@@ -95,7 +103,7 @@ fn backend_lines(out: &mut String, b: &BackendReport, style: Style, verbose: u8)
         }
         _ => b.message.clone(),
     };
-    let _ = writeln!(out, "      {:6} {status}{:pad$} {detail}", b.name, "");
+    let _ = writeln!(out, "      {:width$} {status}{:pad$} {detail}", b.name, "");
     for n in &b.notes {
         let _ = writeln!(out, "             {}", style.dim(&format!("note: {n}")));
     }
