@@ -10,19 +10,28 @@ use crate::cli::GlobalArgs;
 use crate::error::{exit, ExpectedError};
 use crate::output::{self, OutputFormat, Style};
 
+/// One row of the report: a back end, a toolchain target or a GPU driver.
 #[derive(Debug, Serialize)]
 pub struct Item {
+    /// What the row is about: a back end's registry name (`ort`), `wasm32`, `bare-metal`,
+    /// `rustup` or `cuda-driver`.
     pub name: String,
     /// `available`, `unavailable` or `not-built`.
     pub status: &'static str,
+    /// The version when available, else why not and how to get it.
     pub detail: String,
 }
 
+/// What `doctor` prints, and its JSON object (`--format json`).
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// One row per back end of the registry, in its order.
     pub backends: Vec<Item>,
+    /// The targets `rustup target list --installed` lists (empty without rustup).
     pub targets: Vec<String>,
+    /// WASM and bare-metal targets (or rustup's absence); shown as `targets` in the human text.
     pub toolchain: Vec<Item>,
+    /// The NVIDIA driver, which `--device cuda`/`tensorrt` need.
     pub gpu: Vec<Item>,
 }
 
@@ -47,6 +56,8 @@ fn installed_targets() -> Option<Vec<String>> {
     })
 }
 
+/// Looks at this build and machine: each back end's availability, rustup's installed targets,
+/// the NVIDIA driver. Runs `rustup`; never fails.
 pub fn report() -> Report {
     let backends = crate::backends::REGISTRY
         .iter()
@@ -113,6 +124,7 @@ pub fn report() -> Report {
     }
 }
 
+/// `doctor`: prints [`report`] as text or JSON; exit 0 whatever is missing.
 pub fn run(global: &GlobalArgs) -> Result<i32, ExpectedError> {
     let r = report();
     let text = match global.format {

@@ -19,11 +19,14 @@ pub mod exit {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", path.display())]
 pub struct ModelError {
+    /// The model file (or model directory) as the user named it.
     pub path: PathBuf,
+    /// What is wrong, one line, without the path.
     pub message: String,
 }
 
 impl ModelError {
+    /// An error about the model at `path`; `message` is folded to one line ([`one_line`]).
     pub fn new(path: &Path, message: impl Into<String>) -> ModelError {
         ModelError {
             path: path.to_path_buf(),
@@ -31,6 +34,7 @@ impl ModelError {
         }
     }
 
+    /// An I/O error reading the model at `path`, worded by [`io_message`].
     pub fn io(path: &Path, err: &std::io::Error) -> ModelError {
         ModelError::new(path, io_message(err))
     }
@@ -42,11 +46,14 @@ impl ModelError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}: {message}", path.display())]
 pub struct FileError {
+    /// The file the message is about.
     pub path: PathBuf,
+    /// What is wrong, one line, without the path.
     pub message: String,
 }
 
 impl FileError {
+    /// An error about the file at `path`; `message` is folded to one line ([`one_line`]).
     pub fn new(path: &Path, message: impl Into<String>) -> FileError {
         FileError {
             path: path.to_path_buf(),
@@ -99,12 +106,15 @@ pub enum ExpectedError {
     /// Any of the above, with what to do about it: `… (hint: …)`.
     #[error("{error} (hint: {hint})")]
     Hinted {
+        /// The error itself.
         error: Box<ExpectedError>,
+        /// What the user can do about it, one line.
         hint: String,
     },
 }
 
 impl ExpectedError {
+    /// The process exit code for this error: [`exit::USAGE`] (2) for all of them today.
     pub fn exit_code(&self) -> i32 {
         match self {
             ExpectedError::Model(_) | ExpectedError::File(_) | ExpectedError::Usage(_) => {

@@ -1,12 +1,14 @@
 //! The one step by which a string from a model (tensor names, file names, metadata, config values)
 //! or from the user's paths reaches a generated file: Rust source, Markdown, a shell line in a
-//! workflow. A model is data; whatever it holds, what comes out of here is a literal, a comment
-//! that cannot be closed, or a shell word — never code.
+//! workflow, HTML (`check --report`), Graphviz DOT (`inspect --graph`). A model is data; whatever
+//! it holds, what comes out of here is a literal, a comment that cannot be closed, text without
+//! markup, or a shell word — never code.
 //!
-//! Templates (`crate::scaffold`) get this through minijinja's auto-escaping: every string a
+//! Templates ([`crate::scaffold`]) get this through minijinja's auto-escaping: every string a
 //! template prints is escaped for the kind of file being rendered unless the code that built the
-//! context marked it as code of ours ([`code`]). So a template that forgets gets a quoted literal,
-//! not an injection. Generated code written without templates (`emit`) calls these functions.
+//! context marked it as code of ours (the scaffold's `code`). So a template that forgets gets a
+//! quoted literal, not an injection. Generated text written without templates (`emit`, reports,
+//! graph pictures) calls these functions.
 
 /// A Rust string literal, quotes included: `"y\"); …"`. Rust's own `Debug` escaping produces
 /// valid literal syntax for every string (quotes, backslashes, control and non-printable

@@ -12,22 +12,29 @@ use tract_onnx::pb;
 
 /// The main graph's nodes, in topological order.
 pub struct Graph {
+    /// The nodes, producers before consumers (the file's order when the graph has a cycle).
     pub nodes: Vec<Node>,
     /// Tensor name → the node producing it.
     pub producer: HashMap<String, usize>,
     /// Initializer names.
     pub weights: HashSet<String>,
+    /// Graph input names the caller feeds (initializers listed as inputs left out).
     pub inputs: Vec<String>,
+    /// Graph output names, in the file's order.
     pub outputs: Vec<String>,
 }
 
+/// One node of a [`Graph`], with what a report or a picture shows of it.
 pub struct Node {
     /// Its name, or its first output's when it has none.
     pub name: String,
+    /// Operator as the file spells it (`Conv`), without its domain.
     pub op: String,
+    /// Names of the tensors it reads, omitted optional inputs left out.
     pub inputs: Vec<String>,
+    /// Names of the tensors it writes, omitted optional outputs left out.
     pub outputs: Vec<String>,
-    /// `name=value` each.
+    /// `name=value` each, as [`attribute`] writes them.
     pub attributes: Vec<String>,
 }
 
@@ -62,6 +69,7 @@ pub fn attribute(a: &pb::AttributeProto) -> String {
 }
 
 impl Graph {
+    /// The main graph of `g`, sorted topologically (Kahn's order); subgraphs are not entered.
     pub fn of(g: &pb::GraphProto) -> Graph {
         // Kahn's order over the nodes (files are meant to be sorted; some are not).
         let mut produced_by: HashMap<&str, usize> = HashMap::new();
@@ -145,8 +153,11 @@ impl Graph {
 /// operators in the same order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Repeat {
+    /// Index of the first node of the first block.
     pub start: usize,
+    /// Nodes in one block (at least 2).
     pub len: usize,
+    /// Blocks in the run (at least 3).
     pub reps: usize,
 }
 

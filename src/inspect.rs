@@ -7,6 +7,8 @@ use crate::error::{exit, ExpectedError};
 use crate::model::{self, Dim, Format, ModelInfo, Risk, ValueSpec, Verdict};
 use crate::output::{self, human_bytes, human_count, OutputFormat, Style};
 
+/// `inspect`: reads the model, draws its graph to `--graph FILE` when asked (ONNX only), and
+/// prints the summary as text or JSON ([`ModelInfo`] serialized); exit code 0.
 pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<i32, ExpectedError> {
     let info = model::inspect(&args.model)?;
     if let Some(out) = &args.graph {

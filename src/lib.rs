@@ -4,6 +4,8 @@
 //! The flow goes one way: bytes → [`model`] readers → [`model::ModelInfo`] → commands. The binary
 //! (`src/main.rs`) is thin glue over [`cli`].
 
+#![warn(missing_docs)]
+
 pub mod backends;
 pub mod check;
 pub mod cli;

@@ -3,6 +3,11 @@
 
 use std::io::{self, IsTerminal, Write};
 
+/// `--format` (alias `--message-format`): `human` text for a terminal (the default), `json` (one
+/// object, the contract of DESIGN.md), or `junit` XML (`check` only; other commands refuse it).
+// The variants are documented here: a doc comment on a variant becomes clap's help for that value
+// and would change `--help`.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
     Human,
@@ -11,6 +16,11 @@ pub enum OutputFormat {
     Junit,
 }
 
+/// `--color`: `auto` (colour when stdout is a terminal and `NO_COLOR` is unset), `always`, `never`.
+/// See [`use_color`].
+// The variants are documented here: a doc comment on a variant becomes clap's help for that value
+// and would change `--help`.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -38,6 +48,7 @@ pub fn use_color(choice: Option<ColorChoice>) -> bool {
 /// A tiny stylesheet: bold headings and dim notes, or nothing when colour is off.
 #[derive(Clone, Copy)]
 pub struct Style {
+    /// Whether to emit ANSI colour codes ([`use_color`] decides).
     pub color: bool,
 }
 
@@ -49,18 +60,23 @@ impl Style {
             s.to_string()
         }
     }
+    /// Headings and names: bold.
     pub fn bold(&self, s: &str) -> String {
         self.wrap("1", s)
     }
+    /// Notes and secondary detail: dim.
     pub fn dim(&self, s: &str) -> String {
         self.wrap("2", s)
     }
+    /// Warnings: yellow.
     pub fn warn(&self, s: &str) -> String {
         self.wrap("33", s)
     }
+    /// Failures and errors: bold red.
     pub fn bad(&self, s: &str) -> String {
         self.wrap("31;1", s)
     }
+    /// Passes and good news: green.
     pub fn good(&self, s: &str) -> String {
         self.wrap("32", s)
     }

@@ -8,24 +8,32 @@ use prost::Message;
 
 use crate::model::dtype::DType;
 
+/// A tensor in host memory, any dtype: what back ends are fed and return, and what data sets,
+/// expected outputs and synthetic inputs are read into.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
+    /// Element type.
     pub dtype: DType,
+    /// Dimensions, outermost first; empty for a scalar.
     pub shape: Vec<usize>,
     /// Little-endian element bytes, sub-byte types packed low nibble first; empty for strings.
     pub data: Vec<u8>,
+    /// The elements of a `string` tensor, in row-major order; empty for every other dtype.
     pub strings: Vec<String>,
 }
 
 impl HostTensor {
+    /// Number of elements: the product of `shape` (1 for a scalar).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
 
+    /// The dtype's contract name (`float32`), for messages and JSON.
     pub fn dtype_name(&self) -> &'static str {
         self.dtype.name()
     }
 
+    /// Floating-point elements (real or complex, any width): compared with tolerances.
     pub fn is_float(&self) -> bool {
         self.dtype.is_float()
     }
@@ -66,6 +74,7 @@ impl HostTensor {
         })
     }
 
+    /// A `float32` tensor of `v` in row-major order; `v.len()` must match `shape` (not checked).
     pub fn from_f32(shape: Vec<usize>, v: &[f32]) -> HostTensor {
         HostTensor {
             dtype: DType::F32,
@@ -484,9 +493,11 @@ fn external_bytes(t: &TensorFull, model: &Path, expected: usize) -> Result<Vec<u
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator whose sequence is fixed by `seed` (the commands' `--seed`).
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
         let mut z = self.0;

@@ -14,12 +14,14 @@ use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
 use crate::model::{Format, ModelInfo};
 use crate::tensor::HostTensor;
 
+/// The candle crates' version this build links (pinned in Cargo.toml), shown in `availability`.
 pub const VERSION: &str = "0.11.1";
 
 /// The architectures this back end binds, as `config.json` names them.
 pub const SUPPORTED: &str =
     "bert (BertModel and other BERT encoders), llama (LlamaForCausalLM, LlamaModel); GGUF: llama";
 
+/// The candle back end (`candle` in the registry): safetensors and GGUF models, CPU only.
 pub struct Candle;
 
 fn failed(e: impl std::fmt::Display) -> BackendError {

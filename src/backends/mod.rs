@@ -13,9 +13,15 @@ use std::path::Path;
 use crate::model::Format;
 use crate::tensor::HostTensor;
 
+/// A tensor with the graph input's or output's name it goes to or comes from.
 pub type Named = (String, HostTensor);
 
-/// Where to run.
+/// Where to run (`--device`): `cpu`, `cuda` (ONNX Runtime's CUDA provider, or tch's CUDA device)
+/// or `tensorrt` (ONNX Runtime's TensorRT provider); serialized lower-case. tract and this build
+/// of candle run on the CPU only.
+// The variants are documented here: a doc comment on a variant becomes clap's help for that value
+// and would change `--help`.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
@@ -33,7 +39,12 @@ pub enum BackendError {
     Failed(String),
     /// Loading or running failed: one line for the report, and the library's whole account
     /// (shown with `-v`, and in JSON as `detail`).
-    Explained { message: String, detail: String },
+    Explained {
+        /// One line, for the report.
+        message: String,
+        /// The library's whole account.
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for BackendError {
@@ -49,6 +60,7 @@ impl std::fmt::Display for BackendError {
 /// What a back end learned while loading (shown in the report).
 #[derive(Debug, Clone, Default)]
 pub struct LoadNotes {
+    /// One sentence each: what the back end changed or assumed to load the model.
     pub notes: Vec<String>,
     /// The ONNX graph the back end ran instead of the model's own, when it prepared one
     /// (crate::prepare): `check` runs it on ONNX Runtime too, against the original.
@@ -58,6 +70,7 @@ pub struct LoadNotes {
     pub fixed: Vec<usize>,
 }
 
+/// A back end: whether it is usable here, and loading a model on it. One per [`REGISTRY`] row.
 pub trait Backend: Send + Sync {
     /// Its name in [`REGISTRY`].
     fn name(&self) -> &'static str;
@@ -77,6 +90,7 @@ pub trait Backend: Send + Sync {
     ) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError>;
 }
 
+/// A model loaded on a back end, ready to run any number of times.
 pub trait Loaded {
     /// Runs the model; outputs in the model's output order, by name.
     fn run(&mut self, inputs: &[Named]) -> Result<Vec<Named>, BackendError>;
@@ -93,6 +107,7 @@ pub type Constructor = fn(ort_lib: Option<&Path>) -> Box<dyn Backend>;
 ///
 /// Adding one: a module implementing [`Backend`], and a row here.
 pub struct BackendRow {
+    /// Its name: `--backend` value, report column, JSON `name` (`tract`, `ort`, `tch`, `candle`).
     pub name: &'static str,
     /// The cargo feature that builds it (`None`: always built).
     pub feature: Option<&'static str>,
@@ -105,6 +120,7 @@ pub struct BackendRow {
 }
 
 impl BackendRow {
+    /// Whether this build has the back end (its feature was on).
     pub fn built(&self) -> bool {
         self.constructor.is_some()
     }

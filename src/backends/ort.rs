@@ -19,11 +19,14 @@ use crate::tensor::HostTensor;
 pub const HOW_TO_GET: &str =
     "install it with `pip install onnxruntime` (cargo-infer finds it through python3), or pass --ort-lib /path/to/libonnxruntime.so";
 
+/// The ONNX Runtime back end (`ort` in the registry), CPU, CUDA or TensorRT.
 pub struct Ort {
     explicit: Option<PathBuf>,
 }
 
 impl Ort {
+    /// The back end with the library given by `--ort-lib`, if any; otherwise it is looked for as
+    /// [`find_library`] says, when first needed.
     pub fn new(explicit: Option<&Path>) -> Ort {
         Ort {
             explicit: explicit.map(Path::to_path_buf),
@@ -239,6 +242,8 @@ fn dtype_of(t: TensorElementType) -> Option<DType> {
     DType::all().find(|d| element_type(*d) == t)
 }
 
+/// Copies a host tensor into an ONNX Runtime value on the CPU; `name` (the graph input) is only
+/// for the error message.
 pub fn to_ort(name: &str, t: &HostTensor) -> Result<ort::value::DynValue, BackendError> {
     let fail =
         |e: ort::Error| BackendError::Failed(format!("input `{name}`: {}", tidy(&e.to_string())));

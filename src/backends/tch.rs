@@ -12,8 +12,10 @@ use crate::model::dtype::DType;
 use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
+/// The tch crate version this build links (pinned in Cargo.toml), shown in `availability`.
 pub const VERSION: &str = "0.26.0";
 
+/// The tch back end (`tch` in the registry): TorchScript on libtorch, CPU or CUDA.
 pub struct Tch;
 
 /// libtorch's errors carry a C++ backtrace (`Exception raised from … frame #0: …`) and, for errors

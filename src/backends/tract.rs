@@ -14,6 +14,7 @@ use crate::tensor::HostTensor;
 /// The tract-onnx version this build links (pinned in Cargo.toml).
 pub const VERSION: &str = "0.23.9";
 
+/// The tract back end (`tract` in the registry): ONNX on the CPU.
 pub struct Tract;
 
 /// Operators (by ONNX op_type; tract ignores the domain) that tract cannot build, with the nodes
@@ -78,6 +79,8 @@ fn dtype_of(dt: DatumType) -> Option<DType> {
     }
 }
 
+/// Copies a host tensor into a tract tensor; `Unsupported` for dtypes tract lacks. `name` (the
+/// graph input) is only for the error message.
 pub fn to_tract(name: &str, t: &HostTensor) -> Result<Tensor, BackendError> {
     let dt = datum_type(t.dtype).ok_or_else(|| {
         BackendError::Unsupported(format!(

@@ -18,6 +18,8 @@ fn mlp_op(op: &str) -> bool {
     super::trivial::EMIT_OPS.contains(&op) || MLP_EXTRA.contains(&op)
 }
 
+/// Sets `info.architecture`: from `config.json` when given and it names a model, else from GGUF
+/// metadata, else from the ONNX operators, else from the tensors' names and shapes.
 pub fn classify(info: &mut ModelInfo, config: Option<&serde_json::Value>) {
     let arch = config
         .and_then(from_config)

@@ -5,31 +5,57 @@
 /// edges (protobuf fields, a back end's enum); everything in between matches on this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DType {
+    /// `float32` (ONNX 1): IEEE single precision.
     F32,
+    /// `uint8` (ONNX 2).
     U8,
+    /// `int8` (ONNX 3).
     I8,
+    /// `uint16` (ONNX 4).
     U16,
+    /// `int16` (ONNX 5).
     I16,
+    /// `int32` (ONNX 6).
     I32,
+    /// `int64` (ONNX 7).
     I64,
+    /// `string` (ONNX 8): variable-length byte strings, no fixed size.
     String,
+    /// `bool` (ONNX 9): one byte per element.
     Bool,
+    /// `float16` (ONNX 10): IEEE half precision.
     F16,
+    /// `float64` (ONNX 11): IEEE double precision.
     F64,
+    /// `uint32` (ONNX 12).
     U32,
+    /// `uint64` (ONNX 13).
     U64,
+    /// `complex64` (ONNX 14): two `float32`s, real then imaginary.
     C64,
+    /// `complex128` (ONNX 15): two `float64`s, real then imaginary.
     C128,
+    /// `bfloat16` (ONNX 16): the upper half of a `float32`.
     BF16,
+    /// `float8e4m3fn` (ONNX 17): 4-bit exponent, 3-bit mantissa, finite only (NaN, no infinities).
     F8E4M3FN,
+    /// `float8e4m3fnuz` (ONNX 18): as `F8E4M3FN`, no negative zero.
     F8E4M3FNUZ,
+    /// `float8e5m2` (ONNX 19): 5-bit exponent, 2-bit mantissa.
     F8E5M2,
+    /// `float8e5m2fnuz` (ONNX 20): as `F8E5M2`, finite only, no negative zero.
     F8E5M2FNUZ,
+    /// `uint4` (ONNX 21): two elements per byte.
     U4,
+    /// `int4` (ONNX 22): two elements per byte.
     I4,
+    /// `float4e2m1` (ONNX 23): 4-bit float, two elements per byte.
     F4E2M1,
+    /// `float8e8m0` (ONNX 24): an 8-bit exponent only (block scales).
     F8E8M0,
+    /// `uint2` (ONNX 25): four elements per byte.
     U2,
+    /// `int2` (ONNX 26): four elements per byte.
     I2,
 }
 

@@ -137,6 +137,8 @@ fn type_name(ty: u32) -> &'static str {
     }
 }
 
+/// Reads a GGUF file into a [`ModelInfo`]: metadata key/values (as strings), key sizes, tensor
+/// infos (shapes outermost first); errors are prefixed `GGUF:`.
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     let map = super::map_file(path)?;
     read(path, &map).map_err(|e| ModelError::new(path, format!("GGUF: {e}")))

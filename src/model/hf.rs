@@ -23,6 +23,9 @@ const SIZE_KEYS: &[(&str, &str)] = &[
     ("n_positions", "context_length"),
 ];
 
+/// Reads a model directory (a Hugging Face snapshot): a safetensors index, else its
+/// `.safetensors` shards, else the first `.onnx`, `.gguf` or `.bin`/`.pt`/`.pth` file; with
+/// `config.json`'s sizes and architecture when there is one. The `path` reported is the directory.
 pub fn inspect_dir(dir: &Path) -> Result<ModelInfo, ModelError> {
     let entries = std::fs::read_dir(dir).map_err(|e| ModelError::io(dir, &e))?;
     let mut files: Vec<PathBuf> = entries

@@ -28,14 +28,20 @@ use crate::error::ModelError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// An ONNX `ModelProto` (`onnx`).
     Onnx,
+    /// A safetensors file, or several shards read as one model (`safetensors`).
     Safetensors,
+    /// A `torch.save` checkpoint, zip or legacy pickle: weights only (`pytorch`).
     Pytorch,
+    /// A `torch.jit.save` archive, code and weights (`torchscript`).
     Torchscript,
+    /// A GGUF file, llama.cpp's format (`gguf`).
     Gguf,
 }
 
 impl Format {
+    /// The contract's name of the format (`"onnx"`, `"torchscript"`, …), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Onnx => "onnx",
@@ -51,7 +57,9 @@ impl Format {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Dim {
+    /// A fixed size, written as a JSON integer.
     Known(i64),
+    /// A named size (`batch`, `seq_len`), or `"?"`, written as a JSON string.
     Symbolic(String),
 }
 
@@ -67,8 +75,12 @@ impl std::fmt::Display for Dim {
 /// A graph input or output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ValueSpec {
+    /// Name as the graph spells it (what a back end's inputs and outputs are keyed by).
     pub name: String,
+    /// Element type by its contract name (`float32`, `int64`), or a composite such as
+    /// `sequence<float32>` for values that are not tensors.
     pub dtype: String,
+    /// Dimensions, outermost first.
     pub shape: Vec<Dim>,
     /// False when the file does not give a rank at all (then `shape` is empty).
     #[serde(skip_serializing_if = "is_true")]
@@ -82,31 +94,44 @@ fn is_true(b: &bool) -> bool {
 /// One stored tensor (initializer, state_dict entry, safetensors/GGUF tensor).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TensorSummary {
+    /// Name as stored (initializer name, state_dict key, safetensors/GGUF tensor name).
     pub name: String,
+    /// Element type by its contract name (`float32`, `bfloat16`, a GGUF quant name as `q4_0`).
     pub dtype: String,
+    /// Dimensions, outermost first; empty for a scalar.
     pub shape: Vec<u64>,
     /// Bytes the tensor occupies in the file (0 when it lives in external data that is absent).
     pub bytes: u64,
 }
 
 impl TensorSummary {
+    /// Number of values: the product of `shape` (1 for a scalar).
     pub fn elements(&self) -> u64 {
         self.shape.iter().product()
     }
 }
 
+/// Architecture class, `architecture.class` in the JSON (`mlp`, `transformer-decoder`, …); see
+/// [`classify`] for when each applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ArchClass {
+    /// Dense layers and activations only (or only 2-D weights with 1-D biases).
     Mlp,
+    /// Convolutions (operators, or 4-D kernels).
     Cnn,
+    /// Recurrent layers (`LSTM`, `GRU`, `RNN`, or their weights).
     Rnn,
+    /// Attention with no sign of decoding (no causal mask, key/value cache or logits).
     TransformerEncoder,
+    /// Attention with a causal mask, a key/value cache or a logits output (LLMs).
     TransformerDecoder,
+    /// None of the above recognised; the reasons say why.
     Unknown,
 }
 
 impl ArchClass {
+    /// The contract's name of the class (`"transformer-encoder"`), as serialized.
     pub fn as_str(self) -> &'static str {
         match self {
             ArchClass::Mlp => "mlp",
@@ -119,17 +144,25 @@ impl ArchClass {
     }
 }
 
+/// What kind of network the model is (`architecture` in the JSON), from [`classify`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Architecture {
+    /// The class decided.
     pub class: ArchClass,
+    /// The evidence behind it, in words (`"convolutions: Conv"`, `"logits output"`).
     pub reasons: Vec<String>,
 }
 
+/// `safety.verdict` in the JSON: whether loading the file with its usual loader is safe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    /// A pickle that reaches nothing dangerous (its [`Risk`] is `none` or `suspicious`).
     Safe,
+    /// A pickle that reaches a dangerous function, or a model whose external data lies outside
+    /// its directory.
     Unsafe,
+    /// A format that holds no code (ONNX, safetensors, GGUF) and refers to nothing outside.
     NotApplicable,
 }
 
@@ -146,14 +179,19 @@ pub enum Risk {
     Dangerous,
 }
 
+/// The `safety` object of the JSON: what loading the file could do.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Safety {
+    /// Safe, unsafe, or not applicable.
     pub verdict: Verdict,
+    /// How much the serialization could do (finer than the verdict for pickles).
     pub risk: Risk,
+    /// One sentence per thing found (a dangerous global, external data outside the directory).
     pub findings: Vec<String>,
 }
 
 impl Safety {
+    /// The verdict of formats that hold no code: not applicable, no risk, no findings.
     pub fn not_applicable() -> Safety {
         Safety {
             verdict: Verdict::NotApplicable,
@@ -166,7 +204,9 @@ impl Safety {
 /// A file the model refers to (external data, shards).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileRef {
+    /// Location as the model writes it (relative to the model's directory).
     pub file: String,
+    /// Whether that file is there (false, too, when it lies outside and was not looked at).
     pub exists: bool,
     /// Set when the file lies outside the model's directory (why): it was not opened, and every
     /// command but `inspect` refuses the model ([`refuse_outside`]).
@@ -177,22 +217,28 @@ pub struct FileRef {
 /// Facts that only some formats have; absent ones are left out of the JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Details {
+    /// ONNX `ir_version`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ir_version: Option<i64>,
+    /// ONNX `producer_name` and `producer_version`, joined by a space (`pytorch 2.3.0`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub producer: Option<String>,
+    /// ONNX main graph's name, when not empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub graph_name: Option<String>,
+    /// ONNX nodes in all: main graph, subgraphs and local functions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_count: Option<u64>,
     /// Operator domains outside the standard ONNX ones.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub custom_domains: Vec<String>,
+    /// ONNX external data files, one per distinct location.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub external_data: Vec<FileRef>,
     /// Files this model is made of, when more than the one given (shards, config).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<String>,
+    /// GGUF format version from the header (2 or 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gguf_version: Option<u32>,
     /// For PyTorch checkpoints whose tensors sit under a key (`state_dict`, `model`).
@@ -212,20 +258,35 @@ pub struct Details {
 /// Everything `inspect` knows about a model; the JSON contract of DESIGN.md plus extra fields.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelInfo {
+    /// The path as given on the command line (a file or a model directory).
     pub path: String,
+    /// What the bytes turned out to be.
     pub format: Format,
+    /// Graph inputs the caller feeds (ONNX inputs that are initializers left out); empty for
+    /// weights-only files.
     pub inputs: Vec<ValueSpec>,
+    /// Graph outputs; empty for weights-only files.
     pub outputs: Vec<ValueSpec>,
+    /// Operator counts keyed `OpType` or `domain::OpType` ([`onnx::op_key`]), subgraphs included.
     pub operators: BTreeMap<String, u64>,
+    /// ONNX opset version by domain (`ai.onnx` for the default one).
     pub opsets: BTreeMap<String, i64>,
+    /// Stored tensors: ONNX initializers (Constant nodes' tensors included) or the file's tensors.
     pub tensor_count: u64,
+    /// Elements of all stored tensors, summed.
     pub parameters: u64,
+    /// Bytes of all stored tensors, summed (as stored: quantized GGUF tensors count their blocks).
     pub weight_bytes: u64,
+    /// ONNX `metadata_props`, safetensors `__metadata__`, GGUF key/values (as strings).
     pub metadata: BTreeMap<String, String>,
+    /// Architecture class and why.
     pub architecture: Architecture,
+    /// What loading the file could do.
     pub safety: Safety,
+    /// Format-specific facts, flattened into the JSON object.
     #[serde(flatten)]
     pub details: Details,
+    /// Every stored tensor, in file order.
     pub tensors: Vec<TensorSummary>,
     /// The ONNX graph's nodes (main graph and subgraphs), for classification and later stages.
     #[serde(skip)]
@@ -235,10 +296,15 @@ pub struct ModelInfo {
 /// One ONNX node, without its attributes' payloads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeSummary {
+    /// Node name; often empty (see [`NodeSummary::display_name`]).
     pub name: String,
+    /// Operator as the file spells it (`Gemm`).
     pub op_type: String,
+    /// Operator domain as written: empty (or `ai.onnx`) for the standard operators.
     pub domain: String,
+    /// Names of the values it reads, in order (empty for an omitted optional input).
     pub inputs: Vec<String>,
+    /// Names of the values it writes, in order.
     pub outputs: Vec<String>,
     /// Depth of the graph it sits in: 0 for the main graph, 1 for a subgraph of it, …
     pub depth: u32,
@@ -307,14 +373,23 @@ impl ModelInfo {
 /// What the first bytes of a file say it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sniffed {
+    /// A protobuf that starts with a `ModelProto` field (the ONNX reader confirms it).
     Onnx,
+    /// An 8-byte header length followed by `{`.
     Safetensors,
+    /// A zip archive (`torch.save` since PyTorch 1.6, TorchScript).
     Zip,
+    /// A pickle: legacy `torch.save` (with its magic number) or any pickle of protocol 2 to 5.
     LegacyPickle,
+    /// `GGUF` magic.
     Gguf,
+    /// JSON text: a sharded safetensors index (`*.safetensors.index.json`).
     SafetensorsIndex,
+    /// A Git LFS pointer in place of the model (`git lfs pull` was not run).
     LfsPointer,
+    /// No bytes at all.
     Empty,
+    /// None of the above.
     Unknown,
 }
 
@@ -416,8 +491,6 @@ fn hex_preview(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-/// Maps a file read-only. Mapping, rather than reading, lets the kernel bring in only the pages
-/// a reader touches: the weights are skipped and never become resident.
 /// A model file's bytes: read into memory when small, mapped when large.
 pub(crate) enum FileBytes {
     Read(Vec<u8>),
@@ -438,6 +511,8 @@ impl std::ops::Deref for FileBytes {
 /// unmap interrupts every core the process runs threads on, e.g. a runtime's thread pool).
 const MAP_THRESHOLD: u64 = 4 << 20;
 
+/// A model file's bytes: read when below [`MAP_THRESHOLD`], else mapped read-only. Mapping lets
+/// the kernel bring in only the pages a reader touches: skipped weights never become resident.
 pub(crate) fn map_file(path: &Path) -> Result<FileBytes, ModelError> {
     let mut f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
     let len = f.metadata().map_err(|e| ModelError::io(path, &e))?.len();
@@ -476,7 +551,9 @@ pub(crate) const MAX_ELEMENTS: u64 = 1 << 53;
 /// directory: why, in a few words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outside {
+    /// The location as the model writes it.
     pub location: String,
+    /// Why it leaves, in a few words ("an absolute path", "a symbolic link to /etc/passwd").
     pub why: String,
 }
 

@@ -13,6 +13,9 @@ use crate::error::ModelError;
 
 pub mod proto {
     //! The subset of `onnx.proto3` that `inspect` reads, field numbers as in the ONNX spec.
+    // Mirrors of onnx.proto's messages: every type and field is onnx.proto's, by the same name
+    // (`Model` is `ModelProto`, `Graph` is `GraphProto`, …); the spec documents them.
+    #![allow(missing_docs)]
     use super::TensorLite;
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -208,14 +211,20 @@ pub mod proto {
 /// `TensorProto` without its payload: the payload's length is recorded, its bytes skipped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TensorLite {
+    /// Shape as the file declares it (`dims`); empty for a scalar.
     pub dims: Vec<i64>,
+    /// Element type as an ONNX `TensorProto.DataType` code (1 `float`, 7 `int64`, …; 0 unset).
     pub data_type: i32,
+    /// Initializer name, as node inputs refer to it.
     pub name: String,
     /// Length of `raw_data`, when present.
     pub raw_data_len: Option<u64>,
     /// Number of values in the typed fields (`float_data`, `int64_data`, …, `string_data`).
     pub typed_values: u64,
+    /// `external_data` key/value pairs (`location`, `offset`, `length`, `checksum`) when the
+    /// payload lives in another file.
     pub external_data: Vec<proto::StringStringEntry>,
+    /// `data_location`: 0 `DEFAULT` (payload in this file), 1 `EXTERNAL` (see `external_data`).
     pub data_location: i32,
 }
 
@@ -345,6 +354,8 @@ fn skip_bytes(wire_type: WireType, buf: &mut impl Buf) -> Result<u64, prost::Dec
 /// Standard operator domains; anything else is a custom domain that most runtimes lack.
 const STANDARD_DOMAINS: &[&str] = &["", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview.training"];
 
+/// Reads an ONNX file (weight payloads skipped) into a [`ModelInfo`]: inputs, outputs, operators,
+/// parameters, opsets, external data files. Corrupt protobuf, no graph, or undefined names: error.
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     let map = super::map_file(path)?;
     let model = proto::Model::decode(&map[..]).map_err(|e| {

@@ -14,10 +14,14 @@ const MAX_HEADER: u64 = 100 * 1024 * 1024;
 
 /// One file's header.
 pub struct Header {
+    /// The tensors the header lists, with sizes checked against their `data_offsets`.
     pub tensors: Vec<TensorSummary>,
+    /// `__metadata__`, values that are not strings written as JSON text.
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Reads and checks one safetensors file's header (the data section is measured, not read): an
+/// unknown dtype, a size that disagrees with the offsets, overlap or truncation is an error.
 pub fn read_header(path: &Path) -> Result<Header, ModelError> {
     let mut f = File::open(path).map_err(|e| ModelError::io(path, &e))?;
     let file_len = f.metadata().map_err(|e| ModelError::io(path, &e))?.len();
@@ -113,6 +117,7 @@ fn parse_header(path: &Path, header: &[u8], data_len: u64) -> Result<Header, Mod
     Ok(Header { tensors, metadata })
 }
 
+/// Reads one safetensors file into a [`ModelInfo`]: tensors and metadata, no graph.
 pub fn inspect(path: &Path) -> Result<ModelInfo, ModelError> {
     let h = read_header(path)?;
     let mut info = ModelInfo::new(path, Format::Safetensors);
