@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use crate::error::{exit, io_message, ExpectedError, FileError};
 use crate::output::{ColorChoice, OutputFormat};
 
+// The command line, parsed. A doc comment here or on its fields would become clap's help text and
+// change `--help`; `about` above and the subcommands' docs describe it.
+#[allow(missing_docs)]
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo-infer",
@@ -18,12 +21,17 @@ use crate::output::{ColorChoice, OutputFormat};
     after_help = "Examples:\n  cargo infer inspect model.onnx\n  cargo infer inspect --format json weights.safetensors"
 )]
 pub struct Cli {
+    // The flags every subcommand takes.
     #[command(flatten)]
     pub global: GlobalArgs,
+    // The subcommand and its own arguments.
     #[command(subcommand)]
     pub command: Command,
 }
 
+// Flags every subcommand takes (`--format`, `--color`, `-q`, `-v`, `--manifest-path`); a struct
+// doc comment would become clap help text, so the fields' docs (their help) say it all.
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct GlobalArgs {
     /// Output format (`--message-format` is accepted too, as cargo users type it)
@@ -49,6 +57,8 @@ pub struct GlobalArgs {
     pub manifest_path: Option<PathBuf>,
 }
 
+// The subcommands; each variant's doc comment is its `--help` summary.
+#[allow(missing_docs)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// What is this model? Format, inputs and outputs, operators, weights, architecture, safety
@@ -158,6 +168,8 @@ impl ConstraintArgs {
     }
 }
 
+// `init`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
     /// Directory of the new project (default: the current one, which must be empty)
@@ -193,10 +205,13 @@ pub struct InitArgs {
     /// check cache, and merges their reports (instead of the one-job workflow)
     #[arg(long, value_enum, value_name = "SYSTEM")]
     pub ci: Option<crate::scaffold::Ci>,
+    // The target constraints (`--target`, `--gpu`, …), over `[package.metadata.infer]`'s.
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
 
+// `add`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct AddArgs {
     /// The model to add
@@ -221,10 +236,13 @@ pub struct AddArgs {
     /// parallel partitions, with the check cache, and merges their reports
     #[arg(long, value_enum, value_name = "SYSTEM")]
     pub ci: Option<crate::scaffold::Ci>,
+    // The target constraints (`--target`, `--gpu`, …), over `[package.metadata.infer]`'s.
     #[command(flatten)]
     pub constraints: ConstraintArgs,
 }
 
+// `emit`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct EmitArgs {
     /// ONNX model, or safetensors weights of linear layers (with --activations)
@@ -260,6 +278,8 @@ pub struct EmitArgs {
     pub simd: bool,
 }
 
+// `convert`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
     /// PyTorch checkpoint (zip or legacy), TorchScript module, ONNX model or safetensors file
@@ -304,6 +324,8 @@ pub struct ConvertArgs {
 /// Frameworks `convert --for` prepares a model for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PrepareFor {
+    // No doc comment: it would become `--for tract`'s help text and change `--help`.
+    #[allow(missing_docs)]
     Tract,
 }
 
@@ -314,10 +336,13 @@ fn parse_const(s: &str) -> Result<(String, String), String> {
     Ok((n.to_string(), v.to_string()))
 }
 
+// `decide`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct DecideArgs {
     /// Model file or directory
     pub model: PathBuf,
+    // The target constraints (`--target`, `--gpu`, …), over `[package.metadata.infer]`'s.
     #[command(flatten)]
     pub constraints: ConstraintArgs,
     /// Show every rule, whether it fired, and what it did
@@ -328,6 +353,8 @@ pub struct DecideArgs {
     pub probe: bool,
 }
 
+// `check`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Model files (ONNX) or quoted glob patterns ('models/**/*.onnx'); errors in one do not stop
@@ -409,6 +436,8 @@ pub struct CheckArgs {
     pub merge: Option<String>,
 }
 
+// `inspect`'s arguments; documented by their clap help (the `///` comments are `--help` text).
+#[allow(missing_docs)]
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Model file (ONNX, safetensors or its index, PyTorch, TorchScript, GGUF) or model directory

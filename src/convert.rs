@@ -18,6 +18,9 @@ use crate::tensor::HostTensor;
 /// `--dtype`: what float tensors become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
+// The variants are `--dtype`'s possible values, named as the flag spells them; a doc comment on
+// one would become its help text and change `--help`.
+#[allow(missing_docs)]
 pub enum CastTo {
     F16,
     Bf16,
@@ -34,25 +37,36 @@ impl CastTo {
     }
 }
 
+/// How `convert` writes safetensors, from its flags.
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     /// The nested dict of a checkpoint whose tensors to take (`model`, `state_dict`, `ema`).
     pub key: Option<String>,
+    /// `--dtype`: cast float tensors to this; `None` keeps every dtype.
     pub dtype: Option<CastTo>,
+    /// `--force`: replace an existing output (never the input itself).
     pub force: bool,
 }
 
 /// What was written.
 #[derive(Debug, Clone, Serialize)]
 pub struct Converted {
+    /// The input's path, as given.
     pub input: String,
+    /// The written file's path, as given.
     pub output: String,
+    /// The input's format (`pytorch`, `torchscript`, `onnx`, `safetensors`).
     pub format: &'static str,
+    /// Tensors written.
     pub tensors: usize,
+    /// Their elements, summed.
     pub parameters: u64,
+    /// Size of the written file, bytes.
     pub bytes: u64,
     /// Tensors per dtype in the output.
     pub dtypes: BTreeMap<String, usize>,
+    /// The `__metadata__` written: what the input carried, then `source`, `source_sha256`,
+    /// `source_format`, `converted_by`, and `format`/`dtype` when they apply.
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -168,6 +182,8 @@ fn read(
     }
 }
 
+/// Writes `input`'s tensors (cast per `opts`) to the safetensors file `output`, all or nothing;
+/// refuses unsafe pickles, data outside the model's directory, an existing output without `--force`.
 pub fn convert(
     input: &Path,
     output: &Path,
@@ -331,6 +347,7 @@ pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     matches!((canon(a), canon(b)), (Some(x), Some(y)) if x == y)
 }
 
+/// The line for people: `wrote OUT: N tensors (…), P parameters, B bytes, from FORMAT IN`.
 pub fn human(c: &Converted) -> String {
     let dtypes: Vec<String> = c.dtypes.iter().map(|(k, v)| format!("{v} {k}")).collect();
     format!(

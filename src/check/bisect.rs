@@ -22,18 +22,24 @@ use crate::graph::Graph;
 /// One run: a back end and the model file it runs.
 #[derive(Clone, Copy)]
 pub struct Side<'a> {
+    /// The run's label in the report (`tract`, `ort:pair`).
     pub label: &'a str,
+    /// The back end that runs it.
     pub backend: &'a dyn Backend,
+    /// The ONNX file it runs: the model, or its twin.
     pub model: &'a Path,
 }
 
 /// The first node whose inputs agree and whose outputs do not (`divergence` in `check`'s JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Divergence {
+    /// The culprit node's name, or its first output's when it has none.
     pub node: String,
+    /// Its operator (`Conv`).
     pub op: String,
     /// Its output that disagrees most.
     pub output: String,
+    /// That output's largest absolute error.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
     /// The largest disagreement among its inputs that were compared (0 when they are the graph's
@@ -47,20 +53,28 @@ pub struct Divergence {
     pub attributes: Vec<String>,
     /// Each input and output of the node that was compared, with its shape and error.
     pub inputs: Vec<TensorError>,
+    /// The same for its outputs.
     pub outputs: Vec<TensorError>,
     /// What feeds it (nodes, the graph's inputs, weights) and what reads its outputs.
     pub producers: Vec<Neighbour>,
+    /// The nodes that read its outputs.
     pub consumers: Vec<Neighbour>,
     /// How many tensors were compared, in how many runs of each side, in how long.
     pub tensors: usize,
+    /// Runs each side made (one per chunk of exposed tensors).
     pub runs: usize,
+    /// Time the whole bisect took, milliseconds.
     pub ms: f64,
 }
 
+/// One node on the way from the culprit to the failing output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
+    /// The node's name.
     pub node: String,
+    /// Its operator.
     pub op: String,
+    /// Its largest output disagreement.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
 }
@@ -72,27 +86,41 @@ pub struct Neighbour {
     pub node: String,
     /// Its operator, or `input` / `weight`.
     pub op: String,
+    /// The tensor that links it to the culprit.
     pub tensor: String,
+    /// That tensor's shape, as it was run (empty when unknown).
     pub shape: Vec<usize>,
     /// The node's largest output disagreement (0 for inputs and weights).
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
 }
 
+/// One compared tensor of the culprit node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TensorError {
+    /// The tensor's name in the model (the first side's graph).
     pub name: String,
+    /// Its shape, as it was run.
     pub shape: Vec<usize>,
+    /// Its largest absolute error between the two runs.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
+    /// Within the check's tolerances.
     pub pass: bool,
 }
 
 /// What a bisect found: the divergence, or that every compared tensor agrees.
 #[derive(Debug, Clone)]
 pub enum Found {
+    /// A node whose inputs agree and whose outputs do not.
     Divergence(Box<Divergence>),
-    AllAgree { tensors: usize, ms: f64 },
+    /// Every compared tensor agrees.
+    AllAgree {
+        /// How many tensors were compared.
+        tensors: usize,
+        /// Time the bisect took, milliseconds.
+        ms: f64,
+    },
 }
 
 /// Most bytes of exposed tensors one run holds (each side holds its own); the tensors go in

@@ -29,10 +29,13 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// A store in `dir` (`--cache-dir`, `CARGO_INFER_CACHE_DIR` or [`default_dir`]); its
+    /// directories are made when a report is stored.
     pub fn new(dir: PathBuf) -> Cache {
         Cache { dir }
     }
 
+    /// The directory the store lives in.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

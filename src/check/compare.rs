@@ -9,14 +9,18 @@ use crate::tensor::HostTensor;
 /// Tolerances for one comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Tolerance {
+    /// Absolute tolerance: the error allowed whatever the values' size.
     pub atol: f64,
+    /// Relative tolerance, a fraction of the right-hand value's magnitude.
     pub rtol: f64,
 }
 
 /// User overrides (apply to floating-point outputs; integers, booleans and strings stay exact).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ToleranceArgs {
+    /// `--atol`, in place of the dtype's default.
     pub atol: Option<f64>,
+    /// `--rtol`, in place of the dtype's default.
     pub rtol: Option<f64>,
 }
 
@@ -48,21 +52,35 @@ impl ToleranceArgs {
 /// output, which is the reference for relative error).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
+    /// The run on the left: a back end's name (`tract`), a twin's run (`ort:pair`), or a note's
+    /// label such as `ort on tract's prepared graph`.
     pub left: String,
+    /// The run it is compared with, labelled the same way, or `expected` (the reference).
     pub right: String,
+    /// The output's name.
     pub output: String,
     /// Which data set (`test_data_set_0`, `synthetic`, `given`).
     pub data_set: String,
+    /// Largest `|left - right|` over finite elements; infinite when the comparison failed on a
+    /// `problem`.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_abs: f64,
+    /// Largest `|left - right| / |right|`; infinite when `right` is 0 and they differ, or on a
+    /// `problem`.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub max_rel: f64,
+    /// The smallest `--atol` that would have passed with this `rtol` (infinite on a `problem`).
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub min_atol_to_pass: f64,
+    /// Every element within tolerance and no `problem`.
     pub pass: bool,
+    /// The absolute tolerance applied (the dtype's default or `--atol`).
     pub atol: f64,
+    /// The relative tolerance applied (the dtype's default or `--rtol`).
     pub rtol: f64,
+    /// Elements outside tolerance, NaN or infinite on one side only, or differing strings.
     pub mismatches: u64,
+    /// Elements compared (those of the right-hand tensor).
     pub elements: u64,
     /// Why it failed when it is not a matter of numbers (shape, dtype, NaN placement).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -279,18 +297,25 @@ pub struct ErrorDetail {
     pub worst: Vec<Worst>,
 }
 
+/// One of a failed comparison's largest errors.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Worst {
+    /// Its index, one number per dimension.
     pub index: Vec<usize>,
+    /// The left-hand value.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub left: f64,
+    /// The right-hand value.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub right: f64,
+    /// `|left - right|`.
     #[serde(deserialize_with = "crate::check::null_is_inf")]
     pub abs: f64,
 }
 
+/// How many (left, right) pairs [`ErrorDetail::sample`] keeps at most.
 pub const SAMPLE: usize = 400;
+/// How many of the largest errors [`ErrorDetail::worst`] keeps.
 pub const WORST: usize = 10;
 
 impl ErrorDetail {

@@ -14,7 +14,9 @@ use crate::tensor::{self, HostTensor, Rng};
 /// `--input NAME=FILE` or `--input ALL.npz`, or (declared in the manifest) a constant scalar.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputArg {
+    /// `--input NAME=FILE`: one input from a `.npy`, `.pb` or `.json` file.
     Named(String, PathBuf),
+    /// `--input ALL.npz`: every input, by name, from one `.npz`.
     All(PathBuf),
     /// One value of the input's own dtype (a sample rate, a threshold).
     Value(String, f64),
@@ -36,8 +38,11 @@ impl std::str::FromStr for InputArg {
 /// `--val-range [lo,hi]` or `--val-range name:[lo,hi]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValRange {
+    /// The input it applies to; `None`: every input without a range of its own.
     pub name: Option<String>,
+    /// Lowest value drawn.
     pub lo: f64,
+    /// Highest value drawn (never below `lo`).
     pub hi: f64,
 }
 
@@ -90,7 +95,9 @@ impl std::str::FromStr for DimArg {
 /// (a dtype given must be the model's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeArg {
+    /// The input's name.
     pub name: String,
+    /// Its dimensions.
     pub shape: Vec<usize>,
     /// As given (`None`: float32 for TorchScript, the model's for ONNX).
     pub dtype: Option<String>,
@@ -383,23 +390,35 @@ fn forward_params(sig: &str) -> Option<Vec<(String, String)>> {
     Some(params)
 }
 
+/// Where a check's data sets come from: given files, the ONNX test layout, or synthetic inputs and
+/// how to make them.
 #[derive(Debug, Clone, Default)]
 pub struct InputOptions {
+    /// `--input`: inputs given; the missing ones are synthetic.
     pub given: Vec<InputArg>,
+    /// `--expected`: a directory of `<output>.npy`/`output_N.npy`/`output_N.pb`, or an `.npz`.
     pub expected: Option<PathBuf>,
     /// Expected outputs by name, a file each (declared checks: `expected = { logits = "…" }`).
     pub expected_files: Vec<(String, PathBuf)>,
+    /// `--seed` of the synthetic inputs.
     pub seed: u64,
+    /// `--val-range`: ranges of synthetic values; the last given for an input wins.
     pub ranges: Vec<ValRange>,
+    /// `--dim`: sizes of symbolic dimensions (unset ones are 1, with a note).
     pub dims: Vec<DimArg>,
-    /// TorchScript inputs' shapes.
+    /// `--input-shape`: inputs' shapes (TorchScript's, which records none) or an ONNX model's
+    /// symbolic dimensions.
     pub shapes: Vec<ShapeArg>,
 }
 
+/// One set of inputs to run, with the outputs expected from them if known.
 #[derive(Debug, Clone)]
 pub struct DataSet {
+    /// `test_data_set_N` (the ONNX test layout), `given` or `synthetic`.
     pub name: String,
+    /// One tensor per model input, in the model's order.
     pub inputs: Vec<Named>,
+    /// The expected outputs by name, when given or found next to the model.
     pub expected: Option<Vec<Named>>,
 }
 

@@ -62,6 +62,8 @@ impl clap::ValueEnum for BackendChoice {
 /// `--bisect`: when to look for the first node where two runs part ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Bisect {
+    // No doc comment: it would become `never`'s help text and change `--help`.
+    #[allow(missing_docs)]
     Never,
     /// When two runs of ONNX graphs disagree
     #[default]
@@ -70,16 +72,22 @@ pub enum Bisect {
     Always,
 }
 
+/// How `check` runs one model: every setting its flags (or its declared entry) give.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
+    /// `--backend`: which back ends run it and which must pass.
     pub backend: BackendChoice,
+    /// `--device`: where the back ends run it.
     pub device: Device,
+    /// Data sets: given inputs and expected outputs, or how to make synthetic ones.
     pub inputs: InputOptions,
+    /// `--atol`/`--rtol` over the dtypes' default tolerances.
     pub tolerance: ToleranceArgs,
     /// Runs per data set for steady-state timing (the first run is timed apart).
     pub runs: usize,
     /// A twin of the model (TorchScript ↔ ONNX, or another ONNX graph), compared with it.
     pub pair: Option<PathBuf>,
+    /// `--bisect`: when to look for the first diverging node.
     pub bisect: Bisect,
 }
 
@@ -97,28 +105,42 @@ impl Default for CheckOptions {
     }
 }
 
+/// What happened to the model on one back end (`status` in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendStatus {
+    /// Ran, and every comparison it is part of passed.
     Pass,
+    /// Ran, but its outputs disagree with another run's or with the expected ones.
     Fail,
+    /// Not usable here (its library or device is missing); `message` says why.
     Unavailable,
+    /// Cannot run this model: another format, or operators or dtypes it lacks.
     Unsupported,
+    /// Loading or running failed (or the back end panicked).
     Error,
 }
 
+/// One back end's run of a model (an entry of `backends` in the JSON report).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BackendReport {
+    /// The run's label: the back end's name, or `NAME:pair` for its run of the `--pair` twin.
     pub name: String,
+    /// How it went.
     pub status: BackendStatus,
+    /// Why, in one line, when the status is not `pass`; empty otherwise.
     pub message: String,
+    /// Time to load the model for the first data set, milliseconds.
     pub load_ms: f64,
+    /// Time of the first run on the first data set, milliseconds.
     pub run_ms: f64,
-    /// Median and 95th percentile of the runs after the first (`--runs N`).
+    /// Median of the runs after the first (`--runs N`), milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steady_median_ms: Option<f64>,
+    /// 95th percentile of the runs after the first (`--runs N`), milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steady_p95_ms: Option<f64>,
+    /// The back end's version (its library's), when it is available here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// Asked for by name (`--backend X` or `all`): then anything but `pass` fails the model.
@@ -126,6 +148,7 @@ pub struct BackendReport {
     /// What the first data set's run produced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputFact>,
+    /// What loading showed: rewrites it needed, inputs it held fixed, and the like.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     /// The back end's whole account of an error `message` sums up in one line.
@@ -133,24 +156,35 @@ pub struct BackendReport {
     pub detail: Option<String>,
 }
 
+/// A model's outcome (`status` in JSON); `fail` exits 1, `error` 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelStatus {
+    /// Every required back end passed, at least one ran, and every comparison passed.
     Pass,
+    /// A required back end did not pass, a comparison failed, or no back end could run it.
     Fail,
+    /// It could not be checked at all: unreadable, or no data set could be made.
     Error,
 }
 
+/// One model's check (an entry of `models` in the JSON report).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelReport {
+    /// The model as reports name it (see [`plan::Job::name`]).
     pub path: String,
+    /// Its outcome.
     pub status: ModelStatus,
     /// Why, in one line, when the status is not `pass`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Every back end selected for it, in the order they ran.
     pub backends: Vec<BackendReport>,
+    /// Every comparison: pairs of runs and runs against expected outputs, per output and data set.
     pub comparisons: Vec<Comparison>,
+    /// Names of the data sets it ran on (`test_data_set_0`, `synthetic`, `given`).
     pub data_sets: Vec<String>,
+    /// What the check noted about the model: how inputs were made, cache and bisect notes.
     pub notes: Vec<String>,
     /// `--pair`: the model's twin in another format, run on its own back ends with the same inputs.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,17 +217,25 @@ impl ModelReport {
     }
 }
 
+/// Counts of models by status, and the memory the run took.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
+    /// Models that passed.
     pub passed: usize,
+    /// Models that failed (exit code 1).
     pub failed: usize,
+    /// Models that could not be checked (exit code 2).
     pub errors: usize,
+    /// Peak resident memory of the process, MB (the largest of partitions' when merged).
     pub peak_rss_mb: f64,
 }
 
+/// The whole `check` report: `--format json`, `--report-json` and what `--merge` reads.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// One report per model, in the run's order.
     pub models: Vec<ModelReport>,
+    /// The counts over them.
     pub summary: Summary,
     /// `--partition`: which part of the whole run this is (`--merge` checks that every part is
     /// there).
@@ -211,6 +253,7 @@ pub struct PartitionFacts {
 }
 
 impl Report {
+    /// Exit code for this report: 2 if any model errored, else 1 if any failed, else 0.
     pub fn exit_code(&self) -> i32 {
         if self.summary.errors > 0 {
             crate::error::exit::USAGE
@@ -225,8 +268,11 @@ impl Report {
 /// An output as a back end produced it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputFact {
+    /// The output's name.
     pub name: String,
+    /// Its dtype as ONNX names it (`float32`).
     pub dtype: String,
+    /// Its shape.
     pub shape: Vec<usize>,
 }
 
@@ -938,6 +984,7 @@ fn locate_divergence(
     }
 }
 
+/// `status` as a word for a sentence (`passed`, `unsupported`).
 pub fn status_word(s: BackendStatus) -> &'static str {
     match s {
         BackendStatus::Pass => "passed",
@@ -1061,11 +1108,9 @@ pub fn peak_rss_mb() -> f64 {
     usage.ru_maxrss as f64 / 1024.0
 }
 
-/// Checks every model, `jobs` at a time; reports in the order given.
-/// Model arguments: paths, or glob patterns (`'models/**/*.onnx'`, quoted so that the shell
-/// leaves them) expanded here, in sorted order.
-/// Checks every job (`jobs` at a time), each on the back ends its options select from `all`;
-/// with a cache, a job whose key is stored is served from it and a job that passes is stored.
+/// Checks every job (`threads` at a time), each on the back ends its options select from `all`;
+/// reports in the jobs' order. With a cache, a job whose key is stored is served from it and a
+/// job that passes is stored.
 pub fn check_all(
     jobs: &[plan::Job],
     all: &[Box<dyn Backend>],

@@ -14,10 +14,12 @@ use super::{Bisect, CheckOptions};
 /// One model to check, and how.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The model's path as opened (a declared one joined to the manifest's directory).
     pub model: PathBuf,
     /// The model as reports name it: as given on the command line, or relative to the manifest's
     /// directory when declared (the same on every machine, which partitions rely on).
     pub name: String,
+    /// Its options: its declared settings with the command line's flags over them.
     pub opts: CheckOptions,
     /// Its place in the whole run (before partitioning), for merging partitions' reports.
     pub order: usize,
@@ -29,18 +31,31 @@ pub struct Job {
 /// Flags of the command line that override a declared check's settings (`None`/empty: not given).
 #[derive(Debug, Clone, Default)]
 pub struct Flags {
+    /// `--backend`.
     pub backend: Option<super::BackendChoice>,
+    /// `--device`.
     pub device: Option<crate::backends::Device>,
+    /// `--input` (replaces every declared input).
     pub input: Vec<InputArg>,
+    /// `--expected` (replaces the declared expected outputs).
     pub expected: Option<PathBuf>,
+    /// `--atol`.
     pub atol: Option<f64>,
+    /// `--rtol`.
     pub rtol: Option<f64>,
+    /// `--seed`.
     pub seed: Option<u64>,
+    /// `--val-range` (replaces the declared ranges).
     pub val_range: Vec<ValRange>,
+    /// `--dim`, each over the declared dimension of its name.
     pub dim: Vec<DimArg>,
+    /// `--input-shape`, each over the declared shape of its input.
     pub input_shape: Vec<ShapeArg>,
+    /// `--pair`.
     pub pair: Option<PathBuf>,
+    /// `--bisect`.
     pub bisect: Option<Bisect>,
+    /// `--runs`.
     pub runs: Option<u64>,
 }
 
@@ -104,6 +119,7 @@ impl Flags {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Declared {
+    /// The model's path or glob, relative to the manifest.
     pub path: String,
     /// `ALL.npz`, or a table of input name → file (`.npy`, `.pb`, `.json`) or number (a constant
     /// scalar input).
@@ -111,6 +127,7 @@ pub struct Declared {
     /// A directory of `<output>.npy`/`output_N.npy`/`output_N.pb`, an `.npz`, or a table of
     /// output name → file.
     pub expected: Option<DeclaredExpected>,
+    /// `--dim`: symbolic dimension name → size.
     #[serde(default)]
     pub dim: BTreeMap<String, usize>,
     /// `NAME=1x3x224x224[:dtype]`, as `--input-shape`.
@@ -119,35 +136,51 @@ pub struct Declared {
     /// `[lo,hi]` or `NAME:[lo,hi]`, as `--val-range`.
     #[serde(default)]
     pub val_range: Vec<String>,
+    /// As `--atol`.
     pub atol: Option<f64>,
+    /// As `--rtol`.
     pub rtol: Option<f64>,
+    /// As `--seed`.
     pub seed: Option<u64>,
     /// As `--backend`: `auto`, a back end's name (required to pass), or `all`.
     pub backend: Option<String>,
+    /// As `--device` (`cpu`, `cuda`, `tensorrt`).
     pub device: Option<String>,
+    /// As `--pair`: the model's twin, relative to the manifest.
     pub pair: Option<String>,
+    /// As `--bisect` (`never`, `on-failure`, `always`).
     pub bisect: Option<String>,
+    /// As `--runs` (at least 1).
     pub runs: Option<u64>,
 }
 
+/// A declared `input`: one `.npz` of every input, or a table by input name.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum DeclaredInput {
+    /// `input = "ALL.npz"`.
     All(String),
+    /// `input = { NAME = FILE or number, … }`.
     Named(BTreeMap<String, InputValue>),
 }
 
+/// A declared `expected`: a directory or `.npz` of every output, or a table by output name.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum DeclaredExpected {
+    /// `expected = "DIR"` or `expected = "OUTPUTS.npz"`.
     All(String),
+    /// `expected = { OUTPUT = FILE, … }`.
     Named(BTreeMap<String, String>),
 }
 
+/// One value of a declared `input` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum InputValue {
+    /// A file of the input (`.npy`, `.pb`, `.json`), relative to the manifest.
     File(String),
+    /// A constant scalar of the input's own dtype.
     Number(f64),
 }
 
@@ -393,8 +426,11 @@ pub const MAX_PARTITIONS: u64 = 10_000;
 /// `hash:K/N` (the models whose name hashes to K modulo N), K from 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Partition {
+    /// `hash:K/N` rather than `count:K/N`.
     pub by_hash: bool,
+    /// Which part this run takes, from 1.
     pub k: u64,
+    /// How many parts the run is split into (at most [`MAX_PARTITIONS`]).
     pub n: u64,
 }
 

@@ -8,6 +8,8 @@ use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 use super::{BackendReport, BackendStatus, ModelReport, ModelStatus, Report};
 use crate::output::Style;
 
+/// The report for people: a table per model, errors and failures first, then the summary line;
+/// `verbose` adds back ends' whole error accounts, every comparison and passed models' notes.
 pub fn human(report: &Report, style: Style, verbose: u8) -> String {
     let mut out = String::new();
     let mut order: Vec<&ModelReport> = report.models.iter().collect();
@@ -21,7 +23,7 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
         if m.status == ModelStatus::Error {
             continue;
         }
-        // Names in one column, however long (`ort:pair`, `tract:prepared`).
+        // Names in one column, however long (`ort:pair`).
         let width = m
             .backends
             .iter()
@@ -190,6 +192,8 @@ fn timing(b: &super::BackendReport) -> String {
     s
 }
 
+/// The JSON report (`--format json`, `--report-json`): [`Report`] as serde writes it, pretty, with
+/// a final newline.
 pub fn json(report: &Report) -> String {
     let mut s = serde_json::to_string_pretty(report).expect("report serialises");
     s.push('\n');

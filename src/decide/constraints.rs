@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Framework;
 
+/// The GPU a project must run on (`--gpu`, `gpu =` in the manifest); `none` is CPU only.
+// The variants are `--gpu`'s possible values, named as the flag spells them; a doc comment on
+// one would become its help text and change `--help`.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Gpu {
@@ -20,6 +24,7 @@ pub enum Gpu {
 }
 
 impl Gpu {
+    /// The name as `--gpu` and the manifest spell it (`cuda`).
     pub fn as_str(self) -> &'static str {
         match self {
             Gpu::None => "none",
@@ -36,14 +41,18 @@ impl Gpu {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TargetKind {
+    /// No `--target`, or the host's own triple.
     #[default]
     Host,
+    /// `wasm*` triples (and plain `wasm`): WebAssembly.
     Wasm,
+    /// `thumb*`, `*-none*`, `riscv32*` and `*-elf` triples: no operating system.
     BareMetal,
     /// Another OS target (cross-compiling, e.g. aarch64-linux-android).
     Other,
 }
 
+/// Classifies a `--target` triple; `None` (no target given) is the host.
 pub fn target_kind(triple: Option<&str>) -> TargetKind {
     match triple {
         None => TargetKind::Host,
@@ -62,6 +71,7 @@ pub fn target_kind(triple: Option<&str>) -> TargetKind {
     }
 }
 
+/// The triple this binary was built for (`CARGO_INFER_HOST`, set by build.rs).
 pub fn host_triple() -> &'static str {
     env!("CARGO_INFER_HOST")
 }
@@ -71,15 +81,23 @@ pub fn host_triple() -> &'static str {
 pub struct Constraints {
     /// Target triple; `None` is the host.
     pub target: Option<String>,
+    /// Kind of `target` (`target_kind` in JSON: `host`, `wasm`, `bare-metal`, `other`).
     pub target_kind: TargetKind,
+    /// GPU the project must use; `none` for CPU only.
     pub gpu: Gpu,
+    /// Several GPUs at once (`X-TENSORRT` keeps only ort, with TensorRT).
     pub multi_gpu: bool,
+    /// Only frameworks written in Rust (no C/C++ runtime: excludes ort, tch, fastembed).
     pub pure_rust: bool,
     /// Bytes.
     pub max_binary_size: Option<u64>,
+    /// Exact precision: favours generated code, sized with float64 weights and no int8.
     pub exact_precision: bool,
+    /// Production serving (scores ort up).
     pub serving: bool,
+    /// The project trains as well as infers (only burn, candle, tch).
     pub training: bool,
+    /// `--framework`: forces the choice (refused if a rule excludes it).
     pub framework: Option<Framework>,
     /// Where each value came from, when not the default: "Cargo.toml" or "flag".
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
@@ -90,22 +108,33 @@ pub struct Constraints {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Partial {
+    /// Target triple (`--target`, `target =`).
     pub target: Option<String>,
+    /// GPU (`--gpu`, `gpu =`).
     pub gpu: Option<Gpu>,
+    /// `--multi-gpu`, `multi-gpu =`.
     pub multi_gpu: Option<bool>,
+    /// `--pure-rust`, `pure-rust =`.
     pub pure_rust: Option<bool>,
+    /// `--max-binary-size`, `max-binary-size =`: bytes, or a size string such as `"1MB"`.
     #[serde(default, deserialize_with = "size_opt")]
     pub max_binary_size: Option<u64>,
+    /// `--exact-precision`, `exact-precision =`.
     pub exact_precision: Option<bool>,
+    /// `--serving`, `serving =`.
     pub serving: Option<bool>,
+    /// `--training`, `training =`.
     pub training: Option<bool>,
+    /// `--framework`, `framework =`: the framework to use regardless of scores.
     pub framework: Option<Framework>,
     /// Models `check` runs when none is given (manifest only): paths, globs or tables of
     /// settings, read by `check::plan::parse_declared` (which names a bad entry's key).
     pub models: Option<serde_json::Value>,
     /// Kept by `init`/`add` (manifest only); not a constraint.
     pub model: Option<PathBuf>,
+    /// SHA-256 of `model` when `init`/`add` recorded it (manifest only); not a constraint.
     pub sha256: Option<String>,
+    /// The framework `init`/`add` chose (manifest only); not a constraint.
     pub choice: Option<Framework>,
 }
 

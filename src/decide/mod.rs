@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{self, ArchClass, Format, ModelInfo};
 use constraints::{Constraints, Gpu, TargetKind};
 
+/// A framework `decide` can choose (`--framework`, `choice` in JSON), lower-case by name.
 #[derive(
     Debug,
     Clone,
@@ -30,6 +31,9 @@ use constraints::{Constraints, Gpu, TargetKind};
     clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
+// The variants are `--framework`'s possible values, named as the flag spells them; a doc comment
+// on one would become its help text and change `--help`.
+#[allow(missing_docs)]
 pub enum Framework {
     Candle,
     Ort,
@@ -37,20 +41,26 @@ pub enum Framework {
     Tract,
     Burn,
     Fastembed,
+    // Code `emit` generates for a trivial model: no framework at all.
     Custom,
 }
 
 impl Framework {
+    /// Its id in the framework table (`tract`), as flags and JSON spell it.
     pub fn as_str(self) -> &'static str {
         row(self).id
     }
 }
 
+/// How proven a framework is (the matrix's maturity column; `S-MATURITY` scores it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Maturity {
+    /// Widely used in production (ort, tch).
     High,
+    /// Used, still changing (candle, tract, fastembed).
     Medium,
+    /// Young (burn).
     Early,
     /// Code we generate: as mature as the model is simple.
     Generated,
@@ -60,20 +70,31 @@ pub enum Maturity {
 /// crates need: formats they read, smallest binary that runs a model).
 #[derive(Debug, Serialize)]
 pub struct FrameworkRow {
+    /// The framework this row describes.
     pub framework: Framework,
+    /// Its name in flags, JSON and messages (`candle`).
     pub id: &'static str,
     /// The crate a project depends on.
     pub krate: &'static str,
+    /// The compute back ends it runs on, for people (`ONNX Runtime (C++)`).
     pub backend: &'static str,
+    /// Written in Rust, with no C/C++ runtime to link.
     pub pure_rust: bool,
+    /// The GPUs it can use; `X-GPU` excludes it when `--gpu` names another.
     pub gpus: &'static [Gpu],
+    /// Builds for WebAssembly.
     pub wasm: bool,
+    /// Builds for targets without an operating system.
     pub bare_metal: bool,
+    /// Can train, not only infer.
     pub training: bool,
+    /// How proven it is.
     pub maturity: Maturity,
+    /// Model formats its projects load.
     pub formats: &'static [Format],
     /// Typical stripped release binary that runs a small model, bytes (order of magnitude).
     pub typical_binary: u64,
+    /// What the matrix recommends it for, in a few words.
     pub best_for: &'static str,
     /// The back end (crate::backends::REGISTRY) that runs what this framework's projects run:
     /// `init` records the outputs their tests reproduce with it, and `check` proves the model on
@@ -85,6 +106,7 @@ pub struct FrameworkRow {
 use Format::*;
 use Gpu as G;
 
+/// The framework table, one row per [`Framework`] (the decision matrix's columns).
 pub const FRAMEWORKS: &[FrameworkRow] = &[
     FrameworkRow {
         framework: Framework::Candle,
@@ -205,6 +227,7 @@ pub fn framework_named(id: &str) -> Option<Framework> {
     FRAMEWORKS.iter().find(|r| r.id == id).map(|r| r.framework)
 }
 
+/// The row of framework `f` in [`FRAMEWORKS`].
 pub fn row(f: Framework) -> &'static FrameworkRow {
     FRAMEWORKS
         .iter()
@@ -214,6 +237,7 @@ pub fn row(f: Framework) -> &'static FrameworkRow {
 
 /// ONNX Runtime 1.31 (what ort 2.0.0-rc.15 targets): newest IR and ai.onnx opset it loads.
 pub const ORT_MAX_IR: i64 = 13;
+/// Newest ai.onnx opset ONNX Runtime 1.31 supports (see [`ORT_MAX_IR`]).
 pub const ORT_MAX_OPSET: i64 = 26;
 
 const CANDLE_ONNX_OPS: &str = include_str!("oplists/candle-onnx-0.11.1.txt");
@@ -222,8 +246,11 @@ const BURN_IMPORT_OPS: &str = include_str!("oplists/burn-import-0.22.0.txt");
 /// What was measured on this model.
 #[derive(Debug, Clone, Serialize)]
 pub struct Evidence {
+    /// The model's format, as sniffed from its bytes.
     pub format: Format,
+    /// Its architecture class (`model::classify`).
     pub class: ArchClass,
+    /// Parameter count (elements of its weights).
     pub parameters: u64,
     /// Operators each framework lacks (ONNX), with the nodes that use them.
     pub missing_ops: BTreeMap<Framework, BTreeMap<String, Vec<String>>>,
@@ -232,6 +259,7 @@ pub struct Evidence {
     pub ort_version_problem: Option<String>,
     /// Triviality: the summary, or every reason it is not trivial.
     pub trivial: Result<String, Vec<String>>,
+    /// A sentence-embedding encoder (token ids in, embeddings out), which fastembed runs.
     pub embedding: bool,
     /// `--probe`: a real load on each back end available here.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -247,12 +275,25 @@ pub struct Evidence {
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum TractLoad {
     /// It loaded and ran; `note`: what had to be prepared, if anything.
-    Loaded { ms: f64, note: String },
+    Loaded {
+        /// Time to load, type and run it once, milliseconds.
+        ms: f64,
+        /// What had to be prepared for tract, `; `-separated; empty when nothing.
+        note: String,
+    },
     /// The loader's one-line reason.
-    Failed { ms: f64, reason: String },
+    Failed {
+        /// Time until it failed, milliseconds.
+        ms: f64,
+        /// The loader's message, on one line.
+        reason: String,
+    },
     /// Not tried, or not conclusive, and why (size, files outside the model's directory,
     /// synthetic inputs that no back end runs).
-    Skipped { why: String },
+    Skipped {
+        /// Why it was not tried, or why the failure says nothing about tract.
+        why: String,
+    },
 }
 
 /// Models over this many bytes of weights are not loaded by `decide` unless `--probe` is given
@@ -368,6 +409,8 @@ fn trivial_for_emit(info: &ModelInfo) -> Result<String, Vec<String>> {
     Ok(verdict)
 }
 
+/// Gathers what `decide` measures on a model without running it (the tract load and `--probe` are
+/// added by [`decide_model`]).
 pub fn gather_evidence(info: &ModelInfo) -> Evidence {
     let mut missing_ops = BTreeMap::new();
     let mut ort_version_problem = None;
@@ -403,7 +446,9 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
 
 /// What a rule sees.
 pub struct Ctx<'a> {
+    /// The merged constraints.
     pub c: &'a Constraints,
+    /// The evidence gathered on the model.
     pub e: &'a Evidence,
 }
 
@@ -419,7 +464,9 @@ pub enum Effect {
     ExcludeBy(fn(&Ctx) -> Vec<(Framework, String)>),
 }
 
+/// One rule of [`RULES`]: when it fires and what it does to the frameworks.
 pub struct Rule {
+    /// Stable id (`X-PURE-RUST`, `S-MATURITY`): `X-` excludes, `S-` scores.
     pub id: &'static str,
     /// What the rule says, as the matrix or the evidence puts it.
     pub says: &'static str,
@@ -427,7 +474,9 @@ pub struct Rule {
     /// the model is alone. A framework excluded only by such rules would run the model without
     /// them, and the "no framework fits" message says so.
     pub constraint: bool,
+    /// Whether the rule fires on these constraints and this evidence.
     pub when: fn(&Ctx) -> bool,
+    /// What it does to the frameworks when it fires.
     pub effect: Effect,
 }
 
@@ -809,18 +858,26 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
+/// Where a framework stands after the rules (`verdict` in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// The choice: the best-scoring framework left, or the one `--framework` forced.
     Recommended,
+    /// Not excluded, not chosen.
     Viable,
+    /// Excluded by at least one rule (its reasons say which).
     Excluded,
 }
 
+/// One framework's place in the ranking.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ranked {
+    /// The framework ranked.
     pub framework: Framework,
+    /// Whether it was chosen, viable or excluded.
     pub verdict: Verdict,
+    /// Sum of the scores rules gave it (excluded ones keep theirs).
     pub score: f64,
     /// `RULE-ID: what it says` for every rule that touched this framework.
     pub reasons: Vec<String>,
@@ -829,20 +886,30 @@ pub struct Ranked {
 /// Every rule, and what it did (for `--explain`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Fired {
+    /// The rule's id.
     pub id: &'static str,
+    /// What the rule says.
     pub says: &'static str,
+    /// Whether it fired on this model and these constraints.
     pub fired: bool,
     /// What it did: "excluded ort, tch", "+30 ort, +20 tract".
     pub effect: String,
 }
 
+/// What `decide` chose and why (the whole `decide --format json` object).
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
+    /// The framework chosen (`choice`).
     pub choice: Framework,
+    /// Every framework: the recommended one first, the viable ones by score, the excluded last.
     pub ranking: Vec<Ranked>,
+    /// The constraints it was decided under.
     pub constraints: Constraints,
+    /// What was measured on the model.
     pub evidence: Evidence,
+    /// Every rule in [`RULES`] order, fired or not.
     pub rules: Vec<Fired>,
+    /// The model's path, as given.
     pub model: String,
 }
 
@@ -898,9 +965,12 @@ fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<S
 /// No framework fits: what excluded each, and which would run the model without the constraints.
 #[derive(Debug, Clone)]
 pub struct NoFit {
+    /// Why each framework was excluded, and which would fit without the user's constraints.
     pub message: String,
 }
 
+/// Applies [`RULES`] to `evidence` under `c` and picks a framework; `path` is named in messages.
+/// Fails when every framework is excluded, or when `--framework` names an excluded one.
 pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decision, NoFit> {
     let ctx = Ctx { c, e: &evidence };
     let mut tally = Tally::new();

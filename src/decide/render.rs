@@ -5,6 +5,8 @@ use std::fmt::Write;
 use super::{Decision, Verdict};
 use crate::output::Style;
 
+/// The decision for people: choice, constraints and their sources, viable frameworks by score with
+/// reasons, excluded ones with why, tract's load; `explain` adds every rule and what it did.
 pub fn human(d: &Decision, style: Style, explain: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(

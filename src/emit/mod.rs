@@ -18,19 +18,30 @@ use crate::model::ModelInfo;
 /// An element-wise function applied after a layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Act {
+    /// `max(x, 0)` (ONNX `Relu`).
     Relu,
+    /// `x` when positive, else `alpha·x` (ONNX `LeakyRelu`; `alpha`).
     LeakyRelu(f32),
+    /// `1 / (1 + e^-x)` (ONNX `Sigmoid`).
     Sigmoid,
+    /// Hyperbolic tangent (ONNX `Tanh`).
     Tanh,
+    /// `max(0, min(1, alpha·x + beta))` (ONNX `HardSigmoid`; `alpha`, `beta`).
     HardSigmoid(f32, f32),
+    /// Exact GELU, with the error function (ONNX `Gelu`).
     Gelu,
+    /// GELU's tanh approximation (ONNX `Gelu` with `approximate = "tanh"`).
     GeluTanh,
+    /// `x` clamped to `[min, max]` (ONNX `Clip`; `min`, `max`, infinite when absent).
     Clip(f32, f32),
+    /// `x` when positive, else `alpha·(e^x - 1)` (ONNX `Elu`; `alpha`).
     Elu(f32),
+    /// `ln(1 + e^x)` (ONNX `Softplus`).
     Softplus,
 }
 
 impl Act {
+    /// The ONNX operator it comes from (`Gelu` for both GELUs).
     pub fn name(&self) -> &'static str {
         match self {
             Act::Relu => "Relu",
@@ -51,34 +62,50 @@ impl Act {
 pub enum Layer {
     /// `y[o] = b[o] + Σ_i w[o·n_in + i]·x[i]`, weights stored output-major (the order they are read).
     Dense {
+        /// Width of the input vector.
         n_in: usize,
+        /// Width of the output vector.
         n_out: usize,
+        /// `n_out × n_in` weights, output-major.
         w: Vec<f32>,
+        /// `n_out` biases.
         b: Vec<f32>,
     },
     /// `y = [before, x, after]`: the running activation between constant parts (ONNX `Concat`
     /// on the feature axis).
     Concat {
+        /// Constants before the running activation.
         before: Vec<f32>,
+        /// Constants after it.
         after: Vec<f32>,
     },
     /// `y = x·scale + shift`, element-wise.
     Affine {
+        /// Per-element factor, as wide as the running activation.
         scale: Vec<f32>,
+        /// Per-element offset, as wide.
         shift: Vec<f32>,
     },
+    /// An activation, element by element.
     Act(Act),
+    /// Softmax over the whole vector (the feature axis).
     Softmax,
+    /// Log of the softmax over the whole vector.
     LogSoftmax,
 }
 
 /// A model as a chain of layers.
 #[derive(Debug, Clone)]
 pub struct Chain {
+    /// The model's input name (`input` for a weights-only file).
     pub input_name: String,
+    /// The model's output name (`output` for a weights-only file).
     pub output_name: String,
+    /// Width of one input sample.
     pub n_in: usize,
+    /// Width of one output sample.
     pub n_out: usize,
+    /// The steps, in order, applied to one sample.
     pub layers: Vec<Layer>,
     /// The source operators, for the header comment (`Gemm ×2, Relu ×1`).
     pub ops: std::collections::BTreeMap<String, u64>,
@@ -172,6 +199,8 @@ impl Chain {
         n
     }
 
+    /// Stored numbers in the chain: weights, biases, affine factors and offsets, concatenated
+    /// constants.
     pub fn parameters(&self) -> usize {
         self.layers
             .iter()
@@ -185,6 +214,7 @@ impl Chain {
     }
 }
 
+/// `--precision`: the arithmetic of the generated forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Precision {
     /// f32 throughout.
@@ -193,6 +223,7 @@ pub enum Precision {
     F64,
 }
 
+/// `--weights`: where the generated code keeps its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WeightsMode {
     /// Inline up to 65,536 parameters, a file beyond (rustc compiles huge literals slowly).
@@ -203,9 +234,13 @@ pub enum WeightsMode {
     File,
 }
 
+/// What `emit` generates and how, from its flags.
 pub struct EmitOptions {
+    /// `--precision`.
     pub precision: Precision,
+    /// `--weights`.
     pub weights: WeightsMode,
+    /// `--max-params`: the largest model, in parameters, generated as code.
     pub max_params: u64,
     /// For weights-only files: the activation after each linear layer.
     pub activations: Option<Vec<String>>,
@@ -244,15 +279,18 @@ pub const ERROR_SAMPLES: u64 = 64;
 /// What storing the weights in `--weights-dtype` does to the outputs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredError {
+    /// The `--weights-dtype` measured (`f16`, `int8`).
     pub dtype: &'static str,
     /// The largest difference from the f32 weights' outputs.
     pub max_abs: f64,
     /// The largest output of the f32 weights (what `max_abs` compares with).
     pub max_output: f64,
+    /// Samples the outputs were compared on (`--input` ones, then synthetic ones).
     pub samples: usize,
 }
 
 impl StoredError {
+    /// One line for the report: the largest error, the outputs' scale and the number of samples.
     pub fn describe(&self) -> String {
         format!(
             "largest output error against the f32 weights {:.2e} (outputs up to {:.3}) on {} samples",

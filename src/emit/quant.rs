@@ -5,6 +5,7 @@
 
 use super::{Act, Chain, Layer};
 
+/// `--weights-dtype`: how dense weights are stored in the generated module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum WeightsDtype {
     /// The model's own f32 weights.
@@ -16,6 +17,7 @@ pub enum WeightsDtype {
 }
 
 impl WeightsDtype {
+    /// The name `--weights-dtype` and reports give it (`int8`).
     pub fn name(self) -> &'static str {
         match self {
             WeightsDtype::F32 => "f32",
@@ -37,12 +39,15 @@ impl WeightsDtype {
 /// One layer's weights as stored, output-major like [`Layer::Dense`]'s.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
+    /// The f32 weights as they are.
     F32(Vec<f32>),
     /// IEEE half-precision bit patterns.
     F16(Vec<u16>),
     /// `w[o·n_in + i] ≈ q[o·n_in + i] · scale[o]`, `q` in -127..=127.
     Int8 {
+        /// The quantised weights, `n_out × n_in`, output-major.
         q: Vec<i8>,
+        /// One scale per output row: its largest magnitude / 127.
         scale: Vec<f32>,
     },
 }

@@ -28,6 +28,8 @@ fn natural_key(s: &str) -> Vec<(String, u64)> {
     out
 }
 
+/// One `--activations` name (`relu`, `log_softmax`, …) as the step it adds; `none` (or `identity`,
+/// `linear`) adds none.
 pub fn parse_activation(s: &str) -> Result<Option<Layer>, String> {
     Ok(Some(match s.trim().to_ascii_lowercase().as_str() {
         "none" | "identity" | "linear" => return Ok(None),
@@ -90,6 +92,8 @@ fn load(path: &Path, info: &ModelInfo) -> Result<Tensors, String> {
     Ok(out)
 }
 
+/// Reads the linear layers of a weights-only file into a chain, one activation per layer, in the
+/// order of their prefixes' numbers.
 pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Chain, String> {
     let tensors = load(path, info)?;
     let mut prefixes: Vec<String> = tensors
