@@ -4,6 +4,7 @@
 //! itself), activations fused into the dense store, and the few transcendental functions
 //! implemented here in f64 (core has none).
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::quant::{Stored, WeightsDtype};
@@ -117,16 +118,19 @@ struct Part {
     weights: String,
 }
 
+/// A dense step: layer `k`'s kernel calls, one per part, with the activation fused in.
+struct Dense {
+    k: usize,
+    n_in: usize,
+    n_out: usize,
+    parts: Vec<Part>,
+    scaled: bool,
+    act: String,
+}
+
 /// A step of the forward pass, with the names of the statics it reads.
 enum Step {
-    Dense {
-        k: usize,
-        n_in: usize,
-        n_out: usize,
-        parts: Vec<Part>,
-        scaled: bool,
-        act: String,
-    },
+    Dense(Dense),
     Concat {
         i: usize,
         before: usize,
@@ -161,167 +165,189 @@ fn part_of(rows: &std::ops::Range<usize>, n_out: usize) -> String {
 
 /// The statements of a forward pass (indented by `pad`), ending with its result expression.
 fn body(steps: &[Step], v: Variant, pad: &str) -> String {
-    let mut out = String::new();
-    let mut cur = "input".to_string();
-    // A copy of the input to work on in place.
-    let owned = |cur: &mut String, out: &mut String| {
-        if cur == "input" {
-            let _ = writeln!(
-                out,
-                "{pad}let mut x0 = {};",
-                if v.block {
-                    "input.map(|r| *r)"
-                } else {
-                    "*input"
-                }
-            );
-            *cur = "x0".into();
-        }
-    };
-    // Each sample's vector of the running activation, as `x`.
-    let each = |cur: &str| {
-        if v.block {
-            format!("for x in {cur}.iter_mut() {{ for ")
-        } else {
-            "for ".to_string()
-        }
+    let mut pass = Pass {
+        out: String::new(),
+        cur: "input".to_string(),
+        v,
+        pad,
     };
     for step in steps {
         match step {
-            Step::Dense {
-                k,
-                n_in,
-                n_out,
-                parts,
-                scaled,
-                act,
-            } => {
-                let y = format!("x{}", k + 1);
-                if v.block {
-                    let _ = writeln!(out, "{pad}let mut {y} = [[0.0f32; {n_out}]; BLOCK];");
-                } else {
-                    let _ = writeln!(out, "{pad}let mut {y} = [0.0f32; {n_out}];");
-                }
-                let _ = writeln!(out, "{pad}let f{k} = |v: Acc| {act};");
-                let x = match (v.block, cur == "input") {
-                    (true, true) => "input".to_string(),
-                    (true, false) => format!("{cur}.each_ref()"),
-                    (false, true) => "input".to_string(),
-                    (false, false) => format!("&{cur}"),
-                };
-                for p in parts {
-                    let part = part_of(&p.rows, *n_out);
-                    let q = if *scaled {
-                        format!("&Q{k}{part}, ")
-                    } else {
-                        String::new()
-                    };
-                    let w = &p.weights;
-                    let r = p.width;
-                    let call = if v.block {
-                        let first = p.rows.start;
-                        if v.simd && r % 16 == 0 {
-                            format!("unsafe {{ dense_block::<{r}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k}) }}")
-                        } else {
-                            let sup = if v.simd { "super::" } else { "" };
-                            format!(
-                                "{sup}dense_block::<{r}, {}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k})",
-                                block_rows(r)
-                            )
-                        }
-                    } else if v.simd && r % 8 == 0 {
-                        format!(
-                            "unsafe {{ dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k}) }}",
-                            simd_interleave(r)
-                        )
-                    } else {
-                        let sup = if v.simd { "super::" } else { "" };
-                        format!(
-                            "{sup}dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k})",
-                            p.sets
-                        )
-                    };
-                    let _ = writeln!(out, "{pad}{call};");
-                }
-                cur = y;
-            }
+            Step::Dense(d) => pass.dense(d),
             Step::Concat {
                 i,
                 before,
                 after,
-                width: w,
-            } => {
-                let (a, z) = (*before, *after);
-                let y = format!("c{i}");
-                let mut copy = String::new();
-                if a > 0 {
-                    let _ = write!(copy, "c[..{a}].copy_from_slice(&C{i}_BEFORE); ");
-                }
-                let _ = write!(copy, "c[{a}..{}].copy_from_slice(x); ", w - z);
-                if z > 0 {
-                    let _ = write!(copy, "c[{}..].copy_from_slice(&C{i}_AFTER); ", w - z);
-                }
-                if v.block {
-                    let src = if cur == "input" {
-                        "input".to_string()
-                    } else {
-                        format!("{cur}.iter()")
-                    };
-                    let _ = writeln!(out, "{pad}let mut {y} = [[0.0f32; {w}]; BLOCK];");
-                    let _ = writeln!(
-                        out,
-                        "{pad}for (c, x) in {y}.iter_mut().zip({src}) {{ {}}}",
-                        copy
-                    );
-                } else {
-                    let src = if cur == "input" {
-                        "input".to_string()
-                    } else {
-                        format!("&{cur}")
-                    };
-                    let _ = writeln!(out, "{pad}let mut {y} = [0.0f32; {w}];");
-                    let _ = writeln!(out, "{pad}{{ let c = &mut {y}; let x = {src}; {}}}", copy);
-                }
-                cur = y;
-            }
-            Step::Affine { scale, shift } => {
-                owned(&mut cur, &mut out);
-                let target = if v.block { "x" } else { cur.as_str() };
-                let close = if v.block { " }" } else { "" };
-                let _ = writeln!(
-                    out,
-                    "{pad}{}((v, s), t) in {target}.iter_mut().zip(&{scale}).zip(&{shift}) {{ *v = *v * s + t; }}{close}",
-                    each(&cur)
-                );
-            }
-            Step::Act(expr) => {
-                owned(&mut cur, &mut out);
-                let target = if v.block { "x" } else { cur.as_str() };
-                let close = if v.block { " }" } else { "" };
-                let _ = writeln!(
-                    out,
-                    "{pad}{}y in {target}.iter_mut() {{ let v = *y as Acc; *y = ({expr}) as f32; }}{close}",
-                    each(&cur)
-                );
-            }
-            Step::Softmax { log } => {
-                owned(&mut cur, &mut out);
-                let f = if *log { "log_softmax" } else { "softmax" };
-                if v.block {
-                    let _ = writeln!(out, "{pad}for x in {cur}.iter_mut() {{ {f}(x); }}");
-                } else {
-                    let _ = writeln!(out, "{pad}{f}(&mut {cur});");
-                }
-            }
+                width,
+            } => pass.concat(*i, *before, *after, *width),
+            Step::Affine { scale, shift } => pass.in_place(|target| {
+                format!("((v, s), t) in {target}.iter_mut().zip(&{scale}).zip(&{shift}) {{ *v = *v * s + t; }}")
+            }),
+            Step::Act(expr) => pass.in_place(|target| {
+                format!("y in {target}.iter_mut() {{ let v = *y as Acc; *y = ({expr}) as f32; }}")
+            }),
+            Step::Softmax { log } => pass.softmax(*log),
         }
     }
-    let result = match (cur == "input", v.block) {
-        (true, true) => "input.map(|r| *r)".to_string(),
-        (true, false) => "*input".to_string(),
-        (false, _) => cur,
-    };
-    let _ = writeln!(out, "{pad}{result}");
-    out
+    pass.result()
+}
+
+/// A forward pass being written: its text so far and the name of the running activation.
+struct Pass<'a> {
+    out: String,
+    cur: String,
+    v: Variant,
+    pad: &'a str,
+}
+
+impl Pass<'_> {
+    /// Makes a copy of the input to work on in place, unless the activation is already one.
+    fn owned(&mut self) {
+        if self.cur == "input" {
+            let copy = if self.v.block {
+                "input.map(|r| *r)"
+            } else {
+                "*input"
+            };
+            let _ = writeln!(self.out, "{}let mut x0 = {copy};", self.pad);
+            self.cur = "x0".into();
+        }
+    }
+
+    /// A dense step: an output buffer, the fused activation, one kernel call per part.
+    fn dense(&mut self, d: &Dense) {
+        let (pad, k, n_out) = (self.pad, d.k, d.n_out);
+        let y = format!("x{}", k + 1);
+        if self.v.block {
+            let _ = writeln!(self.out, "{pad}let mut {y} = [[0.0f32; {n_out}]; BLOCK];");
+        } else {
+            let _ = writeln!(self.out, "{pad}let mut {y} = [0.0f32; {n_out}];");
+        }
+        let _ = writeln!(self.out, "{pad}let f{k} = |v: Acc| {};", d.act);
+        let x = match (self.v.block, self.cur == "input") {
+            (true, true) => "input".to_string(),
+            (true, false) => format!("{}.each_ref()", self.cur),
+            (false, true) => "input".to_string(),
+            (false, false) => format!("&{}", self.cur),
+        };
+        for p in &d.parts {
+            let _ = writeln!(self.out, "{pad}{};", self.kernel_call(d, p, &x, &y));
+        }
+        self.cur = y;
+    }
+
+    /// The call of the kernel for one part of a dense step, from `x` into `y`: the AVX2 one
+    /// where the panel width suits it, else the safe one.
+    fn kernel_call(&self, d: &Dense, p: &Part, x: &str, y: &str) -> String {
+        let (k, n_in, n_out, v) = (d.k, d.n_in, d.n_out, self.v);
+        let part = part_of(&p.rows, n_out);
+        let q = if d.scaled {
+            format!("&Q{k}{part}, ")
+        } else {
+            String::new()
+        };
+        let w = &p.weights;
+        let r = p.width;
+        let sup = if v.simd { "super::" } else { "" };
+        if v.block {
+            let first = p.rows.start;
+            if v.simd && r % 16 == 0 {
+                format!("unsafe {{ dense_block::<{r}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k}) }}")
+            } else {
+                format!(
+                    "{sup}dense_block::<{r}, {}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k})",
+                    block_rows(r)
+                )
+            }
+        } else if v.simd && r % 8 == 0 {
+            format!(
+                "unsafe {{ dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k}) }}",
+                simd_interleave(r)
+            )
+        } else {
+            format!(
+                "{sup}dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k})",
+                p.sets
+            )
+        }
+    }
+
+    /// A concatenation `c{i}`: the constants before, the activation, the constants after.
+    fn concat(&mut self, i: usize, a: usize, z: usize, w: usize) {
+        let (pad, cur) = (self.pad, &self.cur);
+        let y = format!("c{i}");
+        let mut copy = String::new();
+        if a > 0 {
+            let _ = write!(copy, "c[..{a}].copy_from_slice(&C{i}_BEFORE); ");
+        }
+        let _ = write!(copy, "c[{a}..{}].copy_from_slice(x); ", w - z);
+        if z > 0 {
+            let _ = write!(copy, "c[{}..].copy_from_slice(&C{i}_AFTER); ", w - z);
+        }
+        if self.v.block {
+            let src = if cur == "input" {
+                "input".to_string()
+            } else {
+                format!("{cur}.iter()")
+            };
+            let _ = writeln!(self.out, "{pad}let mut {y} = [[0.0f32; {w}]; BLOCK];");
+            let _ = writeln!(
+                self.out,
+                "{pad}for (c, x) in {y}.iter_mut().zip({src}) {{ {}}}",
+                copy
+            );
+        } else {
+            let src = if cur == "input" {
+                "input".to_string()
+            } else {
+                format!("&{cur}")
+            };
+            let _ = writeln!(self.out, "{pad}let mut {y} = [0.0f32; {w}];");
+            let _ = writeln!(
+                self.out,
+                "{pad}{{ let c = &mut {y}; let x = {src}; {}}}",
+                copy
+            );
+        }
+        self.cur = y;
+    }
+
+    /// A loop changing the activation in place (each sample's, in a block): `pattern_in(target)`
+    /// is the loop's pattern, iterator and body over the vector `target`.
+    fn in_place(&mut self, pattern_in: impl Fn(&str) -> String) {
+        self.owned();
+        let (pad, cur) = (self.pad, &self.cur);
+        // Each sample's vector of the running activation, as `x`.
+        let (each, target, close) = if self.v.block {
+            (format!("for x in {cur}.iter_mut() {{ for "), "x", " }")
+        } else {
+            ("for ".to_string(), cur.as_str(), "")
+        };
+        let _ = writeln!(self.out, "{pad}{each}{}{close}", pattern_in(target));
+    }
+
+    /// A softmax or log-softmax over the features, in place.
+    fn softmax(&mut self, log: bool) {
+        self.owned();
+        let (pad, cur) = (self.pad, &self.cur);
+        let f = if log { "log_softmax" } else { "softmax" };
+        if self.v.block {
+            let _ = writeln!(self.out, "{pad}for x in {cur}.iter_mut() {{ {f}(x); }}");
+        } else {
+            let _ = writeln!(self.out, "{pad}{f}(&mut {cur});");
+        }
+    }
+
+    /// The text of the pass, ending with its result.
+    fn result(mut self) -> String {
+        let result = match (self.cur == "input", self.v.block) {
+            (true, true) => "input.map(|r| *r)".to_string(),
+            (true, false) => "*input".to_string(),
+            (false, _) => self.cur,
+        };
+        let _ = writeln!(self.out, "{}{result}", self.pad);
+        self.out
+    }
 }
 
 /// What `generate` writes besides the chain.
@@ -435,14 +461,44 @@ pub fn generate(
     if opts.simd && opts.precision == Precision::F64 {
         return Err(super::SIMD_F64.into());
     }
-    let dtype = opts.weights_dtype;
     // Panels of 128 bytes of sums: eight SSE registers, enough independent additions to hide
     // their latency, few enough to leave registers for the weights.
     let (acc, rows_per_panel) = match opts.precision {
         Precision::F32 => ("f32", 32),
         Precision::F64 => ("f64", 16),
     };
-    let mut out = String::new();
+    let mut statics = Statics {
+        out: String::new(),
+        blob: Vec::new(),
+        used: BTreeSet::new(),
+        file_mode,
+        dtype: opts.weights_dtype,
+        rows_per_panel,
+    };
+    header_comment(&mut statics.out, chain, h, opts, acc);
+    module_constants(&mut statics.out, chain, acc);
+    let steps = statics.steps(chain)?;
+    let Statics {
+        mut out,
+        blob,
+        used,
+        ..
+    } = statics;
+    if file_mode {
+        let _ = writeln!(
+            out,
+            "static WEIGHTS: [u8; {}] = *include_bytes!({});",
+            blob.len(),
+            crate::escape::rust_str(weights_file)
+        );
+    }
+    entry_points(&mut out, &steps, opts.simd);
+    kernels(&mut out, &steps, opts, file_mode, &used);
+    Ok((out, file_mode.then_some(blob)))
+}
+
+/// The comment at the top of a module: source, hash, operators, stored weights, what it needs.
+fn header_comment(out: &mut String, chain: &Chain, h: &Header, opts: &EmitOptions, acc: &str) {
     let ops: Vec<String> = chain
         .ops
         .iter()
@@ -461,7 +517,7 @@ pub fn generate(
         ops.join(", "),
         chain.parameters()
     );
-    let stored_as = match dtype {
+    let stored_as = match opts.weights_dtype {
         WeightsDtype::F32 => None,
         WeightsDtype::F16 => Some("f16, decoded in the dot product"),
         WeightsDtype::Int8 => Some("int8 with one scale per output row, applied to each row's sum"),
@@ -485,6 +541,10 @@ pub fn generate(
             "// No std, no alloc, no unsafe, no dependencies: usable in a `#![no_std]` crate.\n"
         );
     }
+}
+
+/// The module's lint allowances, its public constants (names and sizes) and the `Acc` type.
+fn module_constants(out: &mut String, chain: &Chain, acc: &str) {
     // `Acc` may be f32, and then its casts to f32 are no-ops that clippy would point at; the
     // activations clamp by comparisons, which (unlike `clamp`) cannot panic on bounds the
     // model gives in the wrong order.
@@ -513,126 +573,158 @@ pub fn generate(
         chain.n_out
     );
     let _ = writeln!(out, "type Acc = {acc};\n");
+}
 
-    // The statics, and the steps that read them.
-    let mut blob: Vec<u8> = Vec::new();
-    let mut steps = Vec::new();
-    let mut k = 0;
-    let mut used = std::collections::BTreeSet::new();
-    let mut i = 0;
-    while i < chain.layers.len() {
-        match &chain.layers[i] {
-            Layer::Dense { n_in, n_out, w, b } => {
-                let fused = match chain.layers.get(i + 1) {
-                    Some(Layer::Act(a)) => {
-                        i += 1;
-                        Some(*a)
-                    }
-                    _ => None,
-                };
-                let act = fused.map(|a| act_expr(&a)).unwrap_or_else(|| "v".into());
-                used.insert("dense");
-                f32_array(&mut out, &format!("B{k}"), b);
-                let stored = Stored::new(w, *n_in, dtype)?;
-                if let Stored::Int8 { scale, .. } = &stored {
-                    f32_array(&mut out, &format!("Q{k}"), scale);
-                }
-                let mut parts = Vec::new();
-                for (p, (rows, width)) in panels(*n_out, rows_per_panel).into_iter().enumerate() {
-                    let idx = pack(*n_in, rows.clone(), width);
-                    let wname = format!("W{k}{}", ["", "_TAIL"][p]);
-                    let weights = if file_mode {
-                        let off = blob.len();
-                        blob.extend(stored.bytes_of(&idx));
-                        let _ = writeln!(
-                            out,
-                            "const {wname}: core::ops::Range<usize> = {off}..{};",
-                            blob.len()
-                        );
-                        format!("&WEIGHTS[{wname}]")
-                    } else {
-                        match &stored {
-                            Stored::F32(w) => {
-                                array(&mut out, &wname, "f32", idx.iter().map(|&j| lit(w[j])))
-                            }
-                            Stored::F16(w) => array(
-                                &mut out,
-                                &wname,
-                                "u16",
-                                idx.iter().map(|&j| format!("0x{:04x}", w[j])),
-                            ),
-                            Stored::Int8 { q, .. } => array(
-                                &mut out,
-                                &wname,
-                                "i8",
-                                idx.iter().map(|&j| q[j].to_string()),
-                            ),
+/// The statics of a module being written (array literals, or ranges of the weights file in
+/// `blob`), and which runtime parts its steps use.
+struct Statics {
+    out: String,
+    blob: Vec<u8>,
+    used: BTreeSet<&'static str>,
+    file_mode: bool,
+    dtype: WeightsDtype,
+    rows_per_panel: usize,
+}
+
+impl Statics {
+    /// Writes the statics of every layer, and returns the steps that read them (an activation
+    /// after a dense layer is fused into it).
+    fn steps(&mut self, chain: &Chain) -> Result<Vec<Step>, String> {
+        let mut steps = Vec::new();
+        let mut k = 0;
+        let mut i = 0;
+        while i < chain.layers.len() {
+            let step = match &chain.layers[i] {
+                Layer::Dense { n_in, n_out, w, b } => {
+                    let fused = match chain.layers.get(i + 1) {
+                        Some(Layer::Act(a)) => {
+                            i += 1;
+                            Some(*a)
                         }
-                        format!("&{wname}")
+                        _ => None,
                     };
-                    parts.push(Part {
-                        rows,
-                        width,
-                        sets: interleave(width, rows_per_panel),
-                        weights,
-                    });
+                    let act = fused.map(|a| act_expr(&a)).unwrap_or_else(|| "v".into());
+                    let step = self.dense(k, *n_in, *n_out, w, b, act)?;
+                    k += 1;
+                    step
                 }
-                steps.push(Step::Dense {
-                    k,
-                    n_in: *n_in,
-                    n_out: *n_out,
-                    parts,
-                    scaled: dtype == WeightsDtype::Int8,
-                    act,
-                });
-                k += 1;
-            }
-            Layer::Concat { before, after } => {
-                // Not folded into a dense layer after it: the parts are copied side by side.
-                if !before.is_empty() {
-                    f32_array(&mut out, &format!("C{i}_BEFORE"), before);
+                Layer::Concat { before, after } => {
+                    self.concat(i, before, after, chain.width_before(i))
                 }
-                if !after.is_empty() {
-                    f32_array(&mut out, &format!("C{i}_AFTER"), after);
+                Layer::Affine { scale, shift } => {
+                    let (s, t) = (format!("S{k}_{i}"), format!("T{k}_{i}"));
+                    f32_array(&mut self.out, &s, scale);
+                    f32_array(&mut self.out, &t, shift);
+                    Step::Affine { scale: s, shift: t }
                 }
-                steps.push(Step::Concat {
-                    i,
-                    before: before.len(),
-                    after: after.len(),
-                    width: chain.width_before(i) + before.len() + after.len(),
-                });
-            }
-            Layer::Affine { scale, shift } => {
-                let (s, t) = (format!("S{k}_{i}"), format!("T{k}_{i}"));
-                f32_array(&mut out, &s, scale);
-                f32_array(&mut out, &t, shift);
-                steps.push(Step::Affine { scale: s, shift: t });
-            }
-            Layer::Act(a) => steps.push(Step::Act(act_expr(a))),
-            Layer::Softmax | Layer::LogSoftmax => {
-                let log = matches!(chain.layers[i], Layer::LogSoftmax);
-                used.insert(if log { "log_softmax" } else { "softmax" });
-                steps.push(Step::Softmax { log });
-            }
+                Layer::Act(a) => Step::Act(act_expr(a)),
+                Layer::Softmax | Layer::LogSoftmax => {
+                    let log = matches!(chain.layers[i], Layer::LogSoftmax);
+                    self.used
+                        .insert(if log { "log_softmax" } else { "softmax" });
+                    Step::Softmax { log }
+                }
+            };
+            steps.push(step);
+            i += 1;
         }
-        i += 1;
-    }
-    if file_mode {
-        let _ = writeln!(
-            out,
-            "static WEIGHTS: [u8; {}] = *include_bytes!({});",
-            blob.len(),
-            crate::escape::rust_str(weights_file)
-        );
+        Ok(steps)
     }
 
-    let dispatch = |call: &str| {
-        if opts.simd {
-            format!("    #[cfg(all(target_arch = \"x86_64\", not(target_env = \"sgx\")))]\n    if simd::available() {{\n        // SAFETY: the processor has AVX2, FMA and F16C and the OS saves their registers.\n        return unsafe {{ simd::{call} }};\n    }}\n")
-        } else {
-            String::new()
+    /// Dense layer `k`: its bias, its row scales (int8), its weights in panels.
+    fn dense(
+        &mut self,
+        k: usize,
+        n_in: usize,
+        n_out: usize,
+        w: &[f32],
+        b: &[f32],
+        act: String,
+    ) -> Result<Step, String> {
+        self.used.insert("dense");
+        f32_array(&mut self.out, &format!("B{k}"), b);
+        let stored = Stored::new(w, n_in, self.dtype)?;
+        if let Stored::Int8 { scale, .. } = &stored {
+            f32_array(&mut self.out, &format!("Q{k}"), scale);
         }
-    };
+        let mut parts = Vec::new();
+        for (p, (rows, width)) in panels(n_out, self.rows_per_panel).into_iter().enumerate() {
+            let idx = pack(n_in, rows.clone(), width);
+            let wname = format!("W{k}{}", ["", "_TAIL"][p]);
+            parts.push(Part {
+                rows,
+                width,
+                sets: interleave(width, self.rows_per_panel),
+                weights: self.weights(&wname, &stored, &idx),
+            });
+        }
+        Ok(Step::Dense(Dense {
+            k,
+            n_in,
+            n_out,
+            parts,
+            scaled: self.dtype == WeightsDtype::Int8,
+            act,
+        }))
+    }
+
+    /// Writes the weights `idx` of `stored` as `name` (a range of the weights file, or an array
+    /// literal); returns the expression of that slice.
+    fn weights(&mut self, name: &str, stored: &Stored, idx: &[usize]) -> String {
+        let out = &mut self.out;
+        if self.file_mode {
+            let off = self.blob.len();
+            self.blob.extend(stored.bytes_of(idx));
+            let _ = writeln!(
+                out,
+                "const {name}: core::ops::Range<usize> = {off}..{};",
+                self.blob.len()
+            );
+            return format!("&WEIGHTS[{name}]");
+        }
+        match stored {
+            Stored::F32(w) => array(out, name, "f32", idx.iter().map(|&j| lit(w[j]))),
+            Stored::F16(w) => array(
+                out,
+                name,
+                "u16",
+                idx.iter().map(|&j| format!("0x{:04x}", w[j])),
+            ),
+            Stored::Int8 { q, .. } => array(out, name, "i8", idx.iter().map(|&j| q[j].to_string())),
+        }
+        format!("&{name}")
+    }
+
+    /// Concatenation layer `i`: its constant parts.
+    fn concat(&mut self, i: usize, before: &[f32], after: &[f32], width_before: usize) -> Step {
+        // Not folded into a dense layer after it: the parts are copied side by side.
+        if !before.is_empty() {
+            f32_array(&mut self.out, &format!("C{i}_BEFORE"), before);
+        }
+        if !after.is_empty() {
+            f32_array(&mut self.out, &format!("C{i}_AFTER"), after);
+        }
+        Step::Concat {
+            i,
+            before: before.len(),
+            after: after.len(),
+            width: width_before + before.len() + after.len(),
+        }
+    }
+}
+
+/// The text that makes `predict` or `predict_block` return what the AVX2 kernels compute when
+/// the processor has them (nothing without `--simd`).
+fn simd_dispatch(simd: bool, call: &str) -> String {
+    if simd {
+        format!("    #[cfg(all(target_arch = \"x86_64\", not(target_env = \"sgx\")))]\n    if simd::available() {{\n        // SAFETY: the processor has AVX2, FMA and F16C and the OS saves their registers.\n        return unsafe {{ simd::{call} }};\n    }}\n")
+    } else {
+        String::new()
+    }
+}
+
+/// The public functions: `predict`, `predict_block`, the batch runtime, `simd_kernels`.
+fn entry_points(out: &mut String, steps: &[Step], simd: bool) {
     let single = Variant {
         block: false,
         simd: false,
@@ -640,20 +732,32 @@ pub fn generate(
     let _ = write!(
         out,
         "\n/// Runs the model on one sample.\npub fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}{}}}\n",
-        dispatch("predict(input)"),
-        body(&steps, single, "    ")
+        simd_dispatch(simd, "predict(input)"),
+        body(steps, single, "    ")
     );
     // The safe kernels run a block sample by sample: blocked, their sums do not fit SSE
     // registers and the panels are re-read from L2 (measured slower than one by one).
     let _ = write!(
         out,
         "\n/// Runs the model on `BLOCK` samples: with the AVX2 kernels each weight is read once for\n/// all of them; the safe kernels take them one by one.\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    input.map(predict)\n}}\n\n",
-        dispatch("predict_block(input)")
+        simd_dispatch(simd, "predict_block(input)")
     );
     out.push_str(runtime::PREDICT_BATCH);
-    if opts.simd {
+    if simd {
         out.push_str("\n/// Whether `predict` and `predict_batch` run the AVX2 kernels on this processor.\npub fn simd_kernels() -> bool {\n    #[cfg(all(target_arch = \"x86_64\", not(target_env = \"sgx\")))]\n    return simd::available();\n    #[allow(unreachable_code)]\n    false\n}\n");
     }
+}
+
+/// The runtime the steps use: the weight accessor and dense kernels, `mod simd`, softmax, and
+/// the math functions.
+fn kernels(
+    out: &mut String,
+    steps: &[Step],
+    opts: &EmitOptions,
+    file_mode: bool,
+    used: &BTreeSet<&str>,
+) {
+    let dtype = opts.weights_dtype;
     let (ty, weight) = weight_fn(dtype, file_mode);
     let step = if file_mode {
         match dtype.bytes() {
@@ -672,30 +776,10 @@ pub fn generate(
         }
     }
     if opts.simd {
-        let load = match dtype {
-            WeightsDtype::F32 => "_mm256_loadu_ps(p.add(4 * e) as *const f32)",
-            WeightsDtype::F16 => "_mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * e) as *const __m128i))",
-            WeightsDtype::Int8 => {
-                "_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(e) as *const __m128i)))"
-            }
-        };
-        let fast = Variant {
-            block: false,
-            simd: true,
-        };
-        let fast_block = Variant {
-            block: true,
-            simd: true,
-        };
-        let entries = format!(
-            "\n    /// `super::predict` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe)]\n    pub unsafe fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}    }}\n\n    /// `super::predict_block` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe, clippy::needless_range_loop)]\n    pub unsafe fn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    }}\n",
-            body(&steps, fast, "        "),
-            body(&steps, fast_block, "        ")
-        );
         out.push_str(
             &kernel_text(runtime::SIMD, ty, &step, scaled)
-                .replace("__LOAD__", load)
-                .replace("__ENTRIES__", &entries),
+                .replace("__LOAD__", simd_load(dtype))
+                .replace("__ENTRIES__", &simd_entries(steps)),
         );
     }
     if used.contains("softmax") {
@@ -705,7 +789,34 @@ pub fn generate(
         out.push_str(runtime::LOG_SOFTMAX);
     }
     out.push_str(runtime::MATH);
-    Ok((out, file_mode.then_some(blob)))
+}
+
+/// The AVX2 load of eight weights at element `e` of a panel, as f32.
+fn simd_load(dtype: WeightsDtype) -> &'static str {
+    match dtype {
+        WeightsDtype::F32 => "_mm256_loadu_ps(p.add(4 * e) as *const f32)",
+        WeightsDtype::F16 => "_mm256_cvtph_ps(_mm_loadu_si128(p.add(2 * e) as *const __m128i))",
+        WeightsDtype::Int8 => {
+            "_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p.add(e) as *const __m128i)))"
+        }
+    }
+}
+
+/// `mod simd`'s `predict` and `predict_block`, with the AVX2 kernels.
+fn simd_entries(steps: &[Step]) -> String {
+    let fast = Variant {
+        block: false,
+        simd: true,
+    };
+    let fast_block = Variant {
+        block: true,
+        simd: true,
+    };
+    format!(
+        "\n    /// `super::predict` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe)]\n    pub unsafe fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}    }}\n\n    /// `super::predict_block` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe, clippy::needless_range_loop)]\n    pub unsafe fn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    }}\n",
+        body(steps, fast, "        "),
+        body(steps, fast_block, "        ")
+    )
 }
 
 #[cfg(test)]

@@ -62,12 +62,60 @@ pub fn read(path: &Path) -> Result<Chain, String> {
     let proto = onnx.proto_model_for_path(path).map_err(|e| e.to_string())?;
     let graph = proto.graph.as_ref().ok_or("no graph")?;
     let dir = crate::backends::tract::dir_of(path);
-    let mut consts: HashMap<String, Const> = HashMap::new();
+    let consts = initializers(&onnx, graph, dir)?;
+    let (input, output) = endpoints(graph, &consts)?;
+    let (rank, n_in) = sample_size(input)?;
+    let mut r = Reader {
+        onnx: &onnx,
+        dir,
+        consts,
+        rank,
+        cur: input.name.clone(),
+        n: n_in,
+        cur_rank: Some(rank),
+        layers: Vec::new(),
+    };
+    let mut ops = std::collections::BTreeMap::new();
+    for node in &graph.node {
+        *ops.entry(node.op_type.clone()).or_default() += 1;
+        r.node(node)?;
+    }
+    if r.cur != output.name {
+        return Err(format!(
+            "the chain ends at `{}`, not at the output `{}`",
+            r.cur, output.name
+        ));
+    }
+    Ok(Chain {
+        input_name: input.name.clone(),
+        output_name: output.name.clone(),
+        n_in,
+        n_out: r.n,
+        layers: r.layers,
+        ops,
+    })
+}
+
+/// The graph's initializers as constants, by name.
+fn initializers(
+    onnx: &tract_onnx::Onnx,
+    graph: &pb::GraphProto,
+    dir: Option<&str>,
+) -> Result<HashMap<String, Const>, String> {
+    let mut consts = HashMap::new();
     for t in &graph.initializer {
         let loaded = tract_onnx::tensor::load_tensor(&*onnx.provider, t, dir)
             .map_err(|e| format!("initializer `{}`: {e}", t.name))?;
         consts.insert(t.name.clone(), to_const(loaded)?);
     }
+    Ok(consts)
+}
+
+/// The graph's one input that is not an initializer, and its one output.
+fn endpoints<'g>(
+    graph: &'g pb::GraphProto,
+    consts: &HashMap<String, Const>,
+) -> Result<(&'g pb::ValueInfoProto, &'g pb::ValueInfoProto), String> {
     let inputs: Vec<&pb::ValueInfoProto> = graph
         .input
         .iter()
@@ -82,8 +130,13 @@ pub fn read(path: &Path) -> Result<Chain, String> {
             graph.output.len()
         ));
     };
-    let dims: Vec<i64> = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(pb::type_proto::Value::TensorType(t)) => t
+    Ok((input, output))
+}
+
+/// The declared dimensions of an input (-1 where unknown).
+fn input_dims(input: &pb::ValueInfoProto) -> Result<Vec<i64>, String> {
+    match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(pb::type_proto::Value::TensorType(t)) => Ok(t
             .shape
             .as_ref()
             .map(|s| {
@@ -95,9 +148,14 @@ pub fn read(path: &Path) -> Result<Chain, String> {
                     })
                     .collect()
             })
-            .unwrap_or_default(),
-        _ => return Err("input is not a tensor".into()),
-    };
+            .unwrap_or_default()),
+        _ => Err("input is not a tensor".into()),
+    }
+}
+
+/// The input's rank and its features per sample, within [`MAX_FEATURES`].
+fn sample_size(input: &pb::ValueInfoProto) -> Result<(usize, usize), String> {
+    let dims = input_dims(input)?;
     // [batch?, features]: every dimension but the first must be known; their product is a sample.
     let sample: Vec<i64> = if dims.len() > 1 {
         dims[1..].to_vec()
@@ -121,238 +179,359 @@ pub fn read(path: &Path) -> Result<Chain, String> {
             )
         })? as usize;
     // Rank of a sample: softmax over the last axis of a rank-1 sample is over all features.
-    let rank = dims.len();
+    Ok((dims.len(), n_in))
+}
 
-    let mut cur = input.name.clone();
-    let mut n = n_in;
-    // Rank of the running activation where it is known (a reshape makes it unknown): a
-    // concatenation must be along its last axis, the features.
-    let mut cur_rank = Some(rank);
-    let mut layers = Vec::new();
-    let mut ops = std::collections::BTreeMap::new();
-    for node in &graph.node {
-        *ops.entry(node.op_type.clone()).or_default() += 1;
-        let name = crate::model::node_display_name(&node.name, &node.output);
-        let ctx = |m: &str| format!("node `{name}` ({}): {m}", node.op_type);
-        if node.op_type == "Constant" {
-            let t = attr(node, "value")
-                .and_then(|a| a.t.as_ref())
-                .ok_or_else(|| ctx("Constant without a tensor value"))?;
-            let loaded = tract_onnx::tensor::load_tensor(&*onnx.provider, t, dir)
-                .map_err(|e| ctx(&e.to_string()))?;
-            let out = node
-                .output
-                .first()
-                .ok_or_else(|| ctx("Constant without an output"))?;
-            consts.insert(out.clone(), to_const(loaded)?);
-            continue;
+/// A node being read, with the name its errors give.
+struct Node<'a> {
+    proto: &'a pb::NodeProto,
+    name: String,
+}
+
+impl Node<'_> {
+    /// An error about this node.
+    fn ctx(&self, m: &str) -> String {
+        format!("node `{}` ({}): {m}", self.name, self.proto.op_type)
+    }
+}
+
+/// Reads a node of a supported operator into the chain.
+type Handler = fn(&mut Reader, &Node) -> Result<(), String>;
+
+/// The operators generated code implements, and their handlers.
+const OPERATORS: &[(&str, Handler)] = &[
+    ("Gemm", dense),
+    ("MatMul", dense),
+    ("Add", elementwise),
+    ("Sub", elementwise),
+    ("Mul", elementwise),
+    ("Div", elementwise),
+    ("BatchNormalization", batch_norm),
+    ("Relu", relu),
+    ("LeakyRelu", leaky_relu),
+    ("Sigmoid", sigmoid),
+    ("Tanh", tanh),
+    ("Elu", elu),
+    ("Softplus", softplus),
+    ("HardSigmoid", hard_sigmoid),
+    ("Gelu", gelu),
+    ("Clip", clip),
+    ("Softmax", softmax),
+    ("LogSoftmax", softmax),
+    ("Concat", concat),
+    ("Identity", pass_through),
+    ("Dropout", pass_through),
+    ("Flatten", flatten),
+    ("Reshape", reshape),
+    ("Squeeze", reshape),
+    ("Unsqueeze", reshape),
+];
+
+/// The chain read so far: constants by name, the running activation, the layers.
+struct Reader<'a> {
+    onnx: &'a tract_onnx::Onnx,
+    dir: Option<&'a str>,
+    consts: HashMap<String, Const>,
+    /// Rank of the input.
+    rank: usize,
+    /// Name of the running activation.
+    cur: String,
+    /// Features of the running activation.
+    n: usize,
+    /// Rank of the running activation where it is known (a reshape makes it unknown): a
+    /// concatenation must be along its last axis, the features.
+    cur_rank: Option<usize>,
+    layers: Vec<Layer>,
+}
+
+impl Reader<'_> {
+    /// Reads one node: a constant, or an operator on the running activation, whose output
+    /// becomes the running activation.
+    fn node(&mut self, proto: &pb::NodeProto) -> Result<(), String> {
+        let node = Node {
+            proto,
+            name: crate::model::node_display_name(&proto.name, &proto.output),
+        };
+        if proto.op_type == "Constant" {
+            return self.constant(&node);
         }
         // Shape plumbing that only constants feed stays out of the chain.
-        if node
+        if proto
             .input
             .iter()
-            .all(|i| consts.contains_key(i) || i.is_empty())
+            .all(|i| self.consts.contains_key(i) || i.is_empty())
         {
-            return Err(ctx(
-                "computes on constants only; simplify the model (onnxsim) first",
-            ));
+            return Err(node.ctx("computes on constants only; simplify the model (onnxsim) first"));
         }
         // A concatenation takes the running activation anywhere among its parts.
-        if node.op_type != "Concat" && node.input.first() != Some(&cur) {
-            return Err(ctx("takes something other than the running activation as its first input (not a chain)"));
+        if proto.op_type != "Concat" && proto.input.first() != Some(&self.cur) {
+            return Err(node.ctx("takes something other than the running activation as its first input (not a chain)"));
         }
-        let arg = |k: usize| -> Result<&Const, String> {
-            let i = node
-                .input
-                .get(k)
-                .ok_or_else(|| ctx(&format!("missing input {k}")))?;
-            consts
-                .get(i)
-                .ok_or_else(|| ctx(&format!("input `{i}` is not a constant")))
-        };
-        match node.op_type.as_str() {
-            "Gemm" | "MatMul" => {
-                let w = arg(1)?;
-                if w.shape.len() != 2 {
-                    return Err(ctx(&format!("weight of shape {:?}", w.shape)));
-                }
-                let trans_b = node.op_type == "Gemm" && attr_i(node, "transB", 0) == 1;
-                if node.op_type == "Gemm" && attr_i(node, "transA", 0) != 0 {
-                    return Err(ctx("transA is not supported"));
-                }
-                let (rows, cols) = (w.shape[0], w.shape[1]);
-                let (w_in, w_out) = if trans_b { (cols, rows) } else { (rows, cols) };
-                if w_in != n {
-                    return Err(ctx(&format!(
-                        "weight expects {w_in} inputs, the activation has {n}"
-                    )));
-                }
-                let alpha = if node.op_type == "Gemm" {
-                    attr_f(node, "alpha", 1.0)
-                } else {
-                    1.0
-                };
-                let mut wt = vec![0f32; w_in * w_out];
-                for o in 0..w_out {
-                    for i in 0..w_in {
-                        let v = if trans_b {
-                            w.values[o * cols + i]
-                        } else {
-                            w.values[i * cols + o]
-                        };
-                        wt[o * w_in + i] = alpha * v;
-                    }
-                }
-                let mut b = vec![0f32; w_out];
-                if node.op_type == "Gemm" && node.input.len() > 2 && !node.input[2].is_empty() {
-                    let beta = attr_f(node, "beta", 1.0);
-                    b = broadcast(arg(2)?, w_out, &ctx("bias"))?
-                        .iter()
-                        .map(|v| v * beta)
-                        .collect();
-                }
-                layers.push(Layer::Dense {
-                    n_in: w_in,
-                    n_out: w_out,
-                    w: wt,
-                    b,
-                });
-                n = w_out;
-                if node.op_type == "Gemm" {
-                    cur_rank = Some(2);
-                }
-            }
-            "Add" | "Sub" | "Mul" | "Div" => {
-                let c = broadcast(arg(1)?, n, &ctx("operand"))?;
-                let (scale, shift) = match node.op_type.as_str() {
-                    "Add" => (vec![1.0; n], c),
-                    "Sub" => (vec![1.0; n], c.iter().map(|v| -v).collect()),
-                    "Mul" => (c, vec![0.0; n]),
-                    _ => (c.iter().map(|v| 1.0 / v).collect(), vec![0.0; n]),
-                };
-                layers.push(Layer::Affine { scale, shift });
-            }
-            "BatchNormalization" => {
-                let (s, bias, mean, var) = (
-                    broadcast(arg(1)?, n, "scale")?,
-                    broadcast(arg(2)?, n, "B")?,
-                    broadcast(arg(3)?, n, "mean")?,
-                    broadcast(arg(4)?, n, "var")?,
-                );
-                let eps = attr_f(node, "epsilon", 1e-5);
-                let scale: Vec<f32> = (0..n).map(|i| s[i] / (var[i] + eps).sqrt()).collect();
-                let shift = (0..n).map(|i| bias[i] - mean[i] * scale[i]).collect();
-                layers.push(Layer::Affine { scale, shift });
-            }
-            "Relu" => layers.push(Layer::Act(Act::Relu)),
-            "LeakyRelu" => layers.push(Layer::Act(Act::LeakyRelu(attr_f(node, "alpha", 0.01)))),
-            "Sigmoid" => layers.push(Layer::Act(Act::Sigmoid)),
-            "Tanh" => layers.push(Layer::Act(Act::Tanh)),
-            "Elu" => layers.push(Layer::Act(Act::Elu(attr_f(node, "alpha", 1.0)))),
-            "Softplus" => layers.push(Layer::Act(Act::Softplus)),
-            "HardSigmoid" => layers.push(Layer::Act(Act::HardSigmoid(
-                attr_f(node, "alpha", 0.2),
-                attr_f(node, "beta", 0.5),
-            ))),
-            "Gelu" => {
-                let tanh = attr(node, "approximate").is_some_and(|a| a.s == b"tanh");
-                layers.push(Layer::Act(if tanh { Act::GeluTanh } else { Act::Gelu }));
-            }
-            "Clip" => {
-                let bound = |k: usize, attr_name: &str, default: f32| -> Result<f32, String> {
-                    match node.input.get(k).filter(|i| !i.is_empty()) {
-                        Some(_) => Ok(arg(k)?.values.first().copied().unwrap_or(default)),
-                        None => Ok(attr_f(node, attr_name, default)),
-                    }
-                };
-                layers.push(Layer::Act(Act::Clip(
-                    bound(1, "min", f32::NEG_INFINITY)?,
-                    bound(2, "max", f32::INFINITY)?,
-                )));
-            }
-            "Softmax" | "LogSoftmax" => {
-                let axis = attr_i(node, "axis", -1);
-                let last = axis == -1 || axis == rank as i64 - 1 || (rank == 2 && axis == 1);
-                if !last {
-                    return Err(ctx(&format!(
-                        "axis {axis}: generated code normalises over the features (last axis)"
-                    )));
-                }
-                layers.push(if node.op_type == "Softmax" {
-                    Layer::Softmax
-                } else {
-                    Layer::LogSoftmax
-                });
-            }
-            "Concat" => {
-                let axis = attr_i(node, "axis", 0);
-                let features = match cur_rank {
-                    Some(r @ (1 | 2)) => axis == -1 || axis == r as i64 - 1,
-                    _ => false,
-                };
-                if !features {
-                    let of = match cur_rank {
-                        Some(r) => format!("a rank-{r} activation"),
-                        None => "an activation of unknown rank (after a reshape)".into(),
-                    };
-                    return Err(ctx(&format!(
-                        "axis {axis} of {of}: generated code concatenates features (the last axis of [batch, features])"
-                    )));
-                }
-                let (mut before, mut after, mut seen) = (Vec::new(), Vec::new(), false);
-                for i in &node.input {
-                    if *i == cur {
-                        if seen {
-                            return Err(ctx("takes the running activation twice; generated code concatenates it with constants only"));
-                        }
-                        seen = true;
-                        continue;
-                    }
-                    let c = consts.get(i).ok_or_else(|| {
-                        ctx(&format!("concatenates `{i}`, a second computed tensor; generated code keeps one running activation"))
-                    })?;
-                    let r = cur_rank.unwrap_or(0);
-                    if c.shape.len() != r || c.shape[..r - 1].iter().any(|d| *d != 1) {
-                        return Err(ctx(&format!(
-                            "constant part `{i}` of shape {:?} is not one sample's features",
-                            c.shape
-                        )));
-                    }
-                    if seen {
-                        after.extend_from_slice(&c.values);
-                    } else {
-                        before.extend_from_slice(&c.values);
-                    }
-                }
-                if !seen {
-                    return Err(ctx("does not take the running activation (not a chain)"));
-                }
-                n += before.len() + after.len();
-                layers.push(Layer::Concat { before, after });
-            }
-            "Identity" | "Dropout" => {}
-            "Flatten" => cur_rank = Some(2),
-            "Reshape" | "Squeeze" | "Unsqueeze" => cur_rank = None,
-            other => return Err(ctx(&format!("operator {other} is not generated"))),
-        }
-        cur = node
+        let handler = OPERATORS
+            .iter()
+            .find(|(op, _)| *op == proto.op_type)
+            .map(|(_, h)| *h)
+            .ok_or_else(|| node.ctx(&format!("operator {} is not generated", proto.op_type)))?;
+        handler(self, &node)?;
+        self.cur = proto
             .output
             .first()
             .cloned()
-            .ok_or_else(|| ctx("no output"))?;
+            .ok_or_else(|| node.ctx("no output"))?;
+        Ok(())
     }
-    if cur != output.name {
-        return Err(format!(
-            "the chain ends at `{cur}`, not at the output `{}`",
-            output.name
-        ));
+
+    /// A `Constant` node: its tensor joins the constants.
+    fn constant(&mut self, node: &Node) -> Result<(), String> {
+        let t = attr(node.proto, "value")
+            .and_then(|a| a.t.as_ref())
+            .ok_or_else(|| node.ctx("Constant without a tensor value"))?;
+        let loaded = tract_onnx::tensor::load_tensor(&*self.onnx.provider, t, self.dir)
+            .map_err(|e| node.ctx(&e.to_string()))?;
+        let out = node
+            .proto
+            .output
+            .first()
+            .ok_or_else(|| node.ctx("Constant without an output"))?;
+        self.consts.insert(out.clone(), to_const(loaded)?);
+        Ok(())
     }
-    Ok(Chain {
-        input_name: input.name.clone(),
-        output_name: output.name.clone(),
-        n_in,
-        n_out: n,
-        layers,
-        ops,
+
+    /// Input `k` of a node, which must be a constant.
+    fn arg(&self, node: &Node, k: usize) -> Result<&Const, String> {
+        let i = node
+            .proto
+            .input
+            .get(k)
+            .ok_or_else(|| node.ctx(&format!("missing input {k}")))?;
+        self.consts
+            .get(i)
+            .ok_or_else(|| node.ctx(&format!("input `{i}` is not a constant")))
+    }
+
+    /// Adds a layer to the chain.
+    fn push(&mut self, layer: Layer) -> Result<(), String> {
+        self.layers.push(layer);
+        Ok(())
+    }
+}
+
+/// `Gemm` and `MatMul`: a dense layer (weights output-major, times alpha; bias times beta).
+fn dense(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let (proto, gemm) = (node.proto, node.proto.op_type == "Gemm");
+    let w = r.arg(node, 1)?;
+    if w.shape.len() != 2 {
+        return Err(node.ctx(&format!("weight of shape {:?}", w.shape)));
+    }
+    let trans_b = gemm && attr_i(proto, "transB", 0) == 1;
+    if gemm && attr_i(proto, "transA", 0) != 0 {
+        return Err(node.ctx("transA is not supported"));
+    }
+    let (rows, cols) = (w.shape[0], w.shape[1]);
+    let (w_in, w_out) = if trans_b { (cols, rows) } else { (rows, cols) };
+    if w_in != r.n {
+        return Err(node.ctx(&format!(
+            "weight expects {w_in} inputs, the activation has {}",
+            r.n
+        )));
+    }
+    let alpha = if gemm {
+        attr_f(proto, "alpha", 1.0)
+    } else {
+        1.0
+    };
+    let mut wt = vec![0f32; w_in * w_out];
+    for o in 0..w_out {
+        for i in 0..w_in {
+            let v = if trans_b {
+                w.values[o * cols + i]
+            } else {
+                w.values[i * cols + o]
+            };
+            wt[o * w_in + i] = alpha * v;
+        }
+    }
+    let mut b = vec![0f32; w_out];
+    if gemm && proto.input.len() > 2 && !proto.input[2].is_empty() {
+        let beta = attr_f(proto, "beta", 1.0);
+        b = broadcast(r.arg(node, 2)?, w_out, &node.ctx("bias"))?
+            .iter()
+            .map(|v| v * beta)
+            .collect();
+    }
+    r.layers.push(Layer::Dense {
+        n_in: w_in,
+        n_out: w_out,
+        w: wt,
+        b,
+    });
+    r.n = w_out;
+    if gemm {
+        r.cur_rank = Some(2);
+    }
+    Ok(())
+}
+
+/// `Add`, `Sub`, `Mul`, `Div` by a constant: an affine step.
+fn elementwise(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let n = r.n;
+    let c = broadcast(r.arg(node, 1)?, n, &node.ctx("operand"))?;
+    let (scale, shift) = match node.proto.op_type.as_str() {
+        "Add" => (vec![1.0; n], c),
+        "Sub" => (vec![1.0; n], c.iter().map(|v| -v).collect()),
+        "Mul" => (c, vec![0.0; n]),
+        _ => (c.iter().map(|v| 1.0 / v).collect(), vec![0.0; n]),
+    };
+    r.push(Layer::Affine { scale, shift })
+}
+
+/// `BatchNormalization` (inference): an affine step.
+fn batch_norm(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let n = r.n;
+    let (s, bias, mean, var) = (
+        broadcast(r.arg(node, 1)?, n, "scale")?,
+        broadcast(r.arg(node, 2)?, n, "B")?,
+        broadcast(r.arg(node, 3)?, n, "mean")?,
+        broadcast(r.arg(node, 4)?, n, "var")?,
+    );
+    let eps = attr_f(node.proto, "epsilon", 1e-5);
+    let scale: Vec<f32> = (0..n).map(|i| s[i] / (var[i] + eps).sqrt()).collect();
+    let shift = (0..n).map(|i| bias[i] - mean[i] * scale[i]).collect();
+    r.push(Layer::Affine { scale, shift })
+}
+
+fn relu(r: &mut Reader, _: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::Relu))
+}
+
+fn leaky_relu(r: &mut Reader, node: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::LeakyRelu(attr_f(
+        node.proto, "alpha", 0.01,
+    ))))
+}
+
+fn sigmoid(r: &mut Reader, _: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::Sigmoid))
+}
+
+fn tanh(r: &mut Reader, _: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::Tanh))
+}
+
+fn elu(r: &mut Reader, node: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::Elu(attr_f(node.proto, "alpha", 1.0))))
+}
+
+fn softplus(r: &mut Reader, _: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::Softplus))
+}
+
+fn hard_sigmoid(r: &mut Reader, node: &Node) -> Result<(), String> {
+    r.push(Layer::Act(Act::HardSigmoid(
+        attr_f(node.proto, "alpha", 0.2),
+        attr_f(node.proto, "beta", 0.5),
+    )))
+}
+
+/// `Gelu`, exact or with the tanh approximation.
+fn gelu(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let tanh = attr(node.proto, "approximate").is_some_and(|a| a.s == b"tanh");
+    r.push(Layer::Act(if tanh { Act::GeluTanh } else { Act::Gelu }))
+}
+
+/// `Clip`, its bounds from constant inputs (opset 11+) or attributes (before).
+fn clip(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let bound = |k: usize, attr_name: &str, default: f32| -> Result<f32, String> {
+        match node.proto.input.get(k).filter(|i| !i.is_empty()) {
+            Some(_) => Ok(r.arg(node, k)?.values.first().copied().unwrap_or(default)),
+            None => Ok(attr_f(node.proto, attr_name, default)),
+        }
+    };
+    let act = Act::Clip(
+        bound(1, "min", f32::NEG_INFINITY)?,
+        bound(2, "max", f32::INFINITY)?,
+    );
+    r.push(Layer::Act(act))
+}
+
+/// `Softmax` and `LogSoftmax` over the features.
+fn softmax(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let rank = r.rank;
+    let axis = attr_i(node.proto, "axis", -1);
+    let last = axis == -1 || axis == rank as i64 - 1 || (rank == 2 && axis == 1);
+    if !last {
+        return Err(node.ctx(&format!(
+            "axis {axis}: generated code normalises over the features (last axis)"
+        )));
+    }
+    r.push(if node.proto.op_type == "Softmax" {
+        Layer::Softmax
+    } else {
+        Layer::LogSoftmax
     })
+}
+
+/// `Concat` of the running activation with constants, along the features.
+fn concat(r: &mut Reader, node: &Node) -> Result<(), String> {
+    let axis = attr_i(node.proto, "axis", 0);
+    let features = match r.cur_rank {
+        Some(rank @ (1 | 2)) => axis == -1 || axis == rank as i64 - 1,
+        _ => false,
+    };
+    if !features {
+        let of = match r.cur_rank {
+            Some(rank) => format!("a rank-{rank} activation"),
+            None => "an activation of unknown rank (after a reshape)".into(),
+        };
+        return Err(node.ctx(&format!(
+            "axis {axis} of {of}: generated code concatenates features (the last axis of [batch, features])"
+        )));
+    }
+    let (mut before, mut after, mut seen) = (Vec::new(), Vec::new(), false);
+    for i in &node.proto.input {
+        if *i == r.cur {
+            if seen {
+                return Err(node.ctx("takes the running activation twice; generated code concatenates it with constants only"));
+            }
+            seen = true;
+            continue;
+        }
+        let c = r.consts.get(i).ok_or_else(|| {
+            node.ctx(&format!("concatenates `{i}`, a second computed tensor; generated code keeps one running activation"))
+        })?;
+        let rank = r.cur_rank.unwrap_or(0);
+        if c.shape.len() != rank || c.shape[..rank - 1].iter().any(|d| *d != 1) {
+            return Err(node.ctx(&format!(
+                "constant part `{i}` of shape {:?} is not one sample's features",
+                c.shape
+            )));
+        }
+        if seen {
+            after.extend_from_slice(&c.values);
+        } else {
+            before.extend_from_slice(&c.values);
+        }
+    }
+    if !seen {
+        return Err(node.ctx("does not take the running activation (not a chain)"));
+    }
+    r.n += before.len() + after.len();
+    r.push(Layer::Concat { before, after })
+}
+
+/// `Identity` and `Dropout` (inference): nothing to do.
+fn pass_through(_: &mut Reader, _: &Node) -> Result<(), String> {
+    Ok(())
+}
+
+/// `Flatten`: the activation becomes `[batch, features]`.
+fn flatten(r: &mut Reader, _: &Node) -> Result<(), String> {
+    r.cur_rank = Some(2);
+    Ok(())
+}
+
+/// `Reshape`, `Squeeze`, `Unsqueeze`: the features stay, the rank is no longer known.
+fn reshape(r: &mut Reader, _: &Node) -> Result<(), String> {
+    r.cur_rank = None;
+    Ok(())
 }

@@ -522,313 +522,374 @@ impl<'a> Machine<'a> {
                     "pickle runs more than {MAX_OPCODES} opcodes (at offset {at}), more than any checkpoint needs"
                 ));
             }
-            match op {
-                b'(' => {
-                    let below = std::mem::take(&mut self.stack);
-                    self.marks.push(below);
-                }
-                b'.' => {
-                    let value = self.pop()?;
-                    if nests_deeper(&value, MAX_DEPTH) {
-                        return Err(format!(
-                            "pickle nests containers more than {MAX_DEPTH} levels deep"
-                        ));
-                    }
-                    return Ok(Parsed {
-                        value,
-                        globals: std::mem::take(&mut self.globals),
-                        opaque: std::mem::take(&mut self.opaque),
-                        len: self.pos,
-                        persistent: std::mem::take(&mut self.persistent),
-                        _cycles: std::mem::take(&mut self.cycles),
-                    });
-                }
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let v = self.top()?.clone();
-                    self.stack.push(v);
-                }
-                b'F' => {
-                    let l = self.line()?;
-                    let f = l
-                        .trim()
-                        .parse::<f64>()
-                        .map_err(|_| format!("bad FLOAT `{l}`"))?;
-                    self.stack.push(Value::Float(f));
-                }
-                b'I' => {
-                    let l = self.line()?.trim();
-                    let v = match l {
-                        "00" => Value::Bool(false),
-                        "01" => Value::Bool(true),
-                        _ => Value::Int(l.parse().map_err(|_| format!("bad INT `{l}`"))?),
-                    };
-                    self.stack.push(v);
-                }
-                b'L' => {
-                    let l = self.line()?.trim().trim_end_matches('L');
-                    let v = l
-                        .parse::<i64>()
-                        .map(Value::Int)
-                        .unwrap_or_else(|_| Value::Str(l.into()));
-                    self.stack.push(v);
-                }
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.stack.push(Value::Int(v as i64));
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64));
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.stack.push(Value::Int(v as i64));
-                }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a {
-                        self.u8()? as u64
-                    } else {
-                        self.u32()? as i32 as i64 as u64
-                    };
-                    if n > i32::MAX as u64 {
-                        return Err("LONG4 with a negative length".into());
-                    }
-                    let b = self.take(n)?;
-                    self.stack.push(long(b));
-                }
-                b'G' => {
-                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
-                    self.stack.push(Value::Float(v));
-                }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
-                b'S' => {
-                    let l = self.line()?;
-                    let s = l.trim().trim_matches(|c| c == '\'' || c == '"');
-                    self.stack.push(Value::Str(s.into()));
-                }
-                b'V' => {
-                    let l = self.line()?;
-                    self.stack.push(Value::Str(l.into()));
-                }
-                b'T' | b'X' | b'U' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'U' | 0x8c | b'C' => self.u8()? as u64,
-                        b'T' | b'X' | b'B' => self.u32()? as u64,
-                        _ => self.u64()?,
-                    };
-                    let b = self.take(n)?;
-                    let v = match op {
-                        b'X' | 0x8c | 0x8d => Value::Str(
-                            std::str::from_utf8(b)
-                                .map_err(|_| format!("string at offset {at} is not UTF-8"))?
-                                .into(),
-                        ),
-                        // Protocol 0–2 byte strings are Python 2 `str`: text in practice.
-                        b'T' | b'U' => match std::str::from_utf8(b) {
-                            Ok(s) => Value::Str(s.into()),
-                            Err(_) => Value::Bytes(b.into()),
-                        },
-                        _ => Value::Bytes(b.into()),
-                    };
-                    self.stack.push(v);
-                }
-                b')' => self.stack.push(Value::Tuple(Rc::new([]))),
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items.into()));
-                }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
-                    if self.stack.len() < n {
-                        return Err(format!("pickle stack underflow at offset {at}"));
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items.into()));
-                }
-                b']' => self.stack.push(Value::List(Default::default())),
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::List(Rc::new(RefCell::new(items))));
-                }
-                b'}' => self.stack.push(Value::Dict(Default::default())),
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    self.stack.push(Value::Dict(Rc::new(RefCell::new(pairs))));
-                }
-                0x8f => self.stack.push(Value::Set(Default::default())),
-                0x91 => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Set(Rc::new(RefCell::new(items))));
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    let target = self.top()?.clone();
-                    self.append_items(&target, vec![v])?;
-                }
-                b'e' | 0x90 => {
-                    let items = self.pop_mark()?;
-                    let target = self.top()?.clone();
-                    self.append_items(&target, items)?;
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    let target = self.top()?.clone();
-                    self.set_items(&target, vec![(k, v)])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let target = self.top()?.clone();
-                    self.set_items(&target, pairs(items)?)?;
-                }
-                b'c' | b'i' => {
-                    let module = self.line()?.to_string();
-                    let name = self.line()?.to_string();
-                    let g = self.global(module, name);
-                    if op == b'i' {
-                        let args = self.pop_mark()?;
-                        self.stack.push(Self::object(g, Value::Tuple(args.into())));
-                    } else {
-                        self.stack.push(g);
-                    }
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (module.as_str(), name.as_str()) {
-                        (Some(m), Some(n)) => {
-                            let g = self.global(m.to_string(), n.to_string());
-                            self.stack.push(g);
-                        }
-                        _ => {
-                            return Err(format!(
-                                "STACK_GLOBAL at offset {at} with names that are not strings"
-                            ))
-                        }
-                    }
-                }
-                0x82..=0x84 => {
-                    let code = match op {
-                        0x82 => self.u8()? as u32,
-                        0x83 => self.u16()? as u32,
-                        _ => self.u32()?,
-                    };
-                    self.opaque_push(format!(
-                        "extension-registry code {code} (an unnamed global)"
-                    ));
-                    let g = self.global("copyreg-extension".into(), code.to_string());
-                    self.stack.push(g);
-                }
-                b'o' => {
-                    let mut items = self.pop_mark()?;
-                    if items.is_empty() {
-                        return Err(format!("OBJ at offset {at} without a class"));
-                    }
-                    let class = items.remove(0);
-                    self.stack
-                        .push(Self::object(class, Value::Tuple(items.into())));
-                }
-                b'R' | 0x81 => {
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
-                    self.stack.push(Self::object(callable, args));
-                }
-                0x92 => {
-                    let kwargs = self.pop()?;
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    self.stack
-                        .push(Self::object(class, Value::Tuple(Rc::new([args, kwargs]))));
-                }
-                b'b' => {
-                    let state = self.pop()?;
-                    // BUILD on anything but an object would call its __setstate__; the state is
-                    // kept nowhere since no rebuild function we read needs it.
-                    let target = self.top()?.clone();
-                    if let Value::Object(o) = &target {
-                        self.cycles.note(&target);
-                        o.borrow_mut().state = Some(state);
-                    }
-                }
-                b'P' => {
-                    let l = self.line()?;
-                    let pid = Value::Str(l.into());
-                    self.persistent.push(pid.clone());
-                    self.stack.push(Value::Persistent(Rc::new(pid)));
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    self.persistent.push(pid.clone());
-                    self.stack.push(Value::Persistent(Rc::new(pid)));
-                }
-                b'g' => {
-                    let k = self
-                        .line()?
-                        .trim()
-                        .parse::<u64>()
-                        .map_err(|_| "bad GET index")?;
-                    let v = self.memo_get(k)?;
-                    self.stack.push(v);
-                }
-                b'h' => {
-                    let k = self.u8()? as u64;
-                    let v = self.memo_get(k)?;
-                    self.stack.push(v);
-                }
-                b'j' => {
-                    let k = self.u32()? as u64;
-                    let v = self.memo_get(k)?;
-                    self.stack.push(v);
-                }
-                b'p' => {
-                    let k = self
-                        .line()?
-                        .trim()
-                        .parse::<u64>()
-                        .map_err(|_| "bad PUT index")?;
-                    self.memo_put(k)?;
-                }
-                b'q' => {
-                    let k = self.u8()? as u64;
-                    self.memo_put(k)?;
-                }
-                b'r' => {
-                    let k = self.u32()? as u64;
-                    self.memo_put(k)?;
-                }
-                0x94 => {
-                    let k = self.memo.len() as u64;
-                    self.memo_put(k)?;
-                }
-                0x80 => {
-                    let proto = self.u8()?;
-                    if proto > 5 {
-                        return Err(format!(
-                            "pickle protocol {proto} is not supported (0–5 are)"
-                        ));
-                    }
-                }
-                0x95 => {
-                    self.u64()?;
-                }
-                0x97 => {
-                    self.opaque_push("out-of-band buffer (NEXT_BUFFER)".into());
-                    self.stack.push(Value::None);
-                }
-                0x98 => {}
-                _ => return Err(format!("unknown pickle opcode 0x{op:02x} at offset {at}")),
+            if op == b'.' {
+                return self.stop();
             }
+            self.step(op, at)?;
         }
     }
+
+    /// STOP: the value on the stack is the pickle's, if it nests within [`MAX_DEPTH`].
+    fn stop(mut self) -> R<Parsed> {
+        let value = self.pop()?;
+        if nests_deeper(&value, MAX_DEPTH) {
+            return Err(format!(
+                "pickle nests containers more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        Ok(Parsed {
+            value,
+            globals: std::mem::take(&mut self.globals),
+            opaque: std::mem::take(&mut self.opaque),
+            len: self.pos,
+            persistent: std::mem::take(&mut self.persistent),
+            _cycles: std::mem::take(&mut self.cycles),
+        })
+    }
+
+    /// Runs opcode `op` (read at offset `at`), other than STOP, by its family.
+    fn step(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            b'(' | b'0' | b'1' | b'2' => self.stack_op(op, at),
+            b'F' | b'I' | b'L' | b'J' | b'K' | b'M' | 0x8a | 0x8b | b'G' | b'N' | 0x88 | 0x89 => {
+                self.number(op, at)
+            }
+            b'S' | b'V' | b'T' | b'X' | b'U' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => {
+                self.string(op, at)
+            }
+            b')' | b't' | 0x85..=0x87 | b']' | b'l' | b'}' | b'd' | 0x8f | 0x91 => {
+                self.container(op, at)
+            }
+            b'a' | b'e' | 0x90 | b's' | b'u' => self.fill(op, at),
+            b'c' | b'i' | 0x93 | 0x82..=0x84 => self.global_op(op, at),
+            b'o' | b'R' | 0x81 | 0x92 | b'b' => self.call(op, at),
+            b'P' | b'Q' => self.persistent_id(op, at),
+            b'g' | b'h' | b'j' | b'p' | b'q' | b'r' | 0x94 => self.memo_op(op, at),
+            0x80 | 0x95 | 0x97 | 0x98 => self.framing(op, at),
+            _ => Err(unknown(op, at)),
+        }
+    }
+
+    /// MARK, POP, POP_MARK, DUP.
+    fn stack_op(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            b'(' => {
+                let below = std::mem::take(&mut self.stack);
+                self.marks.push(below);
+            }
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let v = self.top()?.clone();
+                self.stack.push(v);
+            }
+            _ => return Err(unknown(op, at)),
+        }
+        Ok(())
+    }
+
+    /// Numbers, booleans and None: FLOAT, INT, LONG, BININT*, LONG1/4, BINFLOAT, NONE,
+    /// NEWTRUE, NEWFALSE.
+    fn number(&mut self, op: u8, at: usize) -> R<()> {
+        let v = match op {
+            b'F' => {
+                let l = self.line()?;
+                let f = l
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("bad FLOAT `{l}`"))?;
+                Value::Float(f)
+            }
+            b'I' => {
+                let l = self.line()?.trim();
+                match l {
+                    "00" => Value::Bool(false),
+                    "01" => Value::Bool(true),
+                    _ => Value::Int(l.parse().map_err(|_| format!("bad INT `{l}`"))?),
+                }
+            }
+            b'L' => {
+                let l = self.line()?.trim().trim_end_matches('L');
+                l.parse::<i64>()
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::Str(l.into()))
+            }
+            b'J' => Value::Int(self.u32()? as i32 as i64),
+            b'K' => Value::Int(self.u8()? as i64),
+            b'M' => Value::Int(self.u16()? as i64),
+            0x8a | 0x8b => {
+                let n = if op == 0x8a {
+                    self.u8()? as u64
+                } else {
+                    self.u32()? as i32 as i64 as u64
+                };
+                if n > i32::MAX as u64 {
+                    return Err("LONG4 with a negative length".into());
+                }
+                long(self.take(n)?)
+            }
+            b'G' => Value::Float(f64::from_be_bytes(self.take(8)?.try_into().unwrap())),
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            _ => return Err(unknown(op, at)),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// Text and bytes: STRING, UNICODE (text lines) and the length-prefixed strings and bytes.
+    fn string(&mut self, op: u8, at: usize) -> R<()> {
+        let v = match op {
+            b'S' => {
+                let l = self.line()?;
+                let s = l.trim().trim_matches(|c| c == '\'' || c == '"');
+                Value::Str(s.into())
+            }
+            b'V' => Value::Str(self.line()?.into()),
+            b'T' | b'X' | b'U' | 0x8c | 0x8d | b'B' | b'C' | 0x8e | 0x96 => {
+                let n = match op {
+                    b'U' | 0x8c | b'C' => self.u8()? as u64,
+                    b'T' | b'X' | b'B' => self.u32()? as u64,
+                    _ => self.u64()?,
+                };
+                let b = self.take(n)?;
+                match op {
+                    b'X' | 0x8c | 0x8d => Value::Str(
+                        std::str::from_utf8(b)
+                            .map_err(|_| format!("string at offset {at} is not UTF-8"))?
+                            .into(),
+                    ),
+                    // Protocol 0–2 byte strings are Python 2 `str`: text in practice.
+                    b'T' | b'U' => match std::str::from_utf8(b) {
+                        Ok(s) => Value::Str(s.into()),
+                        Err(_) => Value::Bytes(b.into()),
+                    },
+                    _ => Value::Bytes(b.into()),
+                }
+            }
+            _ => return Err(unknown(op, at)),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// New containers: tuples, lists, dicts and sets, empty or of the items above a mark.
+    fn container(&mut self, op: u8, at: usize) -> R<()> {
+        let v = match op {
+            b')' => Value::Tuple(Rc::new([])),
+            b't' => Value::Tuple(self.pop_mark()?.into()),
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                if self.stack.len() < n {
+                    return Err(format!("pickle stack underflow at offset {at}"));
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                Value::Tuple(items.into())
+            }
+            b']' => Value::List(Default::default()),
+            b'l' => Value::List(Rc::new(RefCell::new(self.pop_mark()?))),
+            b'}' => Value::Dict(Default::default()),
+            b'd' => {
+                let items = self.pop_mark()?;
+                Value::Dict(Rc::new(RefCell::new(pairs(items)?)))
+            }
+            0x8f => Value::Set(Default::default()),
+            0x91 => Value::Set(Rc::new(RefCell::new(self.pop_mark()?))),
+            _ => return Err(unknown(op, at)),
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    /// Items added to the container on the stack: APPEND, APPENDS, ADDITEMS, SETITEM, SETITEMS.
+    fn fill(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            b'a' => {
+                let v = self.pop()?;
+                let target = self.top()?.clone();
+                self.append_items(&target, vec![v])
+            }
+            b'e' | 0x90 => {
+                let items = self.pop_mark()?;
+                let target = self.top()?.clone();
+                self.append_items(&target, items)
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                let target = self.top()?.clone();
+                self.set_items(&target, vec![(k, v)])
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                let target = self.top()?.clone();
+                self.set_items(&target, pairs(items)?)
+            }
+            _ => Err(unknown(op, at)),
+        }
+    }
+
+    /// Names of globals, recorded and never imported: GLOBAL, INST, STACK_GLOBAL, EXT1/2/4.
+    fn global_op(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            b'c' | b'i' => {
+                let module = self.line()?.to_string();
+                let name = self.line()?.to_string();
+                let g = self.global(module, name);
+                if op == b'i' {
+                    let args = self.pop_mark()?;
+                    self.stack.push(Self::object(g, Value::Tuple(args.into())));
+                } else {
+                    self.stack.push(g);
+                }
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let (Some(m), Some(n)) = (module.as_str(), name.as_str()) else {
+                    return Err(format!(
+                        "STACK_GLOBAL at offset {at} with names that are not strings"
+                    ));
+                };
+                let g = self.global(m.to_string(), n.to_string());
+                self.stack.push(g);
+            }
+            0x82..=0x84 => {
+                let code = match op {
+                    0x82 => self.u8()? as u32,
+                    0x83 => self.u16()? as u32,
+                    _ => self.u32()?,
+                };
+                self.opaque_push(format!(
+                    "extension-registry code {code} (an unnamed global)"
+                ));
+                let g = self.global("copyreg-extension".into(), code.to_string());
+                self.stack.push(g);
+            }
+            _ => return Err(unknown(op, at)),
+        }
+        Ok(())
+    }
+
+    /// Calls, recorded as objects and never made (OBJ, REDUCE, NEWOBJ, NEWOBJ_EX), and BUILD.
+    fn call(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            b'o' => {
+                let mut items = self.pop_mark()?;
+                if items.is_empty() {
+                    return Err(format!("OBJ at offset {at} without a class"));
+                }
+                let class = items.remove(0);
+                self.stack
+                    .push(Self::object(class, Value::Tuple(items.into())));
+            }
+            b'R' | 0x81 => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                self.stack.push(Self::object(callable, args));
+            }
+            0x92 => {
+                let kwargs = self.pop()?;
+                let args = self.pop()?;
+                let class = self.pop()?;
+                self.stack
+                    .push(Self::object(class, Value::Tuple(Rc::new([args, kwargs]))));
+            }
+            b'b' => {
+                let state = self.pop()?;
+                // BUILD on anything but an object would call its __setstate__; the state is
+                // kept nowhere since no rebuild function we read needs it.
+                let target = self.top()?.clone();
+                if let Value::Object(o) = &target {
+                    self.cycles.note(&target);
+                    o.borrow_mut().state = Some(state);
+                }
+            }
+            _ => return Err(unknown(op, at)),
+        }
+        Ok(())
+    }
+
+    /// PERSID and BINPERSID: a persistent id, recorded (`torch.save` names storages this way).
+    fn persistent_id(&mut self, op: u8, at: usize) -> R<()> {
+        let pid = match op {
+            b'P' => Value::Str(self.line()?.into()),
+            b'Q' => self.pop()?,
+            _ => return Err(unknown(op, at)),
+        };
+        self.persistent.push(pid.clone());
+        self.stack.push(Value::Persistent(Rc::new(pid)));
+        Ok(())
+    }
+
+    /// The memo: GET, BINGET, LONG_BINGET push an entry; PUT, BINPUT, LONG_BINPUT, MEMOIZE store
+    /// the top of the stack.
+    fn memo_op(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            b'g' | b'h' | b'j' => {
+                let k = match op {
+                    b'g' => self
+                        .line()?
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| "bad GET index")?,
+                    b'h' => self.u8()? as u64,
+                    _ => self.u32()? as u64,
+                };
+                let v = self.memo_get(k)?;
+                self.stack.push(v);
+                Ok(())
+            }
+            b'p' | b'q' | b'r' | 0x94 => {
+                let k = match op {
+                    b'p' => self
+                        .line()?
+                        .trim()
+                        .parse::<u64>()
+                        .map_err(|_| "bad PUT index")?,
+                    b'q' => self.u8()? as u64,
+                    b'r' => self.u32()? as u64,
+                    _ => self.memo.len() as u64,
+                };
+                self.memo_put(k)
+            }
+            _ => Err(unknown(op, at)),
+        }
+    }
+
+    /// PROTO, FRAME, NEXT_BUFFER, READONLY_BUFFER: protocol framing and out-of-band buffers.
+    fn framing(&mut self, op: u8, at: usize) -> R<()> {
+        match op {
+            0x80 => {
+                let proto = self.u8()?;
+                if proto > 5 {
+                    return Err(format!(
+                        "pickle protocol {proto} is not supported (0–5 are)"
+                    ));
+                }
+            }
+            0x95 => {
+                self.u64()?;
+            }
+            0x97 => {
+                self.opaque_push("out-of-band buffer (NEXT_BUFFER)".into());
+                self.stack.push(Value::None);
+            }
+            0x98 => {}
+            _ => return Err(unknown(op, at)),
+        }
+        Ok(())
+    }
+}
+
+/// The error for an opcode that no protocol defines.
+fn unknown(op: u8, at: usize) -> String {
+    format!("unknown pickle opcode 0x{op:02x} at offset {at}")
 }
 
 fn pairs(items: Vec<Value>) -> R<Vec<(Value, Value)>> {
@@ -858,93 +919,113 @@ fn long(b: &[u8]) -> Value {
     }
 }
 
+/// Modules whose globals run code, touch files or reach the network, and what they do.
+const DANGEROUS_MODULES: &[(&str, &str)] = &[
+    ("os", "runs system commands and touches files"),
+    ("posix", "runs system commands and touches files"),
+    ("nt", "runs system commands and touches files"),
+    ("subprocess", "runs programs"),
+    ("pty", "spawns a shell"),
+    ("socket", "opens network connections"),
+    ("runpy", "runs Python code"),
+    ("shutil", "moves and deletes files"),
+    ("sys", "reaches the interpreter"),
+    ("importlib", "imports arbitrary modules"),
+    ("pickle", "loads a nested pickle without checks"),
+    ("_pickle", "loads a nested pickle without checks"),
+    ("cPickle", "loads a nested pickle without checks"),
+    ("dill", "loads arbitrary code"),
+    ("marshal", "loads bytecode"),
+    ("ctypes", "calls native code"),
+    ("webbrowser", "opens URLs"),
+    ("code", "runs Python code"),
+    ("codeop", "compiles Python code"),
+    ("timeit", "runs Python code"),
+    ("pdb", "runs Python code"),
+    ("bdb", "runs Python code"),
+    ("trace", "runs Python code"),
+    ("profile", "runs Python code"),
+    ("cProfile", "runs Python code"),
+    ("commands", "runs system commands"),
+    ("popen2", "runs system commands"),
+    ("platform", "runs system commands"),
+    ("multiprocessing", "starts processes"),
+    ("asyncio", "runs programs and opens connections"),
+    ("urllib", "opens network connections"),
+    ("http", "opens network connections"),
+    ("requests", "opens network connections"),
+    ("ftplib", "opens network connections"),
+    ("smtplib", "opens network connections"),
+    ("telnetlib", "opens network connections"),
+    ("tempfile", "creates files"),
+    ("types", "builds functions from code objects"),
+    ("numpy.testing", "runs Python code"),
+    ("torch.hub", "downloads and runs code"),
+];
+
+/// Functions outside the dangerous modules that call other functions on the file's behalf.
+const DANGEROUS_FNS: &[(&str, &str)] = &[
+    ("functools", "partial"),
+    ("functools", "reduce"),
+    ("operator", "attrgetter"),
+    ("operator", "methodcaller"),
+    ("operator", "call"),
+    ("operator", "getitem"),
+    ("numpy", "load"),
+    ("numpy.lib.npyio", "load"),
+    ("torch", "load"),
+    ("torch.serialization", "load"),
+];
+
 /// How a global would behave if Python unpickled the file.
 pub fn judge(module: &str, name: &str, torchscript: bool) -> (Risk, Option<&'static str>) {
     let in_module = |m: &str| module == m || module.starts_with(&format!("{m}."));
-    const DANGEROUS_MODULES: &[(&str, &str)] = &[
-        ("os", "runs system commands and touches files"),
-        ("posix", "runs system commands and touches files"),
-        ("nt", "runs system commands and touches files"),
-        ("subprocess", "runs programs"),
-        ("pty", "spawns a shell"),
-        ("socket", "opens network connections"),
-        ("runpy", "runs Python code"),
-        ("shutil", "moves and deletes files"),
-        ("sys", "reaches the interpreter"),
-        ("importlib", "imports arbitrary modules"),
-        ("pickle", "loads a nested pickle without checks"),
-        ("_pickle", "loads a nested pickle without checks"),
-        ("cPickle", "loads a nested pickle without checks"),
-        ("dill", "loads arbitrary code"),
-        ("marshal", "loads bytecode"),
-        ("ctypes", "calls native code"),
-        ("webbrowser", "opens URLs"),
-        ("code", "runs Python code"),
-        ("codeop", "compiles Python code"),
-        ("timeit", "runs Python code"),
-        ("pdb", "runs Python code"),
-        ("bdb", "runs Python code"),
-        ("trace", "runs Python code"),
-        ("profile", "runs Python code"),
-        ("cProfile", "runs Python code"),
-        ("commands", "runs system commands"),
-        ("popen2", "runs system commands"),
-        ("platform", "runs system commands"),
-        ("multiprocessing", "starts processes"),
-        ("asyncio", "runs programs and opens connections"),
-        ("urllib", "opens network connections"),
-        ("http", "opens network connections"),
-        ("requests", "opens network connections"),
-        ("ftplib", "opens network connections"),
-        ("smtplib", "opens network connections"),
-        ("telnetlib", "opens network connections"),
-        ("tempfile", "creates files"),
-        ("types", "builds functions from code objects"),
-        ("numpy.testing", "runs Python code"),
-        ("torch.hub", "downloads and runs code"),
-    ];
     for (m, why) in DANGEROUS_MODULES {
         if in_module(m) {
             return (Risk::Dangerous, Some(why));
         }
     }
-    let builtins = module == "builtins" || module == "__builtin__";
-    if builtins {
-        return match name {
-            "eval" | "exec" | "execfile" | "compile" | "__import__" | "open" | "input"
-            | "breakpoint" | "globals" | "locals" | "vars" | "apply" | "memoryview" => {
-                (Risk::Dangerous, Some("runs Python code or touches files"))
-            }
-            "getattr" | "setattr" | "delattr" => (
-                Risk::Dangerous,
-                Some("reaches any attribute, such as os.system"),
-            ),
-            "set" | "frozenset" | "bytearray" | "dict" | "list" | "tuple" | "int" | "float"
-            | "complex" | "bool" | "str" | "bytes" | "slice" | "range" | "object" => {
-                (Risk::None, None)
-            }
-            _ => (Risk::Suspicious, None),
-        };
+    if module == "builtins" || module == "__builtin__" {
+        return judge_builtin(name);
     }
-    let dangerous_fn = [
-        ("functools", "partial"),
-        ("functools", "reduce"),
-        ("operator", "attrgetter"),
-        ("operator", "methodcaller"),
-        ("operator", "call"),
-        ("operator", "getitem"),
-        ("numpy", "load"),
-        ("numpy.lib.npyio", "load"),
-        ("torch", "load"),
-        ("torch.serialization", "load"),
-    ];
-    if dangerous_fn.iter().any(|(m, n)| module == *m && name == *n) {
+    if DANGEROUS_FNS
+        .iter()
+        .any(|(m, n)| module == *m && name == *n)
+    {
         return (
             Risk::Dangerous,
             Some("calls other functions on the file's behalf"),
         );
     }
-    let safe = match module {
+    if rebuilds_data(module, name, torchscript) {
+        (Risk::None, None)
+    } else {
+        (Risk::Suspicious, None)
+    }
+}
+
+/// How a builtin would behave: code-running and attribute-reaching ones are dangerous, plain
+/// constructors safe, the rest suspicious.
+fn judge_builtin(name: &str) -> (Risk, Option<&'static str>) {
+    match name {
+        "eval" | "exec" | "execfile" | "compile" | "__import__" | "open" | "input"
+        | "breakpoint" | "globals" | "locals" | "vars" | "apply" | "memoryview" => {
+            (Risk::Dangerous, Some("runs Python code or touches files"))
+        }
+        "getattr" | "setattr" | "delattr" => (
+            Risk::Dangerous,
+            Some("reaches any attribute, such as os.system"),
+        ),
+        "set" | "frozenset" | "bytearray" | "dict" | "list" | "tuple" | "int" | "float"
+        | "complex" | "bool" | "str" | "bytes" | "slice" | "range" | "object" => (Risk::None, None),
+        _ => (Risk::Suspicious, None),
+    }
+}
+
+/// Whether a global is one of the torch/numpy/collections functions that rebuild tensors,
+/// storages and containers (and, in a TorchScript archive, its own classes).
+fn rebuilds_data(module: &str, name: &str, torchscript: bool) -> bool {
+    match module {
         "torch._utils" => name.starts_with("_rebuild_"),
         "torch" => {
             name.ends_with("Storage")
@@ -967,11 +1048,6 @@ pub fn judge(module: &str, name: &str, torchscript: bool) -> (Risk, Option<&'sta
         "numpy.dtypes" => name.ends_with("DType"),
         "torch.jit._pickle" => torchscript,
         _ => torchscript && (module == "__torch__" || module.starts_with("__torch__.")),
-    };
-    if safe {
-        (Risk::None, None)
-    } else {
-        (Risk::Suspicious, None)
     }
 }
 

@@ -299,23 +299,7 @@ struct ZipCheckpoint {
 }
 
 fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
-    let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
-    let file_len = file.metadata().map_err(|e| ModelError::io(path, &e))?.len();
-    // The archive starts at the file's first byte, as torch (miniz) reads it. The zip crate's
-    // default guesses a start offset instead, from where the central directory would begin if it
-    // ended at the end-of-central-directory record; torch writes a ZIP64 record and locator (76
-    // bytes) in between, so whenever a central header happens to begin 76 bytes into the
-    // directory (an archive whose first name is 30 bytes long, such as a 21-character root's
-    // `data.pkl`) that guess is wrong and every header after it misread.
-    let config = zip::read::Config {
-        archive_offset: zip::read::ArchiveOffset::Known(0),
-    };
-    let mut zip = zip::ZipArchive::with_config(config, file).map_err(|e| {
-        ModelError::new(
-            path,
-            format!("not a readable zip archive (truncated or corrupt): {e}"),
-        )
-    })?;
+    let (mut zip, file_len) = open_archive(path)?;
     let names: Vec<String> = zip
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
@@ -335,7 +319,53 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
     let root = data_pkl.strip_suffix("data.pkl").unwrap_or("").to_string();
     let torchscript = names.iter().any(|n| n.starts_with(&format!("{root}code/")))
         || names.iter().any(|n| *n == format!("{root}constants.pkl"));
+    let storage_bytes = storage_sizes(path, &mut zip, &root, file_len)?;
+    let mut c = ZipCheckpoint {
+        zip,
+        names,
+        root,
+        torchscript,
+        storage_bytes,
+        walked: Walked::default(),
+        risk: Risk::None,
+        findings: Vec::new(),
+    };
+    let mut inflated = 0u64;
+    c.read_pickles(path, &data_pkl, &mut inflated)?;
+    c.scan_other_entries(path, &mut inflated)?;
+    Ok(c)
+}
 
+/// Opens a zip archive, and returns it with the file's length.
+fn open_archive(path: &Path) -> Result<(zip::ZipArchive<File>, u64), ModelError> {
+    let file = File::open(path).map_err(|e| ModelError::io(path, &e))?;
+    let file_len = file.metadata().map_err(|e| ModelError::io(path, &e))?.len();
+    // The archive starts at the file's first byte, as torch (miniz) reads it. The zip crate's
+    // default guesses a start offset instead, from where the central directory would begin if it
+    // ended at the end-of-central-directory record; torch writes a ZIP64 record and locator (76
+    // bytes) in between, so whenever a central header happens to begin 76 bytes into the
+    // directory (an archive whose first name is 30 bytes long, such as a 21-character root's
+    // `data.pkl`) that guess is wrong and every header after it misread.
+    let config = zip::read::Config {
+        archive_offset: zip::read::ArchiveOffset::Known(0),
+    };
+    let zip = zip::ZipArchive::with_config(config, file).map_err(|e| {
+        ModelError::new(
+            path,
+            format!("not a readable zip archive (truncated or corrupt): {e}"),
+        )
+    })?;
+    Ok((zip, file_len))
+}
+
+/// The declared size of each storage (`{root}data/{key}`) by key, after checking every entry's
+/// sizes against the file.
+fn storage_sizes(
+    path: &Path,
+    zip: &mut zip::ZipArchive<File>,
+    root: &str,
+    file_len: u64,
+) -> Result<HashMap<String, u64>, ModelError> {
     let mut storage_bytes = HashMap::new();
     for i in 0..zip.len() {
         let entry = zip
@@ -349,82 +379,98 @@ fn open_zip(path: &Path) -> Result<ZipCheckpoint, ModelError> {
             storage_bytes.insert(key.to_string(), entry.size());
         }
     }
+    Ok(storage_bytes)
+}
 
-    let mut risk = Risk::None;
-    let mut findings = Vec::new();
-    let mut walked = Walked::default();
-    let mut pickles: Vec<&String> = names.iter().filter(|n| n.ends_with(".pkl")).collect();
-    pickles.sort_by_key(|n| (*n != &data_pkl, (*n).clone()));
-    let mut inflated = 0u64;
-    for name in pickles {
-        let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
-        count_inflated(path, &mut inflated, &bytes)?;
-        let parsed = match pickle::parse(&bytes) {
-            Ok(p) => p,
-            Err(e) if *name == data_pkl => {
-                return Err(ModelError::new(path, format!("{name}: {e}")))
-            }
-            Err(e) => {
-                risk = risk.max(Risk::Suspicious);
-                findings.push(format!("{name}: not a readable pickle ({e})"));
-                continue;
-            }
-        };
-        let (r, f) = pickle::findings(&parsed, torchscript, name);
-        risk = risk.max(r);
-        findings.extend(f);
-        if *name == data_pkl || name.ends_with("constants.pkl") {
-            let w = walk(&parsed.value);
-            let prefix = if *name == data_pkl { "" } else { "constants" };
-            for mut t in w.tensors {
-                if !prefix.is_empty() {
-                    t.name = join(prefix, &t.name);
+impl ZipCheckpoint {
+    /// Reads and judges every `.pkl` entry, `data_pkl` first; the tensors of `data_pkl` and of
+    /// `constants.pkl` are walked. Only `data_pkl` must be a readable pickle.
+    fn read_pickles(
+        &mut self,
+        path: &Path,
+        data_pkl: &str,
+        inflated: &mut u64,
+    ) -> Result<(), ModelError> {
+        let mut pickles: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| n.ends_with(".pkl"))
+            .cloned()
+            .collect();
+        pickles.sort_by_key(|n| (n != data_pkl, n.clone()));
+        for name in &pickles {
+            let bytes = read_entry(path, &mut self.zip, name, MAX_PICKLE)?;
+            count_inflated(path, inflated, &bytes)?;
+            let parsed = match pickle::parse(&bytes) {
+                Ok(p) => p,
+                Err(e) if name == data_pkl => {
+                    return Err(ModelError::new(path, format!("{name}: {e}")))
                 }
-                walked.tensors.push(t);
-            }
-            if *name == data_pkl {
-                walked.scalars = w.scalars;
-            }
-        }
-    }
-    // Other entries that hold a pickle (a nested checkpoint, a payload) are scanned too.
-    // Only the first two bytes are inflated to tell.
-    for name in names
-        .iter()
-        .filter(|n| !n.ends_with(".pkl") && !n.starts_with(&format!("{root}data/")))
-    {
-        let mut head = Vec::with_capacity(2);
-        zip.by_name(name)
-            .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?
-            .take(2)
-            .read_to_end(&mut head)
-            .map_err(|e| {
-                ModelError::new(
-                    path,
-                    format!("{name} unreadable (truncated or corrupt archive): {e}"),
-                )
-            })?;
-        if head.len() == 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
-            let bytes = read_entry(path, &mut zip, name, MAX_PICKLE)?;
-            count_inflated(path, &mut inflated, &bytes)?;
-            if let Ok(parsed) = pickle::parse(&bytes) {
-                let (r, f) = pickle::findings(&parsed, torchscript, name);
-                risk = risk.max(r);
-                findings.extend(f);
+                Err(e) => {
+                    self.risk = self.risk.max(Risk::Suspicious);
+                    self.findings
+                        .push(format!("{name}: not a readable pickle ({e})"));
+                    continue;
+                }
+            };
+            self.judge(&parsed, name);
+            if name == data_pkl || name.ends_with("constants.pkl") {
+                let w = walk(&parsed.value);
+                let prefix = if name == data_pkl { "" } else { "constants" };
+                for mut t in w.tensors {
+                    if !prefix.is_empty() {
+                        t.name = join(prefix, &t.name);
+                    }
+                    self.walked.tensors.push(t);
+                }
+                if name == data_pkl {
+                    self.walked.scalars = w.scalars;
+                }
             }
         }
+        Ok(())
     }
 
-    Ok(ZipCheckpoint {
-        zip,
-        names,
-        root,
-        torchscript,
-        storage_bytes,
-        walked,
-        risk,
-        findings,
-    })
+    /// Scans the other entries that hold a pickle (a nested checkpoint, a payload) too; only the
+    /// first two bytes of each are inflated to tell.
+    fn scan_other_entries(&mut self, path: &Path, inflated: &mut u64) -> Result<(), ModelError> {
+        let data = format!("{}data/", self.root);
+        let others: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| !n.ends_with(".pkl") && !n.starts_with(&data))
+            .cloned()
+            .collect();
+        for name in &others {
+            let mut head = Vec::with_capacity(2);
+            self.zip
+                .by_name(name)
+                .map_err(|e| ModelError::new(path, format!("{name}: {e}")))?
+                .take(2)
+                .read_to_end(&mut head)
+                .map_err(|e| {
+                    ModelError::new(
+                        path,
+                        format!("{name} unreadable (truncated or corrupt archive): {e}"),
+                    )
+                })?;
+            if head.len() == 2 && head[0] == 0x80 && (2..=5).contains(&head[1]) {
+                let bytes = read_entry(path, &mut self.zip, name, MAX_PICKLE)?;
+                count_inflated(path, inflated, &bytes)?;
+                if let Ok(parsed) = pickle::parse(&bytes) {
+                    self.judge(&parsed, name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds what the globals of pickle `name` risk to the archive's findings.
+    fn judge(&mut self, parsed: &pickle::Parsed, name: &str) {
+        let (r, f) = pickle::findings(parsed, self.torchscript, name);
+        self.risk = self.risk.max(r);
+        self.findings.extend(f);
+    }
 }
 
 pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
@@ -875,20 +921,21 @@ fn available_memory() -> Option<u64> {
     kb.checked_mul(1024)
 }
 
-/// Every tensor of a PyTorch state_dict or checkpoint (zip or legacy), read without running the
-/// pickle (a TorchScript module's parameters too). Refuses unsafe pickles.
-pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
-    let head = super::read_head(path)?;
-    let mut torchscript = false;
-    // Reads the first `n` bytes of a storage (all of it when it is shorter) by its key.
-    type Storage<'a> = Box<dyn FnMut(&str, u64) -> Result<Vec<u8>, ModelError> + 'a>;
-    let (walked, mut storage): (Walked, Storage<'_>) = match super::sniff(&head) {
+/// Reads the first `n` bytes of a storage (all of it when it is shorter) by its key.
+type Storage<'a> = Box<dyn FnMut(&str, u64) -> Result<Vec<u8>, ModelError> + 'a>;
+
+/// The tensors a checkpoint's pickle names and a reader of its storages, refusing unsafe
+/// pickles; and whether it is a TorchScript archive.
+fn open_storages<'a>(
+    path: &'a Path,
+    head: &[u8],
+) -> Result<(Walked, Storage<'a>, bool), ModelError> {
+    match super::sniff(head) {
         super::Sniffed::Zip => {
             let c = open_zip(path)?;
-            torchscript = c.torchscript;
             refuse_unsafe(path, c.risk, &c.findings)?;
             let (mut zip, root) = (c.zip, c.root);
-            (
+            Ok((
                 c.walked,
                 Box::new(move |key: &str, n: u64| {
                     read_entry_prefix(
@@ -899,17 +946,16 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
                         Some(n),
                     )
                 }),
-            )
+                c.torchscript,
+            ))
         }
         super::Sniffed::LegacyPickle => {
             let map = super::map_file(path)?;
             match open_legacy(path, &map)? {
-                Legacy::Plain(_) => {
-                    return Err(ModelError::new(
-                        path,
-                        "a plain pickle, not a torch.save state_dict",
-                    ))
-                }
+                Legacy::Plain(_) => Err(ModelError::new(
+                    path,
+                    "a plain pickle, not a torch.save state_dict",
+                )),
                 Legacy::Torch {
                     walked,
                     storages,
@@ -917,7 +963,7 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
                     findings,
                 } => {
                     refuse_unsafe(path, risk, &findings)?;
-                    (
+                    Ok((
                         walked,
                         Box::new(move |key: &str, n: u64| {
                             let (off, len) = storages.get(key).copied().ok_or_else(|| {
@@ -925,19 +971,31 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
                             })?;
                             Ok(map[off..off + len.min(n) as usize].to_vec())
                         }),
-                    )
+                        false,
+                    ))
                 }
             }
         }
-        _ => return Err(ModelError::new(path, "not a PyTorch checkpoint")),
-    };
-    let nested_key = nested_key(walked.tensors.iter().map(|t| t.name.as_str()));
+        _ => Err(ModelError::new(path, "not a PyTorch checkpoint")),
+    }
+}
+
+/// What is read of each storage, by key.
+struct Needs<'w> {
+    /// The bytes its tensors reach.
+    bytes: HashMap<&'w str, u64>,
+    /// How many tensors view it.
+    uses: HashMap<&'w str, usize>,
+}
+
+/// What is read of each storage; refuses tensors that cannot all fit in the memory available.
+fn storage_needs<'w>(path: &Path, tensors: &'w [FoundTensor]) -> Result<Needs<'w>, ModelError> {
     // Of each storage only the bytes its tensors reach are read, and all of it must fit in memory
     // before anything is inflated: a storage's declared size alone is no reason to allocate.
     let mut need: HashMap<&str, u64> = HashMap::new();
     let mut uses: HashMap<&str, usize> = HashMap::new();
     let mut total = 0u64;
-    for t in &walked.tensors {
+    for t in tensors {
         let numel = super::checked_numel(path, &t.name, &t.shape)?;
         let end = extent(t).ok_or_else(|| {
             ModelError::new(
@@ -960,6 +1018,19 @@ pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
             format!("its tensors need {total} bytes in memory, more than the {free} available"),
         ));
     }
+    Ok(Needs { bytes: need, uses })
+}
+
+/// Every tensor of a PyTorch state_dict or checkpoint (zip or legacy), read without running the
+/// pickle (a TorchScript module's parameters too). Refuses unsafe pickles.
+pub fn read_tensors(path: &Path) -> Result<Checkpoint, ModelError> {
+    let head = super::read_head(path)?;
+    let (walked, mut storage, torchscript) = open_storages(path, &head)?;
+    let nested_key = nested_key(walked.tensors.iter().map(|t| t.name.as_str()));
+    let Needs {
+        bytes: need,
+        mut uses,
+    } = storage_needs(path, &walked.tensors)?;
     let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::with_capacity(walked.tensors.len());
     for t in &walked.tensors {
