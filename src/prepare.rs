@@ -17,14 +17,18 @@
 //! Conditions and shapes are found by tract's own analysis of the part of the graph that leads
 //! to them. Each rewrite is recorded: the node, what changed, and why.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::{Factoid, InferenceOp};
 
-use crate::backends::Named;
+use crate::backends::{Device, Named};
+use crate::check::compare::Comparison;
+use crate::error::{ExpectedError, ModelError};
 use crate::model::dtype::DType;
+use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
 
 /// One change to the graph.
@@ -125,29 +129,7 @@ pub fn prepare(
     let mut rewrites = Vec::new();
     pin_inputs(graph, pins, &mut rewrites)?;
     if pins.drop_annotations {
-        let n = graph.value_info.len();
-        graph.value_info.clear();
-        let mut outputs = 0;
-        for o in graph.output.iter_mut() {
-            if let Some(pb::type_proto::Value::TensorType(t)) =
-                o.r#type.as_mut().and_then(|t| t.value.as_mut())
-            {
-                outputs += t.shape.take().is_some() as usize;
-            }
-        }
-        if n + outputs > 0 {
-            let plural =
-                |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
-            rewrites.push(Rewrite::new(
-                &graph.name,
-                "graph",
-                format!(
-                    "dropped the recorded shapes (value_info) of {} and {}: they contradict the input shapes",
-                    plural(n, "intermediate value"),
-                    plural(outputs, "output")
-                ),
-            ));
-        }
+        drop_annotations(graph, &mut rewrites);
     }
     // Each round settles what the analysis of the graph as it stands can settle; a folded If can
     // make the conditions and shapes after it constant, hence the rounds.
@@ -157,66 +139,160 @@ pub fn prepare(
             break;
         }
         let facts = analyse(graph, &opsets, dir, &targets)?;
-        let mut changed = false;
-        let mut k = 0;
-        while k < graph.node.len() {
-            let node = &graph.node[k];
-            if is_if(node) {
-                if let Some(Known::Bool(cond)) = node.input.first().and_then(|c| facts.get(c)) {
-                    let why = because(graph, &node.input[0], pins);
-                    let added = fold_if(graph, k, *cond, &why, &mut rewrites)?;
-                    k += added;
-                    changed = true;
-                    continue;
-                }
-            } else if let Some(i) = scalar_operands(node, opset).iter().copied().find(|&i| {
-                node.input.get(i).and_then(|x| facts.get(x)) == Some(&Known::Shape(vec![1]))
-            }) {
-                rewrites.push(Rewrite::new(
-                    &name_of(node),
-                    &node.op_type,
-                    format!(
-                        "made operand {i} (`{}`) of {} `{}` a scalar: it is a one-element tensor of shape [1] where the operator takes a scalar",
-                        node.input[i],
-                        node.op_type,
-                        name_of(node)
-                    ),
-                ));
-                reshape_to_scalar(graph, k, i);
-                // Past the Reshape inserted and the node itself.
-                k += 2;
-                changed = true;
-                continue;
-            } else if is_implicit_squeeze(node, opset) {
-                if let Some(Known::Shape(shape)) = node.input.first().and_then(|i| facts.get(i)) {
-                    let axes: Vec<i64> = (0..shape.len() as i64)
-                        .filter(|&a| shape[a as usize] == 1)
-                        .collect();
-                    rewrites.push(Rewrite::new(
-                        &name_of(node),
-                        &node.op_type,
-                        format!(
-                            "wrote axes {axes:?} into Squeeze `{}` (opset {opset} leaves them implicit; its input is {shape:?})",
-                            name_of(node)
-                        ),
-                    ));
-                    graph.node[k].attribute.push(pb::AttributeProto {
-                        name: "axes".into(),
-                        r#type: pb::attribute_proto::AttributeType::Ints as i32,
-                        ints: axes,
-                        ..Default::default()
-                    });
-                    changed = true;
-                }
-            }
-            k += 1;
-        }
-        if !changed {
+        if !rewrite_round(graph, opset, &facts, pins, &mut rewrites)? {
             break;
         }
     }
     node_names(graph, &mut rewrites);
     Ok(rewrites)
+}
+
+/// Drops the recorded shapes of intermediate values (`value_info`) and outputs, recorded when
+/// there were any.
+fn drop_annotations(graph: &mut pb::GraphProto, rewrites: &mut Vec<Rewrite>) {
+    let n = graph.value_info.len();
+    graph.value_info.clear();
+    let mut outputs = 0;
+    for o in graph.output.iter_mut() {
+        if let Some(pb::type_proto::Value::TensorType(t)) =
+            o.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            outputs += t.shape.take().is_some() as usize;
+        }
+    }
+    if n + outputs > 0 {
+        let plural = |k: usize, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
+        rewrites.push(Rewrite::new(
+            &graph.name,
+            "graph",
+            format!(
+                "dropped the recorded shapes (value_info) of {} and {}: they contradict the input shapes",
+                plural(n, "intermediate value"),
+                plural(outputs, "output")
+            ),
+        ));
+    }
+}
+
+/// One pass over the nodes with what the analysis settled: each `If` of known condition folded,
+/// each scalar operand known to be of shape [1] made a scalar, each implicit `Squeeze` of known
+/// input shape given its axes. Returns whether anything changed.
+fn rewrite_round(
+    graph: &mut pb::GraphProto,
+    opset: i64,
+    facts: &HashMap<String, Known>,
+    pins: &Pins,
+    rewrites: &mut Vec<Rewrite>,
+) -> Result<bool, String> {
+    let mut changed = false;
+    let mut k = 0;
+    while k < graph.node.len() {
+        let node = &graph.node[k];
+        // How many nodes the rewrite leaves at `k` (the round goes on past them), if it made one.
+        let step = if is_if(node) {
+            fold_known_if(graph, k, facts, pins, rewrites)?
+        } else if let Some(i) = one_element_operand(node, opset, facts) {
+            Some(make_scalar(graph, k, i, rewrites))
+        } else if is_implicit_squeeze(node, opset) {
+            write_squeeze_axes(graph, k, opset, facts, rewrites)
+        } else {
+            None
+        };
+        match step {
+            Some(n) => {
+                k += n;
+                changed = true;
+            }
+            None => k += 1,
+        }
+    }
+    Ok(changed)
+}
+
+/// Folds the `If` at `k` when the analysis settled its condition; returns how many nodes now
+/// stand where it stood.
+fn fold_known_if(
+    graph: &mut pb::GraphProto,
+    k: usize,
+    facts: &HashMap<String, Known>,
+    pins: &Pins,
+    rewrites: &mut Vec<Rewrite>,
+) -> Result<Option<usize>, String> {
+    let node = &graph.node[k];
+    let Some(&Known::Bool(cond)) = node.input.first().and_then(|c| facts.get(c)) else {
+        return Ok(None);
+    };
+    let why = because(graph, &node.input[0], pins);
+    fold_if(graph, k, cond, &why, rewrites).map(Some)
+}
+
+/// The first scalar operand of `node` that the analysis found to be a one-element tensor of
+/// shape [1].
+fn one_element_operand(
+    node: &pb::NodeProto,
+    opset: i64,
+    facts: &HashMap<String, Known>,
+) -> Option<usize> {
+    scalar_operands(node, opset)
+        .iter()
+        .copied()
+        .find(|&i| node.input.get(i).and_then(|x| facts.get(x)) == Some(&Known::Shape(vec![1])))
+}
+
+/// Makes operand `i` of the node at `k` a scalar, recorded; returns 2 (the Reshape inserted and
+/// the node itself).
+fn make_scalar(
+    graph: &mut pb::GraphProto,
+    k: usize,
+    i: usize,
+    rewrites: &mut Vec<Rewrite>,
+) -> usize {
+    let node = &graph.node[k];
+    rewrites.push(Rewrite::new(
+        &name_of(node),
+        &node.op_type,
+        format!(
+            "made operand {i} (`{}`) of {} `{}` a scalar: it is a one-element tensor of shape [1] where the operator takes a scalar",
+            node.input[i],
+            node.op_type,
+            name_of(node)
+        ),
+    ));
+    reshape_to_scalar(graph, k, i);
+    2
+}
+
+/// Writes into the implicit `Squeeze` at `k` the axes its input's known shape implies
+/// (its unit dimensions), recorded; returns 1 when it did.
+fn write_squeeze_axes(
+    graph: &mut pb::GraphProto,
+    k: usize,
+    opset: i64,
+    facts: &HashMap<String, Known>,
+    rewrites: &mut Vec<Rewrite>,
+) -> Option<usize> {
+    let node = &graph.node[k];
+    let Some(Known::Shape(shape)) = node.input.first().and_then(|i| facts.get(i)) else {
+        return None;
+    };
+    let axes: Vec<i64> = (0..shape.len() as i64)
+        .filter(|&a| shape[a as usize] == 1)
+        .collect();
+    rewrites.push(Rewrite::new(
+        &name_of(node),
+        &node.op_type,
+        format!(
+            "wrote axes {axes:?} into Squeeze `{}` (opset {opset} leaves them implicit; its input is {shape:?})",
+            name_of(node)
+        ),
+    ));
+    graph.node[k].attribute.push(pb::AttributeProto {
+        name: "axes".into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: axes,
+        ..Default::default()
+    });
+    Some(1)
 }
 
 /// The default ONNX operator set (`""` or its long name).
@@ -590,8 +666,44 @@ fn fold_if(
             node.output.len()
         ));
     }
-    // Names defined outside the branch (in the graph and every subgraph in it), which its own
-    // definitions must not take.
+    let renamed = branch_renames(graph, &node, &branch, &who, which);
+    rename_in_branch(&mut branch, &renamed, &who, which);
+    graph.initializer.append(&mut branch.initializer);
+    graph
+        .sparse_initializer
+        .append(&mut branch.sparse_initializer);
+    let mut nodes = branch.node;
+    for (from, to) in branch.output.iter().zip(&node.output) {
+        nodes.push(pb::NodeProto {
+            name: format!("{who}/{which}/output/{to}"),
+            op_type: "Identity".into(),
+            input: vec![from.name.clone()],
+            output: vec![to.clone()],
+            ..Default::default()
+        });
+    }
+    let added = nodes.len();
+    rewrites.push(Rewrite::new(
+        &who,
+        "If",
+        format!(
+            "folded If `{who}` to its {} branch ({why})",
+            if cond { "then" } else { "else" }
+        ),
+    ));
+    graph.node.splice(k..k, nodes);
+    Ok(added)
+}
+
+/// New names for what the branch `which` of the `If` node `who` defines that is defined outside
+/// it already (in the graph and every subgraph in it, the node's outputs included).
+fn branch_renames(
+    graph: &pb::GraphProto,
+    node: &pb::NodeProto,
+    branch: &pb::GraphProto,
+    who: &str,
+    which: &str,
+) -> HashMap<String, String> {
     let mut taken = HashSet::new();
     defined_in(graph, &mut taken);
     taken.extend(node.output.iter().cloned());
@@ -623,6 +735,17 @@ fn fold_if(
             taken.insert(name);
         }
     }
+    renamed
+}
+
+/// Applies [`branch_renames`] throughout the branch (definitions, uses, outputs), and prefixes
+/// its node names with the `If`'s.
+fn rename_in_branch(
+    branch: &mut pb::GraphProto,
+    renamed: &HashMap<String, String>,
+    who: &str,
+    which: &str,
+) {
     let rename = |s: &mut String| {
         if let Some(r) = renamed.get(s.as_str()) {
             *s = r.clone();
@@ -637,7 +760,7 @@ fn fold_if(
         }
     }
     for n in branch.node.iter_mut() {
-        rename_uses(n, &renamed);
+        rename_uses(n, renamed);
         n.output.iter_mut().for_each(rename);
         // Node names share one namespace with tensor names in tract: the branch's get a prefix.
         if !n.name.is_empty() {
@@ -647,31 +770,6 @@ fn fold_if(
     for o in branch.output.iter_mut() {
         rename(&mut o.name);
     }
-    graph.initializer.append(&mut branch.initializer);
-    graph
-        .sparse_initializer
-        .append(&mut branch.sparse_initializer);
-    let mut nodes = branch.node;
-    for (from, to) in branch.output.iter().zip(&node.output) {
-        nodes.push(pb::NodeProto {
-            name: format!("{who}/{which}/output/{to}"),
-            op_type: "Identity".into(),
-            input: vec![from.name.clone()],
-            output: vec![to.clone()],
-            ..Default::default()
-        });
-    }
-    let added = nodes.len();
-    rewrites.push(Rewrite::new(
-        &who,
-        "If",
-        format!(
-            "folded If `{who}` to its {} branch ({why})",
-            if cond { "then" } else { "else" }
-        ),
-    ));
-    graph.node.splice(k..k, nodes);
-    Ok(added)
 }
 
 /// Renames the uses of names in a node and in the subgraphs inside it; a subgraph that defines a
@@ -787,14 +885,67 @@ pub struct Prepared {
 /// Prepares an ONNX model for tract and writes it (external data inlined, so that the file stands
 /// alone); proves on the data it was prepared for that tract loads it as it is and that it computes
 /// what the original computes (on ONNX Runtime when it is available).
-pub fn for_tract(
-    input: &std::path::Path,
-    output: &std::path::Path,
-    opts: &ForTract,
-) -> Result<Prepared, crate::error::ExpectedError> {
-    use crate::backends::{Backend, Device};
-    use crate::error::{ExpectedError, ModelError};
-    use prost::Message;
+pub fn for_tract(input: &Path, output: &Path, opts: &ForTract) -> Result<Prepared, ExpectedError> {
+    refuse_output(input, output, opts.force)?;
+    let info = crate::model::inspect(input)?;
+    crate::model::refuse_outside(&info)?;
+    let (proto, inlined) = read_onnx(input, &info)?;
+    let Data {
+        inputs: data,
+        constant,
+        notes: data_notes,
+    } = data_for(input, &info, opts)?;
+    let scratch = tempfile::tempdir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
+    let tmp = scratch.path().join("prepared.onnx");
+    let (tries, held_back) = attempts(proto.graph.as_ref(), &data, &constant, opts);
+    let job = Preparation {
+        input,
+        info: &info,
+        proto: &proto,
+        data: &data,
+        tmp: &tmp,
+    };
+    let loaded = job
+        .first_loadable(&tries)?
+        .map_err(|last| model_error(input, cannot_load(&last, &held_back, &data_notes)))?;
+    let (comparisons, notes) = job.compare_with_original(&loaded, opts.ort_lib)?;
+    if let Some(c) = comparisons.iter().find(|c| !c.pass) {
+        return Err(model_error(
+            input,
+            format!(
+                "the prepared model does not compute what the original does: {} vs {} `{}`: {}; nothing written",
+                c.left,
+                c.right,
+                c.output,
+                c.summary()
+            ),
+        ));
+    }
+    let Loadable {
+        mut rewrites,
+        encoded,
+        ..
+    } = loaded;
+    rewrites.extend(inlined_rewrites(inlined));
+    crate::util::write_all_or_nothing(&[(output.to_path_buf(), encoded.clone())])?;
+    Ok(Prepared {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        rewrites,
+        comparisons,
+        notes,
+        bytes: encoded.len() as u64,
+    })
+}
+
+/// The error of a model `for_tract` cannot prepare.
+fn model_error(input: &Path, message: String) -> ExpectedError {
+    ExpectedError::Model(ModelError::new(input, message))
+}
+
+/// Refuses an output `for_tract` must not write: not named `.onnx`, already there (without
+/// `--force`), or the input itself.
+fn refuse_output(input: &Path, output: &Path, force: bool) -> Result<(), ExpectedError> {
     let usage = ExpectedError::Usage;
     if output.extension().is_none_or(|e| e != "onnx") {
         return Err(usage(format!(
@@ -802,7 +953,7 @@ pub fn for_tract(
             output.display()
         )));
     }
-    if output.exists() && !opts.force {
+    if output.exists() && !force {
         return Err(usage(format!(
             "{} exists; pass --force to replace it",
             output.display()
@@ -814,9 +965,16 @@ pub fn for_tract(
             output.display()
         )));
     }
-    let info = crate::model::inspect(input)?;
-    crate::model::refuse_outside(&info)?;
-    let bad = |m: String| ExpectedError::Model(ModelError::new(input, m));
+    Ok(())
+}
+
+/// The model's graph with its external data inlined, and the bytes inlined per file.
+fn read_onnx(
+    input: &Path,
+    info: &ModelInfo,
+) -> Result<(pb::ModelProto, BTreeMap<String, u64>), ExpectedError> {
+    use prost::Message;
+    let bad = |m: String| model_error(input, m);
     if info.format != crate::model::Format::Onnx {
         return Err(bad(format!(
             "`--for tract` prepares ONNX models; this is {}",
@@ -838,51 +996,81 @@ pub fn for_tract(
         .ok_or_else(|| {
             bad("more than 2 GiB of external data: an ONNX file cannot hold it inline".into())
         })?;
+    Ok((proto, inlined))
+}
 
-    // The data: the first data set check would use, with --const values in place.
-    let (sets, data_notes) = crate::check::inputs::signature(&info, None, &opts.inputs)
+/// The data a graph is prepared for.
+struct Data {
+    /// The first data set `check` would use, with the `--const` values in place.
+    inputs: Vec<Named>,
+    /// The inputs `--const` made constants.
+    constant: Vec<usize>,
+    /// How the data was made (symbolic dimensions defaulted …).
+    notes: Vec<String>,
+}
+
+/// The data to prepare for ([`Data`]).
+fn data_for(input: &Path, info: &ModelInfo, opts: &ForTract) -> Result<Data, ExpectedError> {
+    let bad = |m: String| model_error(input, m);
+    let (sets, notes) = crate::check::inputs::signature(info, None, &opts.inputs)
         .and_then(|(info, o)| crate::check::inputs::data_sets(input, &info, &o))
         .map_err(bad)?;
-    let mut data = sets
+    let mut inputs = sets
         .into_iter()
         .next()
         .ok_or_else(|| bad("no input data".into()))?
         .inputs;
     let mut constant = Vec::new();
     for (name, value) in &opts.consts {
-        let k = data.iter().position(|(n, _)| n == name).ok_or_else(|| {
-            let names: Vec<&str> = data.iter().map(|(n, _)| n.as_str()).collect();
-            usage(format!(
-                "--const {name}: the model has no input `{name}` (it has: {})",
-                names.join(", ")
-            ))
-        })?;
-        let was = &data[k].1;
-        if was.numel() != 1 {
-            return Err(usage(format!(
-                "--const {name}: `{name}` takes {} values of shape {:?}; --const sets a single value (use --input for tensors)",
-                was.numel(),
-                was.shape
-            )));
-        }
-        let number: f64 = value
-            .parse()
-            .map_err(|_| usage(format!("--const {name}={value}: not a number")))?;
-        let json =
-            serde_json::json!({"dtype": was.dtype_name(), "shape": was.shape, "data": [number]});
-        data[k].1 = crate::check::inputs::tensor_from_json(json.to_string().as_bytes())
-            .map_err(|e| usage(format!("--const {name}={value}: {e}")))?;
-        constant.push(k);
+        constant.push(set_const(&mut inputs, name, value)?);
     }
+    Ok(Data {
+        inputs,
+        constant,
+        notes,
+    })
+}
 
-    // As the check does: the given constants first, then the integer, boolean and scalar inputs
-    // too when tract still cannot load it.
-    let dir = crate::backends::tract::dir_of(input);
-    let scratch = tempfile::tempdir().map_err(|e| usage(e.to_string()))?;
-    let tmp = scratch.path().join("prepared.onnx");
-    let tract = crate::backends::tract::Tract;
-    // The fewest changes that work: annotations kept, then dropped; the given constants, then the
-    // integer, boolean and scalar inputs too.
+/// `--const NAME=VALUE`: input `name` of the data set to that single value; returns its position.
+fn set_const(data: &mut [Named], name: &str, value: &str) -> Result<usize, ExpectedError> {
+    let usage = ExpectedError::Usage;
+    let k = data.iter().position(|(n, _)| n == name).ok_or_else(|| {
+        let names: Vec<&str> = data.iter().map(|(n, _)| n.as_str()).collect();
+        usage(format!(
+            "--const {name}: the model has no input `{name}` (it has: {})",
+            names.join(", ")
+        ))
+    })?;
+    let was = &data[k].1;
+    if was.numel() != 1 {
+        return Err(usage(format!(
+            "--const {name}: `{name}` takes {} values of shape {:?}; --const sets a single value (use --input for tensors)",
+            was.numel(),
+            was.shape
+        )));
+    }
+    let number: f64 = value
+        .parse()
+        .map_err(|_| usage(format!("--const {name}={value}: not a number")))?;
+    let json = serde_json::json!({"dtype": was.dtype_name(), "shape": was.shape, "data": [number]});
+    data[k].1 = crate::check::inputs::tensor_from_json(json.to_string().as_bytes())
+        .map_err(|e| usage(format!("--const {name}={value}: {e}")))?;
+    Ok(k)
+}
+
+/// One way of preparing the graph: the inputs that become constants and whether the recorded
+/// shapes are dropped ([`Pins`]); `None`: the graph as it is (its node names made unique).
+type Attempt = Option<(Vec<usize>, bool)>;
+
+/// The ways to try, fewest changes first, as the check does: annotations kept, then dropped; the
+/// given constants, then the integer, boolean and scalar inputs too. Also the inputs held back
+/// from those because their values were not given (for the hint when nothing loads).
+fn attempts<'d>(
+    graph: Option<&pb::GraphProto>,
+    data: &'d [Named],
+    constant: &[usize],
+    opts: &ForTract,
+) -> (Vec<Attempt>, Vec<&'d str>) {
     // Inputs fixed for a shipped model must hold the user's values, not synthetic ones.
     let given = |k: &usize| {
         !opts.only_given_constants
@@ -892,8 +1080,8 @@ pub fn for_tract(
                 | crate::check::inputs::InputArg::Value(n, _) => *n == data[*k].0,
             })
     };
-    let mut more: Vec<usize> = constant.clone();
-    let candidates: Vec<usize> = constant_candidates(proto.graph.as_ref(), &data)
+    let mut more: Vec<usize> = constant.to_vec();
+    let candidates: Vec<usize> = constant_candidates(graph, data)
         .into_iter()
         .filter(|k| !constant.contains(k))
         .collect();
@@ -912,164 +1100,221 @@ pub fn for_tract(
         tries.push(None);
     }
     tries.extend([
-        Some((constant.clone(), false)),
-        Some((constant.clone(), true)),
+        Some((constant.to_vec(), false)),
+        Some((constant.to_vec(), true)),
     ]);
     if more.len() > constant.len() {
         tries.push(Some((more.clone(), false)));
         tries.push(Some((more, true)));
     }
-    let mut last = String::new();
-    let mut done = None;
-    let as_is: Vec<usize> = vec![];
-    for attempt in &tries {
-        let mut prepared = proto.clone();
-        let (constant, rewrites) = match attempt {
+    (tries, held_back)
+}
+
+/// Why nothing tract loads came of the attempts: the last one's reason, and hints at what the
+/// user may give.
+fn cannot_load(last: &str, held_back: &[&str], data_notes: &[String]) -> String {
+    let hint = if held_back.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (it may need {} as constant{}: give {} value{} with --input)",
+            held_back
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if held_back.len() == 1 { "" } else { "s" },
+            if held_back.len() == 1 { "its" } else { "their" },
+            if held_back.len() == 1 { "" } else { "s" },
+        )
+    };
+    let dims = crate::check::inputs::defaulted_dims_hint(data_notes);
+    format!("tract cannot load it even prepared: {last}{hint}{dims}")
+}
+
+/// The inlining of external data, recorded (one rewrite per file).
+fn inlined_rewrites(inlined: BTreeMap<String, u64>) -> impl Iterator<Item = Rewrite> {
+    inlined.into_iter().map(|(location, n)| {
+        Rewrite::new(
+            &location,
+            "external data",
+            format!("inlined {n} bytes of external data from `{location}`, so that the file stands alone"),
+        )
+    })
+}
+
+/// What `for_tract`'s attempts and comparisons share: the original model, the data prepared for,
+/// and the scratch file each prepared graph is written to.
+struct Preparation<'a> {
+    input: &'a Path,
+    info: &'a ModelInfo,
+    /// The original's graph, external data inlined.
+    proto: &'a pb::ModelProto,
+    data: &'a [Named],
+    tmp: &'a Path,
+}
+
+/// A prepared graph that plain tract loads as it is, and what tract computed with it.
+struct Loadable {
+    rewrites: Vec<Rewrite>,
+    encoded: Vec<u8>,
+    /// The data without the inputs that became constants.
+    fed: Vec<Named>,
+    /// The prepared graph's, as written at the scratch path.
+    info: ModelInfo,
+    outputs: Vec<Named>,
+}
+
+impl Preparation<'_> {
+    /// The first attempt whose graph tract loads and runs; else (inner `Err`) why the last one
+    /// failed.
+    fn first_loadable(&self, tries: &[Attempt]) -> Result<Result<Loadable, String>, ExpectedError> {
+        let mut last = String::new();
+        for attempt in tries {
+            let (prepared, constant, rewrites) = match self.prepared(attempt) {
+                Ok(p) => p,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            match self.load(&prepared, constant, rewrites)? {
+                Ok(loaded) => return Ok(Ok(loaded)),
+                Err(why) => last = why,
+            }
+        }
+        Ok(Err(last))
+    }
+
+    /// The graph prepared as the attempt says, the inputs it made constants, and its rewrites.
+    fn prepared<'t>(
+        &self,
+        attempt: &'t Attempt,
+    ) -> Result<(pb::ModelProto, &'t [usize], Vec<Rewrite>), String> {
+        let mut prepared = self.proto.clone();
+        match attempt {
             None => {
                 let mut renamed = vec![];
                 if let Some(g) = prepared.graph.as_mut() {
                     node_names(g, &mut renamed);
                 }
-                (&as_is, renamed)
+                Ok((prepared, &[], renamed))
             }
             Some((constant, drop_annotations)) => {
                 let pins = Pins {
-                    inputs: &data,
+                    inputs: self.data,
                     constant,
                     drop_annotations: *drop_annotations,
                 };
+                let dir = crate::backends::tract::dir_of(self.input);
                 // tract's analysis runs inside: a panic there is tract's, and this try's failure.
-                match crate::backends::guarded("tract", || prepare(&mut prepared, dir, &pins))
-                    .and_then(|r| r)
-                {
-                    Ok(r) => (constant, r),
-                    Err(e) => {
-                        last = e;
-                        continue;
-                    }
-                }
+                let rewrites =
+                    crate::backends::guarded("tract", || prepare(&mut prepared, dir, &pins))
+                        .and_then(|r| r)?;
+                Ok((prepared, constant, rewrites))
             }
-        };
+        }
+    }
+
+    /// The prepared graph written to the scratch file, loaded and run by plain tract on the data
+    /// (less the inputs made constants); else (inner `Err`) why tract did not take it as it is.
+    fn load(
+        &self,
+        prepared: &pb::ModelProto,
+        constant: &[usize],
+        rewrites: Vec<Rewrite>,
+    ) -> Result<Result<Loadable, String>, ExpectedError> {
+        use crate::backends::Backend;
+        use prost::Message;
         let encoded = prepared.encode_to_vec();
-        std::fs::write(&tmp, &encoded).map_err(|e| usage(e.to_string()))?;
-        let fed: Vec<crate::backends::Named> = data
+        std::fs::write(self.tmp, &encoded).map_err(|e| ExpectedError::Usage(e.to_string()))?;
+        let fed: Vec<Named> = self
+            .data
             .iter()
             .enumerate()
             .filter(|(k, _)| !constant.contains(k))
             .map(|(_, d)| d.clone())
             .collect();
-        let tmp_info = crate::model::inspect(&tmp).map_err(|e| bad(e.message))?;
+        let info =
+            crate::model::inspect(self.tmp).map_err(|e| model_error(self.input, e.message))?;
         // It must load as it is: the project that ships it runs plain tract.
         let ran = crate::backends::guarded("tract", || {
-            tract
-                .load(&tmp, &tmp_info, &fed, Device::Cpu)
+            crate::backends::tract::Tract
+                .load(self.tmp, &info, &fed, Device::Cpu)
                 .and_then(|(mut loaded, notes)| Ok((loaded.run(&fed)?, notes)))
         });
-        match ran {
-            Ok(Ok((outs, notes))) if notes.notes.is_empty() => {
-                done = Some((rewrites, encoded, fed, tmp_info, outs));
-                break;
-            }
-            Ok(Ok((_, notes))) => last = notes.notes.join("; "),
+        Ok(match ran {
+            Ok(Ok((outputs, notes))) if notes.notes.is_empty() => Ok(Loadable {
+                rewrites,
+                encoded,
+                fed,
+                info,
+                outputs,
+            }),
+            Ok(Ok((_, notes))) => Err(notes.notes.join("; ")),
             // tract's own retry on the prepared file says the same again.
-            Ok(Err(e)) => {
-                last = e
-                    .to_string()
-                    .split(" (and prepared: ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            }
-            Err(panicked) => last = panicked,
-        }
-    }
-    let (mut rewrites, encoded, fed, tmp_info, tract_outs) = done.ok_or_else(|| {
-        let hint = if held_back.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (it may need {} as constant{}: give {} value{} with --input)",
-                held_back
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if held_back.len() == 1 { "" } else { "s" },
-                if held_back.len() == 1 { "its" } else { "their" },
-                if held_back.len() == 1 { "" } else { "s" },
-            )
-        };
-        let dims = crate::check::inputs::defaulted_dims_hint(&data_notes);
-        bad(format!(
-            "tract cannot load it even prepared: {last}{hint}{dims}"
-        ))
-    })?;
-    for (location, n) in inlined {
-        rewrites.push(Rewrite::new(
-            &location,
-            "external data",
-            format!("inlined {n} bytes of external data from `{location}`, so that the file stands alone"),
-        ));
+            Ok(Err(e)) => Err(e
+                .to_string()
+                .split(" (and prepared: ")
+                .next()
+                .unwrap_or("")
+                .to_string()),
+            Err(panicked) => Err(panicked),
+        })
     }
 
-    // The same data on ONNX Runtime: the original, and the prepared graph, against it.
-    let mut comparisons = Vec::new();
-    let mut notes = Vec::new();
-    let tol = crate::check::compare::ToleranceArgs::default();
-    let ort = crate::backends::ort::Ort::new(opts.ort_lib);
-    match ort.availability() {
-        Err(why) => notes.push(format!(
-            "not compared with the original: ONNX Runtime is not available here ({why})"
-        )),
-        Ok(_) => {
-            let run = |path: &std::path::Path,
-                       info: &crate::model::ModelInfo,
-                       inputs: &[crate::backends::Named]| {
-                ort.load(path, info, inputs, Device::Cpu)
-                    .and_then(|(mut l, _)| l.run(inputs))
-                    .map_err(|e| e.to_string())
-            };
-            let original = run(input, &info, &data).map_err(|e| {
-                bad(format!(
-                    "ONNX Runtime cannot run the original on this data: {e}"
-                ))
-            })?;
-            let prepared = run(&tmp, &tmp_info, &fed)
-                .map_err(|e| bad(format!("ONNX Runtime cannot run the prepared model: {e}")))?;
-            crate::check::compare_sets(
-                &mut comparisons,
-                ("tract prepared", &tract_outs),
-                ("ort original", &original),
-                "prepared data",
-                &tol,
-            );
-            crate::check::compare_sets(
-                &mut comparisons,
-                ("ort prepared", &prepared),
-                ("ort original", &original),
-                "prepared data",
-                &tol,
-            );
+    /// The same data on ONNX Runtime: the original, and the prepared graph (on tract and on ONNX
+    /// Runtime) against it; a note instead when ONNX Runtime is not available.
+    fn compare_with_original(
+        &self,
+        loaded: &Loadable,
+        ort_lib: Option<&Path>,
+    ) -> Result<(Vec<Comparison>, Vec<String>), ExpectedError> {
+        use crate::backends::Backend;
+        let mut comparisons = Vec::new();
+        let mut notes = Vec::new();
+        let tol = crate::check::compare::ToleranceArgs::default();
+        let ort = crate::backends::ort::Ort::new(ort_lib);
+        match ort.availability() {
+            Err(why) => notes.push(format!(
+                "not compared with the original: ONNX Runtime is not available here ({why})"
+            )),
+            Ok(_) => {
+                let run = |path: &Path, info: &ModelInfo, inputs: &[Named]| {
+                    ort.load(path, info, inputs, Device::Cpu)
+                        .and_then(|(mut l, _)| l.run(inputs))
+                        .map_err(|e| e.to_string())
+                };
+                let original = run(self.input, self.info, self.data).map_err(|e| {
+                    model_error(
+                        self.input,
+                        format!("ONNX Runtime cannot run the original on this data: {e}"),
+                    )
+                })?;
+                let prepared = run(self.tmp, &loaded.info, &loaded.fed).map_err(|e| {
+                    model_error(
+                        self.input,
+                        format!("ONNX Runtime cannot run the prepared model: {e}"),
+                    )
+                })?;
+                crate::check::compare_sets(
+                    &mut comparisons,
+                    ("tract prepared", &loaded.outputs),
+                    ("ort original", &original),
+                    "prepared data",
+                    &tol,
+                );
+                crate::check::compare_sets(
+                    &mut comparisons,
+                    ("ort prepared", &prepared),
+                    ("ort original", &original),
+                    "prepared data",
+                    &tol,
+                );
+            }
         }
+        Ok((comparisons, notes))
     }
-    if let Some(c) = comparisons.iter().find(|c| !c.pass) {
-        return Err(bad(format!(
-            "the prepared model does not compute what the original does: {} vs {} `{}`: {}; nothing written",
-            c.left,
-            c.right,
-            c.output,
-            c.summary()
-        )));
-    }
-    crate::util::write_all_or_nothing(&[(output.to_path_buf(), encoded.clone())])?;
-    Ok(Prepared {
-        input: input.display().to_string(),
-        output: output.display().to_string(),
-        rewrites,
-        comparisons,
-        notes,
-        bytes: encoded.len() as u64,
-    })
 }
 
 /// Most a prepared model holds once its external data is inlined (protobuf's 2 GiB limit).
@@ -1079,107 +1324,136 @@ pub(crate) const INLINE_MAX: u64 = (2 << 30) - (1 << 20);
 /// inlined per file, or `None` when there are more than `limit` of them (then `proto` is partly
 /// inlined and should be read again).
 pub(crate) fn inline_external_data(
-    model: &std::path::Path,
+    model: &Path,
     proto: &mut pb::ModelProto,
     limit: u64,
-) -> Result<Option<std::collections::BTreeMap<String, u64>>, String> {
+) -> Result<Option<BTreeMap<String, u64>>, String> {
     let mut too_large = false;
     let mut total = 0u64;
-    let mut per_file = std::collections::BTreeMap::new();
+    let mut per_file = BTreeMap::new();
     let mut visit = |t: &mut pb::TensorProto| -> Result<(), String> {
         // EXTERNAL is what tract and ONNX Runtime go by; entries beside DEFAULT are ignored.
         if t.data_location != Some(1) {
             return Ok(());
         }
-        let get = |k: &str| {
-            t.external_data
-                .iter()
-                .find(|e| e.key == k)
-                .map(|e| e.value.clone())
-        };
-        let location = get("location")
-            .ok_or_else(|| format!("tensor `{}`: external data without a location", t.name))?;
-        let number = |k: &str| -> Result<Option<u64>, String> {
-            get(k)
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| {
-                        format!(
-                            "tensor `{}`: external data {k} `{v}` is not a number",
-                            t.name
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let offset = number("offset")?.unwrap_or(0);
-        let file = crate::model::contained(model, &location).map_err(|o| o.to_string())?;
-        let len = std::fs::metadata(&file)
-            .map_err(|e| format!("{}: {e}", file.display()))?
-            .len();
-        let length = match number("length")? {
-            Some(l) => l,
-            None => {
-                let numel = t
-                    .dims
-                    .iter()
-                    .try_fold(1usize, |a, d| {
-                        usize::try_from(*d).ok().and_then(|d| a.checked_mul(d))
-                    })
-                    .ok_or_else(|| {
-                        format!("tensor `{}`: dims {:?} hold no size", t.name, t.dims)
-                    })?;
-                DType::from_onnx(t.data_type).map_or(0, |d| d.byte_len(numel)) as u64
-            }
-        };
-        if offset.checked_add(length).is_none_or(|end| end > len) {
-            return Err(format!(
-                "tensor `{}`: external data reaches past the end of {location}",
-                t.name
-            ));
-        }
-        total += length;
-        *per_file.entry(location.clone()).or_insert(0) += length;
+        let range = external_range(model, t)?;
+        total += range.length;
+        *per_file.entry(range.location.clone()).or_insert(0) += range.length;
         if total > limit {
             too_large = true;
             return Ok(());
         }
-        use std::io::{Read, Seek};
-        let mut f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        f.seek(std::io::SeekFrom::Start(offset))
-            .map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; length as usize];
-        f.read_exact(&mut buf).map_err(|e| e.to_string())?;
-        t.raw_data = buf;
+        t.raw_data = range.read()?;
         t.external_data.clear();
         t.data_location = None;
         Ok(())
     };
-    fn graph(
-        g: &mut pb::GraphProto,
-        visit: &mut dyn FnMut(&mut pb::TensorProto) -> Result<(), String>,
-    ) -> Result<(), String> {
-        for t in g.initializer.iter_mut() {
-            visit(t)?;
-        }
-        for n in g.node.iter_mut() {
-            for a in n.attribute.iter_mut() {
-                if let Some(t) = a.t.as_mut() {
-                    visit(t)?;
-                }
-                for t in a.tensors.iter_mut() {
-                    visit(t)?;
-                }
-                for sub in a.g.iter_mut().chain(a.graphs.iter_mut()) {
-                    graph(sub, visit)?;
-                }
-            }
-        }
-        Ok(())
-    }
     if let Some(g) = proto.graph.as_mut() {
-        graph(g, &mut visit)?;
+        each_tensor(g, &mut visit)?;
     }
     Ok((!too_large).then_some(per_file))
+}
+
+/// Where a tensor's external data lies: its file (as the model names it, and found inside the
+/// model's directory) and the range of bytes in it.
+struct ExternalRange {
+    location: String,
+    file: std::path::PathBuf,
+    offset: u64,
+    length: u64,
+}
+
+/// The external data of `t` (a tensor whose data is EXTERNAL), checked to lie inside its file.
+fn external_range(model: &Path, t: &pb::TensorProto) -> Result<ExternalRange, String> {
+    let get = |k: &str| {
+        t.external_data
+            .iter()
+            .find(|e| e.key == k)
+            .map(|e| e.value.clone())
+    };
+    let location = get("location")
+        .ok_or_else(|| format!("tensor `{}`: external data without a location", t.name))?;
+    let number = |k: &str| -> Result<Option<u64>, String> {
+        get(k)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    format!(
+                        "tensor `{}`: external data {k} `{v}` is not a number",
+                        t.name
+                    )
+                })
+            })
+            .transpose()
+    };
+    let offset = number("offset")?.unwrap_or(0);
+    let file = crate::model::contained(model, &location).map_err(|o| o.to_string())?;
+    let len = std::fs::metadata(&file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    let length = match number("length")? {
+        Some(l) => l,
+        None => {
+            let numel = t
+                .dims
+                .iter()
+                .try_fold(1usize, |a, d| {
+                    usize::try_from(*d).ok().and_then(|d| a.checked_mul(d))
+                })
+                .ok_or_else(|| format!("tensor `{}`: dims {:?} hold no size", t.name, t.dims))?;
+            DType::from_onnx(t.data_type).map_or(0, |d| d.byte_len(numel)) as u64
+        }
+    };
+    if offset.checked_add(length).is_none_or(|end| end > len) {
+        return Err(format!(
+            "tensor `{}`: external data reaches past the end of {location}",
+            t.name
+        ));
+    }
+    Ok(ExternalRange {
+        location,
+        file,
+        offset,
+        length,
+    })
+}
+
+impl ExternalRange {
+    /// Its bytes.
+    fn read(&self) -> Result<Vec<u8>, String> {
+        use std::io::{Read, Seek};
+        let mut f =
+            std::fs::File::open(&self.file).map_err(|e| format!("{}: {e}", self.file.display()))?;
+        f.seek(std::io::SeekFrom::Start(self.offset))
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; self.length as usize];
+        f.read_exact(&mut buf).map_err(|e| e.to_string())?;
+        Ok(buf)
+    }
+}
+
+/// Calls `visit` on every tensor of a graph: its initializers and its nodes' tensor attributes,
+/// those of subgraphs included.
+fn each_tensor(
+    g: &mut pb::GraphProto,
+    visit: &mut dyn FnMut(&mut pb::TensorProto) -> Result<(), String>,
+) -> Result<(), String> {
+    for t in g.initializer.iter_mut() {
+        visit(t)?;
+    }
+    for n in g.node.iter_mut() {
+        for a in n.attribute.iter_mut() {
+            if let Some(t) = a.t.as_mut() {
+                visit(t)?;
+            }
+            for t in a.tensors.iter_mut() {
+                visit(t)?;
+            }
+            for sub in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+                each_tensor(sub, visit)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `convert --for tract`'s report for people.

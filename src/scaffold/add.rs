@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{DocumentMut, Item, Table};
 
-use super::{dep_item, dependencies, metadata_table, render};
+use super::{dep_item, dependencies, metadata_table, render, Files};
 use crate::decide::{Decision, Framework};
+use crate::model::ModelInfo;
 
 /// The manifest of the package to edit: `--package P`, or the one whose directory holds the
 /// current one.
@@ -75,7 +76,6 @@ pub fn add(
     opts: &AddOptions,
     prepared: Option<&super::PreparedFrom>,
 ) -> Result<Vec<String>, String> {
-    let (force, ort_download) = (opts.force, opts.ort_download);
     if !super::scaffold_row(d.choice).addable {
         return Err(format!(
             "`add` sets up {} in this release; {} is not: it generates the model's code in a build script — make a project with `cargo infer init --framework {}`, or choose another --framework",
@@ -85,13 +85,7 @@ pub fn add(
         ));
     }
     let root = manifest.parent().unwrap();
-    let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
-    let pre = super::preflight(d.choice, model, &info)?;
-    let model_file = super::shipped_name(model);
-    let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
-    let mut writes: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-    let mut changed = Vec::new();
-
+    let adding = Adding::read(model, d)?;
     let text =
         std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
@@ -101,26 +95,183 @@ pub fn add(
             crate::error::one_line(&e.to_string())
         )
     })?;
-    if !doc.contains_key("dependencies") {
-        doc.insert("dependencies", Item::Table(Table::new()));
-    }
-    let deps = doc["dependencies"]
-        .as_table_like_mut()
-        .ok_or("[dependencies] is not a table")?;
-    // The module's inputs at the shapes it will be given (custom modules take what emit reads).
-    let module_inputs = if d.choice == Framework::Custom {
-        vec![]
-    } else {
-        super::sample_inputs(model, &info, inputs)?
+    let (module_inputs, data_files) = adding.edit_manifest(&mut doc, inputs, opts.ort_download)?;
+    let mut plan = Plan {
+        root,
+        force: opts.force,
+        writes: Vec::new(),
+        changed: Vec::new(),
     };
-    let half = module_inputs.iter().any(|i| i.dtype == "float16");
-    for (k, v, def, feats) in
-        super::with_half(dependencies(d.choice, &d.constraints, ort_download), half)
-    {
-        if !deps.contains_key(k) {
-            deps.insert(k, dep_item(&v, def, &feats));
-        }
+    let new_text = doc.to_string();
+    if new_text != text {
+        plan.writes
+            .push((manifest.to_path_buf(), new_text.into_bytes()));
+        plan.changed.push("Cargo.toml".to_string());
     }
+    adding.plan_model_files(&mut plan, data_files, prepared)?;
+    plan.want(
+        PathBuf::from("src/inference.rs"),
+        adding
+            .module(&module_inputs, opts.ort_download)?
+            .into_bytes(),
+        "the inference module",
+    )?;
+    if let Some(super::Ci::Github) = opts.ci {
+        let (path, workflow) = workflow_at_root(root, d)?;
+        let shown = path.display().to_string();
+        plan.want_at(path, shown, workflow.into_bytes(), "the check workflow")?;
+    }
+    plan.write()
+}
+
+/// The model `add` sets up, as read before the crate is edited.
+struct Adding<'a> {
+    model: &'a Path,
+    d: &'a Decision,
+    info: ModelInfo,
+    pre: super::Preflight,
+    /// The model's name under `models/` ([`super::shipped_name`]).
+    model_file: String,
+    sha: String,
+}
+
+impl<'a> Adding<'a> {
+    fn read(model: &'a Path, d: &'a Decision) -> Result<Self, String> {
+        let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
+        let pre = super::preflight(d.choice, model, &info)?;
+        let model_file = super::shipped_name(model);
+        let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
+        Ok(Adding {
+            model,
+            d,
+            info,
+            pre,
+            model_file,
+            sha,
+        })
+    }
+
+    /// The manifest edited: the framework's dependencies the crate lacks, and the model in
+    /// `[package.metadata.infer]` with its declared check. Returns the model module's inputs and
+    /// the data recorded for the check.
+    fn edit_manifest(
+        &self,
+        doc: &mut DocumentMut,
+        inputs: &crate::check::inputs::InputOptions,
+        ort_download: bool,
+    ) -> Result<(Vec<super::Io>, Files), String> {
+        let d = self.d;
+        if !doc.contains_key("dependencies") {
+            doc.insert("dependencies", Item::Table(Table::new()));
+        }
+        let deps = doc["dependencies"]
+            .as_table_like_mut()
+            .ok_or("[dependencies] is not a table")?;
+        // The module's inputs at the shapes it will be given (custom modules take what emit reads).
+        let module_inputs = if d.choice == Framework::Custom {
+            vec![]
+        } else {
+            super::sample_inputs(self.model, &self.info, inputs)?
+        };
+        let half = module_inputs.iter().any(|i| i.dtype == "float16");
+        for (k, v, def, feats) in
+            super::with_half(dependencies(d.choice, &d.constraints, ort_download), half)
+        {
+            if !deps.contains_key(k) {
+                deps.insert(k, dep_item(&v, def, &feats));
+            }
+        }
+        let model_ref = format!("models/{}", self.model_file);
+        let infer = infer_table(doc, metadata_table(&model_ref, &self.sha, d))?;
+        let (entry, data_files) =
+            declared_with_data(self.model, &self.info, d, inputs, &self.model_file)?;
+        super::declare(infer, entry)?;
+        Ok((module_inputs, data_files))
+    }
+
+    /// The model under `models/`, the data recorded for its check, its external data, the files
+    /// the framework needs beside it and, for a model prepared for tract, the original beside it.
+    fn plan_model_files(
+        &self,
+        plan: &mut Plan,
+        data_files: Files,
+        prepared: Option<&super::PreparedFrom>,
+    ) -> Result<(), String> {
+        let model = self.model;
+        plan.want(
+            PathBuf::from("models").join(&self.model_file),
+            std::fs::read(model).map_err(|e| e.to_string())?,
+            "the model",
+        )?;
+        for (rel, bytes) in data_files {
+            plan.want(rel, bytes, "data recorded for `cargo infer check`")?;
+        }
+        for ext in super::external_files(model, &self.info, "models") {
+            let (rel, src) = ext?;
+            let bytes = std::fs::read(&src).map_err(|e| e.to_string())?;
+            plan.want(rel, bytes, "external data")?;
+        }
+        for c in &self.pre.companions {
+            let src = model.with_file_name(c);
+            plan.want(
+                PathBuf::from("models").join(c),
+                std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
+                "a file the model needs",
+            )?;
+        }
+        // A model prepared for tract: the original beside it.
+        if let Some(p) = prepared {
+            plan.want(
+                PathBuf::from("models/original").join(super::shipped_name(&p.original)),
+                std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
+                "the model before it was prepared for tract",
+            )?;
+            let original = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
+            for ext in super::external_files(&p.original, &original, "models/original") {
+                let (rel, src) = ext?;
+                let bytes = std::fs::read(&src).map_err(|e| e.to_string())?;
+                plan.want(rel, bytes, "the original's external data")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's module (src/inference.rs): emitted for custom; else the framework's
+    /// `inference.rs` template, or its `lib.rs` where it has none (tch, candle and fastembed
+    /// projects keep the model's code in src/lib.rs: the same module).
+    fn module(&self, module_inputs: &[super::Io], ort_download: bool) -> Result<String, String> {
+        let f = self.d.choice;
+        if f == Framework::Custom {
+            return Ok(super::generated_module(
+                self.model,
+                &self.model_file,
+                &self.sha,
+                crate::emit::Precision::F32,
+                crate::emit::WeightsMode::Inline,
+            )?
+            .0);
+        }
+        let ctx = super::module_context(
+            &self.pre,
+            self.d,
+            &self.model_file,
+            &super::model_expr(&self.model_file, None),
+            module_inputs,
+            ort_download,
+        );
+        let dir = f.as_str();
+        let template = if super::has_template(&format!("{dir}/inference.rs")) {
+            "inference.rs"
+        } else {
+            "lib.rs"
+        };
+        render(&format!("{dir}/{template}"), &ctx)
+    }
+}
+
+/// `[package.metadata.infer]`, made or updated to hold the keys of `wanted` (those that already
+/// say the same are left as they are written).
+fn infer_table(doc: &mut DocumentMut, wanted: Table) -> Result<&mut Table, String> {
     let package = doc["package"]
         .as_table_mut()
         .ok_or("no [package] table (a virtual workspace manifest?): use --package")?;
@@ -132,145 +283,72 @@ pub fn add(
     let metadata = package["metadata"]
         .as_table_mut()
         .ok_or("[package.metadata] is not a table")?;
-    let model_ref = format!("models/{model_file}");
-    let wanted = metadata_table(&model_ref, &sha, d);
-    let infer = match metadata.get_mut("infer").and_then(Item::as_table_mut) {
-        Some(existing) => {
-            for (k, v) in wanted.iter() {
-                let same = existing.get(k).map(|e| e.to_string().trim().to_string())
-                    == Some(v.to_string().trim().to_string());
-                if !same {
-                    existing.insert(k, v.clone());
-                }
-            }
-            existing
+    if !metadata.get("infer").is_some_and(Item::is_table) {
+        metadata.insert("infer", Item::Table(wanted));
+        return Ok(metadata["infer"].as_table_mut().expect("just inserted"));
+    }
+    let existing = metadata["infer"].as_table_mut().expect("a table");
+    for (k, v) in wanted.iter() {
+        let same = existing.get(k).map(|e| e.to_string().trim().to_string())
+            == Some(v.to_string().trim().to_string());
+        if !same {
+            existing.insert(k, v.clone());
         }
-        None => {
-            metadata.insert("infer", Item::Table(wanted));
-            metadata["infer"].as_table_mut().expect("just inserted")
-        }
-    };
-    let (entry, data_files) = declared_with_data(model, &info, d, inputs, &model_file)?;
-    super::declare(infer, entry)?;
-    let new_text = doc.to_string();
-    if new_text != text {
-        writes.push((manifest.to_path_buf(), new_text.into_bytes()));
-        changed.push("Cargo.toml".to_string());
+    }
+    Ok(existing)
+}
+
+/// The writes `add` plans in the crate at `root`, and what they change.
+struct Plan<'a> {
+    root: &'a Path,
+    /// Replace files of ours that differ.
+    force: bool,
+    writes: Files,
+    changed: Vec<String>,
+}
+
+impl Plan<'_> {
+    /// A file at `rel` under the crate, of these bytes (`what` it is, for the refusal).
+    fn want(&mut self, rel: PathBuf, bytes: Vec<u8>, what: &str) -> Result<(), String> {
+        let path = self.root.join(&rel);
+        self.want_at(path, rel.display().to_string(), bytes, what)
     }
 
-    let mut want_file = |rel: PathBuf, bytes: Vec<u8>, what: &str| -> Result<(), String> {
-        let path = root.join(&rel);
+    /// A file at `path` (`shown` in what changed): nothing when it already holds these bytes;
+    /// refused when it holds others, unless forced.
+    fn want_at(
+        &mut self,
+        path: PathBuf,
+        shown: String,
+        bytes: Vec<u8>,
+        what: &str,
+    ) -> Result<(), String> {
         match std::fs::read(&path) {
             Ok(old) if old == bytes => Ok(()),
-            Ok(_) if !force => Err(format!(
+            Ok(_) if !self.force => Err(format!(
                 "{} exists and differs; pass --force to replace it ({what})",
                 path.display()
             )),
             _ => {
-                changed.push(rel.display().to_string());
-                writes.push((path, bytes));
+                self.changed.push(shown);
+                self.writes.push((path, bytes));
                 Ok(())
             }
         }
-    };
-    want_file(
-        PathBuf::from("models").join(&model_file),
-        std::fs::read(model).map_err(|e| e.to_string())?,
-        "the model",
-    )?;
-    for (rel, bytes) in data_files {
-        want_file(rel, bytes, "data recorded for `cargo infer check`")?;
     }
-    for ext in &info.details.external_data {
-        let src = crate::model::contained(model, &ext.file).map_err(|o| o.to_string())?;
-        want_file(
-            PathBuf::from("models").join(&ext.file),
-            std::fs::read(&src).map_err(|e| e.to_string())?,
-            "external data",
-        )?;
-    }
-    for c in &pre.companions {
-        let src = model.with_file_name(c);
-        want_file(
-            PathBuf::from("models").join(c),
-            std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
-            "a file the model needs",
-        )?;
-    }
-    // A model prepared for tract: the original beside it.
-    if let Some(p) = prepared {
-        want_file(
-            PathBuf::from("models/original").join(super::shipped_name(&p.original)),
-            std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
-            "the model before it was prepared for tract",
-        )?;
-        let original = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
-        for ext in &original.details.external_data {
-            let src = crate::model::contained(&p.original, &ext.file).map_err(|o| o.to_string())?;
-            want_file(
-                PathBuf::from("models/original").join(&ext.file),
-                std::fs::read(&src).map_err(|e| e.to_string())?,
-                "the original's external data",
-            )?;
-        }
-    }
-    let module = if d.choice == Framework::Custom {
-        super::generated_module(
-            model,
-            &model_file,
-            &sha,
-            crate::emit::Precision::F32,
-            crate::emit::WeightsMode::Inline,
-        )?
-        .0
-    } else {
-        let ctx = super::module_context(
-            &pre,
-            d,
-            &model_file,
-            &super::model_expr(&model_file, None),
-            &module_inputs,
-            ort_download,
-        );
-        // tch, candle and fastembed projects keep the model's code in src/lib.rs: the same module.
-        let template = match d.choice {
-            Framework::Tch | Framework::Candle | Framework::Fastembed => "lib.rs",
-            _ => "inference.rs",
-        };
-        render(&format!("{}/{template}", d.choice.as_str()), &ctx)?
-    };
-    want_file(
-        PathBuf::from("src/inference.rs"),
-        module.into_bytes(),
-        "the inference module",
-    )?;
-    if let Some(super::Ci::Github) = opts.ci {
-        let (path, workflow) = workflow_at_root(root, d)?;
-        match std::fs::read(&path) {
-            Ok(old) if old == workflow.as_bytes() => {}
-            Ok(_) if !force => {
-                return Err(format!(
-                    "{} exists and differs; pass --force to replace it (the check workflow)",
-                    path.display()
-                ))
-            }
-            _ => {
-                changed.push(path.display().to_string());
-                writes.push((path, workflow.into_bytes()));
-            }
-        }
-    }
-    for (p, _) in &writes {
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-    }
-    crate::util::write_all_or_nothing(&writes).map_err(|e| e.to_string())?;
-    Ok(changed)
-}
 
-/// Files to write: path and bytes.
-type Files = Vec<(PathBuf, Vec<u8>)>;
+    /// Writes every planned file, all or nothing; returns what changed.
+    fn write(self) -> Result<Vec<String>, String> {
+        for (p, _) in &self.writes {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+        }
+        crate::util::write_all_or_nothing(&self.writes).map_err(|e| e.to_string())?;
+        Ok(self.changed)
+    }
+}
 
 /// The check `cargo infer check` runs for a model `add` sets up: its entry in `models`, and its
 /// inputs and outputs recorded now (under tests/data/<model>/) — or, when no back end here runs
@@ -296,18 +374,13 @@ fn declared_with_data(
             Vec::new(),
         ));
     };
+    let (given, expected) = super::recorded_paths(&data_dir, &rec);
     let mut files: Files = Vec::new();
-    let mut given = Vec::new();
-    for (k, (n, t)) in rec.inputs.iter().enumerate() {
-        let f = format!("{data_dir}/input_{k}.npy");
-        files.push((f.clone().into(), super::npy(t)?));
-        given.push((n.clone(), f));
+    for ((_, f), (_, t)) in given.iter().zip(&rec.inputs) {
+        files.push((f.into(), super::npy(t)?));
     }
-    let mut expected = Vec::new();
-    for (k, (n, t)) in rec.outputs.iter().enumerate() {
-        let f = format!("{data_dir}/output_{k}.npy");
-        files.push((f.clone().into(), super::npy(t)?));
-        expected.push((n.clone(), f));
+    for ((_, f), (_, t)) in expected.iter().zip(&rec.outputs) {
+        files.push((f.into(), super::npy(t)?));
     }
     Ok((
         super::declared_check(&model_ref, &given, &expected, d.choice),

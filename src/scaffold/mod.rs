@@ -70,7 +70,19 @@ pub struct ScaffoldRow {
     pub dependencies: fn(&Constraints, bool) -> Vec<Dependency>,
     /// Build dependencies (crates of [`VALIDATED`], at those versions).
     pub build_dependencies: &'static [&'static str],
+    /// Which of its model code a model binds to, found before anything is written (candle's
+    /// architecture: `bert`, `llama`, `quantized-llama`); none: one binding for every model.
+    pub binding: Option<Binding>,
+    /// Whether its project runs the model on ONNX Runtime (which a build without
+    /// `--ort-download` loads at run time).
+    pub onnx_runtime: bool,
+    /// Its README's setup lines and deployment note, given `ort_download`; none: the deployment
+    /// target's note alone.
+    pub deploy: Option<fn(bool) -> (String, String)>,
 }
+
+/// In [`ScaffoldRow::binding`]: the binding of a model (its path and what was read of it).
+pub type Binding = fn(&Path, &ModelInfo) -> Result<&'static str, String>;
 
 /// In [`ScaffoldRow::companions`]: the model's weight files.
 pub const WEIGHT_FILES: &str = "<weight files>";
@@ -91,6 +103,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         companions: &[],
         dependencies: tract_dependencies,
         build_dependencies: &[],
+        binding: None,
+        onnx_runtime: false,
+        deploy: None,
     },
     ScaffoldRow {
         framework: Framework::Ort,
@@ -99,6 +114,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         companions: &[],
         dependencies: ort_dependencies,
         build_dependencies: &[],
+        binding: None,
+        onnx_runtime: true,
+        deploy: Some(onnx_runtime_deploy),
     },
     ScaffoldRow {
         framework: Framework::Custom,
@@ -107,6 +125,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         companions: &[],
         dependencies: |_, _| vec![],
         build_dependencies: &[],
+        binding: None,
+        onnx_runtime: false,
+        deploy: None,
     },
     ScaffoldRow {
         framework: Framework::Tch,
@@ -115,6 +136,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         companions: &[],
         dependencies: |_, _| vec![("tch", exact("tch"), true, vec![])],
         build_dependencies: &[],
+        binding: None,
+        onnx_runtime: false,
+        deploy: Some(tch_deploy),
     },
     ScaffoldRow {
         framework: Framework::Candle,
@@ -132,6 +156,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         )],
         dependencies: candle_dependencies,
         build_dependencies: &[],
+        binding: Some(candle_arch),
+        onnx_runtime: false,
+        deploy: None,
     },
     ScaffoldRow {
         framework: Framework::Fastembed,
@@ -140,6 +167,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         companions: &[(Format::Onnx, TOKENIZER_FILES)],
         dependencies: fastembed_dependencies,
         build_dependencies: &[],
+        binding: None,
+        onnx_runtime: true,
+        deploy: Some(onnx_runtime_deploy),
     },
     ScaffoldRow {
         framework: Framework::Burn,
@@ -148,6 +178,9 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         companions: &[],
         dependencies: burn_dependencies,
         build_dependencies: &["burn-onnx"],
+        binding: None,
+        onnx_runtime: false,
+        deploy: Some(burn_deploy),
     },
 ];
 
@@ -242,12 +275,12 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflig
             info.format.as_str()
         ));
     }
-    let arch = if f == Framework::Candle {
-        candle_arch(model, info)?
-    } else {
-        ""
+    let row = scaffold_row(f);
+    let arch = match row.binding {
+        Some(bind) => bind(model, info)?,
+        None => "",
     };
-    let weights = if f == Framework::Candle && info.format == Format::Safetensors {
+    let weights = if holds_weight_files(row, info.format) {
         weight_files(model)?
     } else {
         vec![]
@@ -257,6 +290,14 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflig
         arch,
         weights,
     })
+}
+
+/// Whether a framework's project of a model of this format holds the model's weight files
+/// ([`WEIGHT_FILES`] among its companions: a candle safetensors model's shards).
+fn holds_weight_files(row: &ScaffoldRow, format: Format) -> bool {
+    row.companions
+        .iter()
+        .any(|(f, files)| *f == format && files.iter().any(|(name, _)| *name == WEIGHT_FILES))
 }
 
 /// What the templates of a framework's model module need (`init`'s project and `add`'s
@@ -437,6 +478,11 @@ fn env() -> Environment<'static> {
     env
 }
 
+/// Whether there is a template of this name (`<framework>/<file>`).
+fn has_template(name: &str) -> bool {
+    TEMPLATES.iter().any(|(t, _)| *t == name)
+}
+
 pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
     env()
         .get_template(template)
@@ -533,7 +579,12 @@ pub fn sample_inputs(
     let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
     let (sets, _) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
     let set = sets.first().ok_or("could not make inputs for the model")?;
-    set.inputs
+    ios(&set.inputs)
+}
+
+/// Template facts for tensors as they are (names, dtypes, shapes).
+fn ios(named: &[(String, HostTensor)]) -> Result<Vec<Io>, String> {
+    named
         .iter()
         .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
         .collect()
@@ -968,7 +1019,7 @@ pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<Stri
         onnxruntime => ONNXRUNTIME_PYPI,
         with_tests => test,
         framework => f.as_str(),
-        needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed),
+        needs_onnxruntime => scaffold_row(f).onnx_runtime,
     };
     render("common/ci-github.yml", &ctx)
 }
@@ -1058,7 +1109,333 @@ pub fn project_files(
     pre: &Preflight,
     rec: &Recorded,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
-    let f = d.choice;
+    let project = NewProject::new(opts, info, d, pre, rec)?;
+    let mut files: Files = vec![("Cargo.toml".into(), project.manifest()?.into_bytes())];
+    // The model, its external data, the recorded data.
+    if project.linked.is_none() {
+        project.copy_model(&mut files)?;
+    }
+    let original_ref = project.original(&mut files)?;
+    project.recorded_data(&mut files)?;
+    let ctx = project.template_context(original_ref)?;
+    project.rendered(&ctx, &mut files)?;
+    if d.choice == Framework::Custom {
+        project.emitted(&mut files)?;
+    }
+    files.extend(project.target_config());
+    Ok(files)
+}
+
+/// Files to write: path and bytes.
+pub(crate) type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// What the parts of a new project share: what `init` was asked, found and recorded, and the
+/// names and places derived from it.
+struct NewProject<'a> {
+    opts: &'a InitOptions,
+    info: &'a ModelInfo,
+    d: &'a Decision,
+    pre: &'a Preflight,
+    rec: &'a Recorded,
+    crate_name: String,
+    /// The model's name under `models/` ([`shipped_name`]).
+    model_file: String,
+    sha: String,
+    /// Where the model is when the project links it (`--link`) instead of holding a copy.
+    linked: Option<PathBuf>,
+    /// The model as the manifest names it: `models/NAME`, or where it is when linked.
+    model_ref: String,
+    /// Whether the model takes or gives float16 tensors.
+    half: bool,
+}
+
+impl<'a> NewProject<'a> {
+    fn new(
+        opts: &'a InitOptions,
+        info: &'a ModelInfo,
+        d: &'a Decision,
+        pre: &'a Preflight,
+        rec: &'a Recorded,
+    ) -> Result<Self, String> {
+        let crate_name = crate_name(opts)?;
+        let model_file = shipped_name(&opts.model);
+        let sha = crate::util::sha256_file(&opts.model).map_err(|e| e.to_string())?;
+        // A prepared model exists nowhere else: it is always copied (the original may be linked).
+        let linked = if opts.link && opts.prepared.is_none() {
+            Some(std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let model_ref = match &linked {
+            Some(p) => p.display().to_string(),
+            None => format!("models/{model_file}"),
+        };
+        let half = rec
+            .inputs
+            .iter()
+            .chain(&rec.outputs)
+            .any(|(_, t)| t.dtype_name() == "float16");
+        Ok(NewProject {
+            opts,
+            info,
+            d,
+            pre,
+            rec,
+            crate_name,
+            model_file,
+            sha,
+            linked,
+            model_ref,
+            half,
+        })
+    }
+
+    /// `Cargo.toml`: the package, the framework's dependencies, the model's metadata and, for a
+    /// framework, an optimised dev profile.
+    fn manifest(&self) -> Result<String, String> {
+        let f = self.d.choice;
+        let mut doc = DocumentMut::new();
+        let mut package = Table::new();
+        package.insert("name", value(self.crate_name.as_str()));
+        package.insert("version", value("0.1.0"));
+        package.insert("edition", value("2021"));
+        package.insert("publish", value(false));
+        doc.insert("package", Item::Table(package));
+        let mut deps = Table::new();
+        let wanted = dependencies(f, &self.d.constraints, self.opts.ort_download);
+        for (k, v, def, feats) in with_half(wanted, self.half) {
+            deps.insert(k, dep_item(&v, def, &feats));
+        }
+        doc.insert("dependencies", Item::Table(deps));
+        let build_deps = build_dependencies(f);
+        if !build_deps.is_empty() {
+            let mut t = Table::new();
+            for (k, v) in build_deps {
+                t.insert(k, value(v));
+            }
+            doc.insert("build-dependencies", Item::Table(t));
+        }
+        doc["package"]
+            .as_table_mut()
+            .unwrap()
+            .insert("metadata", Item::Table(self.metadata()?));
+        if f != Framework::Custom {
+            doc.insert("profile", Item::Table(dev_profile()));
+        }
+        Ok(doc.to_string())
+    }
+
+    /// `[package.metadata]`: `infer`, with the model's declared check on the recorded data.
+    fn metadata(&self) -> Result<Table, String> {
+        let mut meta = Table::new();
+        meta.set_implicit(true);
+        let mut infer = metadata_table(&self.model_ref, &self.sha, self.d);
+        let (inputs, outputs) = recorded_paths("tests/data", self.rec);
+        declare(
+            &mut infer,
+            declared_check(&self.model_ref, &inputs, &outputs, self.d.choice),
+        )?;
+        infer.set_position(Some(0));
+        meta.insert("infer", Item::Table(infer));
+        Ok(meta)
+    }
+
+    /// The model under `models/`, its external data and the files the framework needs beside it.
+    fn copy_model(&self, files: &mut Files) -> Result<(), String> {
+        let model = &self.opts.model;
+        files.push((
+            PathBuf::from("models").join(&self.model_file),
+            std::fs::read(model).map_err(|e| e.to_string())?,
+        ));
+        for ext in external_files(model, self.info, "models") {
+            let (rel, src) = ext?;
+            files.push((rel, read_file(&src)?));
+        }
+        for c in &self.pre.companions {
+            let src = model.with_file_name(c);
+            files.push((PathBuf::from("models").join(c), read_file(&src)?));
+        }
+        Ok(())
+    }
+
+    /// A prepared model's original: beside it under `models/original/` (its external data too),
+    /// or where it is (`--link`). Returns how the project refers to it.
+    fn original(&self, files: &mut Files) -> Result<Option<String>, String> {
+        let Some(p) = &self.opts.prepared else {
+            return Ok(None);
+        };
+        if self.opts.link {
+            let at = std::fs::canonicalize(&p.original).map_err(|e| e.to_string())?;
+            return Ok(Some(at.display().to_string()));
+        }
+        let name = shipped_name(&p.original);
+        files.push((
+            PathBuf::from("models/original").join(&name),
+            read_file(&p.original)?,
+        ));
+        let oinfo = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
+        for ext in external_files(&p.original, &oinfo, "models/original") {
+            let (rel, src) = ext?;
+            files.push((rel, read_file(&src)?));
+        }
+        Ok(Some(format!("models/original/{name}")))
+    }
+
+    /// The recorded inputs and outputs under `tests/data/` (outputs as float64).
+    fn recorded_data(&self, files: &mut Files) -> Result<(), String> {
+        let (inputs, outputs) = recorded_paths("tests/data", self.rec);
+        for ((_, path), (_, t)) in inputs.iter().zip(&self.rec.inputs) {
+            files.push((path.into(), npy(t)?));
+        }
+        for ((_, path), (_, t)) in outputs.iter().zip(&self.rec.outputs) {
+            files.push((path.into(), npy(&as_f64(t)?)?));
+        }
+        Ok(())
+    }
+
+    /// What the project's templates are rendered with (the model module's context included).
+    fn template_context(&self, original_ref: Option<String>) -> Result<Value, String> {
+        let (opts, info, rec, f) = (self.opts, self.info, self.rec, self.d.choice);
+        // Names, dtypes and shapes as recorded: what the model really took and gave.
+        let inputs = ios(&rec.inputs)?;
+        let outputs = ios(&rec.outputs)?;
+        let c = &self.d.constraints;
+        let reasons: Vec<String> = self
+            .d
+            .ranking
+            .first()
+            .map(|r| r.reasons.clone())
+            .unwrap_or_default();
+        let (setup, deploy) = setup_and_deploy(f, c, opts.ort_download);
+        let original_name = opts
+            .model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prepared = opts.prepared.as_ref();
+        let model_file = &self.model_file;
+        Ok(context! {
+            name => self.crate_name,
+            model_format => info.format.as_str(),
+            class => info.architecture.class.as_str(),
+            framework => f.as_str(),
+            version => env!("CARGO_PKG_VERSION"),
+            constraints_text => c.describe(),
+            reasons => reasons,
+            recorded_with => rec.with,
+            atol => code("1e-4"),
+            rtol => code("1e-4"),
+            outputs => outputs,
+            sample => code("0.5f32"),
+            setup => code(&setup),
+            deploy => code(&deploy),
+            original_name => (original_name != *model_file).then_some(original_name),
+            needs_onnxruntime => scaffold_row(f).onnx_runtime && !opts.ort_download,
+            gpu => c.gpu.as_str(),
+            check_backend => crate::decide::row(f).checked_by,
+            libtorch => crate::backends::LIBTORCH_VERSION,
+            check_flags => check_flags(info, rec),
+            lib_name => code(&self.crate_name.replace('-', "_")),
+            sample_ids => code(&sample_ids(rec)),
+            embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
+            model_path => self.model_ref.clone(),
+            model_stem => Path::new(model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            prepared_from => original_ref,
+            rewrites => prepared.map(|p| p.rewrites.clone()).unwrap_or_default(),
+            prepare_flags => prepared.map(|p| p.flags.clone()).unwrap_or_default(),
+            half => self.half,
+            ..module_context(self.pre, self.d, model_file, &model_expr(model_file, self.linked.as_deref()), &inputs, opts.ort_download)
+        })
+    }
+
+    /// The files rendered from the templates: the framework's main, test and (where it has them)
+    /// lib and build script, the test's npy reader, the README, the workflow, `.gitignore`.
+    fn rendered(&self, ctx: &Value, files: &mut Files) -> Result<(), String> {
+        let f = self.d.choice;
+        let dir = f.as_str();
+        files.push((
+            "src/main.rs".into(),
+            render(&format!("{dir}/main.rs"), ctx)?.into_bytes(),
+        ));
+        files.push((
+            "tests/model.rs".into(),
+            render(&format!("{dir}/test.rs"), ctx)?.into_bytes(),
+        ));
+        files.push((
+            "tests/npy/mod.rs".into(),
+            render("common/npy.rs", ctx)?.into_bytes(),
+        ));
+        for (template, out) in [("lib.rs", "src/lib.rs"), ("build.rs", "build.rs")] {
+            let name = format!("{dir}/{template}");
+            if has_template(&name) {
+                files.push((out.into(), render(&name, ctx)?.into_bytes()));
+            }
+        }
+        files.push((
+            "README.md".into(),
+            render("common/README.md", ctx)?.into_bytes(),
+        ));
+        // One workflow: the project's check and test, or (`--ci github`) the declared checks in
+        // partitions with their cache, and the test.
+        match self.opts.ci {
+            None => files.push((
+                ".github/workflows/model.yml".into(),
+                render("common/model.yml", ctx)?.into_bytes(),
+            )),
+            Some(Ci::Github) => files.push((
+                GITHUB_WORKFLOW.into(),
+                github_workflow(".", f, true)?.into_bytes(),
+            )),
+        }
+        files.push((".gitignore".into(), b"/target\n".to_vec()));
+        Ok(())
+    }
+
+    /// The `emit` module of a custom project (src/model.rs) and its weights file, if any.
+    fn emitted(&self, files: &mut Files) -> Result<(), String> {
+        let precision = if self.d.constraints.exact_precision {
+            crate::emit::Precision::F64
+        } else {
+            crate::emit::Precision::F32
+        };
+        let (code, blob) = generated_module(
+            &self.opts.model,
+            &self.model_file,
+            &self.sha,
+            precision,
+            crate::emit::WeightsMode::Auto,
+        )?;
+        files.push(("src/model.rs".into(), code.into_bytes()));
+        if let Some(b) = blob {
+            files.push(("src/model.weights.bin".into(), b));
+        }
+        Ok(())
+    }
+
+    /// `.cargo/config.toml` with a `build-target` alias, for a WASM or bare-metal target.
+    fn target_config(&self) -> Option<(PathBuf, Vec<u8>)> {
+        let c = &self.d.constraints;
+        let target = c
+            .target
+            .as_deref()
+            .filter(|_| matches!(c.target_kind, TargetKind::Wasm | TargetKind::BareMetal))?;
+        let mut alias = Table::new();
+        let mut command = Array::new();
+        for word in ["build", "--release", "--target", target] {
+            command.push(word);
+        }
+        alias.insert("build-target", value(command));
+        let mut config = DocumentMut::new();
+        config.insert("alias", Item::Table(alias));
+        Some((
+            ".cargo/config.toml".into(),
+            format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n{config}").into_bytes(),
+        ))
+    }
+}
+
+/// The package name: `--name`, else the directory's name, with what Cargo refuses made `-`.
+fn crate_name(opts: &InitOptions) -> Result<String, String> {
     let name = opts.name.clone().unwrap_or_else(|| {
         opts.path
             .file_name()
@@ -1080,167 +1457,117 @@ pub fn project_files(
             "`{name}` is not a valid package name; give one with --name"
         ));
     }
-    let original_name = opts
-        .model
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let model_file = shipped_name(&opts.model);
-    let sha = crate::util::sha256_file(&opts.model).map_err(|e| e.to_string())?;
-    let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    Ok(crate_name)
+}
 
-    // Cargo.toml.
-    let mut doc = DocumentMut::new();
-    let mut package = Table::new();
-    package.insert("name", value(crate_name.as_str()));
-    package.insert("version", value("0.1.0"));
-    package.insert("edition", value("2021"));
-    package.insert("publish", value(false));
-    doc.insert("package", Item::Table(package));
-    let mut deps = Table::new();
-    let half = rec
-        .inputs
-        .iter()
-        .chain(&rec.outputs)
-        .any(|(_, t)| t.dtype_name() == "float16");
-    for (k, v, def, feats) in with_half(dependencies(f, &d.constraints, opts.ort_download), half) {
-        deps.insert(k, dep_item(&v, def, &feats));
-    }
-    doc.insert("dependencies", Item::Table(deps));
-    let build_deps = build_dependencies(f);
-    if !build_deps.is_empty() {
-        let mut t = Table::new();
-        for (k, v) in build_deps {
-            t.insert(k, value(v));
-        }
-        doc.insert("build-dependencies", Item::Table(t));
-    }
-    // A prepared model exists nowhere else: it is always copied (the original may be linked).
-    let link_model = opts.link && opts.prepared.is_none();
-    let linked = if link_model {
-        Some(std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?)
-    } else {
-        None
-    };
-    let model_ref = match &linked {
-        Some(p) => p.display().to_string(),
-        None => format!("models/{model_file}"),
-    };
-    let mut meta = Table::new();
-    meta.set_implicit(true);
-    let mut infer = metadata_table(&model_ref, &sha, d);
-    let recorded: Vec<(String, String)> = rec
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(k, (n, _))| (n.clone(), format!("tests/data/input_{k}.npy")))
-        .collect();
-    let outputs_recorded: Vec<(String, String)> = rec
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(k, (n, _))| (n.clone(), format!("tests/data/output_{k}.npy")))
-        .collect();
-    declare(
-        &mut infer,
-        declared_check(&model_ref, &recorded, &outputs_recorded, f),
-    )?;
-    infer.set_position(Some(0));
-    meta.insert("infer", Item::Table(infer));
-    doc["package"]
-        .as_table_mut()
-        .unwrap()
-        .insert("metadata", Item::Table(meta));
-    if f != Framework::Custom {
-        // Frameworks are slow unoptimised; this also lets projects share compiled dependencies.
-        let mut star = Table::new();
-        star.insert("opt-level", value(1));
-        let mut pkg = Table::new();
-        pkg.set_implicit(true);
-        pkg.insert("*", Item::Table(star));
-        let mut devp = Table::new();
-        devp.set_implicit(true);
-        devp.insert("package", Item::Table(pkg));
-        let mut profile = Table::new();
-        profile.set_implicit(true);
-        profile.insert("dev", Item::Table(devp));
-        doc.insert("profile", Item::Table(profile));
-    }
-    files.push(("Cargo.toml".into(), doc.to_string().into_bytes()));
+/// `[profile.dev.package."*"] opt-level = 1`: frameworks are slow unoptimised; this also lets
+/// projects share compiled dependencies.
+fn dev_profile() -> Table {
+    let mut star = Table::new();
+    star.insert("opt-level", value(1));
+    let mut pkg = Table::new();
+    pkg.set_implicit(true);
+    pkg.insert("*", Item::Table(star));
+    let mut devp = Table::new();
+    devp.set_implicit(true);
+    devp.insert("package", Item::Table(pkg));
+    let mut profile = Table::new();
+    profile.set_implicit(true);
+    profile.insert("dev", Item::Table(devp));
+    profile
+}
 
-    // The model, its external data, the recorded data.
-    if !link_model {
-        files.push((
-            PathBuf::from("models").join(&model_file),
-            std::fs::read(&opts.model).map_err(|e| e.to_string())?,
-        ));
-        for ext in &info.details.external_data {
-            let src = crate::model::contained(&opts.model, &ext.file).map_err(|o| o.to_string())?;
-            files.push((
-                PathBuf::from("models").join(&ext.file),
-                std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
-            ));
-        }
-        for c in &pre.companions {
-            let src = opts.model.with_file_name(c);
-            files.push((
-                PathBuf::from("models").join(c),
-                std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
-            ));
-        }
+/// Tensor names and the files that hold them.
+type ByName = Vec<(String, String)>;
+
+/// Where the recorded inputs and outputs go under `dir` (`input_K.npy`, `output_K.npy`), by name:
+/// (inputs, outputs), as the declared check lists them.
+pub(crate) fn recorded_paths(dir: &str, rec: &Recorded) -> (ByName, ByName) {
+    let paths = |named: &[(String, HostTensor)], kind: &str| -> ByName {
+        named
+            .iter()
+            .enumerate()
+            .map(|(k, (n, _))| (n.clone(), format!("{dir}/{kind}_{k}.npy")))
+            .collect()
+    };
+    (paths(&rec.inputs, "input"), paths(&rec.outputs, "output"))
+}
+
+/// The external data files of a model, one by one: (its path under `under`, where it is), each
+/// checked to be inside the model's directory.
+pub(crate) fn external_files<'a>(
+    model: &'a Path,
+    info: &'a ModelInfo,
+    under: &'a str,
+) -> impl Iterator<Item = Result<(PathBuf, PathBuf), String>> + 'a {
+    info.details.external_data.iter().map(move |ext| {
+        let src = crate::model::contained(model, &ext.file).map_err(|o| o.to_string())?;
+        Ok((PathBuf::from(under).join(&ext.file), src))
+    })
+}
+
+/// A file's bytes; its path in the error.
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The README's setup lines and deployment note: the framework's own, else the deployment
+/// target's.
+fn setup_and_deploy(f: Framework, c: &Constraints, ort_download: bool) -> (String, String) {
+    if let Some(notes) = scaffold_row(f).deploy {
+        return notes(ort_download);
     }
-    // A prepared model: the original goes beside it (its external data too), or is --link'ed.
-    let prepared = opts.prepared.as_ref();
-    let original_ref = match prepared {
-        Some(p) if opts.link => Some(
-            std::fs::canonicalize(&p.original)
-                .map_err(|e| e.to_string())?
-                .display()
-                .to_string(),
+    let target = || escape::md_code(c.target.as_deref().unwrap_or(""));
+    let deploy = match c.target_kind {
+        TargetKind::Wasm => format!(
+            "Deploy: `cargo build-target` builds for {} (see .cargo/config.toml).",
+            target()
         ),
-        Some(p) => {
-            let name = shipped_name(&p.original);
-            files.push((
-                PathBuf::from("models/original").join(&name),
-                std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
-            ));
-            let oinfo = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
-            for ext in &oinfo.details.external_data {
-                let src =
-                    crate::model::contained(&p.original, &ext.file).map_err(|o| o.to_string())?;
-                files.push((
-                    PathBuf::from("models/original").join(&ext.file),
-                    std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
-                ));
-            }
-            Some(format!("models/original/{name}"))
-        }
-        None => None,
+        TargetKind::BareMetal => format!(
+            "Deploy: `cargo build-target` builds for {}; `src/model.rs` needs no std and no allocator.",
+            target()
+        ),
+        _ => String::new(),
     };
-    for (k, (_, t)) in rec.inputs.iter().enumerate() {
-        files.push((format!("tests/data/input_{k}.npy").into(), npy(t)?));
-    }
-    for (k, (_, t)) in rec.outputs.iter().enumerate() {
-        files.push((
-            format!("tests/data/output_{k}.npy").into(),
-            npy(&as_f64(t)?)?,
-        ));
-    }
+    (String::new(), deploy)
+}
 
-    // Names, dtypes and shapes as recorded: what the model really took and gave.
-    let inputs = rec
-        .inputs
-        .iter()
-        .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
-        .collect::<Result<Vec<_>, _>>()?;
-    let outputs = rec
-        .outputs
-        .iter()
-        .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Token ids for the models that take them (candle's), as a Rust array literal.
-    let sample_ids = rec
-        .inputs
+/// ort's and fastembed's setup and deployment: ONNX Runtime downloaded and linked at build time
+/// (`ort_download`), or loaded at run time.
+fn onnx_runtime_deploy(ort_download: bool) -> (String, String) {
+    if ort_download {
+        (
+            String::new(),
+            "Deploy: `ort` downloaded a prebuilt ONNX Runtime at build time and linked it (its default features): nothing to point at ONNX Runtime at run time. Building needs access to that download; where there is none, make the project without --ort-download (load-dynamic).".to_string(),
+        )
+    } else {
+        (
+            "pip install onnxruntime   # or any ONNX Runtime ≥ 1.17\nexport ORT_DYLIB_PATH=$(python3 -c 'import onnxruntime, glob, os; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\", \"libonnxruntime.so*\"))[0])')\n".to_string(),
+            "Deploy: ship libonnxruntime next to the binary and set ORT_DYLIB_PATH (`load-dynamic`), or switch the `ort` dependency to its default features to link the prebuilt ONNX Runtime that `ort` downloads at build time.".to_string(),
+        )
+    }
+}
+
+/// tch's setup and deployment: libtorch, found at build time and at run time.
+fn tch_deploy(_: bool) -> (String, String) {
+    (
+        format!("export LIBTORCH=/path/to/libtorch   # libtorch {v} (or: pip install torch=={v}, then LIBTORCH=<site-packages>/torch)\n", v = crate::backends::LIBTORCH_VERSION),
+        "Deploy: the binary needs libtorch's shared libraries; build.rs records $LIBTORCH/lib as its run path, so ship that directory at the same path or set LD_LIBRARY_PATH.".to_string(),
+    )
+}
+
+/// burn's deployment: the weights file its build script writes.
+fn burn_deploy(_: bool) -> (String, String) {
+    (
+        String::new(),
+        "Deploy: build.rs turns the ONNX model into Rust code (burn-onnx) and its weights into a .bpk file in OUT_DIR; `Model::default()` reads that file, so ship it with the binary and use `Model::from_file`, or switch build.rs to `LoadStrategy::Embedded`.".to_string(),
+    )
+}
+
+/// Token ids for the models that take them (candle's), as a Rust array literal: the first
+/// recorded input when it is two-dimensional; empty otherwise.
+fn sample_ids(rec: &Recorded) -> String {
+    rec.inputs
         .first()
         .and_then(|(_, t)| Some((t.to_f64()?, t.shape.clone())))
         .filter(|(_, shape)| shape.len() == 2)
@@ -1254,145 +1581,22 @@ pub fn project_files(
                 .collect();
             format!("[{}]", rows.join(", "))
         })
-        .unwrap_or_default();
-    let (atol, rtol) = ("1e-4", "1e-4");
-    let c = &d.constraints;
-    let constraints_text = c.describe();
-    let reasons: Vec<String> = d
-        .ranking
-        .first()
-        .map(|r| r.reasons.clone())
-        .unwrap_or_default();
-    let (setup, deploy) = match (f, c.target_kind) {
-        (Framework::Ort | Framework::Fastembed, _) if opts.ort_download => (
-            String::new(),
-            "Deploy: `ort` downloaded a prebuilt ONNX Runtime at build time and linked it (its default features): nothing to point at ONNX Runtime at run time. Building needs access to that download; where there is none, make the project without --ort-download (load-dynamic).".to_string(),
-        ),
-        (Framework::Ort | Framework::Fastembed, _) => (
-            "pip install onnxruntime   # or any ONNX Runtime ≥ 1.17\nexport ORT_DYLIB_PATH=$(python3 -c 'import onnxruntime, glob, os; print(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\", \"libonnxruntime.so*\"))[0])')\n".to_string(),
-            "Deploy: ship libonnxruntime next to the binary and set ORT_DYLIB_PATH (`load-dynamic`), or switch the `ort` dependency to its default features to link the prebuilt ONNX Runtime that `ort` downloads at build time.".to_string(),
-        ),
-        (Framework::Tch, _) => (
-            format!("export LIBTORCH=/path/to/libtorch   # libtorch {v} (or: pip install torch=={v}, then LIBTORCH=<site-packages>/torch)\n", v = crate::backends::LIBTORCH_VERSION),
-            "Deploy: the binary needs libtorch's shared libraries; build.rs records $LIBTORCH/lib as its run path, so ship that directory at the same path or set LD_LIBRARY_PATH.".to_string(),
-        ),
-        (Framework::Burn, _) => (
-            String::new(),
-            "Deploy: build.rs turns the ONNX model into Rust code (burn-onnx) and its weights into a .bpk file in OUT_DIR; `Model::default()` reads that file, so ship it with the binary and use `Model::from_file`, or switch build.rs to `LoadStrategy::Embedded`.".to_string(),
-        ),
-        (_, TargetKind::Wasm) => (String::new(), format!("Deploy: `cargo build-target` builds for {} (see .cargo/config.toml).", escape::md_code(c.target.as_deref().unwrap_or("")))),
-        (_, TargetKind::BareMetal) => (String::new(), format!("Deploy: `cargo build-target` builds for {}; `src/model.rs` needs no std and no allocator.", escape::md_code(c.target.as_deref().unwrap_or("")))),
-        _ => (String::new(), String::new()),
-    };
-    let ctx = context! {
-        name => crate_name,
-        model_format => info.format.as_str(),
-        class => info.architecture.class.as_str(),
-        framework => f.as_str(),
-        version => env!("CARGO_PKG_VERSION"),
-        constraints_text => constraints_text,
-        reasons => reasons,
-        recorded_with => rec.with,
-        atol => code(atol),
-        rtol => code(rtol),
-        outputs => outputs,
-        sample => code("0.5f32"),
-        setup => code(&setup),
-        deploy => code(&deploy),
-        original_name => (original_name != model_file).then_some(original_name),
-        needs_onnxruntime => matches!(f, Framework::Ort | Framework::Fastembed) && !opts.ort_download,
-        gpu => c.gpu.as_str(),
-        check_backend => crate::decide::row(f).checked_by,
-        libtorch => crate::backends::LIBTORCH_VERSION,
-        // What `check` needs to know that the model does not say (TorchScript input shapes).
-        check_flags => rec.inputs.iter().filter(|_| info.format == Format::Torchscript).flat_map(|(n, t)| {
+        .unwrap_or_default()
+}
+
+/// What `check` needs to know that the model does not say (TorchScript input shapes): its flags.
+fn check_flags(info: &ModelInfo, rec: &Recorded) -> Vec<String> {
+    rec.inputs
+        .iter()
+        .filter(|_| info.format == Format::Torchscript)
+        .flat_map(|(n, t)| {
             let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
-            ["--input-shape".to_string(), format!("{n}={}:{}", dims.join("x"), t.dtype_name())]
-        }).collect::<Vec<_>>(),
-        lib_name => code(&crate_name.replace('-', "_")),
-        sample_ids => code(&sample_ids),
-        embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
-        model_path => model_ref.clone(),
-        model_stem => Path::new(&model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
-        prepared_from => original_ref,
-        rewrites => prepared.map(|p| p.rewrites.clone()).unwrap_or_default(),
-        prepare_flags => prepared.map(|p| p.flags.clone()).unwrap_or_default(),
-        half => half,
-        ..module_context(pre, d, &model_file, &model_expr(&model_file, linked.as_deref()), &inputs, opts.ort_download)
-    };
-    let dir = f.as_str();
-    files.push((
-        "src/main.rs".into(),
-        render(&format!("{dir}/main.rs"), &ctx)?.into_bytes(),
-    ));
-    files.push((
-        "tests/model.rs".into(),
-        render(&format!("{dir}/test.rs"), &ctx)?.into_bytes(),
-    ));
-    files.push((
-        "tests/npy/mod.rs".into(),
-        render("common/npy.rs", &ctx)?.into_bytes(),
-    ));
-    for (template, out) in [("lib.rs", "src/lib.rs"), ("build.rs", "build.rs")] {
-        let name = format!("{dir}/{template}");
-        if TEMPLATES.iter().any(|(t, _)| *t == name) {
-            files.push((out.into(), render(&name, &ctx)?.into_bytes()));
-        }
-    }
-    files.push((
-        "README.md".into(),
-        render("common/README.md", &ctx)?.into_bytes(),
-    ));
-    // One workflow: the project's check and test, or (`--ci github`) the declared checks in
-    // partitions with their cache, and the test.
-    match opts.ci {
-        None => files.push((
-            ".github/workflows/model.yml".into(),
-            render("common/model.yml", &ctx)?.into_bytes(),
-        )),
-        Some(Ci::Github) => files.push((
-            GITHUB_WORKFLOW.into(),
-            github_workflow(".", f, true)?.into_bytes(),
-        )),
-    }
-    files.push((".gitignore".into(), b"/target\n".to_vec()));
-    if f == Framework::Custom {
-        let precision = if c.exact_precision {
-            crate::emit::Precision::F64
-        } else {
-            crate::emit::Precision::F32
-        };
-        let (code, blob) = generated_module(
-            &opts.model,
-            &model_file,
-            &sha,
-            precision,
-            crate::emit::WeightsMode::Auto,
-        )?;
-        files.push(("src/model.rs".into(), code.into_bytes()));
-        if let Some(b) = blob {
-            files.push(("src/model.weights.bin".into(), b));
-        }
-    }
-    if let Some(target) = c
-        .target
-        .as_deref()
-        .filter(|_| matches!(c.target_kind, TargetKind::Wasm | TargetKind::BareMetal))
-    {
-        let mut alias = Table::new();
-        let mut command = Array::new();
-        for word in ["build", "--release", "--target", target] {
-            command.push(word);
-        }
-        alias.insert("build-target", value(command));
-        let mut config = DocumentMut::new();
-        config.insert("alias", Item::Table(alias));
-        files.push((
-            ".cargo/config.toml".into(),
-            format!("# `cargo test` runs on the host; `cargo build-target` builds for the deployment target.\n{config}").into_bytes(),
-        ));
-    }
-    Ok(files)
+            [
+                "--input-shape".to_string(),
+                format!("{n}={}:{}", dims.join("x"), t.dtype_name()),
+            ]
+        })
+        .collect()
 }
 
 /// The `emit` module for a model (and its weights file, when the weights go to one).
