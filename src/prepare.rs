@@ -862,7 +862,10 @@ pub struct ForTract<'a> {
     pub inputs: crate::check::inputs::InputOptions,
     /// `--const NAME=VALUE`: inputs fixed to a value (a sample rate, a threshold).
     pub consts: Vec<(String, String)>,
+    /// `--force`: replace an existing output file.
     pub force: bool,
+    /// `--ort-lib`: the ONNX Runtime library to compare with the original on; looked for as
+    /// usual when `None`.
     pub ort_lib: Option<&'a std::path::Path>,
     /// Only inputs whose values the user gave may become constants (a shipped model must not bake
     /// in a synthetic sample rate); `convert` takes synthetic ones, and says so.
@@ -872,13 +875,17 @@ pub struct ForTract<'a> {
 /// What `convert --for tract` did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Prepared {
+    /// The original model's path, as given.
     pub input: String,
+    /// The path the prepared model was written to.
     pub output: String,
+    /// Every change made to the graph, then one per external data file inlined.
     pub rewrites: Vec<Rewrite>,
     /// How the prepared model was checked against the original, on the data prepared for.
     pub comparisons: Vec<crate::check::compare::Comparison>,
     /// Checks that could not be made, and why.
     pub notes: Vec<String>,
+    /// Size of the written file in bytes (external data inlined).
     pub bytes: u64,
 }
 

@@ -352,7 +352,9 @@ impl Pass<'_> {
 
 /// What `generate` writes besides the chain.
 pub struct Header<'a> {
+    /// The model's file name (no directory), named in the header comment.
     pub source: &'a str,
+    /// Hex sha256 of the model file, written in the header so a stale module can be spotted.
     pub sha256: &'a str,
     /// What the stored weights do to the outputs (`--weights-dtype f16|int8`), for the header.
     pub weights_note: Option<String>,

@@ -57,6 +57,8 @@ fn broadcast(c: &Const, n: usize, what: &str) -> Result<Vec<f32>, String> {
 /// for the allocations that follow it.
 const MAX_FEATURES: i64 = 1 << 24;
 
+/// Reads an ONNX model as a [`Chain`], node by node from its one input to its one output, each
+/// operator through `OPERATORS`. Errors are one line, without the file name.
 pub fn read(path: &Path) -> Result<Chain, String> {
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| e.to_string())?;

@@ -25,18 +25,30 @@ const MAX_OPAQUE: usize = 64;
 /// A value of the pickle machine. Containers are shared (`Rc`) because the memo shares them.
 #[derive(Clone, Debug)]
 pub enum Value {
+    /// Python's `None` (NONE).
     None,
+    /// `True` or `False` (NEWTRUE, NEWFALSE, and protocol 0's `INT 01`/`INT 00`).
     Bool(bool),
+    /// An integer that fits in i64 (the INT, LONG and BININT families, LONG1/LONG4 of at most 8 bytes).
     Int(i64),
     /// An integer too large for i64 (kept as its little-endian two's-complement bytes).
     BigInt(Rc<[u8]>),
+    /// A float (FLOAT, BINFLOAT).
     Float(f64),
+    /// Text: the unicode string opcodes, protocol 0–2 byte strings that are valid UTF-8, and the
+    /// digits of a protocol 0 LONG too large for i64.
     Str(Rc<str>),
+    /// Bytes (the BYTES opcodes, BYTEARRAY8, and Python 2 strings that are not UTF-8).
     Bytes(Rc<[u8]>),
+    /// A tuple; immutable, so shared without a `RefCell`.
     Tuple(Rc<[Value]>),
+    /// A list; later APPEND/APPENDS opcodes add to it, through the memo too.
     List(Rc<RefCell<Vec<Value>>>),
+    /// A dict as its pairs in insertion order (keys are not hashed, so duplicates are kept).
     Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    /// A set or frozenset, as its items in the order added.
     Set(Rc<RefCell<Vec<Value>>>),
+    /// A global named by GLOBAL, STACK_GLOBAL or an extension code, never imported.
     Global(Rc<Global>),
     /// The result of a call that was not made (`REDUCE`, `NEWOBJ`, `INST`, `OBJ`), with what later
     /// opcodes did to it (`BUILD` state, `SETITEMS` on an OrderedDict, …).
@@ -45,34 +57,48 @@ pub enum Value {
     Persistent(Rc<Value>),
 }
 
+/// A global the pickle names (`torch._utils._rebuild_tensor_v2`), as text only.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Global {
+    /// Dotted module path (`torch._utils`); `copyreg-extension` for an extension-registry code.
     pub module: String,
+    /// Name within the module (`_rebuild_tensor_v2`); the code, in decimal, for an extension.
     pub name: String,
 }
 
 impl Global {
+    /// Whether this is `module.name`, both compared exactly.
     pub fn is(&self, module: &str, name: &str) -> bool {
         self.module == module && self.name == name
     }
 }
 
+/// A call that was recorded instead of made, and what the opcodes after it did to its result.
 #[derive(Debug)]
 pub struct Object {
+    /// What would have been called: usually a [`Value::Global`] (a class or rebuild function).
     pub callable: Value,
+    /// Its arguments: the popped value for REDUCE and NEWOBJ, a tuple of the marked items for
+    /// OBJ and INST, `(args, kwargs)` for NEWOBJ_EX.
     pub args: Value,
+    /// The state a BUILD gave it (for a module, its attribute dict), if any.
     pub state: Option<Value>,
+    /// Pairs SETITEM/SETITEMS set on it (an `OrderedDict` state_dict's entries).
     pub items: Vec<(Value, Value)>,
+    /// Items APPEND/APPENDS/ADDITEMS added to it.
     pub appended: Vec<Value>,
 }
 
 impl Value {
+    /// The text of a [`Value::Str`]; `None` for anything else.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
             _ => None,
         }
     }
+    /// An [`Value::Int`], or a [`Value::Bool`] as 0 or 1; `None` for anything else (a
+    /// [`Value::BigInt`] included).
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
@@ -80,6 +106,7 @@ impl Value {
             _ => None,
         }
     }
+    /// The name a [`Value::Global`] holds; `None` for anything else.
     pub fn as_global(&self) -> Option<&Global> {
         match self {
             Value::Global(g) => Some(g),
@@ -355,6 +382,7 @@ impl Drop for Cycles {
 /// What the reader found out about one pickle.
 #[derive(Debug)]
 pub struct Parsed {
+    /// The value STOP returned: the top of the stack (a state_dict, a checkpoint dict, …).
     pub value: Value,
     /// Every global the pickle names, once each.
     pub globals: BTreeSet<(String, String)>,

@@ -30,20 +30,30 @@ const INFLATE_SLACK: u64 = 64 * 1024;
 /// A tensor found in a pickle, before it is checked against its storage.
 #[derive(Debug, Clone)]
 pub struct FoundTensor {
+    /// Dotted dict keys and list indices on the way to the tensor (`state_dict.fc1.weight`).
     pub name: String,
+    /// Element type named as [`dtype::torch`] names it (`float32`), or `unknown` for a storage
+    /// type it does not know.
     pub dtype: String,
+    /// Bytes of one element (1 when the dtype is `unknown`).
     pub elem_bytes: u64,
+    /// Dimensions, as the rebuild call's `size` argument gives them.
     pub shape: Vec<u64>,
+    /// The storage's key in its persistent id: the archive's entry `data/<key>`, or the legacy
+    /// stream's storage of that key.
     pub storage_key: String,
-    /// First element used, and elements the storage has, as the pickle declares them.
+    /// First element of the storage the tensor uses, in elements, as the pickle declares it.
     pub storage_offset: u64,
+    /// Elements the storage has, as the pickle declares them (`None` when the id omits it).
     pub storage_numel: Option<u64>,
+    /// Stride of each dimension, in elements; empty when the rebuild call gives none.
     pub stride: Vec<u64>,
 }
 
 /// Tensors and plain values found by walking a pickle's value tree.
 #[derive(Default, Debug)]
 pub struct Walked {
+    /// Tensors in the order the walk met them, not yet measured against their storages.
     pub tensors: Vec<FoundTensor>,
     /// Scalars and strings next to the tensors (`epoch`, `arch`), by dotted key.
     pub scalars: BTreeMap<String, String>,
@@ -285,8 +295,7 @@ fn safety_of(risk: Risk, findings: Vec<String>) -> Safety {
 }
 
 /// A zip archive written by `torch.save` (a state_dict or any pickled object) or
-/// `torch.jit.save` (TorchScript).
-/// A `torch.save`/`torch.jit.save` archive, opened: its pickles read (never run) and judged.
+/// `torch.jit.save` (TorchScript), opened: its pickles read (never run) and judged.
 struct ZipCheckpoint {
     zip: zip::ZipArchive<File>,
     names: Vec<String>,
@@ -473,6 +482,8 @@ impl ZipCheckpoint {
     }
 }
 
+/// Inspects a `torch.save` or TorchScript zip archive: its tensors measured against the storages
+/// it holds, its scalars, the `forward` signature of a TorchScript module, and the pickles' risk.
 pub fn inspect_zip(path: &Path) -> Result<ModelInfo, ModelError> {
     let mut c = open_zip(path)?;
     let format = if c.torchscript {
@@ -796,8 +807,11 @@ pub fn inspect_legacy(path: &Path) -> Result<ModelInfo, ModelError> {
 
 /// A tensor's values, as f32.
 pub struct Weights {
+    /// Dotted state_dict name without the nested key (`fc1.weight`).
     pub name: String,
+    /// Dimensions; `values` holds their product of elements.
     pub shape: Vec<usize>,
+    /// Elements in row-major (contiguous) order, converted from the tensor's float dtype.
     pub values: Vec<f32>,
 }
 

@@ -45,6 +45,7 @@ fn exact(krate: &str) -> String {
     format!("={}", validated(krate))
 }
 
+/// The version of `krate` in [`VALIDATED`]; panics on a crate not listed there (a bug of ours).
 pub fn validated(krate: &str) -> &'static str {
     VALIDATED
         .iter()
@@ -57,6 +58,7 @@ pub fn validated(krate: &str) -> &'static str {
 /// `decide::FRAMEWORKS`; the files a project gets are `templates/<id>/`). Adding a framework: a
 /// row here, a row there, and the templates directory.
 pub struct ScaffoldRow {
+    /// The framework this row scaffolds; each has exactly one row.
     pub framework: Framework,
     /// The model formats its project loads.
     pub formats: &'static [Format],
@@ -95,6 +97,7 @@ const TOKENIZER_FILES: &[(&str, bool)] = &[
     ("tokenizer_config.json", true),
 ];
 
+/// The scaffold registry: one row per framework, looked up by [`scaffold_row`].
 pub const SCAFFOLDS: &[ScaffoldRow] = &[
     ScaffoldRow {
         framework: Framework::Tract,
@@ -483,6 +486,8 @@ fn has_template(name: &str) -> bool {
     TEMPLATES.iter().any(|(t, _)| *t == name)
 }
 
+/// Renders an embedded template (`tract/main.rs`, `common/README.md`) with `ctx`, escaping by its
+/// file kind; errors are one line naming the template.
 pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
     env()
         .get_template(template)
@@ -494,7 +499,9 @@ pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
 /// escaped wherever they are printed; the other strings are code of ours.
 #[derive(Debug, Serialize)]
 pub struct Io {
+    /// The input's or output's name as the model spells it.
     pub name: String,
+    /// Its element type as `ModelInfo` names it (`float32`, `int64`).
     pub dtype: String,
     /// The Rust element type (`f32`, `i64`, `half::f16`, `bool`, …).
     pub rust_type: Value,
@@ -504,7 +511,9 @@ pub struct Io {
     pub shape: Value,
     /// The same as `i64`s (`[1i64, 4]`; `[0i64; 0]`).
     pub shape_i64: Value,
+    /// Elements in one sample (the product of the concrete dimensions; 1 for a scalar).
     pub numel: usize,
+    /// Number of dimensions (0 for a scalar).
     pub rank: usize,
     /// `float`, `int` or `bool` (burn's tensor kinds).
     pub kind: Value,
@@ -634,11 +643,17 @@ fn as_f64(t: &HostTensor) -> Result<HostTensor, String> {
 /// What the scaffold records: synthetic inputs (seed 0, symbolic dimensions at 1) and the
 /// outputs of the back end that stands for the framework.
 pub struct Recorded {
+    /// The back end that computed the outputs and its version (`tract-onnx 0.23.9`), without
+    /// where its library was found.
     pub with: String,
+    /// The inputs run, by the model's input names.
     pub inputs: Vec<(String, HostTensor)>,
+    /// What the back end returned for them, by the model's output names.
     pub outputs: Vec<(String, HostTensor)>,
 }
 
+/// Runs the model once to record what the project's test must reproduce, on the back end that
+/// checks `framework` if it can, else on any other that loads the format.
 pub fn record(
     path: &Path,
     info: &ModelInfo,
@@ -1024,13 +1039,21 @@ pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<Stri
     render("common/ci-github.yml", &ctx)
 }
 
+/// What `init` was asked for, after `cli` resolved the directory and any prepared model.
 pub struct InitOptions {
     /// `--ci github`: the partitioned check workflow instead of the single-job one.
     pub ci: Option<Ci>,
+    /// Directory of the new project; its name is the package name unless `name` is given.
     pub path: PathBuf,
+    /// The model the project ships: the user's, or the graph prepared for tract (see `prepared`).
     pub model: PathBuf,
+    /// `--name`: the package name, before what Cargo refuses is made `-`.
     pub name: Option<String>,
+    /// `--force`, as given; [`write_project`] takes it as its own argument, so nothing here reads
+    /// this field.
     pub force: bool,
+    /// `--link`: refer to the model (or a prepared model's original) by its absolute path instead
+    /// of copying it under `models/`; a prepared model itself is always copied.
     pub link: bool,
     /// ort and fastembed: link the ONNX Runtime that `ort` downloads at build time instead of
     /// loading one at run time.
@@ -1095,7 +1118,9 @@ pub fn prepare_for_tract(
 /// Where a prepared model came from, what was changed, and how to do it again.
 #[derive(Debug, Clone)]
 pub struct PreparedFrom {
+    /// The model the user gave, which the prepared graph was made from.
     pub original: PathBuf,
+    /// Each [`crate::prepare::Rewrite`] made, as one line of text.
     pub rewrites: Vec<String>,
     /// `convert`'s flags beyond the two paths (`--dim n=8` …).
     pub flags: Vec<String>,
