@@ -937,7 +937,8 @@ pub fn declared_check(
     t
 }
 
-/// The tolerance of a generated project's own test against its recorded outputs.
+/// The tolerance of a generated project's own test against its recorded outputs, also the
+/// tolerance of the check `init`/`add` declare for it (rendered `1e-4` in both).
 const TEST_TOLERANCE: f64 = 1e-4;
 
 /// Adds `entry` to the `models` of an `[package.metadata.infer]` table. An entry of the same path
@@ -1348,8 +1349,9 @@ impl<'a> NewProject<'a> {
             constraints_text => c.describe(),
             reasons => reasons,
             recorded_with => rec.with,
-            atol => code("1e-4"),
-            rtol => code("1e-4"),
+            // The same tolerance the declared check gets (one constant).
+            atol => code(&format!("{TEST_TOLERANCE:e}")),
+            rtol => code(&format!("{TEST_TOLERANCE:e}")),
             outputs => outputs,
             sample => code("0.5f32"),
             setup => code(&setup),
