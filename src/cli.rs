@@ -618,8 +618,7 @@ fn run_add(global: &GlobalArgs, args: &AddArgs) -> Result<i32, ExpectedError> {
     let manifest = crate::scaffold::add::find_manifest(
         global.manifest_path.as_deref(),
         args.package.as_deref(),
-    )
-    .map_err(ExpectedError::Usage)?;
+    )?;
     let c = args.constraints.merged(Some(&manifest))?;
     crate::model::refuse_outside(&crate::model::inspect(&args.model)?)?;
     let d = crate::decide::decide_model(&args.model, &c, false)?;
@@ -647,9 +646,9 @@ fn run_add(global: &GlobalArgs, args: &AddArgs) -> Result<i32, ExpectedError> {
             &Default::default(),
             &add_opts,
             Some(from),
-        ),
-    }
-    .map_err(|m| ExpectedError::Model(crate::error::ModelError::new(&args.model, m)))?;
+        )
+        .map_err(|e| e.naming_model(model, &args.model)),
+    }?;
     if !global.quiet {
         if changed.is_empty() {
             eprintln!(
@@ -893,21 +892,24 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
             Some((p, from)) => (p, Some(from)),
             None => (args.model.clone(), None),
         };
+    // Errors about a prepared copy are about the model the user named.
+    let prepared_copy = model.clone();
+    let named = |e: ExpectedError| e.naming_model(&prepared_copy, &args.model);
     let mut info = info;
     let (pre, rec) = match &prepared {
         None => (
-            scaffold::preflight(d.choice, &model, &info).map_err(model_err)?,
+            scaffold::preflight(d.choice, &model, &info)?,
             scaffold::record(&model, &info, d.choice, &inputs).map_err(model_err)?,
         ),
         Some(_) => {
             let mut rec =
                 scaffold::record_with(&args.model, &info, "ort", &inputs).map_err(model_err)?;
-            info = crate::model::inspect(&model)?;
+            info = crate::model::inspect(&model).map_err(|e| named(e.into()))?;
             // The inputs that became constants are not the prepared model's to take.
             rec.inputs
                 .retain(|(n, _)| info.inputs.iter().any(|i| &i.name == n));
             (
-                scaffold::preflight(d.choice, &model, &info).map_err(model_err)?,
+                scaffold::preflight(d.choice, &model, &info).map_err(named)?,
                 rec,
             )
         }
@@ -922,7 +924,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         ort_download: args.ort_download,
         prepared,
     };
-    let files = scaffold::project_files(&opts, &info, &d, &pre, &rec).map_err(model_err)?;
+    let files = scaffold::project_files(&opts, &info, &d, &pre, &rec).map_err(named)?;
     scaffold::write_project(&target, &files, args.force)?;
     if !global.quiet {
         eprintln!(

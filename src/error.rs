@@ -124,6 +124,22 @@ impl ExpectedError {
         }
     }
 
+    /// The same error, with a model at `from` reported as `to`: a copy prepared in a scratch
+    /// directory is the model the user named, not a temporary path.
+    pub fn naming_model(self, from: &Path, to: &Path) -> ExpectedError {
+        match self {
+            ExpectedError::Model(m) if m.path == from => ExpectedError::Model(ModelError {
+                path: to.to_path_buf(),
+                message: m.message,
+            }),
+            ExpectedError::Hinted { error, hint } => ExpectedError::Hinted {
+                error: Box::new(error.naming_model(from, to)),
+                hint,
+            },
+            e => e,
+        }
+    }
+
     /// This error with what the user can do about it.
     pub fn with_hint(self, hint: impl Into<String>) -> ExpectedError {
         ExpectedError::Hinted {

@@ -106,11 +106,13 @@ fn backend_lines(out: &mut String, b: &BackendReport, width: usize, style: Style
         _ => b.message.clone(),
     };
     let _ = writeln!(out, "      {:width$} {status}{:pad$} {detail}", b.name, "");
+    // Notes start under the status column.
+    let indent = 7 + width;
     for n in &b.notes {
-        let _ = writeln!(out, "             {}", style.dim(&format!("note: {n}")));
+        let _ = writeln!(out, "{:indent$}{}", "", style.dim(&format!("note: {n}")));
     }
     if let Some(d) = b.detail.as_ref().filter(|_| verbose > 0) {
-        let _ = writeln!(out, "             {}", style.dim(&format!("detail: {d}")));
+        let _ = writeln!(out, "{:indent$}{}", "", style.dim(&format!("detail: {d}")));
     }
 }
 

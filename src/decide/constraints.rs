@@ -56,7 +56,7 @@ pub enum TargetKind {
 pub fn target_kind(triple: Option<&str>) -> TargetKind {
     match triple {
         None => TargetKind::Host,
-        // `wasm` alone too: a user who types it means WebAssembly, not some other target.
+        // `wasm…` (the `wasm` alias included): WebAssembly, not some other target.
         Some(t) if t.starts_with("wasm") => TargetKind::Wasm,
         Some(t)
             if t.starts_with("thumb")
@@ -239,7 +239,13 @@ impl Constraints {
             set("framework");
         }
         if let Some(t) = &p.target {
-            self.target = Some(t.clone());
+            // `wasm` alone is what people type for the browser's target; projects need a triple
+            // (`cargo build --target`, the `.cargo/config.toml` alias).
+            self.target = Some(if t == "wasm" {
+                "wasm32-unknown-unknown".to_string()
+            } else {
+                t.clone()
+            });
         }
         self.gpu = p.gpu.unwrap_or(self.gpu);
         self.multi_gpu = p.multi_gpu.unwrap_or(self.multi_gpu);
@@ -342,6 +348,16 @@ mod tests {
         assert_eq!(target_kind(None), TargetKind::Host);
         // What users type for WebAssembly without a full triple.
         assert_eq!(target_kind(Some("wasm")), TargetKind::Wasm);
+        let mut c = Constraints::default();
+        c.apply(
+            &Partial {
+                target: Some("wasm".into()),
+                ..Default::default()
+            },
+            "flag",
+        );
+        assert_eq!(c.target.as_deref(), Some("wasm32-unknown-unknown"));
+        assert_eq!(c.target_kind, TargetKind::Wasm);
     }
 
     #[test]

@@ -301,6 +301,7 @@ impl StoredError {
 
 /// The samples: `--input` data (split into samples of `n_in`), then the synthetic ones.
 fn error_samples(
+    model: &Path,
     chain: &Chain,
     given: &[crate::check::inputs::InputArg],
 ) -> Result<Vec<Vec<f32>>, ExpectedError> {
@@ -345,7 +346,7 @@ fn error_samples(
             1.0,
             &mut rng,
         )
-        .expect("a small float32 tensor");
+        .map_err(|m| ModelError::new(model, m))?;
         out.push(
             t.to_f64()
                 .unwrap_or_default()
@@ -367,7 +368,7 @@ pub fn stored_error(
     if opts.weights_dtype == WeightsDtype::F32 {
         return Ok(None);
     }
-    let samples = error_samples(chain, &opts.inputs)?;
+    let samples = error_samples(path, chain, &opts.inputs)?;
     let stored =
         quant::as_stored(chain, opts.weights_dtype).map_err(|m| ModelError::new(path, m))?;
     let (max_abs, max_output) = quant::largest_error(chain, &stored, &samples);

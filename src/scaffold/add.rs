@@ -8,6 +8,7 @@ use toml_edit::{DocumentMut, Item, Table};
 
 use super::{dep_item, dependencies, metadata_table, render, Files};
 use crate::decide::{Decision, Framework};
+use crate::error::{one_line, ExpectedError, FileError, ModelError};
 use crate::model::ModelInfo;
 
 /// The manifest of the package to edit: `--package P`, or the one whose directory holds the
@@ -15,19 +16,25 @@ use crate::model::ModelInfo;
 pub fn find_manifest(
     manifest_path: Option<&Path>,
     package: Option<&str>,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ExpectedError> {
     let mut cmd = cargo_metadata::MetadataCommand::new();
     cmd.no_deps();
     if let Some(p) = manifest_path {
         cmd.manifest_path(p);
     }
-    let meta = cmd.exec().map_err(|e| {
-        format!(
-            "not in a Cargo project: {}",
-            crate::error::one_line(&e.to_string())
-        )
+    let meta = cmd.exec().map_err(|e| -> ExpectedError {
+        match manifest_path.filter(|p| p.is_file()) {
+            // A manifest that is there but that cargo refuses: the manifest is the problem.
+            Some(p) => {
+                FileError::new(p, format!("cargo metadata: {}", one_line(&e.to_string()))).into()
+            }
+            None => ExpectedError::Usage(format!(
+                "not in a Cargo project: {}",
+                one_line(&e.to_string())
+            )),
+        }
     })?;
-    let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+    let cwd = std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
     let pkg = match package {
         Some(name) => meta
             .packages
@@ -35,7 +42,10 @@ pub fn find_manifest(
             .find(|p| p.name.as_str() == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
-                format!("no package `{name}` here (there are: {})", names.join(", "))
+                ExpectedError::Usage(format!(
+                    "no package `{name}` here (there are: {})",
+                    names.join(", ")
+                ))
             })?,
         None => meta
             .packages
@@ -43,7 +53,9 @@ pub fn find_manifest(
             .filter(|p| cwd.starts_with(p.manifest_path.parent().unwrap().as_std_path()))
             .max_by_key(|p| p.manifest_path.as_str().len())
             .or_else(|| meta.root_package())
-            .ok_or("several packages here: choose one with --package")?,
+            .ok_or_else(|| {
+                ExpectedError::Usage("several packages here: choose one with --package".into())
+            })?,
     };
     Ok(pkg.manifest_path.clone().into_std_path_buf())
 }
@@ -75,27 +87,24 @@ pub fn add(
     inputs: &crate::check::inputs::InputOptions,
     opts: &AddOptions,
     prepared: Option<&super::PreparedFrom>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ExpectedError> {
     if !super::scaffold_row(d.choice).addable {
-        return Err(format!(
+        return Err(ExpectedError::Usage(format!(
             "`add` sets up {} in this release; {} is not: it generates the model's code in a build script — make a project with `cargo infer init --framework {}`, or choose another --framework",
             names(),
             d.choice.as_str(),
             d.choice.as_str()
-        ));
+        )));
     }
     let root = manifest.parent().unwrap();
     let adding = Adding::read(model, d)?;
-    let text =
-        std::fs::read_to_string(manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        format!(
-            "{}: {}",
-            manifest.display(),
-            crate::error::one_line(&e.to_string())
-        )
-    })?;
-    let (module_inputs, data_files) = adding.edit_manifest(&mut doc, inputs, opts.ort_download)?;
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| FileError::io(manifest, "cannot read", &e))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| FileError::new(manifest, e.to_string()))?;
+    let (module_inputs, data_files) =
+        adding.edit_manifest(manifest, &mut doc, inputs, opts.ort_download)?;
     let mut plan = Plan {
         root,
         force: opts.force,
@@ -109,11 +118,12 @@ pub fn add(
         plan.changed.push("Cargo.toml".to_string());
     }
     adding.plan_model_files(&mut plan, data_files, prepared)?;
+    let module = adding
+        .module(&module_inputs, opts.ort_download)
+        .map_err(|m| ModelError::new(model, m))?;
     plan.want(
         PathBuf::from("src/inference.rs"),
-        adding
-            .module(&module_inputs, opts.ort_download)?
-            .into_bytes(),
+        module.into_bytes(),
         "the inference module",
     )?;
     if let Some(super::Ci::Github) = opts.ci {
@@ -121,7 +131,7 @@ pub fn add(
         let shown = path.display().to_string();
         plan.want_at(path, shown, workflow.into_bytes(), "the check workflow")?;
     }
-    plan.write()
+    Ok(plan.write()?)
 }
 
 /// The model `add` sets up, as read before the crate is edited.
@@ -136,11 +146,11 @@ struct Adding<'a> {
 }
 
 impl<'a> Adding<'a> {
-    fn read(model: &'a Path, d: &'a Decision) -> Result<Self, String> {
-        let info = crate::model::inspect(model).map_err(|e| e.to_string())?;
+    fn read(model: &'a Path, d: &'a Decision) -> Result<Self, ExpectedError> {
+        let info = crate::model::inspect(model)?;
         let pre = super::preflight(d.choice, model, &info)?;
         let model_file = super::shipped_name(model);
-        let sha = crate::util::sha256_file(model).map_err(|e| e.to_string())?;
+        let sha = crate::util::sha256_file(model).map_err(|e| ModelError::io(model, &e))?;
         Ok(Adding {
             model,
             d,
@@ -156,22 +166,25 @@ impl<'a> Adding<'a> {
     /// the data recorded for the check.
     fn edit_manifest(
         &self,
+        manifest: &Path,
         doc: &mut DocumentMut,
         inputs: &crate::check::inputs::InputOptions,
         ort_download: bool,
-    ) -> Result<(Vec<super::Io>, Files), String> {
+    ) -> Result<(Vec<super::Io>, Files), ExpectedError> {
         let d = self.d;
+        let about_model = |m: String| ExpectedError::from(ModelError::new(self.model, m));
+        let about_manifest = |m: String| ExpectedError::from(FileError::new(manifest, m));
         if !doc.contains_key("dependencies") {
             doc.insert("dependencies", Item::Table(Table::new()));
         }
         let deps = doc["dependencies"]
             .as_table_like_mut()
-            .ok_or("[dependencies] is not a table")?;
+            .ok_or_else(|| about_manifest("[dependencies] is not a table".into()))?;
         // The module's inputs at the shapes it will be given (custom modules take what emit reads).
         let module_inputs = if d.choice == Framework::Custom {
             vec![]
         } else {
-            super::sample_inputs(self.model, &self.info, inputs)?
+            super::sample_inputs(self.model, &self.info, inputs).map_err(about_model)?
         };
         let half = module_inputs.iter().any(|i| i.dtype == "float16");
         for (k, v, def, feats) in
@@ -182,10 +195,12 @@ impl<'a> Adding<'a> {
             }
         }
         let model_ref = format!("models/{}", self.model_file);
-        let infer = infer_table(doc, metadata_table(&model_ref, &self.sha, d))?;
+        let infer =
+            infer_table(doc, metadata_table(&model_ref, &self.sha, d)).map_err(about_manifest)?;
         let (entry, data_files) =
-            declared_with_data(self.model, &self.info, d, inputs, &self.model_file)?;
-        super::declare(infer, entry)?;
+            declared_with_data(self.model, &self.info, d, inputs, &self.model_file)
+                .map_err(about_model)?;
+        super::declare(infer, entry).map_err(about_manifest)?;
         Ok((module_inputs, data_files))
     }
 
@@ -196,26 +211,26 @@ impl<'a> Adding<'a> {
         plan: &mut Plan,
         data_files: Files,
         prepared: Option<&super::PreparedFrom>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ExpectedError> {
         let model = self.model;
         plan.want(
             PathBuf::from("models").join(&self.model_file),
-            std::fs::read(model).map_err(|e| e.to_string())?,
+            std::fs::read(model).map_err(|e| ModelError::io(model, &e))?,
             "the model",
         )?;
         for (rel, bytes) in data_files {
             plan.want(rel, bytes, "data recorded for `cargo infer check`")?;
         }
         for ext in super::external_files(model, &self.info, "models") {
-            let (rel, src) = ext?;
-            let bytes = std::fs::read(&src).map_err(|e| e.to_string())?;
+            let (rel, src) = ext.map_err(|m| ModelError::new(model, m))?;
+            let bytes = std::fs::read(&src).map_err(|e| ModelError::io(&src, &e))?;
             plan.want(rel, bytes, "external data")?;
         }
         for c in &self.pre.companions {
             let src = model.with_file_name(c);
             plan.want(
                 PathBuf::from("models").join(c),
-                std::fs::read(&src).map_err(|e| format!("{}: {e}", src.display()))?,
+                super::read_file(&src)?,
                 "a file the model needs",
             )?;
         }
@@ -223,13 +238,13 @@ impl<'a> Adding<'a> {
         if let Some(p) = prepared {
             plan.want(
                 PathBuf::from("models/original").join(super::shipped_name(&p.original)),
-                std::fs::read(&p.original).map_err(|e| format!("{}: {e}", p.original.display()))?,
+                std::fs::read(&p.original).map_err(|e| ModelError::io(&p.original, &e))?,
                 "the model before it was prepared for tract",
             )?;
-            let original = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
+            let original = crate::model::inspect(&p.original)?;
             for ext in super::external_files(&p.original, &original, "models/original") {
-                let (rel, src) = ext?;
-                let bytes = std::fs::read(&src).map_err(|e| e.to_string())?;
+                let (rel, src) = ext.map_err(|m| ModelError::new(&p.original, m))?;
+                let bytes = std::fs::read(&src).map_err(|e| ModelError::io(&src, &e))?;
                 plan.want(rel, bytes, "the original's external data")?;
             }
         }
@@ -309,7 +324,7 @@ struct Plan<'a> {
 
 impl Plan<'_> {
     /// A file at `rel` under the crate, of these bytes (`what` it is, for the refusal).
-    fn want(&mut self, rel: PathBuf, bytes: Vec<u8>, what: &str) -> Result<(), String> {
+    fn want(&mut self, rel: PathBuf, bytes: Vec<u8>, what: &str) -> Result<(), FileError> {
         let path = self.root.join(&rel);
         self.want_at(path, rel.display().to_string(), bytes, what)
     }
@@ -322,12 +337,12 @@ impl Plan<'_> {
         shown: String,
         bytes: Vec<u8>,
         what: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), FileError> {
         match std::fs::read(&path) {
             Ok(old) if old == bytes => Ok(()),
-            Ok(_) if !self.force => Err(format!(
-                "{} exists and differs; pass --force to replace it ({what})",
-                path.display()
+            Ok(_) if !self.force => Err(FileError::new(
+                &path,
+                format!("exists and differs; pass --force to replace it ({what})"),
             )),
             _ => {
                 self.changed.push(shown);
@@ -338,14 +353,14 @@ impl Plan<'_> {
     }
 
     /// Writes every planned file, all or nothing; returns what changed.
-    fn write(self) -> Result<Vec<String>, String> {
+    fn write(self) -> Result<Vec<String>, FileError> {
         for (p, _) in &self.writes {
             if let Some(parent) = p.parent() {
                 std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+                    .map_err(|e| FileError::io(parent, "cannot create", &e))?;
             }
         }
-        crate::util::write_all_or_nothing(&self.writes).map_err(|e| e.to_string())?;
+        crate::util::write_all_or_nothing(&self.writes)?;
         Ok(self.changed)
     }
 }
@@ -390,8 +405,9 @@ fn declared_with_data(
 
 /// `--ci github`: where the workflow goes (the repository's root) and its text, which checks the
 /// crate at `root` through its manifest.
-fn workflow_at_root(root: &Path, d: &Decision) -> Result<(PathBuf, String), String> {
-    let crate_dir = std::fs::canonicalize(root).map_err(|e| format!("{}: {e}", root.display()))?;
+fn workflow_at_root(root: &Path, d: &Decision) -> Result<(PathBuf, String), ExpectedError> {
+    let crate_dir =
+        std::fs::canonicalize(root).map_err(|e| FileError::io(root, "cannot read", &e))?;
     let repo = repository_root(&crate_dir);
     let rel = crate_dir.strip_prefix(&repo).unwrap_or(Path::new(""));
     // `/`-separated, as the workflow's shell (bash on ubuntu) wants it.
@@ -404,7 +420,7 @@ fn workflow_at_root(root: &Path, d: &Decision) -> Result<(PathBuf, String), Stri
     } else {
         parts.join("/")
     };
-    let workflow = super::github_workflow(&rel, d.choice, false)?;
+    let workflow = super::github_workflow(&rel, d.choice, false).map_err(ExpectedError::Usage)?;
     Ok((repo.join(super::GITHUB_WORKFLOW), workflow))
 }
 

@@ -17,7 +17,7 @@ use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table};
 use crate::backends::{Backend, Device};
 use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
-use crate::error::FileError;
+use crate::error::{ExpectedError, FileError, ModelError};
 use crate::escape;
 use crate::model::dtype::DType;
 use crate::model::{Format, ModelInfo};
@@ -84,7 +84,7 @@ pub struct ScaffoldRow {
 }
 
 /// In [`ScaffoldRow::binding`]: the binding of a model (its path and what was read of it).
-pub type Binding = fn(&Path, &ModelInfo) -> Result<&'static str, String>;
+pub type Binding = fn(&Path, &ModelInfo) -> Result<&'static str, ExpectedError>;
 
 /// In [`ScaffoldRow::companions`]: the model's weight files.
 pub const WEIGHT_FILES: &str = "<weight files>";
@@ -268,15 +268,16 @@ pub struct Preflight {
 
 /// Whether a framework's project can be made for this model (its format, the files it needs next
 /// to it), before anything is run or written.
-pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflight, String> {
+pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflight, ExpectedError> {
+    let about_model = |m: String| ExpectedError::from(ModelError::new(model, m));
     if !scaffold_formats(f).contains(&info.format) {
         let formats: Vec<&str> = scaffold_formats(f).iter().map(|x| x.as_str()).collect();
-        return Err(format!(
+        return Err(about_model(format!(
             "a {} project loads {} models; this is {} (choose another --framework)",
             f.as_str(),
             formats.join(" or "),
             info.format.as_str()
-        ));
+        )));
     }
     let row = scaffold_row(f);
     let arch = match row.binding {
@@ -284,12 +285,12 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflig
         None => "",
     };
     let weights = if holds_weight_files(row, info.format) {
-        weight_files(model)?
+        weight_files(model).map_err(about_model)?
     } else {
         vec![]
     };
     Ok(Preflight {
-        companions: companions(f, model, info, &weights)?,
+        companions: companions(f, model, info, &weights).map_err(about_model)?,
         arch,
         weights,
     })
@@ -397,7 +398,8 @@ fn weight_files(model: &Path) -> Result<Vec<String>, String> {
 
 /// Which of candle's model code a weights file binds to: `bert`, `llama` (from config.json) or
 /// `quantized-llama` (GGUF).
-fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, String> {
+fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, ExpectedError> {
+    let about_model = |m: String| ExpectedError::from(ModelError::new(model, m));
     if info.format == Format::Gguf {
         let arch = info
             .metadata
@@ -405,23 +407,27 @@ fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, String> {
             .map(String::as_str);
         return match arch {
             Some("llama") if !info.tensors.is_empty() => Ok("quantized-llama"),
-            Some("llama") => Err("this GGUF holds no tensors (a vocabulary-only file)".into()),
-            other => Err(format!(
+            Some("llama") => Err(about_model(
+                "this GGUF holds no tensors (a vocabulary-only file)".into(),
+            )),
+            other => Err(about_model(format!(
                 "candle scaffolds bind Llama-family GGUF files; this one is `{}`",
                 other.unwrap_or("unnamed")
-            )),
+            ))),
         };
     }
     let config_path = model.with_file_name("config.json");
     let config: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&config_path).map_err(|e| format!("{}: {e}", config_path.display()))?,
+        &std::fs::read(&config_path).map_err(|e| FileError::io(&config_path, "cannot read", &e))?,
     )
-    .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    .map_err(|e| FileError::new(&config_path, format!("not JSON: {e}")))?;
     crate::model::classify::candle_family(&config).ok_or_else(|| {
         let (model_type, _) = crate::model::classify::config_names(&config);
-        format!(
-            "candle scaffolds bind BERT and Llama configs; config.json says model_type `{model_type}`"
+        FileError::new(
+            &config_path,
+            format!("candle scaffolds bind BERT and Llama configs; this one says model_type `{model_type}`"),
         )
+        .into()
     })
 }
 
@@ -1134,7 +1140,7 @@ pub fn project_files(
     d: &Decision,
     pre: &Preflight,
     rec: &Recorded,
-) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
+) -> Result<Vec<(PathBuf, Vec<u8>)>, ExpectedError> {
     let project = NewProject::new(opts, info, d, pre, rec)?;
     let mut files: Files = vec![("Cargo.toml".into(), project.manifest()?.into_bytes())];
     // The model, its external data, the recorded data.
@@ -1144,9 +1150,11 @@ pub fn project_files(
     let original_ref = project.original(&mut files)?;
     project.recorded_data(&mut files)?;
     let ctx = project.template_context(original_ref)?;
-    project.rendered(&ctx, &mut files)?;
+    project
+        .rendered(&ctx, &mut files)
+        .map_err(project.about_model())?;
     if d.choice == Framework::Custom {
-        project.emitted(&mut files)?;
+        project.emitted(&mut files).map_err(project.about_model())?;
     }
     files.extend(project.target_config());
     Ok(files)
@@ -1182,13 +1190,14 @@ impl<'a> NewProject<'a> {
         d: &'a Decision,
         pre: &'a Preflight,
         rec: &'a Recorded,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ExpectedError> {
         let crate_name = crate_name(opts)?;
         let model_file = shipped_name(&opts.model);
-        let sha = crate::util::sha256_file(&opts.model).map_err(|e| e.to_string())?;
+        let sha =
+            crate::util::sha256_file(&opts.model).map_err(|e| ModelError::io(&opts.model, &e))?;
         // A prepared model exists nowhere else: it is always copied (the original may be linked).
         let linked = if opts.link && opts.prepared.is_none() {
-            Some(std::fs::canonicalize(&opts.model).map_err(|e| e.to_string())?)
+            Some(std::fs::canonicalize(&opts.model).map_err(|e| ModelError::io(&opts.model, &e))?)
         } else {
             None
         };
@@ -1216,9 +1225,14 @@ impl<'a> NewProject<'a> {
         })
     }
 
+    /// An error about the model (what it holds, what was recorded from it, what renders of it).
+    fn about_model(&self) -> impl Fn(String) -> ExpectedError + '_ {
+        |m| ModelError::new(&self.opts.model, m).into()
+    }
+
     /// `Cargo.toml`: the package, the framework's dependencies, the model's metadata and, for a
     /// framework, an optimised dev profile.
-    fn manifest(&self) -> Result<String, String> {
+    fn manifest(&self) -> Result<String, ExpectedError> {
         let f = self.d.choice;
         let mut doc = DocumentMut::new();
         let mut package = Table::new();
@@ -1252,7 +1266,7 @@ impl<'a> NewProject<'a> {
     }
 
     /// `[package.metadata]`: `infer`, with the model's declared check on the recorded data.
-    fn metadata(&self) -> Result<Table, String> {
+    fn metadata(&self) -> Result<Table, ExpectedError> {
         let mut meta = Table::new();
         meta.set_implicit(true);
         let mut infer = metadata_table(&self.model_ref, &self.sha, self.d);
@@ -1260,21 +1274,22 @@ impl<'a> NewProject<'a> {
         declare(
             &mut infer,
             declared_check(&self.model_ref, &inputs, &outputs, self.d.choice),
-        )?;
+        )
+        .map_err(self.about_model())?;
         infer.set_position(Some(0));
         meta.insert("infer", Item::Table(infer));
         Ok(meta)
     }
 
     /// The model under `models/`, its external data and the files the framework needs beside it.
-    fn copy_model(&self, files: &mut Files) -> Result<(), String> {
+    fn copy_model(&self, files: &mut Files) -> Result<(), ExpectedError> {
         let model = &self.opts.model;
         files.push((
             PathBuf::from("models").join(&self.model_file),
-            std::fs::read(model).map_err(|e| e.to_string())?,
+            std::fs::read(model).map_err(|e| ModelError::io(model, &e))?,
         ));
         for ext in external_files(model, self.info, "models") {
-            let (rel, src) = ext?;
+            let (rel, src) = ext.map_err(self.about_model())?;
             files.push((rel, read_file(&src)?));
         }
         for c in &self.pre.companions {
@@ -1286,12 +1301,13 @@ impl<'a> NewProject<'a> {
 
     /// A prepared model's original: beside it under `models/original/` (its external data too),
     /// or where it is (`--link`). Returns how the project refers to it.
-    fn original(&self, files: &mut Files) -> Result<Option<String>, String> {
+    fn original(&self, files: &mut Files) -> Result<Option<String>, ExpectedError> {
         let Some(p) = &self.opts.prepared else {
             return Ok(None);
         };
         if self.opts.link {
-            let at = std::fs::canonicalize(&p.original).map_err(|e| e.to_string())?;
+            let at =
+                std::fs::canonicalize(&p.original).map_err(|e| ModelError::io(&p.original, &e))?;
             return Ok(Some(at.display().to_string()));
         }
         let name = shipped_name(&p.original);
@@ -1299,32 +1315,35 @@ impl<'a> NewProject<'a> {
             PathBuf::from("models/original").join(&name),
             read_file(&p.original)?,
         ));
-        let oinfo = crate::model::inspect(&p.original).map_err(|e| e.to_string())?;
+        let oinfo = crate::model::inspect(&p.original)?;
         for ext in external_files(&p.original, &oinfo, "models/original") {
-            let (rel, src) = ext?;
+            let (rel, src) = ext.map_err(|m| ModelError::new(&p.original, m))?;
             files.push((rel, read_file(&src)?));
         }
         Ok(Some(format!("models/original/{name}")))
     }
 
     /// The recorded inputs and outputs under `tests/data/` (outputs as float64).
-    fn recorded_data(&self, files: &mut Files) -> Result<(), String> {
+    fn recorded_data(&self, files: &mut Files) -> Result<(), ExpectedError> {
         let (inputs, outputs) = recorded_paths("tests/data", self.rec);
         for ((_, path), (_, t)) in inputs.iter().zip(&self.rec.inputs) {
-            files.push((path.into(), npy(t)?));
+            files.push((path.into(), npy(t).map_err(self.about_model())?));
         }
         for ((_, path), (_, t)) in outputs.iter().zip(&self.rec.outputs) {
-            files.push((path.into(), npy(&as_f64(t)?)?));
+            let bytes = as_f64(t)
+                .and_then(|t| npy(&t))
+                .map_err(self.about_model())?;
+            files.push((path.into(), bytes));
         }
         Ok(())
     }
 
     /// What the project's templates are rendered with (the model module's context included).
-    fn template_context(&self, original_ref: Option<String>) -> Result<Value, String> {
+    fn template_context(&self, original_ref: Option<String>) -> Result<Value, ExpectedError> {
         let (opts, info, rec, f) = (self.opts, self.info, self.rec, self.d.choice);
         // Names, dtypes and shapes as recorded: what the model really took and gave.
-        let inputs = ios(&rec.inputs)?;
-        let outputs = ios(&rec.outputs)?;
+        let inputs = ios(&rec.inputs).map_err(self.about_model())?;
+        let outputs = ios(&rec.outputs).map_err(self.about_model())?;
         let c = &self.d.constraints;
         let reasons: Vec<String> = self
             .d
@@ -1462,7 +1481,7 @@ impl<'a> NewProject<'a> {
 }
 
 /// The package name: `--name`, else the directory's name, with what Cargo refuses made `-`.
-fn crate_name(opts: &InitOptions) -> Result<String, String> {
+fn crate_name(opts: &InitOptions) -> Result<String, ExpectedError> {
     let name = opts.name.clone().unwrap_or_else(|| {
         opts.path
             .file_name()
@@ -1480,9 +1499,9 @@ fn crate_name(opts: &InitOptions) -> Result<String, String> {
         })
         .collect();
     if crate_name.is_empty() || crate_name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!(
+        return Err(ExpectedError::Usage(format!(
             "`{name}` is not a valid package name; give one with --name"
-        ));
+        )));
     }
     Ok(crate_name)
 }
@@ -1534,8 +1553,8 @@ pub(crate) fn external_files<'a>(
 }
 
 /// A file's bytes; its path in the error.
-fn read_file(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
+    std::fs::read(path).map_err(|e| FileError::io(path, "cannot read", &e))
 }
 
 /// The README's setup lines and deployment note: the framework's own, else the deployment

@@ -138,6 +138,66 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
     }
 }
 
+/// `init` and `add` name the file a problem is in — the package name, the manifest, a file of
+/// the crate's — not the model's path in front of another file's problem.
+#[test]
+fn init_and_add_errors_name_the_file_they_are_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixtures().join("mlp.onnx");
+    let out = cargo_infer()
+        .arg("init")
+        .arg(dir.path().join("p"))
+        .arg("--model")
+        .arg(&model)
+        .args(["--name", "123"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "init --name 123");
+    assert_eq!(
+        err.trim_end(),
+        "error: `123` is not a valid package name; give one with --name"
+    );
+    assert!(!dir.path().join("p").exists());
+
+    // A manifest cargo refuses: the manifest is named.
+    let broken = existing_crate("[package\n", "");
+    let manifest = broken.path().join("Cargo.toml");
+    let out = cargo_infer()
+        .args(["add", "--framework", "tract"])
+        .arg(&model)
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "add to a broken manifest");
+    assert!(
+        err.starts_with(&format!("error: {}: cargo metadata:", manifest.display())),
+        "{err}"
+    );
+
+    // A file of the crate's where `add` would write: that file is named, nothing is written.
+    let krate = existing_crate(
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        "",
+    );
+    std::fs::write(krate.path().join("src/inference.rs"), "// mine\n").unwrap();
+    let before = std::fs::read_to_string(krate.path().join("Cargo.toml")).unwrap();
+    let err = one_line_error(
+        &add_to(krate.path(), "tract", "mlp.onnx"),
+        "add over a file",
+    );
+    let ours = krate.path().join("src/inference.rs");
+    assert!(
+        err.starts_with(&format!("error: {}: exists and differs", ours.display()))
+            && !err.contains("mlp.onnx"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(krate.path().join("Cargo.toml")).unwrap(),
+        before
+    );
+}
+
 /// burn (the ONNX model turned into Rust by burn-onnx in the project's build script) and
 /// fastembed (a sentence-embedding model with its tokenizer files, on ONNX Runtime loaded at run
 /// time): the generated projects build, and their own tests reproduce the recorded outputs. These
