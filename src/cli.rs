@@ -158,8 +158,7 @@ impl ConstraintArgs {
     ) -> Result<crate::decide::constraints::Constraints, ExpectedError> {
         let mut c = crate::decide::constraints::Constraints::default();
         if let Some((from_manifest, path)) =
-            crate::decide::constraints::from_manifest(manifest_path)
-                .map_err(ExpectedError::Usage)?
+            crate::decide::constraints::from_manifest(manifest_path)?
         {
             c.apply(&from_manifest, &path.display().to_string());
         }
@@ -685,7 +684,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         }
     }
     if let Some(pattern) = &args.merge {
-        let report = check::merge::merge(pattern).map_err(ExpectedError::Usage)?;
+        let report = check::merge::merge(pattern)?;
         return finish_check(global, args, &report);
     }
     let all = crate::backends::all(args.ort_lib.as_deref());
@@ -711,7 +710,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
     let jobs = if args.models.is_empty() {
         declared_jobs(global.manifest_path.as_deref(), &flags)?
     } else {
-        plan::from_args(&args.models, &flags).map_err(ExpectedError::Usage)?
+        plan::from_args(&args.models, &flags)?
     };
     let total = jobs.len();
     let mut jobs = match args.partition {
@@ -848,8 +847,7 @@ fn declared_jobs(
             "no model given: name model files, or declare them as `models = [...]` in [package.metadata.infer]".into(),
         )
     };
-    let found =
-        crate::decide::constraints::from_manifest(manifest_path).map_err(ExpectedError::Usage)?;
+    let found = crate::decide::constraints::from_manifest(manifest_path)?;
     let Some((partial, manifest)) = found else {
         return Err(none());
     };
@@ -859,8 +857,8 @@ fn declared_jobs(
     else {
         return Err(none());
     };
-    let declared = plan::parse_declared(&manifest, &models).map_err(ExpectedError::Usage)?;
-    plan::from_declared(&manifest, &declared, flags).map_err(ExpectedError::Usage)
+    let declared = plan::parse_declared(&manifest, &models)?;
+    Ok(plan::from_declared(&manifest, &declared, flags)?)
 }
 
 fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> {

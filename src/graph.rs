@@ -10,6 +10,8 @@ use std::path::Path;
 use prost::Message;
 use tract_onnx::pb;
 
+use crate::error::{ExpectedError, ModelError};
+
 /// The main graph's nodes, in topological order.
 pub struct Graph {
     /// The nodes, producers before consumers (the file's order when the graph has a cycle).
@@ -426,34 +428,39 @@ fn svg(p: &Picture) -> Result<String, String> {
 const MAX_BOXES: usize = 1500;
 
 /// `inspect --graph OUT`: the model's graph as `.svg` or `.dot`, by `out`'s extension.
-pub fn render(model: &Path, out: &Path) -> Result<Vec<u8>, String> {
+pub fn render(model: &Path, out: &Path) -> Result<Vec<u8>, ExpectedError> {
     let svg_out = match out.extension().and_then(|e| e.to_str()) {
         Some("svg") => true,
         Some("dot") | Some("gv") => false,
         _ => {
-            return Err(format!(
+            return Err(ExpectedError::Usage(format!(
                 "--graph {}: the picture is FILE.svg or FILE.dot",
                 out.display()
-            ))
+            )))
         }
     };
-    let bytes = std::fs::read(model).map_err(|e| format!("{}: {e}", model.display()))?;
+    let bytes = std::fs::read(model).map_err(|e| ModelError::io(model, &e))?;
     let proto = pb::ModelProto::decode(&bytes[..])
-        .map_err(|e| format!("{}: not an ONNX model: {e}", model.display()))?;
+        .map_err(|e| ModelError::new(model, format!("not an ONNX model: {e}")))?;
     let g = proto.graph.unwrap_or_default();
     // What the file states wins (it keeps symbolic dimensions' names); tract fills in the rest.
     let mut shapes = inferred_shapes(model);
     shapes.extend(declared_shapes(&g));
     let picture = picture(&Graph::of(&g), &shapes);
     if svg_out && picture.boxes.len() > MAX_BOXES {
-        return Err(format!(
-            "{}: {} boxes even with repeated blocks folded; too many to lay out as SVG: write a .dot file and render it with Graphviz",
-            model.display(),
-            picture.boxes.len()
-        ));
+        return Err(ModelError::new(
+            model,
+            format!(
+                "{} boxes even with repeated blocks folded; too many to lay out as SVG: write a .dot file and render it with Graphviz",
+                picture.boxes.len()
+            ),
+        )
+        .into());
     }
     Ok(if svg_out {
-        svg(&picture)?.into_bytes()
+        svg(&picture)
+            .map_err(|m| ModelError::new(model, m))?
+            .into_bytes()
     } else {
         dot(&picture).into_bytes()
     })

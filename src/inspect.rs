@@ -19,7 +19,7 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<i32, ExpectedError
                 info.format.as_str()
             )));
         }
-        let picture = crate::graph::render(&args.model, out).map_err(ExpectedError::Usage)?;
+        let picture = crate::graph::render(&args.model, out)?;
         crate::util::write_all_or_nothing(&[(out.clone(), picture)])
             .map_err(|e| FileError::new(&e.path, format!("{} (--graph)", e.message)))?;
     }

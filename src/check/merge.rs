@@ -4,29 +4,33 @@
 use std::path::PathBuf;
 
 use super::{PartitionFacts, Report};
+use crate::error::{ExpectedError, FileError};
 
 /// Reads every report `pattern` names and merges them. Errors (exit 2): a pattern that names no
 /// file, a file that is not a report, partitions of different runs, or a partition missing.
-pub fn merge(pattern: &str) -> Result<Report, String> {
+pub fn merge(pattern: &str) -> Result<Report, ExpectedError> {
     let files: Vec<PathBuf> = match glob::glob(pattern) {
         Ok(paths) => {
             let mut v: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
             v.sort();
             v
         }
-        Err(e) => return Err(format!("--merge `{pattern}`: bad pattern: {e}")),
+        Err(e) => {
+            return Err(ExpectedError::Usage(format!(
+                "--merge `{pattern}`: bad pattern: {e}"
+            )))
+        }
     };
     if files.is_empty() {
-        return Err(format!("--merge `{pattern}`: matches no file"));
+        return Err(ExpectedError::Usage(format!(
+            "--merge `{pattern}`: matches no file"
+        )));
     }
     let mut parts = Vec::new();
     for f in &files {
-        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let bytes = std::fs::read(f).map_err(|e| FileError::io(f, "cannot read", &e))?;
         let r: Report = serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "{}: not a report of `check --report-json` ({e})",
-                f.display()
-            )
+            FileError::new(f, format!("not a report of `check --report-json` ({e})"))
         })?;
         parts.push((f, r));
     }
@@ -45,7 +49,7 @@ pub fn merge(pattern: &str) -> Result<Report, String> {
 
 /// Partitioned reports must be the parts of one run: one kind and count, each part once, and
 /// every part there.
-fn check_partitions(parts: &[(&PathBuf, Report)]) -> Result<(), String> {
+fn check_partitions(parts: &[(&PathBuf, Report)]) -> Result<(), ExpectedError> {
     let facts: Vec<(&PathBuf, &PartitionFacts)> = parts
         .iter()
         .filter_map(|(f, r)| r.partition.as_ref().map(|p| (*f, p)))
@@ -56,32 +60,35 @@ fn check_partitions(parts: &[(&PathBuf, Report)]) -> Result<(), String> {
     let first: super::plan::Partition = first
         .partition
         .parse()
-        .map_err(|e| format!("{}: partition {e}", facts[0].0.display()))?;
+        .map_err(|e| FileError::new(facts[0].0, format!("partition {e}")))?;
     let mut seen = vec![None; first.n as usize];
     for (f, p) in &facts {
         let this: super::plan::Partition = p
             .partition
             .parse()
-            .map_err(|e| format!("{}: partition {e}", f.display()))?;
+            .map_err(|e| FileError::new(f, format!("partition {e}")))?;
         if this.by_hash != first.by_hash || this.n != first.n || p.total != facts[0].1.total {
-            return Err(format!(
-                "{}: partition {} of {} models is not of the same run as {} ({} of {} models)",
-                f.display(),
-                p.partition,
-                p.total,
-                facts[0].0.display(),
-                facts[0].1.partition,
-                facts[0].1.total
-            ));
+            return Err(FileError::new(
+                f,
+                format!(
+                    "partition {} of {} models is not of the same run as {} ({} of {} models)",
+                    p.partition,
+                    p.total,
+                    facts[0].0.display(),
+                    facts[0].1.partition,
+                    facts[0].1.total
+                ),
+            )
+            .into());
         }
         let slot = &mut seen[this.k as usize - 1];
         if let Some(other) = slot.replace(*f) {
-            return Err(format!(
+            return Err(ExpectedError::Usage(format!(
                 "{} and {}: both are partition {}",
                 other.display(),
                 f.display(),
                 p.partition
-            ));
+            )));
         }
     }
     let missing: Vec<String> = seen
@@ -91,19 +98,19 @@ fn check_partitions(parts: &[(&PathBuf, Report)]) -> Result<(), String> {
         .map(|(k, _)| format!("{}/{}", k + 1, first.n))
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
+        return Err(ExpectedError::Usage(format!(
             "partition {} of the run is missing (a runner that did not finish?): merged only {} of {} reports",
             missing.join(", "),
             facts.len(),
             first.n
-        ));
+        )));
     }
     let total: usize = parts.iter().map(|(_, r)| r.models.len()).sum();
     if total != facts[0].1.total {
-        return Err(format!(
+        return Err(ExpectedError::Usage(format!(
             "the partitions hold {total} models, the run had {}",
             facts[0].1.total
-        ));
+        )));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use sha2::Digest;
 
 use super::inputs::{DimArg, InputArg, ShapeArg, ValRange};
 use super::{Bisect, CheckOptions};
+use crate::error::{ExpectedError, FileError};
 
 /// One model to check, and how.
 #[derive(Debug, Clone)]
@@ -262,17 +263,17 @@ impl Declared {
 pub fn parse_declared(
     manifest: &Path,
     models: &serde_json::Value,
-) -> Result<Vec<Declared>, String> {
+) -> Result<Vec<Declared>, FileError> {
     let at = |k: usize, e: &dyn std::fmt::Display| {
-        format!(
-            "{}: [package.metadata.infer] models[{k}]: {e}",
-            manifest.display()
+        FileError::new(
+            manifest,
+            format!("[package.metadata.infer] models[{k}]: {e}"),
         )
     };
     let list = models.as_array().ok_or_else(|| {
-        format!(
-            "{}: [package.metadata.infer] models: expected a list of paths or tables",
-            manifest.display()
+        FileError::new(
+            manifest,
+            "[package.metadata.infer] models: expected a list of paths or tables",
         )
     })?;
     list.iter()
@@ -336,11 +337,11 @@ pub fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// The jobs for models named on the command line.
-pub fn from_args(models: &[PathBuf], flags: &Flags) -> Result<Vec<Job>, String> {
+pub fn from_args(models: &[PathBuf], flags: &Flags) -> Result<Vec<Job>, ExpectedError> {
     let opts = flags.options();
     let mut jobs = Vec::new();
     for m in models {
-        for model in expand(m)? {
+        for model in expand(m).map_err(ExpectedError::Usage)? {
             jobs.push(Job {
                 name: model.display().to_string(),
                 model,
@@ -358,7 +359,7 @@ pub fn from_declared(
     manifest: &Path,
     declared: &[Declared],
     flags: &Flags,
-) -> Result<Vec<Job>, String> {
+) -> Result<Vec<Job>, FileError> {
     let dir = manifest.parent().unwrap_or(Path::new("."));
     let is_glob = |p: &str| p.contains(['*', '?', '[']);
     // A model named by its own entry is checked as that entry says, even where a glob of an
@@ -374,10 +375,9 @@ pub fn from_declared(
     let mut jobs = Vec::new();
     for (k, d) in declared.iter().enumerate() {
         let at = |e: String| {
-            format!(
-                "{}: [package.metadata.infer] models[{k}] ({}): {e}",
-                manifest.display(),
-                d.path
+            FileError::new(
+                manifest,
+                format!("[package.metadata.infer] models[{k}] ({}): {e}", d.path),
             )
         };
         let opts = d.options(dir, flags).map_err(at)?;
@@ -630,7 +630,11 @@ mod tests {
             &serde_json::json!([{"path": "a.onnx", "atoll": 1}]),
         )
         .unwrap_err();
-        assert!(e.contains("models[0]") && e.contains("atoll"), "{e}");
+        assert_eq!(e.path, manifest);
+        assert!(
+            e.message.contains("models[0]") && e.message.contains("atoll"),
+            "{e}"
+        );
         let e = d[1].clone();
         let e = Declared {
             backend: Some("tensorflow".into()),

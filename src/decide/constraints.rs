@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::Framework;
+use crate::error::{ExpectedError, FileError};
 
 /// The GPU a project must run on (`--gpu`, `gpu =` in the manifest); `none` is CPU only.
 // The variants are `--gpu`'s possible values, named as the flag spells them; a doc comment on
@@ -261,16 +262,18 @@ impl Constraints {
 
 /// The `[package.metadata.infer]` table of the package at `manifest_path`, or of the package
 /// whose directory holds the current one; `None` outside a Cargo project.
-pub fn from_manifest(manifest_path: Option<&Path>) -> Result<Option<(Partial, PathBuf)>, String> {
+pub fn from_manifest(
+    manifest_path: Option<&Path>,
+) -> Result<Option<(Partial, PathBuf)>, ExpectedError> {
     let manifest = match manifest_path {
         Some(p) => {
             if !p.is_file() {
-                return Err(format!("{}: no such manifest", p.display()));
+                return Err(FileError::new(p, "no such manifest").into());
             }
             p.to_path_buf()
         }
         None => {
-            let cwd = std::env::current_dir().map_err(|e| e.to_string())?;
+            let cwd = std::env::current_dir().map_err(|e| ExpectedError::Usage(e.to_string()))?;
             match cwd
                 .ancestors()
                 .map(|d| d.join("Cargo.toml"))
@@ -285,13 +288,7 @@ pub fn from_manifest(manifest_path: Option<&Path>) -> Result<Option<(Partial, Pa
         .manifest_path(&manifest)
         .no_deps()
         .exec()
-        .map_err(|e| {
-            format!(
-                "{}: {}",
-                manifest.display(),
-                crate::error::one_line(&e.to_string())
-            )
-        })?;
+        .map_err(|e| FileError::new(&manifest, e.to_string()))?;
     let manifest = manifest.canonicalize().unwrap_or(manifest);
     let package = meta
         .packages
@@ -305,8 +302,12 @@ pub fn from_manifest(manifest_path: Option<&Path>) -> Result<Option<(Partial, Pa
     if infer.is_null() {
         return Ok(None);
     }
-    let partial: Partial = serde_json::from_value(infer.clone())
-        .map_err(|e| format!("{}: [package.metadata.infer]: {e}", package.manifest_path))?;
+    let partial: Partial = serde_json::from_value(infer.clone()).map_err(|e| {
+        FileError::new(
+            package.manifest_path.as_std_path(),
+            format!("[package.metadata.infer]: {e}"),
+        )
+    })?;
     Ok(Some((
         partial,
         package.manifest_path.clone().into_std_path_buf(),
