@@ -390,11 +390,15 @@ fn elementwise(r: &mut Reader, node: &Node) -> Result<(), String> {
 /// `BatchNormalization` (inference): an affine step.
 fn batch_norm(r: &mut Reader, node: &Node) -> Result<(), String> {
     let n = r.n;
+    // Errors name the node, as the other operators' do.
+    let operand = |r: &Reader, i: usize, what: &str| -> Result<Vec<f32>, String> {
+        broadcast(r.arg(node, i)?, n, what).map_err(|m| node.ctx(&m))
+    };
     let (s, bias, mean, var) = (
-        broadcast(r.arg(node, 1)?, n, "scale")?,
-        broadcast(r.arg(node, 2)?, n, "B")?,
-        broadcast(r.arg(node, 3)?, n, "mean")?,
-        broadcast(r.arg(node, 4)?, n, "var")?,
+        operand(r, 1, "scale")?,
+        operand(r, 2, "B")?,
+        operand(r, 3, "mean")?,
+        operand(r, 4, "var")?,
     );
     let eps = attr_f(node.proto, "epsilon", 1e-5);
     let scale: Vec<f32> = (0..n).map(|i| s[i] / (var[i] + eps).sqrt()).collect();

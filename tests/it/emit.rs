@@ -1078,3 +1078,51 @@ fn errors_name_the_file_they_are_about() {
         "{line}"
     );
 }
+
+/// A BatchNormalization whose constants do not fit the features: the refusal names the node, as
+/// every other operator's does.
+#[test]
+fn a_batch_norm_that_does_not_broadcast_is_refused_naming_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("bn.onnx");
+    let inits = vec![
+        tensor("w", &[4, 4], &[0.5; 16]),
+        tensor("s", &[3], &[1.0, 1.0, 1.0]),
+        tensor("b", &[4], &[0.0; 4]),
+        tensor("m", &[4], &[0.0; 4]),
+        tensor("v", &[4], &[1.0; 4]),
+    ];
+    std::fs::write(
+        &model,
+        encode(
+            vec![
+                node("MatMul", &["input", "w"], "h", vec![]),
+                node(
+                    "BatchNormalization",
+                    &["h", "s", "b", "m", "v"],
+                    "output",
+                    vec![],
+                ),
+            ],
+            inits,
+            value_info("input", &[None, Some(4)]),
+            value_info("output", &[None, Some(4)]),
+        ),
+    )
+    .unwrap();
+    let out_file = dir.path().join("bn.rs");
+    let out = cargo_infer()
+        .arg("emit")
+        .arg(&model)
+        .arg("-o")
+        .arg(&out_file)
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "emit of a mis-shaped BatchNormalization");
+    assert!(
+        err.contains("node `batchnormalization_output` (BatchNormalization): scale:")
+            && err.contains("does not broadcast over 4 features"),
+        "{err}"
+    );
+    assert!(!out_file.exists());
+}
