@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::{exit, io_message, ExpectedError, FileError};
+use crate::error::{exit, ExpectedError, FileError};
 use crate::output::{ColorChoice, OutputFormat};
 
 // The command line, parsed. A doc comment here or on its fields would become clap's help text and
@@ -705,7 +705,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
     };
     // A back end named on the command line that this build lacks is a usage error up front.
     if let Some(choice) = args.backend {
-        check::select(&all, choice).map_err(ExpectedError::Usage)?;
+        check::select(&all, choice).map_err(|e| ExpectedError::Usage(e.0))?;
     }
     let jobs = if args.models.is_empty() {
         declared_jobs(global.manifest_path.as_deref(), &flags)?
@@ -828,12 +828,11 @@ fn finish_check(
 /// Writes a report file whole, making its directory (`reports/part-3.json` in CI) when missing.
 fn write_report(flag: &str, path: &std::path::Path, bytes: Vec<u8>) -> Result<(), ExpectedError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            FileError::new(dir, format!("cannot create ({flag}): {}", io_message(&e)))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| FileError::io(dir, "cannot create", &e).for_flag(flag))?;
     }
     crate::util::write_all_or_nothing(&[(path.to_path_buf(), bytes)])
-        .map_err(|e| FileError::new(&e.path, format!("{} ({flag})", e.message)).into())
+        .map_err(|e| e.for_flag(flag).into())
 }
 
 /// The checks `models = [...]` of `[package.metadata.infer]` declares, flags over each.
@@ -864,7 +863,6 @@ fn declared_jobs(
 fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> {
     use crate::scaffold;
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let model_err = |m: String| ExpectedError::Model(crate::error::ModelError::new(&args.model, m));
     let info = crate::model::inspect(&args.model)?;
     crate::model::refuse_outside(&info)?;
     let mut c = crate::decide::constraints::Constraints::default();
@@ -897,11 +895,10 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
     let (pre, rec) = match &prepared {
         None => (
             scaffold::preflight(d.choice, &model, &info)?,
-            scaffold::record(&model, &info, d.choice, &inputs).map_err(model_err)?,
+            scaffold::record(&model, &info, d.choice, &inputs)?,
         ),
         Some(_) => {
-            let mut rec =
-                scaffold::record_with(&args.model, &info, "ort", &inputs).map_err(model_err)?;
+            let mut rec = scaffold::record_with(&args.model, &info, "ort", &inputs)?;
             info = crate::model::inspect(&model).map_err(|e| named(e.into()))?;
             // The inputs that became constants are not the prepared model's to take.
             rec.inputs
@@ -917,7 +914,6 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
         path: target.clone(),
         model,
         name: args.name.clone(),
-        force: args.force,
         link: args.link,
         ort_download: args.ort_download,
         prepared,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::backends::Named;
-use crate::error::{ExpectedError, ModelError};
+use crate::error::{ExpectedError, FileError, ModelError};
 use crate::model::dtype::DType;
 use crate::model::{self, Format};
 use crate::tensor::HostTensor;
@@ -247,10 +247,10 @@ fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), Expected
     }
     if output.exists() {
         if !force {
-            return Err(ExpectedError::Usage(format!(
-                "{} exists; pass --force to replace it",
-                output.display()
-            )));
+            return Err(
+                ExpectedError::from(FileError::new(output, "already exists"))
+                    .with_hint("pass --force to replace it"),
+            );
         }
         if same_file(input, output) {
             return Err(ExpectedError::Usage(format!(

@@ -64,7 +64,7 @@ pub fn report() -> Report {
         .map(|row| match row.constructor {
             Some(make) => match make(None).availability() {
                 Ok(v) => item(row.name, "available", v),
-                Err(why) => item(row.name, "unavailable", why),
+                Err(why) => item(row.name, "unavailable", why.0),
             },
             None => item(row.name, "not-built", (row.missing)()),
         })

@@ -61,6 +61,14 @@ impl FileError {
         }
     }
 
+    /// The same error, saying which flag named the file (`cannot write: … (--report-json)`).
+    pub fn for_flag(self, flag: &str) -> FileError {
+        FileError {
+            message: format!("{} ({flag})", self.message),
+            ..self
+        }
+    }
+
     /// An I/O error on `path`, worded like every other (`cannot write: permission denied`).
     pub fn io(path: &Path, what: &str, err: &std::io::Error) -> FileError {
         FileError::new(path, format!("{what}: {}", io_message(err)))
@@ -149,6 +157,31 @@ impl ExpectedError {
     }
 }
 
+/// Defines a module's own error: one line about what is wrong, without a path — a function that
+/// reads bytes or a table does not know where they came from, and its caller names the file
+/// (`FileError::new(path, e.0)`). Made from a `String` or `&str`, folded to one line.
+macro_rules! message_error {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+        #[error("{0}")]
+        pub struct $name(pub String);
+
+        impl From<String> for $name {
+            fn from(message: String) -> $name {
+                $name($crate::error::one_line(&message))
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(message: &str) -> $name {
+                $name::from(message.to_string())
+            }
+        }
+    };
+}
+pub(crate) use message_error;
+
 /// Folds a message to one line, so that every error stays one line even when a library's message
 /// (a protobuf or zip error, say) spans several.
 pub fn one_line(s: &str) -> String {
@@ -165,4 +198,28 @@ pub fn one_line(s: &str) -> String {
         out.push_str(line);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_follows_the_error_on_its_line_and_keeps_its_exit_code_and_file() {
+        let e = ExpectedError::from(FileError::new(
+            Path::new("out/p"),
+            "exists\nand is not empty",
+        ))
+        .with_hint("pass --force\nto write into it");
+        assert_eq!(
+            e.to_string(),
+            "out/p: exists; and is not empty (hint: pass --force; to write into it)"
+        );
+        assert_eq!(e.exit_code(), exit::USAGE);
+        // A scratch copy's name is replaced inside a hinted error too.
+        let e = ExpectedError::from(ModelError::new(Path::new("/tmp/x.onnx"), "bad"))
+            .with_hint("h")
+            .naming_model(Path::new("/tmp/x.onnx"), Path::new("model.onnx"));
+        assert_eq!(e.to_string(), "model.onnx: bad (hint: h)");
+    }
 }

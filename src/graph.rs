@@ -370,13 +370,18 @@ fn dot(p: &Picture) -> String {
     out
 }
 
+/// layout-rs could not lay the graph out (it panicked, which is caught).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the graph layout failed")]
+pub struct LayoutFailed;
+
 /// Boxes (label, fill colour) and edges (from, to, label) laid out top to bottom by layout-rs, as
 /// SVG (layout-rs escapes its text). Shared by `inspect --graph` and `check --report`.
 pub fn layout_svg(
     boxes: &[(String, &str)],
     edges: &[(usize, usize, String)],
     font: usize,
-) -> Result<String, String> {
+) -> Result<String, LayoutFailed> {
     use layout::backends::svg::SVGWriter;
     use layout::core::base::Orientation;
     use layout::core::color::Color;
@@ -404,11 +409,11 @@ pub fn layout_svg(
         vg.do_it(false, false, false, &mut svg);
         svg.finalize()
     };
-    std::panic::catch_unwind(draw).map_err(|_| "the graph layout failed".to_string())
+    std::panic::catch_unwind(draw).map_err(|_| LayoutFailed)
 }
 
 /// The picture as SVG.
-fn svg(p: &Picture) -> Result<String, String> {
+fn svg(p: &Picture) -> Result<String, LayoutFailed> {
     let boxes: Vec<(String, &str)> = p
         .boxes
         .iter()
@@ -459,7 +464,7 @@ pub fn render(model: &Path, out: &Path) -> Result<Vec<u8>, ExpectedError> {
     }
     Ok(if svg_out {
         svg(&picture)
-            .map_err(|m| ModelError::new(model, m))?
+            .map_err(|e| ModelError::new(model, e.to_string()))?
             .into_bytes()
     } else {
         dot(&picture).into_bytes()

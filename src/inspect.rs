@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::cli::{GlobalArgs, InspectArgs};
-use crate::error::{exit, ExpectedError, FileError};
+use crate::error::{exit, ExpectedError};
 use crate::model::{self, Dim, Format, ModelInfo, Risk, ValueSpec, Verdict};
 use crate::output::{self, human_bytes, human_count, OutputFormat, Style};
 
@@ -21,7 +21,7 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<i32, ExpectedError
         }
         let picture = crate::graph::render(&args.model, out)?;
         crate::util::write_all_or_nothing(&[(out.clone(), picture)])
-            .map_err(|e| FileError::new(&e.path, format!("{} (--graph)", e.message)))?;
+            .map_err(|e| e.for_flag("--graph"))?;
     }
     let text = match global.format {
         OutputFormat::Json => {

@@ -26,7 +26,7 @@ use tract_onnx::tract_hir::infer::{Factoid, InferenceOp};
 
 use crate::backends::{Device, Named};
 use crate::check::compare::Comparison;
-use crate::error::{ExpectedError, ModelError};
+use crate::error::{ExpectedError, FileError, ModelError};
 use crate::model::dtype::DType;
 use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
@@ -114,6 +114,20 @@ pub fn constant_candidates(graph: Option<&pb::GraphProto>, inputs: &[Named]) -> 
 /// Rewrites `model` for tract (see the module's documentation); returns what it changed.
 /// `dir` is the model's directory (for external data).
 pub fn prepare(
+    model: &mut pb::ModelProto,
+    dir: Option<&str>,
+    pins: &Pins,
+) -> Result<Vec<Rewrite>, Unprepared> {
+    rewrite(model, dir, pins).map_err(Unprepared::from)
+}
+
+crate::error::message_error! {
+    /// Why a graph could not be prepared for tract (an input pinned to a shape it cannot take, a
+    /// rewrite tract's analysis refuses): one line about the graph, without its path.
+    Unprepared
+}
+
+fn rewrite(
     model: &mut pb::ModelProto,
     dir: Option<&str>,
     pins: &Pins,
@@ -961,10 +975,10 @@ fn refuse_output(input: &Path, output: &Path, force: bool) -> Result<(), Expecte
         )));
     }
     if output.exists() && !force {
-        return Err(usage(format!(
-            "{} exists; pass --force to replace it",
-            output.display()
-        )));
+        return Err(
+            ExpectedError::from(FileError::new(output, "already exists"))
+                .with_hint("pass --force to replace it"),
+        );
     }
     if crate::convert::same_file(input, output) {
         return Err(usage(format!(
@@ -998,11 +1012,9 @@ fn read_onnx(
     }
     let mut proto = pb::ModelProto::decode(&bytes[..])
         .map_err(|e| bad(format!("not a valid ONNX protobuf: {e}")))?;
-    let inlined = inline_external_data(input, &mut proto, INLINE_MAX)
-        .map_err(bad)?
-        .ok_or_else(|| {
-            bad("more than 2 GiB of external data: an ONNX file cannot hold it inline".into())
-        })?;
+    let inlined = inline_external_data(input, &mut proto, INLINE_MAX)?.ok_or_else(|| {
+        bad("more than 2 GiB of external data: an ONNX file cannot hold it inline".into())
+    })?;
     Ok((proto, inlined))
 }
 
@@ -1021,7 +1033,7 @@ fn data_for(input: &Path, info: &ModelInfo, opts: &ForTract) -> Result<Data, Exp
     let bad = |m: String| model_error(input, m);
     let (sets, notes) = crate::check::inputs::signature(info, None, &opts.inputs)
         .and_then(|(info, o)| crate::check::inputs::data_sets(input, &info, &o))
-        .map_err(bad)?;
+        .map_err(|e| e.into_expected(input))?;
     let mut inputs = sets
         .into_iter()
         .next()
@@ -1135,7 +1147,9 @@ fn cannot_load(last: &str, held_back: &[&str], data_notes: &[String]) -> String 
             if held_back.len() == 1 { "" } else { "s" },
         )
     };
-    let dims = crate::check::inputs::defaulted_dims_hint(data_notes);
+    let dims = crate::check::inputs::defaulted_dims_hint(data_notes)
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default();
     format!("tract cannot load it even prepared: {last}{hint}{dims}")
 }
 
@@ -1217,7 +1231,8 @@ impl Preparation<'_> {
                 // tract's analysis runs inside: a panic there is tract's, and this try's failure.
                 let rewrites =
                     crate::backends::guarded("tract", || prepare(&mut prepared, dir, &pins))
-                        .and_then(|r| r)?;
+                        .map_err(|p| p.to_string())
+                        .and_then(|r| r.map_err(|e| e.0))?;
                 Ok((prepared, constant, rewrites))
             }
         }
@@ -1266,7 +1281,7 @@ impl Preparation<'_> {
                 .next()
                 .unwrap_or("")
                 .to_string()),
-            Err(panicked) => Err(panicked),
+            Err(panicked) => Err(panicked.to_string()),
         })
     }
 
@@ -1331,6 +1346,14 @@ pub(crate) const INLINE_MAX: u64 = (2 << 30) - (1 << 20);
 /// inlined per file, or `None` when there are more than `limit` of them (then `proto` is partly
 /// inlined and should be read again).
 pub(crate) fn inline_external_data(
+    model: &Path,
+    proto: &mut pb::ModelProto,
+    limit: u64,
+) -> Result<Option<BTreeMap<String, u64>>, ModelError> {
+    inline_each(model, proto, limit).map_err(|e| ModelError::new(model, e))
+}
+
+fn inline_each(
     model: &Path,
     proto: &mut pb::ModelProto,
     limit: u64,

@@ -8,6 +8,13 @@ use prost::Message;
 
 use crate::model::dtype::DType;
 
+crate::error::message_error! {
+    /// Bytes that are not the tensor they claim to be (a truncated `.npy`, a shape that does not
+    /// hold its data, a dtype without fixed-size elements). One line, without a path: the caller
+    /// names the file (or the back end) the bytes came from.
+    TensorError
+}
+
 /// A tensor in host memory, any dtype: what back ends are fed and return, and what data sets,
 /// expected outputs and synthetic inputs are read into.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,7 +53,7 @@ impl HostTensor {
         dtype: DType,
         shape: Vec<usize>,
         mut data: Vec<u8>,
-    ) -> Result<HostTensor, String> {
+    ) -> Result<HostTensor, TensorError> {
         if dtype == DType::Bool {
             for b in &mut data {
                 *b = (*b != 0) as u8;
@@ -58,13 +65,14 @@ impl HostTensor {
             .ok_or_else(|| format!("shape {shape:?} overflows"))?;
         let want = dtype.byte_len(numel);
         if dtype.bits() == 0 {
-            return Err(format!("dtype {dtype} has no fixed-size elements"));
+            return Err(format!("dtype {dtype} has no fixed-size elements").into());
         }
         if data.len() != want {
             return Err(format!(
                 "{dtype} of shape {shape:?} needs {want} bytes, got {}",
                 data.len()
-            ));
+            )
+            .into());
         }
         Ok(HostTensor {
             dtype,
@@ -154,13 +162,16 @@ impl HostTensor {
     }
 
     /// Reads an ONNX `TensorProto` (`input_0.pb`, `output_0.pb`); returns its name too.
-    pub fn from_pb(bytes: &[u8]) -> Result<(String, HostTensor), String> {
+    pub fn from_pb(bytes: &[u8]) -> Result<(String, HostTensor), TensorError> {
         let t = TensorFull::decode(bytes).map_err(|e| format!("not a TensorProto: {e}"))?;
         Self::from_full(t, None)
     }
 
     /// A decoded `TensorProto`; external data is read next to the model file `model` when given.
-    fn from_full(mut t: TensorFull, model: Option<&Path>) -> Result<(String, HostTensor), String> {
+    fn from_full(
+        mut t: TensorFull,
+        model: Option<&Path>,
+    ) -> Result<(String, HostTensor), TensorError> {
         let shape: Vec<usize> = t
             .dims
             .iter()
@@ -180,10 +191,9 @@ impl HostTensor {
                 .map(|s| String::from_utf8_lossy(s).into_owned())
                 .collect();
             if strings.len() != numel {
-                return Err(format!(
-                    "string tensor of {numel} elements holds {}",
-                    strings.len()
-                ));
+                return Err(
+                    format!("string tensor of {numel} elements holds {}", strings.len()).into(),
+                );
             }
             return Ok((
                 name,
@@ -241,13 +251,13 @@ impl HostTensor {
     }
 
     /// Reads a `.npy` array.
-    pub fn from_npy(bytes: &[u8]) -> Result<HostTensor, String> {
+    pub fn from_npy(bytes: &[u8]) -> Result<HostTensor, TensorError> {
         let npy = npyz::NpyFile::new(bytes).map_err(|e| format!("not a .npy file: {e}"))?;
         from_npy_file(npy)
     }
 
     /// Reads every array of a `.npz` archive, by name (without the `.npy` suffix).
-    pub fn from_npz(path: &Path) -> Result<Vec<(String, HostTensor)>, String> {
+    pub fn from_npz(path: &Path) -> Result<Vec<(String, HostTensor)>, TensorError> {
         let mut npz =
             npyz::npz::NpzArchive::open(path).map_err(|e| format!("not a .npz archive: {e}"))?;
         let names: Vec<String> = npz.array_names().map(str::to_string).collect();
@@ -269,9 +279,52 @@ impl HostTensor {
     pub fn describe(&self) -> String {
         format!("{}{:?}", self.dtype_name(), self.shape)
     }
+
+    /// The tensor as a `.npy` file (the dtypes numpy has; others are an error).
+    pub fn to_npy(&self) -> Result<Vec<u8>, TensorError> {
+        let descr = self
+            .dtype
+            .npy_descr()
+            .ok_or_else(|| format!("{} cannot be stored as .npy", self.dtype_name()))?;
+        let shape = match self.shape.len() {
+            0 => "()".to_string(),
+            1 => format!("({},)", self.shape[0]),
+            _ => format!(
+                "({})",
+                self.shape
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.as_bytes());
+        out.extend(&self.data);
+        Ok(out)
+    }
+
+    /// The tensor as float64 (numbers only; strings are an error).
+    pub fn as_f64(&self) -> Result<HostTensor, TensorError> {
+        let v = self
+            .to_f64()
+            .ok_or_else(|| format!("{} values cannot be read as numbers", self.dtype_name()))?;
+        HostTensor::from_bytes(
+            DType::F64,
+            self.shape.clone(),
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        )
+    }
 }
 
-fn from_npy_file<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<HostTensor, String> {
+fn from_npy_file<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<HostTensor, TensorError> {
     let shape: Vec<usize> = npy.shape().iter().map(|d| *d as usize).collect();
     if npy.order() == npyz::Order::Fortran && shape.len() > 1 {
         return Err(
@@ -308,7 +361,7 @@ fn from_npy_file<R: std::io::Read>(npy: npyz::NpyFile<R>) -> Result<HostTensor, 
             let v: Vec<BoolByte> = npy.into_vec().map_err(err)?;
             (DType::Bool, v.iter().map(|b| b.0).collect())
         }
-        (c, s) => return Err(format!("unsupported numpy dtype {c:?}{s}")),
+        (c, s) => return Err(format!("unsupported numpy dtype {c:?}{s}").into()),
     };
     HostTensor::from_bytes(code, shape, bytes)
 }
@@ -452,7 +505,7 @@ pub fn onnx_initializers(
 
 /// The bytes of an external-data tensor: `location` (relative, inside the model's directory),
 /// `offset`, `length`.
-fn external_bytes(t: &TensorFull, model: &Path, expected: usize) -> Result<Vec<u8>, String> {
+fn external_bytes(t: &TensorFull, model: &Path, expected: usize) -> Result<Vec<u8>, TensorError> {
     let get = |k: &str| {
         t.external_data
             .iter()
@@ -479,7 +532,8 @@ fn external_bytes(t: &TensorFull, model: &Path, expected: usize) -> Result<Vec<u
         return Err(format!(
             "reads bytes {offset}..{} of `{location}`, which has {size} bytes",
             offset.saturating_add(length)
-        ));
+        )
+        .into());
     }
     use std::io::{Read, Seek};
     f.seek(std::io::SeekFrom::Start(offset))
@@ -522,7 +576,7 @@ pub fn synthetic(
     lo: f64,
     hi: f64,
     rng: &mut Rng,
-) -> Result<HostTensor, String> {
+) -> Result<HostTensor, TensorError> {
     let n = shape
         .iter()
         .try_fold(1usize, |a, d| a.checked_mul(*d))
@@ -554,7 +608,7 @@ pub fn synthetic(
             DType::U64 => data.extend((int(rng).max(0) as u64).to_le_bytes()),
             DType::Bool => data.push((rng.next_u64() & 1) as u8),
             DType::String => {}
-            _ => return Err(format!("cannot synthesise {dtype} inputs")),
+            _ => return Err(format!("cannot synthesise {dtype} inputs").into()),
         }
     }
     if dtype == DType::String {

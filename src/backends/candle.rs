@@ -313,7 +313,7 @@ fn host(t: &Tensor) -> Result<HostTensor, BackendError> {
         .map_err(failed)?;
     let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     HostTensor::from_bytes(crate::model::dtype::DType::F32, shape, data)
-        .map_err(BackendError::Failed)
+        .map_err(BackendError::from)
 }
 
 impl Loaded for CandleLoaded {
@@ -455,7 +455,7 @@ impl Backend for Candle {
         "candle"
     }
 
-    fn availability(&self) -> Result<String, String> {
+    fn availability(&self) -> Result<String, super::Unavailable> {
         Ok(format!("candle {VERSION} (cpu)"))
     }
 

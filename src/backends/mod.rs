@@ -57,6 +57,35 @@ impl std::fmt::Display for BackendError {
     }
 }
 
+crate::error::message_error! {
+    /// Why a back end cannot run here (not in this build, its library missing or unloadable), and
+    /// how to get it: one line.
+    Unavailable
+}
+
+/// A back end that panicked: its bug, caught and reported as its error (see [`guarded`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{backend} panicked: {message}")]
+pub struct Panicked {
+    /// The back end's name.
+    pub backend: String,
+    /// The first line of its panic message.
+    pub message: String,
+}
+
+impl From<Panicked> for BackendError {
+    fn from(e: Panicked) -> BackendError {
+        BackendError::Failed(e.to_string())
+    }
+}
+
+/// Outputs a back end returned that are not the tensors they claim to be.
+impl From<crate::tensor::TensorError> for BackendError {
+    fn from(e: crate::tensor::TensorError) -> BackendError {
+        BackendError::Failed(e.0)
+    }
+}
+
 /// What a back end learned while loading (shown in the report).
 #[derive(Debug, Clone, Default)]
 pub struct LoadNotes {
@@ -79,7 +108,7 @@ pub trait Backend: Send + Sync {
         row(self.name()).map_or(&[], |r| r.formats)
     }
     /// The back end's version when it is usable here, or why not and how to get it.
-    fn availability(&self) -> Result<String, String>;
+    fn availability(&self) -> Result<String, Unavailable>;
     /// Prepares `model` for these inputs (their dtypes and shapes fix symbolic dimensions).
     fn load(
         &self,
@@ -181,11 +210,11 @@ pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
 }
 
 /// Why this build cannot run the back end called `name`, and how to get it.
-pub fn lacking(name: &str) -> String {
-    match row(name) {
+pub fn lacking(name: &str) -> Unavailable {
+    Unavailable(match row(name) {
         Some(r) => format!("the {name} back end is {}", (r.missing)()),
         None => format!("no back end is called `{name}`"),
-    }
+    })
 }
 
 /// Why a build without tch cannot run TorchScript, naming the libtorch it found if any (through
@@ -212,9 +241,9 @@ fn tch_missing() -> String {
 thread_local!(static IN_BACKEND: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
 
 /// Runs `f`, which calls into a back end (tract, ONNX Runtime, …): a panic there is that back
-/// end's bug, not a crash of ours; it comes back as `Err("NAME panicked: …")`, its trace kept off
-/// the terminal.
-pub fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+/// end's bug, not a crash of ours; it comes back as [`Panicked`], its trace kept off the
+/// terminal.
+pub fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, Panicked> {
     quiet_backend_panics();
     let was = IN_BACKEND.with(|b| b.replace(true));
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
@@ -225,7 +254,10 @@ pub fn guarded<T>(name: &str, f: impl FnOnce() -> T) -> Result<T, String> {
             .cloned()
             .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        format!("{name} panicked: {}", first_line(&msg))
+        Panicked {
+            backend: name.to_string(),
+            message: first_line(&msg).to_string(),
+        }
     })
 }
 
@@ -283,7 +315,9 @@ mod tests {
             .collect();
         assert_eq!(names, built);
         for r in REGISTRY.iter().filter(|r| !r.built()) {
-            assert!(lacking(r.name).contains(&format!("--features {}", r.feature.unwrap())));
+            assert!(lacking(r.name)
+                .0
+                .contains(&format!("--features {}", r.feature.unwrap())));
         }
     }
 }

@@ -10,7 +10,7 @@ use ort::memory::Allocator;
 use ort::session::Session;
 use ort::value::{DynTensor, DynTensorValueType, Tensor, TensorElementType, ValueType};
 
-use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named};
+use super::{Backend, BackendError, Device, LoadNotes, Loaded, Named, Unavailable};
 use crate::model::dtype::DType;
 use crate::model::ModelInfo;
 use crate::tensor::HostTensor;
@@ -36,12 +36,12 @@ impl Ort {
 
 /// The library and how it was found, in the order: `--ort-lib`, `ORT_DYLIB_PATH`, the
 /// `onnxruntime` Python package of `python3`, the system library path.
-pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), String> {
+pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), Unavailable> {
     if let Some(p) = explicit {
         return if p.is_file() {
             Ok((p.to_path_buf(), "--ort-lib"))
         } else {
-            Err(format!("--ort-lib {}: no such file", p.display()))
+            Err(format!("--ort-lib {}: no such file", p.display()).into())
         };
     }
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
@@ -49,7 +49,7 @@ pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), 
         return if p.is_file() {
             Ok((p, "ORT_DYLIB_PATH"))
         } else {
-            Err(format!("ORT_DYLIB_PATH={} is not a file", p.display()))
+            Err(format!("ORT_DYLIB_PATH={} is not a file", p.display()).into())
         };
     }
     if let Some(p) = python_package_library() {
@@ -73,7 +73,7 @@ pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, &'static str), 
             return Ok((p, "the system library path"));
         }
     }
-    Err(format!("ONNX Runtime not found: {HOW_TO_GET}"))
+    Err(format!("ONNX Runtime not found: {HOW_TO_GET}").into())
 }
 
 /// `libonnxruntime.so*` in a directory, preferring the most specific (versioned) name.
@@ -114,14 +114,14 @@ struct Runtime {
 }
 
 /// ONNX Runtime can be loaded once per process; the first library found is the one used.
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+static RUNTIME: OnceLock<Result<Runtime, Unavailable>> = OnceLock::new();
 
 /// The process's ONNX Runtime environment (loading the library on first use).
-pub fn environment(explicit: Option<&Path>) -> Result<&'static Environment, String> {
+pub fn environment(explicit: Option<&Path>) -> Result<&'static Environment, Unavailable> {
     runtime(explicit).map(|r| &r.env)
 }
 
-fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, String> {
+fn runtime(explicit: Option<&Path>) -> Result<&'static Runtime, Unavailable> {
     RUNTIME
         .get_or_init(|| {
             let (path, how) = find_library(explicit)?;
@@ -299,7 +299,7 @@ fn from_ort(name: &str, v: ort::value::DynValue) -> Result<HostTensor, BackendEr
         // SAFETY: a CPU session's outputs live in CPU memory and hold `len` bytes for this dtype and shape.
         unsafe { std::ptr::copy_nonoverlapping(t.data_ptr() as *const u8, data.as_mut_ptr(), len) };
     }
-    HostTensor::from_bytes(dtype, shape, data).map_err(BackendError::Failed)
+    HostTensor::from_bytes(dtype, shape, data).map_err(BackendError::from)
 }
 
 struct OrtLoaded {
@@ -328,7 +328,7 @@ impl Backend for Ort {
         "ort"
     }
 
-    fn availability(&self) -> Result<String, String> {
+    fn availability(&self) -> Result<String, super::Unavailable> {
         runtime(self.explicit.as_deref()).map(|r| r.version.clone())
     }
 
@@ -339,7 +339,7 @@ impl Backend for Ort {
         _inputs: &[Named],
         device: Device,
     ) -> Result<(Box<dyn Loaded>, LoadNotes), BackendError> {
-        let rt = runtime(self.explicit.as_deref()).map_err(BackendError::Failed)?;
+        let rt = runtime(self.explicit.as_deref()).map_err(|e| BackendError::Failed(e.0))?;
         let fail = |what: &str, e: String| BackendError::Failed(format!("{what}: {}", tidy(&e)));
         let mut builder = Session::builder(&rt.env).map_err(|e| fail("session", e.to_string()))?;
         // A GPU that was asked for and not obtained is an error, never a silent CPU run.

@@ -99,7 +99,7 @@ fn from_tensor(name: &str, t: &Tensor) -> Result<HostTensor, BackendError> {
     if numel > 0 {
         t.f_copy_data_u8(&mut data, numel).map_err(fail)?;
     }
-    HostTensor::from_bytes(dtype, shape, data).map_err(BackendError::Failed)
+    HostTensor::from_bytes(dtype, shape, data).map_err(BackendError::from)
 }
 
 /// The tensors of a `forward` result, flattened in order (a tensor, or tuples and lists of them).
@@ -188,7 +188,7 @@ impl Backend for Tch {
         "tch"
     }
 
-    fn availability(&self) -> Result<String, String> {
+    fn availability(&self) -> Result<String, super::Unavailable> {
         // Linking tch means libtorch was found when the process started.
         let lib = library_path().unwrap_or_else(|| "libtorch".into());
         Ok(format!("tch {VERSION} ({lib})"))

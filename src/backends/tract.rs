@@ -125,7 +125,7 @@ fn from_tract(t: &Tensor) -> Result<HostTensor, BackendError> {
             strings,
         });
     }
-    HostTensor::from_bytes(dtype, shape, t.as_bytes().to_vec()).map_err(BackendError::Failed)
+    HostTensor::from_bytes(dtype, shape, t.as_bytes().to_vec()).map_err(BackendError::from)
 }
 
 struct TractLoaded {
@@ -263,7 +263,7 @@ impl Backend for Tract {
         "tract"
     }
 
-    fn availability(&self) -> Result<String, String> {
+    fn availability(&self) -> Result<String, super::Unavailable> {
         Ok(format!("tract-onnx {VERSION}"))
     }
 
@@ -427,7 +427,7 @@ impl<'a> Loader<'a> {
             constant: &constant,
             drop_annotations,
         };
-        let rewrites = crate::prepare::prepare(&mut prepared, self.dir, &pins)?;
+        let rewrites = crate::prepare::prepare(&mut prepared, self.dir, &pins).map_err(|e| e.0)?;
         // A graph with external data would need it beside a copy: not handed on.
         let bytes = self
             .info

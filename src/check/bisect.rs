@@ -186,7 +186,11 @@ fn read_model(path: &Path, inline_limit: u64) -> Result<Source, String> {
     let mut proto = pb::ModelProto::decode(&bytes[..]).map_err(|e| at(&e))?;
     // More weights than a file can hold inline are not read to find that out.
     let fits = crate::model::inspect(path).is_ok_and(|i| i.weight_bytes <= inline_limit);
-    if fits && crate::prepare::inline_external_data(path, &mut proto, inline_limit)?.is_some() {
+    if fits
+        && crate::prepare::inline_external_data(path, &mut proto, inline_limit)
+            .map_err(|e| e.message)?
+            .is_some()
+    {
         return Ok(Source {
             proto,
             beside: None,
@@ -286,8 +290,15 @@ fn run_exposed(
             .load(path, info, &fed, Device::Cpu)
             .map_err(|e| e.to_string())?;
         loaded.run(&fed).map_err(|e| e.to_string())
-    })??;
+    })
+    .map_err(|p| p.to_string())??;
     Ok(ran.into_iter().collect())
+}
+
+crate::error::message_error! {
+    /// Why a bisect could not run (a probe graph that does not load, a back end that fails on it):
+    /// one line, reported as a note of the check.
+    NotBisected
 }
 
 /// Finds where `a` and `b` part ways on `inputs`, for the failing graph output `failing` (named as
@@ -299,7 +310,7 @@ pub fn bisect(
     failing: Option<&str>,
     data_set: &str,
     tol: &ToleranceArgs,
-) -> Result<Found, String> {
+) -> Result<Found, NotBisected> {
     bisect_inlining(
         a,
         b,
@@ -309,6 +320,7 @@ pub fn bisect(
         tol,
         crate::prepare::INLINE_MAX,
     )
+    .map_err(NotBisected::from)
 }
 
 /// [`bisect`], with external data inlined into the probes up to `inline_limit` bytes per model.

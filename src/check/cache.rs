@@ -15,6 +15,7 @@ use super::inputs::InputArg;
 use super::plan::Job;
 use super::ModelReport;
 use crate::backends::Backend;
+use crate::error::FileError;
 
 /// Entries unused for this long are removed at the end of a run.
 pub const UNUSED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
@@ -84,15 +85,16 @@ impl Cache {
 
     /// Stores a passed report (written whole, then renamed into place, so a reader never sees
     /// half of one and two runs storing the same key do not mix).
-    pub fn put(&self, key: &str, report: &ModelReport) -> Result<(), String> {
+    pub fn put(&self, key: &str, report: &ModelReport) -> Result<(), FileError> {
         let file = self.file(key);
         let dir = file.parent().expect("a key's directory");
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut tmp =
-            tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        serde_json::to_writer(&mut tmp, report).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| FileError::io(dir, "cannot create", &e))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| FileError::io(dir, "cannot write", &e))?;
+        serde_json::to_writer(&mut tmp, report)
+            .map_err(|e| FileError::new(&file, format!("cannot write: {e}")))?;
         tmp.persist(&file)
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+            .map_err(|e| FileError::io(&file, "cannot write", &e.error))?;
         Ok(())
     }
 }
@@ -132,7 +134,7 @@ pub fn default_dir() -> PathBuf {
 
 /// The key of a job on these back ends: hex SHA-256. `Err`: a file it reads cannot be read (the
 /// check itself will say so; such a job is not cached).
-pub fn key(job: &Job, backends: &[(&dyn Backend, bool)]) -> Result<String, String> {
+pub fn key(job: &Job, backends: &[(&dyn Backend, bool)]) -> Result<String, FileError> {
     let mut h = Sha256::new();
     let field = |h: &mut Sha256, tag: &str, value: &[u8]| {
         h.update(tag.as_bytes());
@@ -164,8 +166,8 @@ pub fn key(job: &Job, backends: &[(&dyn Backend, bool)]) -> Result<String, Strin
 }
 
 /// Streams a file (or every file under a directory, in order) into the hash, with its length.
-fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), String> {
-    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+fn hash_file(h: &mut Sha256, path: &Path) -> Result<(), FileError> {
+    let err = |e: std::io::Error| FileError::io(path, "cannot read", &e);
     if path.is_dir() {
         for f in files_under(path) {
             h.update(f.display().to_string().as_bytes());

@@ -455,7 +455,7 @@ fn neighbourhood(d: &Divergence) -> Result<String, String> {
         edges.push((0, boxes.len(), edge(c)));
         boxes.push((described(c), "white"));
     }
-    crate::graph::layout_svg(&boxes, &edges, 13)
+    crate::graph::layout_svg(&boxes, &edges, 13).map_err(|e| e.to_string())
 }
 
 /// A name cut to a length a box can show.

@@ -6,10 +6,46 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::backends::Named;
-use crate::error::FileError;
+use crate::error::{ExpectedError, FileError, ModelError};
 use crate::model::dtype::DType;
 use crate::model::{Dim, Format, ModelInfo};
 use crate::tensor::{self, HostTensor, Rng};
+
+/// Why the data sets for a model cannot be made: a data file, a flag, or the model itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// A data file — given with `--input`/`--expected`, or a test data set next to the model —
+    /// cannot be read or does not fit the model. Its path is the file's.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A flag names what the model does not have, or a shape it cannot take; the message
+    /// starts with the flag.
+    #[error("{0}")]
+    Usage(String),
+    /// The model takes inputs no data can be made for (a sequence, no declared shape); the
+    /// message is about the model, without its path.
+    #[error("{0}")]
+    Model(String),
+}
+
+impl InputError {
+    fn usage(message: impl Into<String>) -> InputError {
+        InputError::Usage(crate::error::one_line(&message.into()))
+    }
+
+    fn model(message: impl Into<String>) -> InputError {
+        InputError::Model(crate::error::one_line(&message.into()))
+    }
+
+    /// The error a command reports, the model's being the model at `model`.
+    pub fn into_expected(self, model: &Path) -> ExpectedError {
+        match self {
+            InputError::File(e) => e.into(),
+            InputError::Usage(m) => ExpectedError::Usage(m),
+            InputError::Model(m) => ModelError::new(model, m).into(),
+        }
+    }
+}
 
 /// `--input NAME=FILE` or `--input ALL.npz`, or (declared in the manifest) a constant scalar.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +179,7 @@ pub fn torchscript_inputs(
     info: &ModelInfo,
     shapes: &[ShapeArg],
     given: &[InputArg],
-) -> Result<Vec<crate::model::ValueSpec>, String> {
+) -> Result<Vec<crate::model::ValueSpec>, InputError> {
     let given_names: Vec<&str> = given
         .iter()
         .filter_map(|g| match g {
@@ -156,9 +192,9 @@ pub fn torchscript_inputs(
             let mut names = Vec::new();
             for (name, ty) in params {
                 if ty != "Tensor" {
-                    return Err(format!(
+                    return Err(InputError::model(format!(
                         "forward takes `{name}: {ty}`; check feeds tensors only"
-                    ));
+                    )));
                 }
                 names.push(name);
             }
@@ -169,11 +205,11 @@ pub fn torchscript_inputs(
     };
     for s in shapes {
         if !names.contains(&s.name) {
-            return Err(format!(
+            return Err(InputError::usage(format!(
                 "--input-shape `{}`: forward has no such input (it takes: {})",
                 s.name,
                 names.join(", ")
-            ));
+            )));
         }
     }
     let all_given = given.iter().any(|g| matches!(g, InputArg::All(_)));
@@ -201,20 +237,19 @@ pub fn torchscript_inputs(
         })
         .collect();
     if names.is_empty() {
-        return Err(
-            "TorchScript records no input signature here: give --input-shape NAME=1x3x224x224 or --input NAME=FILE"
-                .into(),
-        );
+        return Err(InputError::model(
+            "TorchScript records no input signature here: give --input-shape NAME=1x3x224x224 or --input NAME=FILE",
+        ));
     }
     if !missing.is_empty() {
         let example: Vec<String> = missing
             .iter()
             .map(|n| format!("--input-shape {n}=1x…"))
             .collect();
-        return Err(format!(
+        return Err(InputError::model(format!(
             "TorchScript records no input shapes; give {} (or --input NAME=FILE)",
             example.join(" ")
-        ));
+        )));
     }
     Ok(specs)
 }
@@ -226,7 +261,7 @@ pub fn signature(
     info: &ModelInfo,
     declared: Option<&ModelInfo>,
     opts: &InputOptions,
-) -> Result<(ModelInfo, InputOptions), String> {
+) -> Result<(ModelInfo, InputOptions), InputError> {
     let base = declared.unwrap_or(info).clone();
     let mut opts = opts.clone();
     let base = if matches!(info.format, Format::Safetensors | Format::Gguf) {
@@ -244,8 +279,7 @@ pub fn signature(
         base
     };
     if base.format == Format::Torchscript {
-        let inputs = torchscript_inputs(&base, &opts.shapes, &opts.given)
-            .map_err(|e| crate::error::one_line(&e))?;
+        let inputs = torchscript_inputs(&base, &opts.shapes, &opts.given)?;
         return Ok((ModelInfo { inputs, ..base }, opts));
     }
     if !opts.shapes.is_empty() {
@@ -260,22 +294,22 @@ pub fn signature(
 fn shaped_inputs(
     inputs: &[crate::model::ValueSpec],
     shapes: &[ShapeArg],
-) -> Result<Vec<crate::model::ValueSpec>, String> {
+) -> Result<Vec<crate::model::ValueSpec>, InputError> {
     let mut out = inputs.to_vec();
     for s in shapes {
         let spec = out.iter_mut().find(|i| i.name == s.name).ok_or_else(|| {
             let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
-            format!(
+            InputError::usage(format!(
                 "--input-shape `{}`: the model has no such input (it takes: {})",
                 s.name,
                 names.join(", ")
-            )
+            ))
         })?;
         if let Some(d) = s.dtype.as_ref().filter(|d| **d != spec.dtype) {
-            return Err(format!(
+            return Err(InputError::usage(format!(
                 "--input-shape `{}`: the model's input is {}, not {d}",
                 s.name, spec.dtype
-            ));
+            )));
         }
         let shown = |dims: &[Dim]| {
             dims.iter()
@@ -284,13 +318,13 @@ fn shaped_inputs(
                 .join("x")
         };
         if spec.shape_known && spec.shape.len() != s.shape.len() {
-            return Err(format!(
+            return Err(InputError::usage(format!(
                 "--input-shape `{}`: the model's input has rank {} ({}), not {}",
                 s.name,
                 spec.shape.len(),
                 shown(&spec.shape),
                 s.shape.len()
-            ));
+            )));
         }
         if let Some((k, d)) = spec
             .shape
@@ -299,12 +333,12 @@ fn shaped_inputs(
             .enumerate()
             .find_map(|(k, (d, g))| matches!(d, Dim::Known(v) if *v != *g as i64).then_some((k, d)))
         {
-            return Err(format!(
+            return Err(InputError::usage(format!(
                 "--input-shape `{}`: dimension {k} of the model's input is {d} ({}), not {}",
                 s.name,
                 shown(&spec.shape),
                 s.shape[k]
-            ));
+            )));
         }
         spec.shape = s.shape.iter().map(|d| Dim::Known(*d as i64)).collect();
         spec.shape_known = true;
@@ -422,20 +456,19 @@ pub struct DataSet {
     pub expected: Option<Vec<Named>>,
 }
 
-/// "; symbolic dimensions were set to 1 (…): give real sizes with --dim …" when the notes of
+/// "symbolic dimensions were set to 1 (…): give real sizes with --dim …" when the notes of
 /// [`data_sets`] say dimensions were defaulted (a common reason for a model to fail: a streaming
-/// model padding a sequence of 1, say), else nothing.
-pub fn defaulted_dims_hint(notes: &[String]) -> String {
+/// model padding a sequence of 1, say).
+pub fn defaulted_dims_hint(notes: &[String]) -> Option<String> {
     notes
         .iter()
         .find_map(|n| n.strip_prefix("symbolic dimensions defaulted (set with --dim): "))
         .map(|dims| {
             let last = dims.rsplit(", ").next().unwrap_or("").trim_end_matches("=1");
             format!(
-                "; symbolic dimensions were set to 1 ({dims}): give real sizes with --dim NAME=N (e.g. --dim {last}=512), or a sample input with --input NAME=FILE"
+                "symbolic dimensions were set to 1 ({dims}): give real sizes with --dim NAME=N (e.g. --dim {last}=512), or a sample input with --input NAME=FILE"
             )
         })
-        .unwrap_or_default()
 }
 
 /// The data sets for one model, and notes on what was assumed (defaulted dimensions, ranges).
@@ -444,15 +477,7 @@ pub fn data_sets(
     path: &Path,
     info: &ModelInfo,
     opts: &InputOptions,
-) -> Result<(Vec<DataSet>, Vec<String>), String> {
-    data_sets_of(path, info, opts).map_err(|e| crate::error::one_line(&e))
-}
-
-fn data_sets_of(
-    path: &Path,
-    info: &ModelInfo,
-    opts: &InputOptions,
-) -> Result<(Vec<DataSet>, Vec<String>), String> {
+) -> Result<(Vec<DataSet>, Vec<String>), InputError> {
     let mut notes = Vec::new();
     let expected = match &opts.expected {
         Some(p) => Some(read_expected(p, info)?),
@@ -496,10 +521,10 @@ fn data_sets_of(
         for (n, _) in &given {
             if !info.inputs.iter().any(|i| &i.name == n) {
                 let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
-                return Err(format!(
+                return Err(InputError::usage(format!(
                     "--input `{n}`: the model has no such input (it has: {})",
                     names.join(", ")
-                ));
+                )));
             }
         }
         return Ok((
@@ -538,7 +563,7 @@ pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, F
         .and_then(|e| e.to_str())
         .unwrap_or("")
         .to_ascii_lowercase();
-    let err = |e: String| FileError::new(p, e);
+    let err = |e: tensor::TensorError| FileError::new(p, e.0);
     if ext == "npz" {
         return Ok(HostTensor::from_npz(p)
             .map_err(err)?
@@ -554,15 +579,16 @@ pub fn read_tensor_file(p: &Path) -> Result<Vec<(Option<String>, HostTensor)>, F
             Ok(vec![((!name.is_empty()).then_some(name), t)])
         }
         "json" => Ok(vec![(None, tensor_from_json(&bytes).map_err(err)?)]),
-        _ => Err(err(
-            "unknown tensor file type (use .npy, .npz, .pb or .json)".into(),
+        _ => Err(FileError::new(
+            p,
+            "unknown tensor file type (use .npy, .npz, .pb or .json)",
         )),
     }
 }
 
 /// JSON: `{"dtype": "float32", "shape": [2], "data": [1, 2]}` or a nested array of numbers
 /// (float32; nesting gives the shape).
-pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
+pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, tensor::TensorError> {
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
     let (dtype, shape, flat) = if let Some(obj) = v.as_object() {
@@ -596,10 +622,7 @@ pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
         (DType::F32, shape, flat)
     };
     if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)) != Some(flat.len()) {
-        return Err(format!(
-            "shape {shape:?} does not hold {} values",
-            flat.len()
-        ));
+        return Err(format!("shape {shape:?} does not hold {} values", flat.len()).into());
     }
     let mut data = Vec::new();
     for x in &flat {
@@ -613,7 +636,7 @@ pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, String> {
             DType::U8 => data.push(*x as u8),
             DType::I8 => data.push(*x as i8 as u8),
             DType::F16 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
-            _ => return Err(format!("JSON tensors of {dtype} are not supported")),
+            _ => return Err(format!("JSON tensors of {dtype} are not supported").into()),
         }
     }
     HostTensor::from_bytes(dtype, shape, data)
@@ -653,42 +676,42 @@ fn flatten(
 fn read_expected_files(
     files: &[(String, PathBuf)],
     info: &ModelInfo,
-) -> Result<Vec<Named>, String> {
+) -> Result<Vec<Named>, InputError> {
     files
         .iter()
         .map(|(name, file)| {
             if !info.outputs.iter().any(|o| &o.name == name) {
                 let names: Vec<&str> = info.outputs.iter().map(|o| o.name.as_str()).collect();
-                return Err(format!(
+                return Err(InputError::usage(format!(
                     "expected output `{name}`: the model has no such output (it has: {})",
                     names.join(", ")
-                ));
+                )));
             }
-            let mut ts = read_tensor_file(file).map_err(|e| e.to_string())?;
+            let mut ts = read_tensor_file(file)?;
             if ts.len() != 1 {
-                return Err(format!(
-                    "{}: holds {} arrays; the expected `{name}` is one",
-                    file.display(),
-                    ts.len()
-                ));
+                return Err(FileError::new(
+                    file,
+                    format!("holds {} arrays; the expected `{name}` is one", ts.len()),
+                )
+                .into());
             }
             Ok((name.clone(), ts.remove(0).1))
         })
         .collect()
 }
 
-fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String> {
+fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, InputError> {
     let mut out = Vec::new();
     for a in args {
         match a {
             InputArg::Named(name, file) => {
-                let mut ts = read_tensor_file(file).map_err(|e| e.to_string())?;
+                let mut ts = read_tensor_file(file)?;
                 if ts.len() != 1 {
-                    return Err(format!(
-                        "{}: holds {} arrays; give an .npz without a name",
-                        file.display(),
-                        ts.len()
-                    ));
+                    return Err(FileError::new(
+                        file,
+                        format!("holds {} arrays; give an .npz without a name", ts.len()),
+                    )
+                    .into());
                 }
                 out.push((name.clone(), ts.remove(0).1));
             }
@@ -697,7 +720,11 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
                     .inputs
                     .iter()
                     .find(|i| &i.name == name)
-                    .ok_or_else(|| format!("input `{name}` = {x}: the model has no such input"))?;
+                    .ok_or_else(|| {
+                        InputError::usage(format!(
+                            "input `{name}` = {x}: the model has no such input"
+                        ))
+                    })?;
                 // Its declared shape when that holds one value ([] or [1]), else a scalar.
                 let shape: Vec<i64> = spec
                     .shape
@@ -714,15 +741,11 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
                 };
                 let json = serde_json::json!({"dtype": spec.dtype, "shape": shape, "data": [x]});
                 let t = tensor_from_json(json.to_string().as_bytes())
-                    .map_err(|e| format!("input `{name}` = {x}: {e}"))?;
+                    .map_err(|e| InputError::usage(format!("input `{name}` = {x}: {e}")))?;
                 out.push((name.clone(), t));
             }
             InputArg::All(file) => {
-                for (i, (name, t)) in read_tensor_file(file)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .enumerate()
-                {
+                for (i, (name, t)) in read_tensor_file(file)?.into_iter().enumerate() {
                     let name = name
                         .or_else(|| info.inputs.get(i).map(|s| s.name.clone()))
                         .unwrap_or_default();
@@ -736,7 +759,7 @@ fn read_given(args: &[InputArg], info: &ModelInfo) -> Result<Vec<Named>, String>
 
 /// `--expected DIR` (`<output>.npy`, `output_N.npy` or `output_N.pb` files) or `--expected
 /// OUTPUTS.npz`.
-fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
+fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, InputError> {
     if p.is_dir() {
         let mut out = Vec::new();
         for (i, o) in info.outputs.iter().enumerate() {
@@ -750,20 +773,19 @@ fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
             .find(|f| f.is_file()) else {
                 continue;
             };
-            let (_, t) = read_tensor_file(&file)
-                .map_err(|e| e.to_string())?
-                .remove(0);
+            let (_, t) = read_tensor_file(&file)?.remove(0);
             out.push((o.name.clone(), t));
         }
         if out.is_empty() {
-            return Err(format!(
-                "{}: no <output>.npy, output_N.npy or output_N.pb files for this model's outputs",
-                p.display()
-            ));
+            return Err(FileError::new(
+                p,
+                "no <output>.npy, output_N.npy or output_N.pb files for this model's outputs",
+            )
+            .into());
         }
         return Ok(out);
     }
-    let all = read_tensor_file(p).map_err(|e| e.to_string())?;
+    let all = read_tensor_file(p)?;
     Ok(all
         .into_iter()
         .enumerate()
@@ -778,7 +800,7 @@ fn read_expected(p: &Path, info: &ModelInfo) -> Result<Vec<Named>, String> {
 }
 
 /// `test_data_set_*` directories next to the model.
-fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, String> {
+fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, InputError> {
     let Some(dir) = path.parent() else {
         return Ok(Vec::new());
     };
@@ -804,10 +826,10 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
         .chain(&info.outputs)
         .find(|v| !is_tensor_type(&v.dtype))
     {
-        return Err(format!(
+        return Err(InputError::model(format!(
             "`{}` is a {}: check feeds and compares tensors only",
             v.name, v.dtype
-        ));
+        )));
     }
     let mut sets = Vec::new();
     for d in dirs {
@@ -819,7 +841,7 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
         };
         let mut inputs = Vec::new();
         for (i, f) in numbered("input").iter().enumerate() {
-            let (name, t) = read_tensor_file(f).map_err(|e| e.to_string())?.remove(0);
+            let (name, t) = read_tensor_file(f)?.remove(0);
             let name = info
                 .inputs
                 .get(i)
@@ -829,16 +851,19 @@ fn onnx_test_layout(path: &Path, info: &ModelInfo) -> Result<Vec<DataSet>, Strin
             inputs.push((name, t));
         }
         if inputs.len() != info.inputs.len() {
-            return Err(format!(
-                "{}: {} input files for {} model inputs",
-                d.display(),
-                inputs.len(),
-                info.inputs.len()
-            ));
+            return Err(FileError::new(
+                &d,
+                format!(
+                    "{} input files for {} model inputs",
+                    inputs.len(),
+                    info.inputs.len()
+                ),
+            )
+            .into());
         }
         let mut expected = Vec::new();
         for (i, f) in numbered("output").iter().enumerate() {
-            let (name, t) = read_tensor_file(f).map_err(|e| e.to_string())?.remove(0);
+            let (name, t) = read_tensor_file(f)?.remove(0);
             let name = info
                 .outputs
                 .get(i)
@@ -878,16 +903,16 @@ fn synthetic(
     info: &ModelInfo,
     opts: &InputOptions,
     notes: &mut Vec<String>,
-) -> Result<Vec<Named>, String> {
+) -> Result<Vec<Named>, InputError> {
     let mut rng = Rng::new(opts.seed);
     let mut defaulted: BTreeMap<String, usize> = BTreeMap::new();
     let mut out = Vec::new();
     for spec in &info.inputs {
         if !spec.shape_known {
-            return Err(format!(
+            return Err(InputError::model(format!(
                 "input `{}` has no declared shape: give it with --input {}=FILE",
                 spec.name, spec.name
-            ));
+            )));
         }
         let shape: Vec<usize> = spec
             .shape
@@ -905,10 +930,10 @@ fn synthetic(
             })
             .collect();
         let dtype = DType::from_name(&spec.dtype).ok_or_else(|| {
-            format!(
+            InputError::model(format!(
                 "input `{}` is a {}; give it with --input {}=FILE",
                 spec.name, spec.dtype, spec.name
-            )
+            ))
         })?;
         let user = opts
             .ranges
@@ -927,7 +952,7 @@ fn synthetic(
             },
         };
         let t = tensor::synthetic(dtype, shape, lo, hi, &mut rng)
-            .map_err(|e| format!("input `{}`: {e}", spec.name))?;
+            .map_err(|e| InputError::model(format!("input `{}`: {e}", spec.name)))?;
         if dtype != DType::Bool && dtype != DType::String {
             notes.push(format!(
                 "input `{}` {}: uniform in [{lo}, {hi}] ({why}, seed {})",

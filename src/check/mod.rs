@@ -325,7 +325,7 @@ fn no_backend_for(info: &model::ModelInfo) -> String {
 pub fn select(
     all: &[Box<dyn Backend>],
     choice: BackendChoice,
-) -> Result<Vec<(&dyn Backend, bool)>, String> {
+) -> Result<Vec<(&dyn Backend, bool)>, crate::backends::Unavailable> {
     Ok(match choice {
         BackendChoice::Auto => all.iter().map(|b| (b.as_ref(), false)).collect(),
         BackendChoice::All => all.iter().map(|b| (b.as_ref(), true)).collect(),
@@ -386,6 +386,14 @@ pub fn check_model(
 struct Stopped {
     status: ModelStatus,
     message: String,
+}
+
+/// A data set that cannot be made: a data file names itself; a flag's or the model's message
+/// is the model's.
+impl From<inputs::InputError> for Stopped {
+    fn from(e: inputs::InputError) -> Stopped {
+        Stopped::from(e.to_string())
+    }
 }
 
 impl From<String> for Stopped {
@@ -480,7 +488,7 @@ fn make_data_sets(
     pair: Option<&TwinFile>,
     opts: &CheckOptions,
     report: &mut ModelReport,
-) -> Result<(model::ModelInfo, Vec<inputs::DataSet>), String> {
+) -> Result<(model::ModelInfo, Vec<inputs::DataSet>), inputs::InputError> {
     let (sig_path, declared) = match pair {
         Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => (*p, Some(pi)),
         _ => (path, None),
@@ -697,7 +705,7 @@ fn execute_unit<'p>(
     let version = match backend.availability() {
         Err(why) => {
             b.status = BackendStatus::Unavailable;
-            b.message = why;
+            b.message = why.0;
             return b;
         }
         Ok(version) => version,
@@ -716,7 +724,7 @@ fn execute_unit<'p>(
             &mut prepared,
         )
     })
-    .unwrap_or_else(|panicked| Err(BackendError::Failed(panicked)));
+    .unwrap_or_else(|panicked| Err(BackendError::from(panicked)));
     if let Some(p) = prepared.take() {
         runs.prepared_by.push((b.name.clone(), p));
     }
@@ -1168,7 +1176,7 @@ fn check_job(
         Ok(b) => b,
         Err(e) => {
             return ModelReport {
-                message: e,
+                message: e.0,
                 ..ModelReport::of(&job.name)
             }
         }

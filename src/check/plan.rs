@@ -312,9 +312,14 @@ impl Declared {
     }
 }
 
+crate::error::message_error! {
+    /// A glob that is not one, or matches no file.
+    PatternError
+}
+
 /// Expands a path that may be a glob into the files it names, sorted; a pattern that matches
 /// nothing is an error. An existing path is itself even if it holds glob characters.
-pub fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn expand(pattern: &Path) -> Result<Vec<PathBuf>, PatternError> {
     let text = pattern.to_string_lossy();
     if pattern.exists() || !text.contains(['*', '?', '[']) {
         return Ok(vec![pattern.to_path_buf()]);
@@ -326,11 +331,11 @@ pub fn expand(pattern: &Path) -> Result<Vec<PathBuf>, String> {
         ..glob::MatchOptions::new()
     };
     let mut found: Vec<PathBuf> = glob::glob_with(&text, options)
-        .map_err(|e| format!("bad pattern `{text}`: {e}"))?
+        .map_err(|e| PatternError(format!("bad pattern `{text}`: {e}")))?
         .filter_map(Result::ok)
         .collect();
     if found.is_empty() {
-        return Err(format!("`{text}` matches no file"));
+        return Err(PatternError(format!("`{text}` matches no file")));
     }
     found.sort();
     Ok(found)
@@ -341,7 +346,7 @@ pub fn from_args(models: &[PathBuf], flags: &Flags) -> Result<Vec<Job>, Expected
     let opts = flags.options();
     let mut jobs = Vec::new();
     for m in models {
-        for model in expand(m).map_err(ExpectedError::Usage)? {
+        for model in expand(m).map_err(|e| ExpectedError::Usage(e.0))? {
             jobs.push(Job {
                 name: model.display().to_string(),
                 model,
@@ -392,7 +397,7 @@ pub fn from_declared(
         } else {
             dir.join(&d.path)
         };
-        for model in expand(&pattern).map_err(at)? {
+        for model in expand(&pattern).map_err(|e| at(e.0))? {
             if glob && exact.contains(&model) {
                 continue;
             }

@@ -153,8 +153,13 @@ fn size_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Er
     }
 }
 
+crate::error::message_error! {
+    /// A size that is not one (`1XB`, `big`).
+    SizeError
+}
+
 /// `1MB`, `300KB`, `2MiB`, `1500000`: bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub fn parse_size(s: &str) -> Result<u64, SizeError> {
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -162,7 +167,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a size (like 1MB, 300KB, 2MiB)"))?;
+        .map_err(|_| SizeError(format!("`{s}` is not a size (like 1MB, 300KB, 2MiB)")))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -172,9 +177,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "mib" => 1024.0 * 1024.0,
         "gib" => 1024.0 * 1024.0 * 1024.0,
         u => {
-            return Err(format!(
+            return Err(SizeError(format!(
                 "`{s}`: unknown unit `{u}` (use B, KB, MB, GB, KiB, MiB, GiB)"
-            ))
+            )))
         }
     };
     Ok((n * mult).round() as u64)

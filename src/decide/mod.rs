@@ -258,7 +258,7 @@ pub struct Evidence {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ort_version_problem: Option<String>,
     /// Triviality: the summary, or every reason it is not trivial.
-    pub trivial: Result<String, Vec<String>>,
+    pub trivial: Result<String, model::trivial::NotTrivial>,
     /// A sentence-embedding encoder (token ids in, embeddings out), which fastembed runs.
     pub embedding: bool,
     /// `--probe`: a real load on each back end available here.
@@ -401,10 +401,11 @@ fn is_embedding(info: &ModelInfo) -> bool {
 /// `emit`'s verdict: the operator, dtype, shape and budget check, then for ONNX the reading of
 /// the chain itself (an operator `emit` knows may still be used in a way it does not generate:
 /// a concatenation of two computed tensors, a softmax over the batch axis…).
-fn trivial_for_emit(info: &ModelInfo) -> Result<String, Vec<String>> {
+fn trivial_for_emit(info: &ModelInfo) -> Result<String, model::trivial::NotTrivial> {
     let verdict = model::trivial::check(info, model::trivial::DEFAULT_BUDGET)?;
     if info.format == Format::Onnx {
-        crate::emit::onnx::read(Path::new(&info.path)).map_err(|e| vec![e])?;
+        crate::emit::onnx::read(Path::new(&info.path))
+            .map_err(|e| model::trivial::NotTrivial(vec![e.0]))?;
     }
     Ok(verdict)
 }
@@ -609,6 +610,7 @@ fn probe_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
 
 fn not_trivial(x: &Ctx) -> Vec<(Framework, String)> {
     let why = x.e.trivial.as_ref().err().map(|w| {
+        let w = &w.0;
         let shown: Vec<&str> = w.iter().take(3).map(String::as_str).collect();
         let more = if w.len() > 3 {
             format!(" (+{} more)", w.len() - 3)
@@ -1207,7 +1209,9 @@ mod tests {
             parameters: 1_000_000,
             missing_ops: ALL.iter().map(|f| (*f, BTreeMap::new())).collect(),
             ort_version_problem: None,
-            trivial: Err(vec!["node `conv`: operator Conv".into()]),
+            trivial: Err(model::trivial::NotTrivial(vec![
+                "node `conv`: operator Conv".into(),
+            ])),
             embedding: false,
             probe: BTreeMap::new(),
             tract_load: Some(TractLoad::Loaded {

@@ -454,7 +454,7 @@ pub fn generate(
     h: &Header,
     opts: &EmitOptions,
     weights_file: &str,
-) -> Result<(String, Option<Vec<u8>>), String> {
+) -> Result<(String, Option<Vec<u8>>), crate::emit::Unemittable> {
     let file_mode = match opts.weights {
         WeightsMode::File => true,
         WeightsMode::Inline => false,
@@ -591,7 +591,7 @@ struct Statics {
 impl Statics {
     /// Writes the statics of every layer, and returns the steps that read them (an activation
     /// after a dense layer is fused into it).
-    fn steps(&mut self, chain: &Chain) -> Result<Vec<Step>, String> {
+    fn steps(&mut self, chain: &Chain) -> Result<Vec<Step>, crate::emit::Unemittable> {
         let mut steps = Vec::new();
         let mut k = 0;
         let mut i = 0;
@@ -642,7 +642,7 @@ impl Statics {
         w: &[f32],
         b: &[f32],
         act: String,
-    ) -> Result<Step, String> {
+    ) -> Result<Step, crate::emit::Unemittable> {
         self.used.insert("dense");
         f32_array(&mut self.out, &format!("B{k}"), b);
         let stored = Stored::new(w, n_in, self.dtype)?;

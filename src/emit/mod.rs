@@ -13,6 +13,12 @@ pub use quant::WeightsDtype;
 use std::path::Path;
 
 use crate::error::{ExpectedError, FileError, ModelError};
+
+crate::error::message_error! {
+    /// Why a model (or one of its layers) cannot be generated as code: one line about the model,
+    /// without its path — the caller names the model.
+    Unemittable
+}
 use crate::model::ModelInfo;
 
 /// An element-wise function applied after a layer.
@@ -346,7 +352,7 @@ fn error_samples(
             1.0,
             &mut rng,
         )
-        .map_err(|m| ModelError::new(model, m))?;
+        .map_err(|e| ModelError::new(model, e.0))?;
         out.push(
             t.to_f64()
                 .unwrap_or_default()
@@ -370,7 +376,7 @@ pub fn stored_error(
     }
     let samples = error_samples(path, chain, &opts.inputs)?;
     let stored =
-        quant::as_stored(chain, opts.weights_dtype).map_err(|m| ModelError::new(path, m))?;
+        quant::as_stored(chain, opts.weights_dtype).map_err(|m| ModelError::new(path, m.0))?;
     let (max_abs, max_output) = quant::largest_error(chain, &stored, &samples);
     let e = StoredError {
         dtype: opts.weights_dtype.name(),
@@ -395,21 +401,25 @@ pub fn stored_error(
 pub fn read_chain(path: &Path, opts: &EmitOptions) -> Result<Chain, ModelError> {
     let info = crate::model::inspect(path)?;
     crate::model::refuse_outside(&info)?;
-    read_inspected(path, &info, opts).map_err(|m| ModelError::new(path, m))
+    read_inspected(path, &info, opts).map_err(|m| ModelError::new(path, m.0))
 }
 
 /// [`read_chain`] of a model already inspected; the message is about the model.
-fn read_inspected(path: &Path, info: &ModelInfo, opts: &EmitOptions) -> Result<Chain, String> {
+fn read_inspected(
+    path: &Path,
+    info: &ModelInfo,
+    opts: &EmitOptions,
+) -> Result<Chain, crate::emit::Unemittable> {
     if info.parameters > opts.max_params {
         return Err(format!(
             "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels stay near tract, faster in most runs to 2 M), or use `cargo infer decide` to pick a framework",
             info.parameters, opts.max_params
-        ));
+        ).into());
     }
     let chain = match info.format {
         crate::model::Format::Onnx => {
             if let Err(why) = crate::model::trivial::check(info, opts.max_params) {
-                return Err(format!("not a trivial model: {}; use `cargo infer decide` to pick a framework", why.join("; ")));
+                return Err(format!("not a trivial model: {}; use `cargo infer decide` to pick a framework", why).into());
             }
             onnx::read(path)?
         }
@@ -419,7 +429,7 @@ fn read_inspected(path: &Path, info: &ModelInfo, opts: &EmitOptions) -> Result<C
             )?;
             weights::read(path, info, acts)?
         }
-        f => return Err(format!("emit reads ONNX, or safetensors / PyTorch state_dict weights with --activations; this is {}", f.as_str())),
+        f => return Err(format!("emit reads ONNX, or safetensors / PyTorch state_dict weights with --activations; this is {}", f.as_str()).into()),
     };
     Ok(chain.fold())
 }
@@ -464,7 +474,7 @@ pub fn emit(
         opts,
         &weights_name,
     )
-    .map_err(|m| ModelError::new(path, m))?;
+    .map_err(|m| ModelError::new(path, m.0))?;
     let mut files = vec![(out.to_path_buf(), code.into_bytes())];
     if let Some(blob) = blob {
         files.push((weights_file, blob));

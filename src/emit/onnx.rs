@@ -28,7 +28,7 @@ struct Const {
     values: Vec<f32>,
 }
 
-fn to_const(t: Tensor) -> Result<Const, String> {
+fn to_const(t: Tensor) -> Result<Const, crate::emit::Unemittable> {
     let shape = t.shape().to_vec();
     let f = t.cast_to::<f32>().map_err(|e| e.to_string())?;
     let values = f
@@ -42,14 +42,15 @@ fn to_const(t: Tensor) -> Result<Const, String> {
 
 /// A per-feature vector of length `n` from a constant that broadcasts to it (scalar, `[n]`,
 /// `[1, n]`).
-fn broadcast(c: &Const, n: usize, what: &str) -> Result<Vec<f32>, String> {
+fn broadcast(c: &Const, n: usize, what: &str) -> Result<Vec<f32>, crate::emit::Unemittable> {
     match c.values.len() {
         1 => Ok(vec![c.values[0]; n]),
         m if m == n && c.shape.iter().rev().skip(1).all(|d| *d == 1) => Ok(c.values.clone()),
         _ => Err(format!(
             "{what}: constant of shape {:?} does not broadcast over {n} features",
             c.shape
-        )),
+        )
+        .into()),
     }
 }
 
@@ -59,7 +60,7 @@ const MAX_FEATURES: i64 = 1 << 24;
 
 /// Reads an ONNX model as a [`Chain`], node by node from its one input to its one output, each
 /// operator through `OPERATORS`. Errors are one line, without the file name.
-pub fn read(path: &Path) -> Result<Chain, String> {
+pub fn read(path: &Path) -> Result<Chain, crate::emit::Unemittable> {
     let onnx = tract_onnx::onnx();
     let proto = onnx.proto_model_for_path(path).map_err(|e| e.to_string())?;
     let graph = proto.graph.as_ref().ok_or("no graph")?;
@@ -86,7 +87,8 @@ pub fn read(path: &Path) -> Result<Chain, String> {
         return Err(format!(
             "the chain ends at `{}`, not at the output `{}`",
             r.cur, output.name
-        ));
+        )
+        .into());
     }
     Ok(Chain {
         input_name: input.name.clone(),
@@ -103,7 +105,7 @@ fn initializers(
     onnx: &tract_onnx::Onnx,
     graph: &pb::GraphProto,
     dir: Option<&str>,
-) -> Result<HashMap<String, Const>, String> {
+) -> Result<HashMap<String, Const>, crate::emit::Unemittable> {
     let mut consts = HashMap::new();
     for t in &graph.initializer {
         let loaded = tract_onnx::tensor::load_tensor(&*onnx.provider, t, dir)
@@ -117,26 +119,23 @@ fn initializers(
 fn endpoints<'g>(
     graph: &'g pb::GraphProto,
     consts: &HashMap<String, Const>,
-) -> Result<(&'g pb::ValueInfoProto, &'g pb::ValueInfoProto), String> {
+) -> Result<(&'g pb::ValueInfoProto, &'g pb::ValueInfoProto), crate::emit::Unemittable> {
     let inputs: Vec<&pb::ValueInfoProto> = graph
         .input
         .iter()
         .filter(|i| !consts.contains_key(&i.name))
         .collect();
     let [input] = inputs.as_slice() else {
-        return Err(format!("{} inputs; generated code takes one", inputs.len()));
+        return Err(format!("{} inputs; generated code takes one", inputs.len()).into());
     };
     let [output] = graph.output.as_slice() else {
-        return Err(format!(
-            "{} outputs; generated code gives one",
-            graph.output.len()
-        ));
+        return Err(format!("{} outputs; generated code gives one", graph.output.len()).into());
     };
     Ok((input, output))
 }
 
 /// The declared dimensions of an input (-1 where unknown).
-fn input_dims(input: &pb::ValueInfoProto) -> Result<Vec<i64>, String> {
+fn input_dims(input: &pb::ValueInfoProto) -> Result<Vec<i64>, crate::emit::Unemittable> {
     match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(pb::type_proto::Value::TensorType(t)) => Ok(t
             .shape
@@ -156,7 +155,7 @@ fn input_dims(input: &pb::ValueInfoProto) -> Result<Vec<i64>, String> {
 }
 
 /// The input's rank and its features per sample, within [`MAX_FEATURES`].
-fn sample_size(input: &pb::ValueInfoProto) -> Result<(usize, usize), String> {
+fn sample_size(input: &pb::ValueInfoProto) -> Result<(usize, usize), crate::emit::Unemittable> {
     let dims = input_dims(input)?;
     // [batch?, features]: every dimension but the first must be known; their product is a sample.
     let sample: Vec<i64> = if dims.len() > 1 {
@@ -168,7 +167,8 @@ fn sample_size(input: &pb::ValueInfoProto) -> Result<(usize, usize), String> {
         return Err(format!(
             "input `{}` has shape {dims:?}; generated code needs static sample dimensions",
             input.name
-        ));
+        )
+        .into());
     }
     let n_in = sample
         .iter()
@@ -192,13 +192,13 @@ struct Node<'a> {
 
 impl Node<'_> {
     /// An error about this node.
-    fn ctx(&self, m: &str) -> String {
-        format!("node `{}` ({}): {m}", self.name, self.proto.op_type)
+    fn ctx(&self, m: &str) -> crate::emit::Unemittable {
+        format!("node `{}` ({}): {m}", self.name, self.proto.op_type).into()
     }
 }
 
 /// Reads a node of a supported operator into the chain.
-type Handler = fn(&mut Reader, &Node) -> Result<(), String>;
+type Handler = fn(&mut Reader, &Node) -> Result<(), crate::emit::Unemittable>;
 
 /// The operators generated code implements, and their handlers.
 const OPERATORS: &[(&str, Handler)] = &[
@@ -249,7 +249,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     /// Reads one node: a constant, or an operator on the running activation, whose output
     /// becomes the running activation.
-    fn node(&mut self, proto: &pb::NodeProto) -> Result<(), String> {
+    fn node(&mut self, proto: &pb::NodeProto) -> Result<(), crate::emit::Unemittable> {
         let node = Node {
             proto,
             name: crate::model::node_display_name(&proto.name, &proto.output),
@@ -284,7 +284,7 @@ impl Reader<'_> {
     }
 
     /// A `Constant` node: its tensor joins the constants.
-    fn constant(&mut self, node: &Node) -> Result<(), String> {
+    fn constant(&mut self, node: &Node) -> Result<(), crate::emit::Unemittable> {
         let t = attr(node.proto, "value")
             .and_then(|a| a.t.as_ref())
             .ok_or_else(|| node.ctx("Constant without a tensor value"))?;
@@ -300,7 +300,7 @@ impl Reader<'_> {
     }
 
     /// Input `k` of a node, which must be a constant.
-    fn arg(&self, node: &Node, k: usize) -> Result<&Const, String> {
+    fn arg(&self, node: &Node, k: usize) -> Result<&Const, crate::emit::Unemittable> {
         let i = node
             .proto
             .input
@@ -312,14 +312,14 @@ impl Reader<'_> {
     }
 
     /// Adds a layer to the chain.
-    fn push(&mut self, layer: Layer) -> Result<(), String> {
+    fn push(&mut self, layer: Layer) -> Result<(), crate::emit::Unemittable> {
         self.layers.push(layer);
         Ok(())
     }
 }
 
 /// `Gemm` and `MatMul`: a dense layer (weights output-major, times alpha; bias times beta).
-fn dense(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn dense(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     let (proto, gemm) = (node.proto, node.proto.op_type == "Gemm");
     let w = r.arg(node, 1)?;
     if w.shape.len() != 2 {
@@ -356,7 +356,7 @@ fn dense(r: &mut Reader, node: &Node) -> Result<(), String> {
     let mut b = vec![0f32; w_out];
     if gemm && proto.input.len() > 2 && !proto.input[2].is_empty() {
         let beta = attr_f(proto, "beta", 1.0);
-        b = broadcast(r.arg(node, 2)?, w_out, &node.ctx("bias"))?
+        b = broadcast(r.arg(node, 2)?, w_out, &node.ctx("bias").0)?
             .iter()
             .map(|v| v * beta)
             .collect();
@@ -375,9 +375,9 @@ fn dense(r: &mut Reader, node: &Node) -> Result<(), String> {
 }
 
 /// `Add`, `Sub`, `Mul`, `Div` by a constant: an affine step.
-fn elementwise(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn elementwise(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     let n = r.n;
-    let c = broadcast(r.arg(node, 1)?, n, &node.ctx("operand"))?;
+    let c = broadcast(r.arg(node, 1)?, n, &node.ctx("operand").0)?;
     let (scale, shift) = match node.proto.op_type.as_str() {
         "Add" => (vec![1.0; n], c),
         "Sub" => (vec![1.0; n], c.iter().map(|v| -v).collect()),
@@ -388,12 +388,13 @@ fn elementwise(r: &mut Reader, node: &Node) -> Result<(), String> {
 }
 
 /// `BatchNormalization` (inference): an affine step.
-fn batch_norm(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn batch_norm(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     let n = r.n;
     // Errors name the node, as the other operators' do.
-    let operand = |r: &Reader, i: usize, what: &str| -> Result<Vec<f32>, String> {
-        broadcast(r.arg(node, i)?, n, what).map_err(|m| node.ctx(&m))
-    };
+    let operand =
+        |r: &Reader, i: usize, what: &str| -> Result<Vec<f32>, crate::emit::Unemittable> {
+            broadcast(r.arg(node, i)?, n, what).map_err(|m| node.ctx(&m.0))
+        };
     let (s, bias, mean, var) = (
         operand(r, 1, "scale")?,
         operand(r, 2, "B")?,
@@ -406,33 +407,33 @@ fn batch_norm(r: &mut Reader, node: &Node) -> Result<(), String> {
     r.push(Layer::Affine { scale, shift })
 }
 
-fn relu(r: &mut Reader, _: &Node) -> Result<(), String> {
+fn relu(r: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::Relu))
 }
 
-fn leaky_relu(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn leaky_relu(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::LeakyRelu(attr_f(
         node.proto, "alpha", 0.01,
     ))))
 }
 
-fn sigmoid(r: &mut Reader, _: &Node) -> Result<(), String> {
+fn sigmoid(r: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::Sigmoid))
 }
 
-fn tanh(r: &mut Reader, _: &Node) -> Result<(), String> {
+fn tanh(r: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::Tanh))
 }
 
-fn elu(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn elu(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::Elu(attr_f(node.proto, "alpha", 1.0))))
 }
 
-fn softplus(r: &mut Reader, _: &Node) -> Result<(), String> {
+fn softplus(r: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::Softplus))
 }
 
-fn hard_sigmoid(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn hard_sigmoid(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     r.push(Layer::Act(Act::HardSigmoid(
         attr_f(node.proto, "alpha", 0.2),
         attr_f(node.proto, "beta", 0.5),
@@ -440,19 +441,20 @@ fn hard_sigmoid(r: &mut Reader, node: &Node) -> Result<(), String> {
 }
 
 /// `Gelu`, exact or with the tanh approximation.
-fn gelu(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn gelu(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     let tanh = attr(node.proto, "approximate").is_some_and(|a| a.s == b"tanh");
     r.push(Layer::Act(if tanh { Act::GeluTanh } else { Act::Gelu }))
 }
 
 /// `Clip`, its bounds from constant inputs (opset 11+) or attributes (before).
-fn clip(r: &mut Reader, node: &Node) -> Result<(), String> {
-    let bound = |k: usize, attr_name: &str, default: f32| -> Result<f32, String> {
-        match node.proto.input.get(k).filter(|i| !i.is_empty()) {
-            Some(_) => Ok(r.arg(node, k)?.values.first().copied().unwrap_or(default)),
-            None => Ok(attr_f(node.proto, attr_name, default)),
-        }
-    };
+fn clip(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
+    let bound =
+        |k: usize, attr_name: &str, default: f32| -> Result<f32, crate::emit::Unemittable> {
+            match node.proto.input.get(k).filter(|i| !i.is_empty()) {
+                Some(_) => Ok(r.arg(node, k)?.values.first().copied().unwrap_or(default)),
+                None => Ok(attr_f(node.proto, attr_name, default)),
+            }
+        };
     let act = Act::Clip(
         bound(1, "min", f32::NEG_INFINITY)?,
         bound(2, "max", f32::INFINITY)?,
@@ -461,7 +463,7 @@ fn clip(r: &mut Reader, node: &Node) -> Result<(), String> {
 }
 
 /// `Softmax` and `LogSoftmax` over the features.
-fn softmax(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn softmax(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     let rank = r.rank;
     let axis = attr_i(node.proto, "axis", -1);
     let last = axis == -1 || axis == rank as i64 - 1 || (rank == 2 && axis == 1);
@@ -478,7 +480,7 @@ fn softmax(r: &mut Reader, node: &Node) -> Result<(), String> {
 }
 
 /// `Concat` of the running activation with constants, along the features.
-fn concat(r: &mut Reader, node: &Node) -> Result<(), String> {
+fn concat(r: &mut Reader, node: &Node) -> Result<(), crate::emit::Unemittable> {
     let axis = attr_i(node.proto, "axis", 0);
     let features = match r.cur_rank {
         Some(rank @ (1 | 2)) => axis == -1 || axis == rank as i64 - 1,
@@ -526,18 +528,18 @@ fn concat(r: &mut Reader, node: &Node) -> Result<(), String> {
 }
 
 /// `Identity` and `Dropout` (inference): nothing to do.
-fn pass_through(_: &mut Reader, _: &Node) -> Result<(), String> {
+fn pass_through(_: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     Ok(())
 }
 
 /// `Flatten`: the activation becomes `[batch, features]`.
-fn flatten(r: &mut Reader, _: &Node) -> Result<(), String> {
+fn flatten(r: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     r.cur_rank = Some(2);
     Ok(())
 }
 
 /// `Reshape`, `Squeeze`, `Unsqueeze`: the features stay, the rank is no longer known.
-fn reshape(r: &mut Reader, _: &Node) -> Result<(), String> {
+fn reshape(r: &mut Reader, _: &Node) -> Result<(), crate::emit::Unemittable> {
     r.cur_rank = None;
     Ok(())
 }

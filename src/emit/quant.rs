@@ -54,14 +54,19 @@ pub enum Stored {
 
 impl Stored {
     /// Stores `w` (`n_out` rows of `n_in`) in `dtype`; an f16 weight out of range is an error.
-    pub fn new(w: &[f32], n_in: usize, dtype: WeightsDtype) -> Result<Stored, String> {
+    pub fn new(
+        w: &[f32],
+        n_in: usize,
+        dtype: WeightsDtype,
+    ) -> Result<Stored, crate::emit::Unemittable> {
         Ok(match dtype {
             WeightsDtype::F32 => Stored::F32(w.to_vec()),
             WeightsDtype::F16 => {
                 if let Some(v) = w.iter().find(|v| !v.is_finite()) {
                     return Err(format!(
                         "a weight is {v}: f16 weights need finite values; use --weights-dtype f32"
-                    ));
+                    )
+                    .into());
                 }
                 let mut out = Vec::with_capacity(w.len());
                 for v in w {
@@ -69,7 +74,7 @@ impl Stored {
                     if !h.is_finite() {
                         return Err(format!(
                             "a weight of {v} is outside the f16 range (±65504); use --weights-dtype int8 or f32"
-                        ));
+                        ).into());
                     }
                     out.push(h.to_bits());
                 }
@@ -79,7 +84,8 @@ impl Stored {
                 if let Some(v) = w.iter().find(|v| !v.is_finite()) {
                     return Err(format!(
                         "a weight is {v}: int8 weights need finite values; use --weights-dtype f32"
-                    ));
+                    )
+                    .into());
                 }
                 let mut q = Vec::with_capacity(w.len());
                 let mut scale = Vec::new();
@@ -127,7 +133,7 @@ impl Stored {
 }
 
 /// The chain with every dense layer's weights replaced by what `dtype` stores.
-pub fn as_stored(chain: &Chain, dtype: WeightsDtype) -> Result<Chain, String> {
+pub fn as_stored(chain: &Chain, dtype: WeightsDtype) -> Result<Chain, crate::emit::Unemittable> {
     let mut out = chain.clone();
     for l in &mut out.layers {
         if let Layer::Dense { n_in, w, .. } = l {
@@ -277,7 +283,7 @@ mod tests {
             d[2]
         );
         let e = Stored::new(&[7e4], 1, WeightsDtype::F16).unwrap_err();
-        assert!(e.contains("outside the f16 range"), "{e}");
+        assert!(e.0.contains("outside the f16 range"), "{e}");
     }
 
     #[test]

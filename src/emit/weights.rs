@@ -30,7 +30,7 @@ fn natural_key(s: &str) -> Vec<(String, u64)> {
 
 /// One `--activations` name (`relu`, `log_softmax`, …) as the step it adds; `none` (or `identity`,
 /// `linear`) adds none.
-pub fn parse_activation(s: &str) -> Result<Option<Layer>, String> {
+pub fn parse_activation(s: &str) -> Result<Option<Layer>, crate::emit::Unemittable> {
     Ok(Some(match s.trim().to_ascii_lowercase().as_str() {
         "none" | "identity" | "linear" => return Ok(None),
         "relu" => Layer::Act(Act::Relu),
@@ -42,11 +42,14 @@ pub fn parse_activation(s: &str) -> Result<Option<Layer>, String> {
         "leaky_relu" | "leakyrelu" => Layer::Act(Act::LeakyRelu(0.01)),
         "elu" => Layer::Act(Act::Elu(1.0)),
         "softplus" => Layer::Act(Act::Softplus),
-        other => return Err(format!("unknown activation `{other}` (relu, sigmoid, tanh, gelu, softmax, log_softmax, leaky_relu, elu, softplus, none)")),
+        other => return Err(format!("unknown activation `{other}` (relu, sigmoid, tanh, gelu, softmax, log_softmax, leaky_relu, elu, softplus, none)").into()),
     }))
 }
 
-fn to_f32(view: &safetensors::tensor::TensorView, name: &str) -> Result<Vec<f32>, String> {
+fn to_f32(
+    view: &safetensors::tensor::TensorView,
+    name: &str,
+) -> Result<Vec<f32>, crate::emit::Unemittable> {
     let d = view.data();
     Ok(match view.dtype() {
         safetensors::Dtype::F32 => d
@@ -65,7 +68,7 @@ fn to_f32(view: &safetensors::tensor::TensorView, name: &str) -> Result<Vec<f32>
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
             .collect(),
-        other => return Err(format!("tensor `{name}` is {other:?}, not a float")),
+        other => return Err(format!("tensor `{name}` is {other:?}, not a float").into()),
     })
 }
 
@@ -73,7 +76,7 @@ fn to_f32(view: &safetensors::tensor::TensorView, name: &str) -> Result<Vec<f32>
 type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// Every tensor of a safetensors file or a PyTorch state_dict.
-fn load(path: &Path, info: &ModelInfo) -> Result<Tensors, String> {
+fn load(path: &Path, info: &ModelInfo) -> Result<Tensors, crate::emit::Unemittable> {
     let mut out = HashMap::new();
     match info.format {
         crate::model::Format::Safetensors => {
@@ -94,7 +97,11 @@ fn load(path: &Path, info: &ModelInfo) -> Result<Tensors, String> {
 
 /// Reads the linear layers of a weights-only file into a chain, one activation per layer, in the
 /// order of their prefixes' numbers.
-pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Chain, String> {
+pub fn read(
+    path: &Path,
+    info: &ModelInfo,
+    activations: &[String],
+) -> Result<Chain, crate::emit::Unemittable> {
     let tensors = load(path, info)?;
     let mut prefixes: Vec<String> = tensors
         .keys()
@@ -108,9 +115,9 @@ pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Cha
         .keys()
         .find(|n| !n.ends_with(".weight") && !n.ends_with(".bias"))
     {
-        return Err(format!(
-            "tensor `{n}` is neither a weight nor a bias of a linear layer"
-        ));
+        return Err(
+            format!("tensor `{n}` is neither a weight nor a bias of a linear layer").into(),
+        );
     }
     if activations.len() != prefixes.len() {
         return Err(format!(
@@ -118,7 +125,7 @@ pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Cha
             prefixes.len(),
             prefixes.join(", "),
             activations.len()
-        ));
+        ).into());
     }
     let mut layers = Vec::new();
     let mut n: Option<usize> = None;
@@ -130,21 +137,20 @@ pub fn read(path: &Path, info: &ModelInfo, activations: &[String]) -> Result<Cha
         let [n_out, n_in] = shape.as_slice() else {
             return Err(format!(
                 "`{wname}` has shape {shape:?}; a linear layer's weight is [out, in]"
-            ));
+            )
+            .into());
         };
         let (n_out, n_in) = (*n_out, *n_in);
         if let Some(prev) = n.filter(|p| *p != n_in) {
-            return Err(format!(
-                "`{wname}` takes {n_in} inputs but the layer before gives {prev}"
-            ));
+            return Err(
+                format!("`{wname}` takes {n_in} inputs but the layer before gives {prev}").into(),
+            );
         }
         first.get_or_insert(n_in);
         let b = match tensors.get(&format!("{prefix}.bias")) {
             Some((s, b)) if s.as_slice() == [n_out] => b.clone(),
             Some((s, _)) => {
-                return Err(format!(
-                    "`{prefix}.bias` has shape {s:?}, expected [{n_out}]"
-                ))
+                return Err(format!("`{prefix}.bias` has shape {s:?}, expected [{n_out}]").into())
             }
             None => vec![0.0; n_out],
         };

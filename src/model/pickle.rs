@@ -398,9 +398,15 @@ pub struct Parsed {
     _cycles: Cycles,
 }
 
-/// Reads one pickle from the start of `data`. Errors are one line, without a file name.
-pub fn parse(data: &[u8]) -> Result<Parsed, String> {
-    Machine::new(data).run()
+crate::error::message_error! {
+    /// A pickle that cannot be read (truncated, an unknown opcode, over a limit): one line, without a
+    /// file name — the caller names the file and the entry.
+    PickleError
+}
+
+/// Reads one pickle from the start of `data`.
+pub fn parse(data: &[u8]) -> Result<Parsed, PickleError> {
+    Machine::new(data).run().map_err(PickleError::from)
 }
 
 struct Machine<'a> {
@@ -1215,7 +1221,7 @@ mod tests {
         p.extend(std::iter::repeat_n(b']', n));
         p.extend(std::iter::repeat_n(b'a', n - 1));
         p.push(b'.');
-        assert!(parse(&p).unwrap_err().contains("levels deep"));
+        assert!(parse(&p).unwrap_err().0.contains("levels deep"));
         let mut p = b"\x80\x02".to_vec();
         p.extend(std::iter::repeat_n(b']', MAX_DEPTH));
         p.extend(std::iter::repeat_n(b'a', MAX_DEPTH - 1));
@@ -1234,7 +1240,7 @@ mod tests {
         };
         assert!(parse(&nested(MAX_DEPTH)).is_ok());
         let err = parse(&nested(MAX_DEPTH + 1)).unwrap_err();
-        assert!(err.contains("levels deep"), "{err}");
+        assert!(err.0.contains("levels deep"), "{err}");
         // A value built a million levels deep and dropped on an error path (no STOP).
         let mut p = b"\x80\x02)".to_vec();
         p.extend(std::iter::repeat_n(0x85u8, 1_000_000));

@@ -42,7 +42,7 @@ pub const DEFAULT_BUDGET: u64 = 500_000;
 
 /// `Ok` with a one-line summary when trivial; otherwise every reason it is not (offending nodes
 /// and operators, dtypes, dynamic shapes, size).
-pub fn check(info: &ModelInfo, budget: u64) -> Result<String, Vec<String>> {
+pub fn check(info: &ModelInfo, budget: u64) -> Result<String, NotTrivial> {
     let mut why = Vec::new();
     match info.format {
         Format::Onnx => {
@@ -111,6 +111,12 @@ pub fn check(info: &ModelInfo, budget: u64) -> Result<String, Vec<String>> {
             info.parameters
         ))
     } else {
-        Err(why)
+        Err(NotTrivial(why))
     }
 }
+
+/// Every reason a model is not generated as code (offending nodes and operators, dtypes, dynamic
+/// shapes, size), each one line; shown joined by `; `.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct NotTrivial(pub Vec<String>);

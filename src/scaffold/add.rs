@@ -118,9 +118,7 @@ pub fn add(
         plan.changed.push("Cargo.toml".to_string());
     }
     adding.plan_model_files(&mut plan, data_files, prepared)?;
-    let module = adding
-        .module(&module_inputs, opts.ort_download)
-        .map_err(|m| ModelError::new(model, m))?;
+    let module = adding.module(&module_inputs, opts.ort_download)?;
     plan.want(
         PathBuf::from("src/inference.rs"),
         module.into_bytes(),
@@ -172,7 +170,6 @@ impl<'a> Adding<'a> {
         ort_download: bool,
     ) -> Result<(Vec<super::Io>, Files), ExpectedError> {
         let d = self.d;
-        let about_model = |m: String| ExpectedError::from(ModelError::new(self.model, m));
         let about_manifest = |m: String| ExpectedError::from(FileError::new(manifest, m));
         if !doc.contains_key("dependencies") {
             doc.insert("dependencies", Item::Table(Table::new()));
@@ -184,7 +181,7 @@ impl<'a> Adding<'a> {
         let module_inputs = if d.choice == Framework::Custom {
             vec![]
         } else {
-            super::sample_inputs(self.model, &self.info, inputs).map_err(about_model)?
+            super::sample_inputs(self.model, &self.info, inputs)?
         };
         let half = module_inputs.iter().any(|i| i.dtype == "float16");
         for (k, v, def, feats) in
@@ -198,9 +195,8 @@ impl<'a> Adding<'a> {
         let infer =
             infer_table(doc, metadata_table(&model_ref, &self.sha, d)).map_err(about_manifest)?;
         let (entry, data_files) =
-            declared_with_data(self.model, &self.info, d, inputs, &self.model_file)
-                .map_err(about_model)?;
-        super::declare(infer, entry).map_err(about_manifest)?;
+            declared_with_data(self.model, &self.info, d, inputs, &self.model_file)?;
+        super::declare(manifest, infer, entry)?;
         Ok((module_inputs, data_files))
     }
 
@@ -254,7 +250,11 @@ impl<'a> Adding<'a> {
     /// The model's module (src/inference.rs): emitted for custom; else the framework's
     /// `inference.rs` template, or its `lib.rs` where it has none (tch, candle and fastembed
     /// projects keep the model's code in src/lib.rs: the same module).
-    fn module(&self, module_inputs: &[super::Io], ort_download: bool) -> Result<String, String> {
+    fn module(
+        &self,
+        module_inputs: &[super::Io],
+        ort_download: bool,
+    ) -> Result<String, ExpectedError> {
         let f = self.d.choice;
         if f == Framework::Custom {
             return Ok(super::generated_module(
@@ -281,6 +281,7 @@ impl<'a> Adding<'a> {
             "lib.rs"
         };
         render(&format!("{dir}/{template}"), &ctx)
+            .map_err(|e| ModelError::new(self.model, e.to_string()).into())
     }
 }
 
@@ -324,7 +325,7 @@ struct Plan<'a> {
 
 impl Plan<'_> {
     /// A file at `rel` under the crate, of these bytes (`what` it is, for the refusal).
-    fn want(&mut self, rel: PathBuf, bytes: Vec<u8>, what: &str) -> Result<(), FileError> {
+    fn want(&mut self, rel: PathBuf, bytes: Vec<u8>, what: &str) -> Result<(), ExpectedError> {
         let path = self.root.join(&rel);
         self.want_at(path, rel.display().to_string(), bytes, what)
     }
@@ -337,13 +338,14 @@ impl Plan<'_> {
         shown: String,
         bytes: Vec<u8>,
         what: &str,
-    ) -> Result<(), FileError> {
+    ) -> Result<(), ExpectedError> {
         match std::fs::read(&path) {
             Ok(old) if old == bytes => Ok(()),
-            Ok(_) if !self.force => Err(FileError::new(
+            Ok(_) if !self.force => Err(ExpectedError::from(FileError::new(
                 &path,
-                format!("exists and differs; pass --force to replace it ({what})"),
-            )),
+                format!("exists and differs ({what})"),
+            ))
+            .with_hint("pass --force to replace it")),
             _ => {
                 self.changed.push(shown);
                 self.writes.push((path, bytes));
@@ -367,14 +369,14 @@ impl Plan<'_> {
 
 /// The check `cargo infer check` runs for a model `add` sets up: its entry in `models`, and its
 /// inputs and outputs recorded now (under tests/data/<model>/) — or, when no back end here runs
-/// it, the model alone.
+/// it, the model alone. A data file or flag the user gave that does not fit is an error.
 fn declared_with_data(
     model: &Path,
     info: &crate::model::ModelInfo,
     d: &Decision,
     inputs: &crate::check::inputs::InputOptions,
     model_file: &str,
-) -> Result<(Table, Files), String> {
+) -> Result<(Table, Files), ExpectedError> {
     let model_ref = format!("models/{model_file}");
     let data_dir = format!(
         "tests/data/{}",
@@ -383,19 +385,33 @@ fn declared_with_data(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     );
-    let Ok(rec) = super::record(model, info, d.choice, inputs) else {
-        return Ok((
+    let alone = || {
+        (
             super::declared_check(&model_ref, &[], &[], d.choice),
             Vec::new(),
-        ));
+        )
+    };
+    let recorder = crate::decide::row(d.choice).checked_by;
+    if !crate::backends::all(None)
+        .iter()
+        .any(|b| b.name() == recorder)
+    {
+        return Ok(alone());
+    }
+    let rec = match super::record(model, info, d.choice, inputs) {
+        Ok(rec) => rec,
+        Err(e @ (ExpectedError::File(_) | ExpectedError::Usage(_))) => return Err(e),
+        // No back end here runs the model: `check` will say so where one does.
+        Err(_) => return Ok(alone()),
     };
     let (given, expected) = super::recorded_paths(&data_dir, &rec);
     let mut files: Files = Vec::new();
+    let npy = |t: &crate::tensor::HostTensor| t.to_npy().map_err(|e| ModelError::new(model, e.0));
     for ((_, f), (_, t)) in given.iter().zip(&rec.inputs) {
-        files.push((f.into(), super::npy(t)?));
+        files.push((f.into(), npy(t)?));
     }
     for ((_, f), (_, t)) in expected.iter().zip(&rec.outputs) {
-        files.push((f.into(), super::npy(t)?));
+        files.push((f.into(), npy(t)?));
     }
     Ok((
         super::declared_check(&model_ref, &given, &expected, d.choice),
@@ -420,7 +436,8 @@ fn workflow_at_root(root: &Path, d: &Decision) -> Result<(PathBuf, String), Expe
     } else {
         parts.join("/")
     };
-    let workflow = super::github_workflow(&rel, d.choice, false).map_err(ExpectedError::Usage)?;
+    let workflow = super::github_workflow(&rel, d.choice, false)
+        .map_err(|e| ExpectedError::Usage(e.to_string()))?;
     Ok((repo.join(super::GITHUB_WORKFLOW), workflow))
 }
 

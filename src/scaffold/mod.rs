@@ -19,7 +19,6 @@ use crate::decide::constraints::{Constraints, Gpu, TargetKind};
 use crate::decide::{Decision, Framework};
 use crate::error::{ExpectedError, FileError, ModelError};
 use crate::escape;
-use crate::model::dtype::DType;
 use crate::model::{Format, ModelInfo};
 use crate::tensor::HostTensor;
 
@@ -492,13 +491,27 @@ fn has_template(name: &str) -> bool {
     TEMPLATES.iter().any(|(t, _)| *t == name)
 }
 
+/// A template of ours that does not render with what a model gave it: reported as one line
+/// naming the template, never a panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("template {template}: {message}")]
+pub struct TemplateError {
+    /// The template (`tract/main.rs`).
+    pub template: String,
+    /// minijinja's account, one line.
+    pub message: String,
+}
+
 /// Renders an embedded template (`tract/main.rs`, `common/README.md`) with `ctx`, escaping by its
-/// file kind; errors are one line naming the template.
-pub fn render(template: &str, ctx: &Value) -> Result<String, String> {
+/// file kind.
+pub fn render(template: &str, ctx: &Value) -> Result<String, TemplateError> {
     env()
         .get_template(template)
         .and_then(|t| t.render(ctx))
-        .map_err(|e| format!("template {template}: {e}"))
+        .map_err(|e| TemplateError {
+            template: template.to_string(),
+            message: crate::error::one_line(&e.to_string()),
+        })
 }
 
 /// What a template knows of one input or output. `name` and `dtype` are the model's and are
@@ -590,11 +603,14 @@ pub fn sample_inputs(
     path: &Path,
     info: &ModelInfo,
     inputs: &crate::check::inputs::InputOptions,
-) -> Result<Vec<Io>, String> {
-    let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
-    let (sets, _) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
-    let set = sets.first().ok_or("could not make inputs for the model")?;
-    ios(&set.inputs)
+) -> Result<Vec<Io>, ExpectedError> {
+    let about_model = |e: crate::check::inputs::InputError| e.into_expected(path);
+    let (sig, inputs) = crate::check::inputs::signature(info, None, inputs).map_err(about_model)?;
+    let (sets, _) = crate::check::inputs::data_sets(path, &sig, &inputs).map_err(about_model)?;
+    let set = sets
+        .first()
+        .ok_or_else(|| ModelError::new(path, "could not make inputs for the model"))?;
+    ios(&set.inputs).map_err(|m| ModelError::new(path, m).into())
 }
 
 /// Template facts for tensors as they are (names, dtypes, shapes).
@@ -603,47 +619,6 @@ fn ios(named: &[(String, HostTensor)]) -> Result<Vec<Io>, String> {
         .iter()
         .map(|(n, t)| io(n, t.dtype_name(), &t.shape))
         .collect()
-}
-
-/// A `.npy` file of a tensor (the dtypes numpy has).
-pub fn npy(t: &HostTensor) -> Result<Vec<u8>, String> {
-    let descr = t
-        .dtype
-        .npy_descr()
-        .ok_or_else(|| format!("{} cannot be stored as .npy", t.dtype_name()))?;
-    let shape = match t.shape.len() {
-        0 => "()".to_string(),
-        1 => format!("({},)", t.shape[0]),
-        _ => format!(
-            "({})",
-            t.shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(&t.data);
-    Ok(out)
-}
-
-fn as_f64(t: &HostTensor) -> Result<HostTensor, String> {
-    let v = t
-        .to_f64()
-        .ok_or_else(|| format!("{} outputs cannot be recorded", t.dtype_name()))?;
-    HostTensor::from_bytes(
-        DType::F64,
-        t.shape.clone(),
-        v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-    )
 }
 
 /// What the scaffold records: synthetic inputs (seed 0, symbolic dimensions at 1) and the
@@ -665,7 +640,7 @@ pub fn record(
     info: &ModelInfo,
     framework: Framework,
     inputs: &crate::check::inputs::InputOptions,
-) -> Result<Recorded, String> {
+) -> Result<Recorded, ExpectedError> {
     // The back end that runs what the framework runs: its outputs are the ones to reproduce.
     record_with(path, info, crate::decide::row(framework).checked_by, inputs)
 }
@@ -676,22 +651,24 @@ pub fn record_with(
     info: &ModelInfo,
     preferred: &str,
     inputs: &crate::check::inputs::InputOptions,
-) -> Result<Recorded, String> {
+) -> Result<Recorded, ExpectedError> {
     let all = crate::backends::all(None);
     if !all.iter().any(|b| b.name() == preferred) {
-        return Err(format!(
+        return Err(ExpectedError::Usage(format!(
             "recording the outputs the project must reproduce: {}",
             crate::backends::lacking(preferred)
-        ));
+        )));
     }
-    let (sig, inputs) = crate::check::inputs::signature(info, None, inputs)?;
-    let (sets, notes) = crate::check::inputs::data_sets(path, &sig, &inputs)?;
+    let about_model = |e: crate::check::inputs::InputError| e.into_expected(path);
+    let (sig, inputs) = crate::check::inputs::signature(info, None, inputs).map_err(about_model)?;
+    let (sets, notes) =
+        crate::check::inputs::data_sets(path, &sig, &inputs).map_err(about_model)?;
     // The inputs the user gave; else the first ONNX test data set next to the model; else
     // synthetic ones.
     let set = sets
         .into_iter()
         .next()
-        .ok_or("could not make inputs for the model")?;
+        .ok_or_else(|| ModelError::new(path, "could not make inputs for the model"))?;
     let runs_format = |b: &&dyn Backend| b.formats().contains(&info.format);
     let mut order: Vec<&dyn Backend> = all
         .iter()
@@ -720,6 +697,7 @@ pub fn record_with(
                 .and_then(|(mut l, _)| l.run(&set.inputs))
                 .map_err(|e| e.to_string())
         })
+        .map_err(|p| p.to_string())
         .and_then(|r| r);
         match ran {
             Ok(outputs) => {
@@ -735,11 +713,17 @@ pub fn record_with(
             Err(e) => why.push(format!("{}: {e}", b.name())),
         }
     }
-    let hint = crate::check::inputs::defaulted_dims_hint(&notes);
-    Err(format!(
-        "no back end could run the model to record its outputs ({}){hint}",
-        why.join("; ")
-    ))
+    let error = ExpectedError::from(ModelError::new(
+        path,
+        format!(
+            "no back end could run the model to record its outputs ({})",
+            why.join("; ")
+        ),
+    ));
+    Err(match crate::check::inputs::defaulted_dims_hint(&notes) {
+        Some(hint) => error.with_hint(hint),
+        None => error,
+    })
 }
 
 /// A dependency: (crate, version, default features, features).
@@ -949,8 +933,9 @@ const TEST_TOLERANCE: f64 = 1e-4;
 
 /// Adds `entry` to the `models` of an `[package.metadata.infer]` table. An entry of the same path
 /// takes the new entry's keys and keeps the others (a tolerance or dimension the user set); a
-/// list of paths keeps its form (the entry goes in as an inline table).
-pub fn declare(infer: &mut Table, entry: Table) -> Result<(), String> {
+/// list of paths keeps its form (the entry goes in as an inline table). `manifest`: the file the
+/// table is in, for the error.
+pub fn declare(manifest: &Path, infer: &mut Table, entry: Table) -> Result<(), FileError> {
     let path = entry
         .get("path")
         .and_then(Item::as_str)
@@ -997,9 +982,10 @@ pub fn declare(infer: &mut Table, entry: Table) -> Result<(), String> {
             }
         }
         Some(_) => {
-            return Err(
-                "[package.metadata.infer] models is neither a list nor an array of tables".into(),
-            )
+            return Err(FileError::new(
+                manifest,
+                "[package.metadata.infer] models is neither a list nor an array of tables",
+            ))
         }
     }
     Ok(())
@@ -1023,7 +1009,7 @@ pub const ONNXRUNTIME_PYPI: &str = "1.31.1";
 /// the content cache, the reports merged into one verdict and JUnit file; for a new project
 /// (`test`: its framework) also its own `cargo test`. `crate_dir`: the crate's directory from the
 /// repository's root.
-pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<String, String> {
+pub fn github_workflow(crate_dir: &str, f: Framework, test: bool) -> Result<String, TemplateError> {
     let checked_by = crate::decide::row(f).checked_by;
     // The cargo feature that builds the back end the checks need (none for those always built).
     let features = crate::backends::row(checked_by)
@@ -1056,9 +1042,6 @@ pub struct InitOptions {
     pub model: PathBuf,
     /// `--name`: the package name, before what Cargo refuses is made `-`.
     pub name: Option<String>,
-    /// `--force`, as given; [`write_project`] takes it as its own argument, so nothing here reads
-    /// this field.
-    pub force: bool,
     /// `--link`: refer to the model (or a prepared model's original) by its absolute path instead
     /// of copying it under `models/`; a prepared model itself is always copied.
     pub link: bool,
@@ -1152,9 +1135,9 @@ pub fn project_files(
     let ctx = project.template_context(original_ref)?;
     project
         .rendered(&ctx, &mut files)
-        .map_err(project.about_model())?;
+        .map_err(|e| project.about_model()(e.to_string()))?;
     if d.choice == Framework::Custom {
-        project.emitted(&mut files).map_err(project.about_model())?;
+        project.emitted(&mut files)?;
     }
     files.extend(project.target_config());
     Ok(files)
@@ -1230,6 +1213,11 @@ impl<'a> NewProject<'a> {
         |m| ModelError::new(&self.opts.model, m).into()
     }
 
+    /// A tensor of the model's that cannot be recorded (a dtype numpy lacks).
+    fn about_tensor(&self) -> impl Fn(crate::tensor::TensorError) -> ExpectedError + '_ {
+        |e| ModelError::new(&self.opts.model, e.0).into()
+    }
+
     /// `Cargo.toml`: the package, the framework's dependencies, the model's metadata and, for a
     /// framework, an optimised dev profile.
     fn manifest(&self) -> Result<String, ExpectedError> {
@@ -1272,10 +1260,10 @@ impl<'a> NewProject<'a> {
         let mut infer = metadata_table(&self.model_ref, &self.sha, self.d);
         let (inputs, outputs) = recorded_paths("tests/data", self.rec);
         declare(
+            &self.opts.path.join("Cargo.toml"),
             &mut infer,
             declared_check(&self.model_ref, &inputs, &outputs, self.d.choice),
-        )
-        .map_err(self.about_model())?;
+        )?;
         infer.set_position(Some(0));
         meta.insert("infer", Item::Table(infer));
         Ok(meta)
@@ -1327,12 +1315,13 @@ impl<'a> NewProject<'a> {
     fn recorded_data(&self, files: &mut Files) -> Result<(), ExpectedError> {
         let (inputs, outputs) = recorded_paths("tests/data", self.rec);
         for ((_, path), (_, t)) in inputs.iter().zip(&self.rec.inputs) {
-            files.push((path.into(), npy(t).map_err(self.about_model())?));
+            files.push((path.into(), t.to_npy().map_err(self.about_tensor())?));
         }
         for ((_, path), (_, t)) in outputs.iter().zip(&self.rec.outputs) {
-            let bytes = as_f64(t)
-                .and_then(|t| npy(&t))
-                .map_err(self.about_model())?;
+            let bytes = t
+                .as_f64()
+                .and_then(|t| t.to_npy())
+                .map_err(self.about_tensor())?;
             files.push((path.into(), bytes));
         }
         Ok(())
@@ -1396,7 +1385,7 @@ impl<'a> NewProject<'a> {
 
     /// The files rendered from the templates: the framework's main, test and (where it has them)
     /// lib and build script, the test's npy reader, the README, the workflow, `.gitignore`.
-    fn rendered(&self, ctx: &Value, files: &mut Files) -> Result<(), String> {
+    fn rendered(&self, ctx: &Value, files: &mut Files) -> Result<(), TemplateError> {
         let f = self.d.choice;
         let dir = f.as_str();
         files.push((
@@ -1438,7 +1427,7 @@ impl<'a> NewProject<'a> {
     }
 
     /// The `emit` module of a custom project (src/model.rs) and its weights file, if any.
-    fn emitted(&self, files: &mut Files) -> Result<(), String> {
+    fn emitted(&self, files: &mut Files) -> Result<(), ModelError> {
         let precision = if self.d.constraints.exact_precision {
             crate::emit::Precision::F64
         } else {
@@ -1652,19 +1641,20 @@ pub fn generated_module(
     sha: &str,
     precision: crate::emit::Precision,
     weights: crate::emit::WeightsMode,
-) -> Result<(String, Option<Vec<u8>>), String> {
+) -> Result<(String, Option<Vec<u8>>), ModelError> {
     let opts = crate::emit::EmitOptions {
         precision,
         weights,
         ..Default::default()
     };
-    let chain = crate::emit::read_chain(model, &opts).map_err(|e| e.message)?;
+    let chain = crate::emit::read_chain(model, &opts)?;
     let header = crate::emit::codegen::Header {
         source: model_file,
         sha256: sha,
         weights_note: None,
     };
     crate::emit::codegen::generate(&chain, &header, &opts, "model.weights.bin")
+        .map_err(|e| ModelError::new(model, e.0))
 }
 
 /// Writes the project: into a fresh temporary sibling directory, then moved into place.
@@ -1672,17 +1662,17 @@ pub fn write_project(
     target: &Path,
     files: &[(PathBuf, Vec<u8>)],
     force: bool,
-) -> Result<(), FileError> {
+) -> Result<(), ExpectedError> {
     let exists = target.exists();
     if exists && !force {
         let empty = std::fs::read_dir(target)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
         if !empty {
-            return Err(FileError::new(
-                target,
-                "exists and is not empty; pass --force to write into it",
-            ));
+            return Err(
+                ExpectedError::from(FileError::new(target, "exists and is not empty"))
+                    .with_hint("pass --force to write into it"),
+            );
         }
     }
     if exists {
@@ -1697,14 +1687,14 @@ pub fn write_project(
             .iter()
             .map(|(p, b)| (target.join(p), b.clone()))
             .collect();
-        return crate::util::write_all_or_nothing(&absolute);
+        return Ok(crate::util::write_all_or_nothing(&absolute)?);
     }
     let parent = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     if !parent.is_dir() {
-        return Err(FileError::new(parent, "no such directory"));
+        return Err(FileError::new(parent, "no such directory").into());
     }
     let tmp = tempfile::Builder::new()
         .prefix(".cargo-infer-init-")
@@ -1727,7 +1717,7 @@ pub fn write_project(
     }
     std::fs::rename(&kept, target).map_err(|e| {
         let _ = std::fs::remove_dir_all(&kept);
-        FileError::io(target, "cannot create", &e)
+        FileError::io(target, "cannot create", &e).into()
     })
 }
 

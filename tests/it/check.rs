@@ -602,11 +602,7 @@ fn every_report_format_agrees_with_the_exit_code() {
         vec![0; 12],
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("output.npy"),
-        cargo_infer::scaffold::npy(&wrong).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("output.npy"), wrong.to_npy().unwrap()).unwrap();
     let mlp = fixtures().join("mlp.onnx");
     let unsupported = fixtures().join("unsupported_op.onnx");
     let empty = fixtures().join("bad/empty.onnx");

@@ -86,8 +86,14 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
         .arg(fixtures().join("cnn.onnx"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let err = one_line_error(&out, "init into a non-empty directory");
+    assert_eq!(
+        err,
+        format!(
+            "error: {}: exists and is not empty (hint: pass --force to write into it)\n",
+            busy.display()
+        )
+    );
     assert_eq!(std::fs::read_dir(&busy).unwrap().count(), 1);
     // A bad model: exit 2, no directory, no temporary left over.
     let target = dir.path().join("new");
@@ -195,6 +201,63 @@ fn init_and_add_errors_name_the_file_they_are_about() {
     assert_eq!(
         std::fs::read_to_string(krate.path().join("Cargo.toml")).unwrap(),
         before
+    );
+    // ... with what to do about it, after the error, as nextest words a hint.
+    assert!(
+        err.ends_with("(hint: pass --force to replace it)\n"),
+        "{err}"
+    );
+
+    // A sample input that is not one: the data file is named, not the model, by init and add
+    // alike (add used to go on without recording data).
+    let bad = dir.path().join("x.npy");
+    std::fs::write(&bad, b"not numpy").unwrap();
+    let out = cargo_infer()
+        .arg("init")
+        .arg(dir.path().join("q"))
+        .arg("--model")
+        .arg(&model)
+        .arg("--input")
+        .arg(format!("x={}", bad.display()))
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "init with a bad --input");
+    assert!(
+        err.starts_with(&format!("error: {}: not a .npy file", bad.display())),
+        "{err}"
+    );
+    assert!(!dir.path().join("q").exists());
+    let before = std::fs::read_to_string(krate.path().join("Cargo.toml")).unwrap();
+    let out = cargo_infer()
+        .args(["add", "--framework", "tract"])
+        .arg(&model)
+        .arg("--input")
+        .arg(format!("x={}", bad.display()))
+        .current_dir(krate.path())
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "add with a bad --input");
+    assert!(
+        err.starts_with(&format!("error: {}: not a .npy file", bad.display())),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(krate.path().join("Cargo.toml")).unwrap(),
+        before
+    );
+    // A flag naming an input the model lacks is the flag's error, without a path.
+    let out = cargo_infer()
+        .arg("init")
+        .arg(dir.path().join("q"))
+        .arg("--model")
+        .arg(&model)
+        .args(["--dim", "batch=2", "--input-shape", "nope=1x4"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "init with --input-shape of no input");
+    assert!(
+        err.starts_with("error: --input-shape `nope`: the model has no such input"),
+        "{err}"
     );
 }
 
@@ -724,7 +787,7 @@ fn init_names_defaulted_dimensions_and_takes_real_inputs() {
     )
     .unwrap();
     let npy = dir.path().join("x.npy");
-    std::fs::write(&npy, cargo_infer::scaffold::npy(&sample).unwrap()).unwrap();
+    std::fs::write(&npy, sample.to_npy().unwrap()).unwrap();
     let given = dir.path().join("given");
     cargo_infer()
         .arg("init")
