@@ -329,3 +329,69 @@ fn init_for_candle_on_cuda_asks_for_the_gpu() {
     assert!(main.contains("Device::new_cuda(0)?"), "{main}");
     assert!(!main.contains("Device::Cpu"), "{main}");
 }
+
+/// ONNX graphs through candle-onnx: the same contract as every back end — outputs compared with
+/// tract's and ONNX Runtime's, what it lacks named at once and reported as unsupported.
+#[test]
+fn onnx_graphs_run_on_candle_onnx_and_agree_with_tract_and_ort() {
+    let mlp = fixtures().join("mlp.onnx");
+    let (code, v) = check_json(&[mlp.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let m = &v["models"][0];
+    assert_eq!(backend(m, "candle")["status"], "pass", "{m}");
+    let cmp = m["comparisons"].as_array().unwrap();
+    for other in ["tract", "ort"] {
+        assert!(
+            cmp.iter()
+                .any(|c| c["left"] == other && c["right"] == "candle" && c["pass"] == true),
+            "{other}: {m}"
+        );
+    }
+    // Control flow and a graph whose shape comes from an input.
+    for f in ["control_flow.onnx", "dynamic_reshape.onnx", "lstm.onnx"] {
+        let (code, v) = check_json(&[fixtures().join(f).to_str().unwrap()]);
+        assert_eq!(code, 0, "{f}: {v}");
+        assert_eq!(
+            backend(&v["models"][0], "candle")["status"],
+            "pass",
+            "{f}: {v}"
+        );
+    }
+
+    // Every operator it lacks, named together, before anything runs; the model is still
+    // checked on the others when candle was not asked for by name.
+    let t = fixtures().join("transformer.onnx");
+    let (code, v) = check_json(&[t.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v}");
+    let c = backend(&v["models"][0], "candle");
+    assert_eq!(c["status"], "unsupported");
+    assert_eq!(
+        c["message"],
+        "candle-onnx 0.11.1 lacks operators LayerNormalization, com.microsoft:Gelu"
+    );
+    let (code, v) = check_json(&[t.to_str().unwrap(), "--backend", "candle"]);
+    assert_eq!(code, 1, "{v}");
+
+    // External data: refused, not misread.
+    let ext = fixtures().join("mlp_external.onnx");
+    let (_, v) = check_json(&[ext.to_str().unwrap(), "--backend", "candle"]);
+    let c = backend(&v["models"][0], "candle");
+    assert_eq!(c["status"], "unsupported");
+    assert!(
+        c["message"].as_str().unwrap().contains("external data"),
+        "{c}"
+    );
+}
+
+/// `decide --probe` runs candle on an ONNX model instead of scoring it from a list.
+#[test]
+fn decide_probes_candle_on_onnx() {
+    let out = common::cargo_infer()
+        .args(["decide", "--probe", "--format", "json"])
+        .arg(fixtures().join("cnn.onnx"))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probe = v["evidence"]["probe"]["candle"].to_string();
+    assert!(probe.contains("GlobalAveragePool"), "{v}");
+}

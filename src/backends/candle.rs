@@ -312,8 +312,7 @@ fn host(t: &Tensor) -> Result<HostTensor, BackendError> {
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(failed)?;
     let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    HostTensor::from_bytes(crate::model::dtype::DType::F32, shape, data)
-        .map_err(BackendError::from)
+    HostTensor::from_bytes(crate::model::dtype::DType::F32, shape, data).map_err(BackendError::from)
 }
 
 impl Loaded for CandleLoaded {
@@ -470,6 +469,10 @@ impl Backend for Candle {
             return Err(BackendError::Failed(format!(
                 "{device:?} was asked for; this build of candle runs on the CPU only (its `cuda` feature needs the CUDA toolkit)"
             )));
+        }
+        if info.format == Format::Onnx {
+            let (loaded, notes) = super::candle_onnx::load(path, info)?;
+            return Ok((Box::new(loaded), notes));
         }
         let (loaded, notes) = match info.format {
             Format::Gguf => load_gguf(path, info)?,

