@@ -265,7 +265,8 @@ fn init_makes_candle_projects_that_pass_their_own_tests() {
             "{model}: {manifest}"
         );
         assert!(
-            manifest.contains("candle-transformers = \"=0.11.1\""),
+            manifest.contains("candle-transformers = \"=0.11.1\"")
+                && !manifest.contains("candle-onnx"),
             "{manifest}"
         );
         if model.ends_with(".safetensors") {
@@ -274,14 +275,49 @@ fn init_makes_candle_projects_that_pass_their_own_tests() {
                 "{model}: config.json not copied"
             );
         }
-        common::project::cargo(&project, &["test"]);
-        let run = common::project::cargo(&project, &["run", "--quiet"]);
-        assert!(
-            String::from_utf8_lossy(&run.stdout).contains(&format!("{output}: shape")),
-            "{model}: {}",
-            String::from_utf8_lossy(&run.stdout)
-        );
+        passes_its_test_and_prints(&project, model, output);
     }
+}
+
+/// The project's own `cargo test` passes, and its binary prints `output`'s shape.
+fn passes_its_test_and_prints(project: &Path, model: &str, output: &str) {
+    common::project::cargo(project, &["test"]);
+    let run = common::project::cargo(project, &["run", "--quiet"]);
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains(&format!("{output}: shape")),
+        "{model}: {}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+}
+
+/// `init --framework candle` on an ONNX graph: a candle-onnx project (no candle-transformers),
+/// its inputs of every kind candle takes (a bool goes in as u8), whose own test reproduces what
+/// candle-onnx recorded here — and `check` proved candle-onnx against tract and ort above.
+#[test]
+fn init_makes_candle_onnx_projects_that_pass_their_own_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    for (model, output) in [("mlp.onnx", "output"), ("control_flow.onnx", "output")] {
+        let project = common::project::init(dir.path(), model, &["--framework", "candle"]);
+        let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+        assert!(
+            manifest.contains("candle-onnx = \"=0.11.1\"")
+                && !manifest.contains("candle-transformers"),
+            "{model}: {manifest}"
+        );
+        passes_its_test_and_prints(&project, model, output);
+    }
+    // An input candle-onnx cannot be fed is refused before anything is written.
+    let out = common::cargo_infer()
+        .arg("init")
+        .arg(dir.path().join("int32"))
+        .arg("--model")
+        .arg(fixtures().join("forms/inputs.onnx"))
+        .args(["--framework", "candle"])
+        .output()
+        .unwrap();
+    let err = one_line_error(&out, "candle on an int32 input");
+    assert!(err.contains("which candle-onnx does not take"), "{err}");
+    assert!(!dir.path().join("int32").exists());
 }
 
 #[test]

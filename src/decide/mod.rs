@@ -584,10 +584,22 @@ fn gpu_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
     if g == Gpu::None {
         return vec![];
     }
-    ALL.iter()
+    let mut out: Vec<(Framework, String)> = ALL
+        .iter()
         .filter(|f| !row(**f).gpus.contains(&g))
         .map(|f| (*f, format!("{} has no {} support", f.as_str(), g.as_str())))
-        .collect()
+        .collect();
+    // candle runs ONNX graphs through candle-onnx, which evaluates them on the CPU only.
+    if x.e.format == Onnx && row(Framework::Candle).gpus.contains(&g) {
+        out.push((
+            Framework::Candle,
+            format!(
+                "candle runs ONNX through candle-onnx, which has no {} support (CPU only)",
+                g.as_str()
+            ),
+        ));
+    }
+    out
 }
 
 fn load_exclusions(x: &Ctx) -> Vec<(Framework, String)> {

@@ -184,9 +184,10 @@ impl<'a> Adding<'a> {
             super::sample_inputs(self.model, &self.info, inputs)?
         };
         let half = module_inputs.iter().any(|i| i.dtype == "float16");
-        for (k, v, def, feats) in
-            super::with_half(dependencies(d.choice, &d.constraints, ort_download), half)
-        {
+        for (k, v, def, feats) in super::with_half(
+            dependencies(d.choice, &d.constraints, ort_download, self.info.format),
+            half,
+        ) {
             if !deps.contains_key(k) {
                 deps.insert(k, dep_item(&v, def, &feats));
             }

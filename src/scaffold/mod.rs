@@ -31,6 +31,7 @@ pub const VALIDATED: &[(&str, &str)] = &[
     ("candle-core", "0.11.1"),
     ("candle-nn", "0.11.1"),
     ("candle-transformers", "0.11.1"),
+    ("candle-onnx", "0.11.1"),
     ("serde_json", "1"),
     ("burn", "0.22.0"),
     ("burn-store", "0.22.0"),
@@ -67,8 +68,9 @@ pub struct ScaffoldRow {
     /// Files its project needs next to the model, for a model of this format: (name, required).
     /// [`WEIGHT_FILES`] stands for the model's weight files (a sharded safetensors model's shards).
     pub companions: &'static [(Format, &'static [(&'static str, bool)])],
-    /// Its dependencies under these constraints; `ort_download`: link a prebuilt ONNX Runtime.
-    pub dependencies: fn(&Constraints, bool) -> Vec<Dependency>,
+    /// Its dependencies under these constraints for a model of this format; `ort_download`:
+    /// link a prebuilt ONNX Runtime.
+    pub dependencies: fn(&Constraints, bool, Format) -> Vec<Dependency>,
     /// Build dependencies (crates of [`VALIDATED`], at those versions).
     pub build_dependencies: &'static [&'static str],
     /// Which of its model code a model binds to, found before anything is written (candle's
@@ -125,7 +127,7 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         formats: &[Format::Onnx],
         addable: true,
         companions: &[],
-        dependencies: |_, _| vec![],
+        dependencies: |_, _, _| vec![],
         build_dependencies: &[],
         binding: None,
         onnx_runtime: false,
@@ -136,7 +138,7 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
         formats: &[Format::Torchscript],
         addable: true,
         companions: &[],
-        dependencies: |_, _| vec![("tch", exact("tch"), true, vec![])],
+        dependencies: |_, _, _| vec![("tch", exact("tch"), true, vec![])],
         build_dependencies: &[],
         binding: None,
         onnx_runtime: false,
@@ -144,7 +146,7 @@ pub const SCAFFOLDS: &[ScaffoldRow] = &[
     },
     ScaffoldRow {
         framework: Framework::Candle,
-        formats: &[Format::Safetensors, Format::Gguf],
+        formats: &[Format::Safetensors, Format::Gguf, Format::Onnx],
         addable: true,
         companions: &[(
             Format::Safetensors,
@@ -271,10 +273,13 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflig
     let about_model = |m: String| ExpectedError::from(ModelError::new(model, m));
     if !scaffold_formats(f).contains(&info.format) {
         let formats: Vec<&str> = scaffold_formats(f).iter().map(|x| x.as_str()).collect();
+        let listed = match formats.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => formats.join(""),
+        };
         return Err(about_model(format!(
-            "a {} project loads {} models; this is {} (choose another --framework)",
+            "a {} project loads {listed} models; this is {} (choose another --framework)",
             f.as_str(),
-            formats.join(" or "),
             info.format.as_str()
         )));
     }
@@ -395,10 +400,29 @@ fn weight_files(model: &Path) -> Result<Vec<String>, String> {
     Ok(files)
 }
 
-/// Which of candle's model code a weights file binds to: `bert`, `llama` (from config.json) or
-/// `quantized-llama` (GGUF).
+/// Which of candle's model code a model binds to: `bert`, `llama` (from config.json),
+/// `quantized-llama` (GGUF) or `onnx` (the graph, evaluated by candle-onnx).
 fn candle_arch(model: &Path, info: &ModelInfo) -> Result<&'static str, ExpectedError> {
     let about_model = |m: String| ExpectedError::from(ModelError::new(model, m));
+    if info.format == Format::Onnx {
+        // The element types candle-onnx feeds (`candle_onnx::dtype`; bool goes in as u8).
+        const FED: &[&str] = &[
+            "float32", "float64", "float16", "int64", "uint8", "uint32", "bool",
+        ];
+        if let Some(i) = info
+            .inputs
+            .iter()
+            .find(|i| !FED.contains(&i.dtype.as_str()))
+        {
+            return Err(about_model(format!(
+                "input `{}` is {}, which candle-onnx does not take (it takes {})",
+                i.name,
+                i.dtype,
+                FED.join(", ")
+            )));
+        }
+        return Ok("onnx");
+    }
     if info.format == Format::Gguf {
         let arch = info
             .metadata
@@ -730,8 +754,13 @@ pub fn record_with(
 pub type Dependency = (&'static str, String, bool, Vec<&'static str>);
 
 /// Dependencies the framework needs under these constraints.
-pub fn dependencies(f: Framework, c: &Constraints, ort_download: bool) -> Vec<Dependency> {
-    (scaffold_row(f).dependencies)(c, ort_download)
+pub fn dependencies(
+    f: Framework,
+    c: &Constraints,
+    ort_download: bool,
+    format: Format,
+) -> Vec<Dependency> {
+    (scaffold_row(f).dependencies)(c, ort_download, format)
 }
 
 /// ort's execution-provider features for the GPU the constraints ask for.
@@ -745,7 +774,7 @@ fn ort_gpu_features(c: &Constraints) -> Vec<&'static str> {
     }
 }
 
-fn tract_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
+fn tract_dependencies(c: &Constraints, _: bool, _: Format) -> Vec<Dependency> {
     let mut features = vec![];
     if c.target_kind == TargetKind::Wasm {
         features.push("getrandom-js");
@@ -756,7 +785,7 @@ fn tract_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
 /// `ort_download`: ort's own default, which downloads a prebuilt ONNX Runtime at build time and
 /// links it; otherwise `load-dynamic`, which builds anywhere and loads the library named by
 /// ORT_DYLIB_PATH at run time.
-fn ort_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency> {
+fn ort_dependencies(c: &Constraints, ort_download: bool, _: Format) -> Vec<Dependency> {
     let version = exact("ort");
     if ort_download {
         vec![("ort", version, true, ort_gpu_features(c))]
@@ -767,12 +796,19 @@ fn ort_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency> {
     }
 }
 
-fn candle_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
+fn candle_dependencies(c: &Constraints, _: bool, format: Format) -> Vec<Dependency> {
     let features = match c.gpu {
         Gpu::Cuda => vec!["cuda"],
         Gpu::Metal => vec!["metal"],
         _ => vec![],
     };
+    // ONNX graphs run on candle-onnx (CPU only: no GPU features), weights on candle-transformers.
+    if format == Format::Onnx {
+        return ["candle-core", "candle-onnx"]
+            .into_iter()
+            .map(|k| (k, exact(k), true, vec![]))
+            .collect();
+    }
     let mut deps: Vec<_> = ["candle-core", "candle-nn", "candle-transformers"]
         .into_iter()
         .map(|k| (k, exact(k), true, features.clone()))
@@ -788,7 +824,7 @@ fn candle_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
 
 /// flex: burn's portable CPU back end (pure Rust, builds for WASM); wgpu/metal/cuda when the
 /// constraints ask for a GPU.
-fn burn_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
+fn burn_dependencies(c: &Constraints, _: bool, _: Format) -> Vec<Dependency> {
     let backend = match c.gpu {
         Gpu::Cuda => "cuda",
         Gpu::Metal => "metal",
@@ -802,7 +838,7 @@ fn burn_dependencies(c: &Constraints, _: bool) -> Vec<Dependency> {
 }
 
 /// ONNX Runtime as for ort; never fastembed's hub downloads (the model is local).
-fn fastembed_dependencies(c: &Constraints, ort_download: bool) -> Vec<Dependency> {
+fn fastembed_dependencies(c: &Constraints, ort_download: bool, _: Format) -> Vec<Dependency> {
     let (fastembed_feature, mut ort_features) = if ort_download {
         ("ort-download-binaries", vec!["std"])
     } else {
@@ -1230,7 +1266,12 @@ impl<'a> NewProject<'a> {
         package.insert("publish", value(false));
         doc.insert("package", Item::Table(package));
         let mut deps = Table::new();
-        let wanted = dependencies(f, &self.d.constraints, self.opts.ort_download);
+        let wanted = dependencies(
+            f,
+            &self.d.constraints,
+            self.opts.ort_download,
+            self.info.format,
+        );
         for (k, v, def, feats) in with_half(wanted, self.half) {
             deps.insert(k, dep_item(&v, def, &feats));
         }

@@ -115,9 +115,9 @@ fn init_refuses_non_empty_directories_and_leaves_nothing_behind() {
     // one line each, nothing written.
     for (model, framework, says) in [
         (
-            "mlp.onnx",
+            "state_dict.pt",
             "candle",
-            "a candle project loads safetensors or gguf models; this is onnx",
+            "a candle project loads safetensors, gguf or onnx models; this is pytorch",
         ),
         (
             "candle/bert.onnx",
