@@ -1300,6 +1300,21 @@ mod tests {
     }
 
     #[test]
+    fn candle_on_onnx_is_cpu_only_and_weights_keep_its_gpus() {
+        let c = Constraints {
+            gpu: Gpu::Metal,
+            ..Default::default()
+        };
+        let d = run(&c, onnx_cnn()).unwrap();
+        assert_eq!(verdict(&d, Framework::Candle), Verdict::Excluded);
+        assert_ne!(d.choice, Framework::Candle);
+        let mut e = onnx_cnn();
+        e.format = Format::Safetensors;
+        let d = run(&c, e).unwrap();
+        assert_ne!(verdict(&d, Framework::Candle), Verdict::Excluded);
+    }
+
+    #[test]
     fn missing_operators_exclude_only_the_frameworks_that_lack_them() {
         let mut e = onnx_cnn();
         e.missing_ops.insert(
