@@ -1243,6 +1243,53 @@ def graph_fixture():
               [w, b, half])
 
 
+def burn_fixtures():
+    """What burn (burn-onnx 0.22 + burn-flex) computes differently, and what it refuses.
+
+    burn/maxpool_over_input.onnx: the tail of a MobileNet-style classifier (PaddleOCR's text
+    direction classifier has it) on an input of symbolic height and width: 1x1 conv, MaxPool 2x2
+    stride 2, GlobalAveragePool, Gemm, Softmax. At 1x1 (what `check` feeds symbolic dimensions by
+    default) ONNX Runtime and tract size the pool's output (1-2)/2+1 = 1 with C's truncating
+    division; burn-flex floors it to 0, the average over nothing is 0, and burn returns the
+    softmax of the bias alone. At 4x4 they agree.
+
+    burn/same_lower_dynamic.onnx: a Conv with auto_pad SAME_LOWER on symbolic height and width,
+    which burn-onnx refuses at build time (it needs the spatial sizes); tract and ONNX Runtime run it."""
+    g = rng(2303)
+    c = 4
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "height", "width"])
+    y = helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, 2])
+    w = (g.standard_normal((c, 3, 1, 1)) * 0.5).astype(np.float32)
+    fc = (g.standard_normal((2, c)) * 0.5).astype(np.float32)
+    bias = np.array([0.3, -0.2], dtype=np.float32)
+    arrays = [w, fc, bias]
+    weights = [init("conv.weight", w), init("fc.weight", fc), init("fc.bias", bias)]
+    nodes = [
+        helper.make_node("Conv", ["image", "conv.weight"], ["features"], name="conv", kernel_shape=[1, 1]),
+        helper.make_node("MaxPool", ["features"], ["pooled"], name="pool", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("GlobalAveragePool", ["pooled"], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="fc", transB=1),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=1),
+    ]
+    graph = helper.make_graph(nodes, "maxpool_over_input", [x], [y], weights)
+    save_onnx("burn/maxpool_over_input.onnx", graph, "cnn",
+              [spec("image", "float32", [1, 3, "height", "width"])], [spec("probs", "float32", [1, 2])],
+              arrays)
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 2, "height", "width"])
+    y = helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 2, "height", "width"])
+    w = (g.standard_normal((2, 2, 3, 3)) * 0.5).astype(np.float32)
+    arrays = [w]
+    weights = [init("conv.weight", w)]
+    nodes = [helper.make_node("Conv", ["image", "conv.weight"], ["features"], name="conv",
+                              kernel_shape=[3, 3], auto_pad="SAME_LOWER")]
+    graph = helper.make_graph(nodes, "same_lower_dynamic", [x], [y], weights)
+    save_onnx("burn/same_lower_dynamic.onnx", graph, "cnn",
+              [spec("image", "float32", [1, 2, "height", "width"])],
+              [spec("features", "float32", [1, 2, "height", "width"])], arrays)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     onnx_fixtures()
@@ -1266,6 +1313,7 @@ if __name__ == "__main__":
     bisect_fixtures()
     bisect_exported_fixture()
     graph_fixture()
+    burn_fixtures()
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")

@@ -202,16 +202,7 @@ pub fn load(path: &Path, info: &ModelInfo) -> Result<(CandleOnnx, LoadNotes), Ba
         )));
     }
     int32_to_field(&mut model);
-    let outputs = info
-        .outputs
-        .iter()
-        .map(|o| {
-            (
-                o.name.clone(),
-                DType::from_name(&o.dtype).unwrap_or(DType::F32),
-            )
-        })
-        .collect();
+    let outputs = super::declared_outputs(info);
     Ok((CandleOnnx { model, outputs }, LoadNotes::default()))
 }
 

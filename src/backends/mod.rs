@@ -1,6 +1,7 @@
 //! Back ends behind one trait: is it usable here (and if not, how to get it), load a model, run
 //! it. The same conformance suite runs against each (`cargo xtask conformance`).
 
+pub mod burn;
 #[cfg(feature = "candle")]
 pub mod candle;
 #[cfg(feature = "candle")]
@@ -148,6 +149,9 @@ pub struct BackendRow {
     pub missing: fn() -> String,
     /// `None` when this build was made without [`BackendRow::feature`].
     pub constructor: Option<Constructor>,
+    /// Run only when asked for by name (`--backend burn`), never by `auto` or `all` nor probed
+    /// by `decide`: its first run builds a crate for minutes.
+    pub by_name_only: bool,
 }
 
 impl BackendRow {
@@ -168,6 +172,7 @@ pub const REGISTRY: &[BackendRow] = &[
         formats: &[Format::Onnx],
         missing: String::new,
         constructor: Some(|_| Box::new(tract::Tract)),
+        by_name_only: false,
     },
     BackendRow {
         name: "ort",
@@ -175,6 +180,7 @@ pub const REGISTRY: &[BackendRow] = &[
         formats: &[Format::Onnx],
         missing: String::new,
         constructor: Some(|lib| Box::new(ort::Ort::new(lib))),
+        by_name_only: false,
     },
     BackendRow {
         name: "tch",
@@ -185,6 +191,7 @@ pub const REGISTRY: &[BackendRow] = &[
         constructor: Some(|_| Box::new(tch::Tch)),
         #[cfg(not(feature = "tch"))]
         constructor: None,
+        by_name_only: false,
     },
     BackendRow {
         name: "candle",
@@ -195,6 +202,15 @@ pub const REGISTRY: &[BackendRow] = &[
         constructor: Some(|_| Box::new(candle::Candle)),
         #[cfg(not(feature = "candle"))]
         constructor: None,
+        by_name_only: false,
+    },
+    BackendRow {
+        name: "burn",
+        feature: None,
+        formats: &[Format::Onnx],
+        missing: String::new,
+        constructor: Some(|_| Box::new(burn::Burn::new())),
+        by_name_only: true,
     },
 ];
 
@@ -208,6 +224,39 @@ pub fn all(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
     REGISTRY
         .iter()
         .filter_map(|r| r.constructor.map(|make| make(ort_lib)))
+        .collect()
+}
+
+/// Whether the back end called `name` runs only when asked for by name
+/// ([`BackendRow::by_name_only`]).
+pub fn by_name_only(name: &str) -> bool {
+    row(name).is_some_and(|r| r.by_name_only)
+}
+
+/// Each output of the model by name, with the dtype it declares (float32 when it declares none a
+/// back end could return): for back ends whose own types lose it (candle has no bool, the burn
+/// harness writes float64).
+pub fn declared_outputs(
+    info: &crate::model::ModelInfo,
+) -> Vec<(String, crate::model::dtype::DType)> {
+    use crate::model::dtype::DType;
+    info.outputs
+        .iter()
+        .map(|o| {
+            (
+                o.name.clone(),
+                DType::from_name(&o.dtype).unwrap_or(DType::F32),
+            )
+        })
+        .collect()
+}
+
+/// The back ends of this build that run unasked (`auto`, `all`, probes, recording): all but those
+/// run by name only ([`BackendRow::by_name_only`]: burn).
+pub fn unasked(ort_lib: Option<&Path>) -> Vec<Box<dyn Backend>> {
+    all(ort_lib)
+        .into_iter()
+        .filter(|b| !by_name_only(b.name()))
         .collect()
 }
 

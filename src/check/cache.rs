@@ -104,6 +104,12 @@ impl Cache {
 /// CI caches already look; outside any package, the user's cache directory (`XDG_CACHE_HOME`, else
 /// `~/.cache`), so that a check run elsewhere leaves no `target/` behind.
 pub fn default_dir() -> PathBuf {
+    tool_dir("check-cache")
+}
+
+/// `cargo-infer/NAME` where [`default_dir`] keeps the check cache (the burn harnesses live beside
+/// it, in `burn-harness`).
+pub fn tool_dir(name: &str) -> PathBuf {
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(t) => PathBuf::from(t),
         None => {
@@ -124,12 +130,12 @@ pub fn default_dir() -> PathBuf {
                         .filter(|p| p.is_absolute())
                         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
                         .unwrap_or_else(std::env::temp_dir);
-                    return user.join("cargo-infer").join("check-cache");
+                    return user.join("cargo-infer").join(name);
                 }
             }
         }
     };
-    target.join("cargo-infer").join("check-cache")
+    target.join("cargo-infer").join(name)
 }
 
 /// The key of a job on these back ends: hex SHA-256. `Err`: a file it reads cannot be read (the

@@ -52,9 +52,14 @@ impl clap::ValueEnum for BackendChoice {
         Some(match self {
             BackendChoice::Auto => PossibleValue::new("auto")
                 .help("Every back end available here; unavailable ones are reported, not failed"),
+            BackendChoice::One(name) if crate::backends::by_name_only(name) => {
+                PossibleValue::new(*name).help(
+                    "The model as this framework's generated code, built once into a cached harness (minutes the first time), compared with the auto back ends",
+                )
+            }
             BackendChoice::One(name) => PossibleValue::new(*name),
             BackendChoice::All => PossibleValue::new("all")
-                .help("Every back end of this build, each required to pass"),
+                .help("Every back end of this build but burn, each required to pass"),
         })
     }
 }
@@ -326,10 +331,20 @@ pub fn select(
     all: &[Box<dyn Backend>],
     choice: BackendChoice,
 ) -> Result<Vec<(&dyn Backend, bool)>, crate::backends::Unavailable> {
+    let unasked = || {
+        all.iter()
+            .map(|b| b.as_ref())
+            .filter(|b| !crate::backends::by_name_only(b.name()))
+    };
     Ok(match choice {
-        BackendChoice::Auto => all.iter().map(|b| (b.as_ref(), false)).collect(),
-        BackendChoice::All => all.iter().map(|b| (b.as_ref(), true)).collect(),
+        BackendChoice::Auto => unasked().map(|b| (b, false)).collect(),
+        BackendChoice::All => unasked().map(|b| (b, true)).collect(),
         BackendChoice::One(name) => match all.iter().find(|b| b.name() == name) {
+            // A back end run by name only (burn) is checked against what the others compute:
+            // they come along, not required.
+            Some(b) if crate::backends::by_name_only(name) => std::iter::once((b.as_ref(), true))
+                .chain(unasked().map(|b| (b, false)))
+                .collect(),
             Some(b) => vec![(b.as_ref(), true)],
             None => return Err(crate::backends::lacking(name)),
         },
@@ -827,28 +842,59 @@ fn compare_prepared(plan: &ModelPlan, runs: &Runs, opts: &CheckOptions, report: 
 /// without, both sides of a disagreement fail.
 fn blame_backends(report: &mut ModelReport, sets: &[inputs::DataSet]) {
     let has_expected = |set: &str| sets.iter().any(|s| s.name == set && s.expected.is_some());
-    for c in report.comparisons.iter().filter(|c| !c.pass) {
-        let blamed: Vec<&String> = if c.right == "expected" {
+    // A back end that agrees with another on this output is not the odd one out: with three or
+    // more, the one that disagrees with all the others is blamed alone.
+    let agrees = |who: &String, c: &Comparison| {
+        report.comparisons.iter().any(|o| {
+            o.pass
+                && o.output == c.output
+                && o.data_set == c.data_set
+                && o.right != "expected"
+                && (&o.left == who || &o.right == who)
+        })
+    };
+    let mut blame: Vec<(String, usize)> = Vec::new();
+    for (k, c) in report
+        .comparisons
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.pass)
+    {
+        let sides: Vec<&String> = if c.right == "expected" {
             vec![&c.left]
         } else if has_expected(&c.data_set) {
             vec![]
         } else {
-            vec![&c.left, &c.right]
+            let odd: Vec<&String> = [&c.left, &c.right]
+                .into_iter()
+                .filter(|s| !agrees(s, c))
+                .collect();
+            if odd.is_empty() {
+                vec![&c.left, &c.right]
+            } else {
+                odd
+            }
         };
-        for side in blamed {
+        blame.extend(sides.into_iter().map(|s| (s.clone(), k)));
+    }
+    for (side, k) in blame {
+        let c = &report.comparisons[k];
+        let side = &side;
+        {
+            let other = if side == &c.left { &c.right } else { &c.left };
+            let message = format!(
+                "output `{}` disagrees with {other} ({}): {}",
+                c.output,
+                c.data_set,
+                c.summary()
+            );
             if let Some(b) = report
                 .backends
                 .iter_mut()
                 .find(|b| &b.name == side && b.status == BackendStatus::Pass)
             {
                 b.status = BackendStatus::Fail;
-                let other = if side == &c.left { &c.right } else { &c.left };
-                b.message = format!(
-                    "output `{}` disagrees with {other} ({}): {}",
-                    c.output,
-                    c.data_set,
-                    c.summary()
-                );
+                b.message = message;
             }
         }
     }

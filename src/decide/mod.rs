@@ -956,7 +956,8 @@ pub fn decide_model(
 fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<String, String>> {
     let mut out = BTreeMap::new();
     let opts = crate::check::CheckOptions::default();
-    let all = crate::backends::all(None);
+    // Not burn, which builds a crate for minutes: `check --backend burn` runs it.
+    let all = crate::backends::unasked(None);
     for b in all.iter().filter(|b| b.formats().contains(&info.format)) {
         let Some(f) = framework_named(b.name()) else {
             continue;

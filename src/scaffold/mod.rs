@@ -637,6 +637,77 @@ pub fn sample_inputs(
     ios(&set.inputs).map_err(|m| ModelError::new(path, m).into())
 }
 
+crate::error::message_error! {
+    /// Why no burn harness can be made for a model: an input or output of a kind the burn
+    /// scaffold does not feed, or a template that does not render.
+    HarnessError
+}
+
+/// The crate `check --backend burn` builds for a model (saved beside it as `model.onnx`): the
+/// burn project's own build script (burn-onnx turns the graph into Rust) and model module, and a
+/// `main` that runs `Model::forward` on `tests/data/input_K.npy` and writes `output_K.npy`
+/// (float64) into the directory it is given. Its own workspace; the dependencies and profile of
+/// every burn project, so that harnesses and projects built in one target directory share burn.
+/// `Err`: an input or output of a kind the burn scaffold does not feed (the message says which).
+pub fn burn_harness(
+    name: &str,
+    inputs: &[(String, HostTensor)],
+    outputs: &[crate::model::ValueSpec],
+) -> Result<Files, HarnessError> {
+    let f = Framework::Burn;
+    let half = inputs
+        .iter()
+        .any(|(_, t)| t.dtype == crate::model::dtype::DType::F16);
+    let deps = with_half(
+        dependencies(f, &Constraints::default(), false, Format::Onnx),
+        half,
+    );
+    let mut doc = package_manifest(name, "0.0.0", f, deps);
+    // Not a member of whatever workspace the cache directory is in.
+    doc.insert("workspace", Item::Table(Table::new()));
+    let outputs = outputs
+        .iter()
+        .map(|o| {
+            let dims: Vec<usize> = o
+                .shape
+                .iter()
+                .map(|d| match d {
+                    crate::model::Dim::Known(n) if *n >= 0 => *n as usize,
+                    _ => 1,
+                })
+                .collect();
+            if !o.shape_known {
+                return Err(format!(
+                    "output {} has no declared rank",
+                    escape::md_code(&o.name)
+                ));
+            }
+            io(&o.name, &o.dtype, &dims)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ctx = context! {
+        model_file => "model.onnx",
+        model_path => "model.onnx",
+        model_stem => "model",
+        lib_name => code(&name.replace('-', "_")),
+        versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),
+        inputs => ios(inputs)?,
+        outputs => outputs,
+        half => half,
+    };
+    let mut files: Files = vec![("Cargo.toml".into(), doc.to_string().into_bytes())];
+    for (template, out) in [
+        ("burn/build.rs", "build.rs"),
+        ("burn/lib.rs", "src/lib.rs"),
+        ("burn/harness.rs", "src/main.rs"),
+        ("common/npy.rs", "src/npy.rs"),
+    ] {
+        let text = render(template, &ctx).map_err(|e| HarnessError(e.to_string()))?;
+        files.push((out.into(), text.into_bytes()));
+    }
+    Ok(files)
+}
+
 /// Template facts for tensors as they are (names, dtypes, shapes).
 fn ios(named: &[(String, HostTensor)]) -> Result<Vec<Io>, String> {
     named
@@ -676,7 +747,7 @@ pub fn record_with(
     preferred: &str,
     inputs: &crate::check::inputs::InputOptions,
 ) -> Result<Recorded, ExpectedError> {
-    let all = crate::backends::all(None);
+    let all = crate::backends::unasked(None);
     if !all.iter().any(|b| b.name() == preferred) {
         return Err(ExpectedError::Usage(format!(
             "recording the outputs the project must reproduce: {}",
@@ -879,6 +950,36 @@ pub fn build_dependencies(f: Framework) -> Vec<(&'static str, String)> {
         .iter()
         .map(|k| (*k, exact(k)))
         .collect()
+}
+
+/// A project's manifest without its metadata: the package, these dependencies, the framework's
+/// build dependencies and (but for generated code) the dev profile every scaffold shares, so that
+/// projects built in one target directory reuse each other's compiled crates.
+fn package_manifest(name: &str, version: &str, f: Framework, deps: Vec<Dependency>) -> DocumentMut {
+    let mut doc = DocumentMut::new();
+    let mut package = Table::new();
+    package.insert("name", value(name));
+    package.insert("version", value(version));
+    package.insert("edition", value("2021"));
+    package.insert("publish", value(false));
+    doc.insert("package", Item::Table(package));
+    let mut table = Table::new();
+    for (k, v, def, feats) in deps {
+        table.insert(k, dep_item(&v, def, &feats));
+    }
+    doc.insert("dependencies", Item::Table(table));
+    let build_deps = build_dependencies(f);
+    if !build_deps.is_empty() {
+        let mut t = Table::new();
+        for (k, v) in build_deps {
+            t.insert(k, value(v));
+        }
+        doc.insert("build-dependencies", Item::Table(t));
+    }
+    if f != Framework::Custom {
+        doc.insert("profile", Item::Table(dev_profile()));
+    }
+    doc
 }
 
 fn dep_item(version: &str, default_features: bool, features: &[&str]) -> Item {
@@ -1258,39 +1359,20 @@ impl<'a> NewProject<'a> {
     /// framework, an optimised dev profile.
     fn manifest(&self) -> Result<String, ExpectedError> {
         let f = self.d.choice;
-        let mut doc = DocumentMut::new();
-        let mut package = Table::new();
-        package.insert("name", value(self.crate_name.as_str()));
-        package.insert("version", value("0.1.0"));
-        package.insert("edition", value("2021"));
-        package.insert("publish", value(false));
-        doc.insert("package", Item::Table(package));
-        let mut deps = Table::new();
-        let wanted = dependencies(
-            f,
-            &self.d.constraints,
-            self.opts.ort_download,
-            self.info.format,
+        let wanted = with_half(
+            dependencies(
+                f,
+                &self.d.constraints,
+                self.opts.ort_download,
+                self.info.format,
+            ),
+            self.half,
         );
-        for (k, v, def, feats) in with_half(wanted, self.half) {
-            deps.insert(k, dep_item(&v, def, &feats));
-        }
-        doc.insert("dependencies", Item::Table(deps));
-        let build_deps = build_dependencies(f);
-        if !build_deps.is_empty() {
-            let mut t = Table::new();
-            for (k, v) in build_deps {
-                t.insert(k, value(v));
-            }
-            doc.insert("build-dependencies", Item::Table(t));
-        }
+        let mut doc = package_manifest(&self.crate_name, "0.1.0", f, wanted);
         doc["package"]
             .as_table_mut()
             .unwrap()
             .insert("metadata", Item::Table(self.metadata()?));
-        if f != Framework::Custom {
-            doc.insert("profile", Item::Table(dev_profile()));
-        }
         Ok(doc.to_string())
     }
 

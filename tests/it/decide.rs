@@ -394,7 +394,7 @@ fn doctor_reports_each_back_end() {
         .iter()
         .map(|b| b["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["tract", "ort", "tch", "candle"]);
+    assert_eq!(names, ["tract", "ort", "tch", "candle", "burn"]);
     assert_eq!(v["backends"][0]["status"], "available");
     assert_eq!(
         v["backends"][1]["status"], "available",

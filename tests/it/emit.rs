@@ -462,7 +462,7 @@ fn emitted_code_matches_tract_and_onnx_runtime_on_fixtures_and_random_mlps() {
             "no random MLP in mode {mode} had a layer of full panels and a rest"
         );
     }
-    let all = backends::all(None);
+    let all = backends::unasked(None);
     for (c, got) in cases.iter().zip(&outputs) {
         for b in &all {
             assert!(
@@ -551,7 +551,7 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         .collect();
     let slices: Vec<&[&str]> = arg_refs.iter().map(|a| a.as_slice()).collect();
     let (outputs, said) = run_generated_saying(&dir.path().join("crate"), &cases, &slices);
-    let all = backends::all(None);
+    let all = backends::unasked(None);
     for (k, ((c, got), (mode, said))) in cases
         .iter()
         .zip(&outputs)
@@ -753,7 +753,7 @@ fn concatenations_of_constant_parts() {
             && code.contains("_AFTER: [f32; 2]"),
         "the first concatenation is folded, the second copied:\n{code}"
     );
-    for b in backends::all(None) {
+    for b in backends::unasked(None) {
         for (c, got) in cases.iter().zip(&outputs) {
             let want: Vec<f32> = c
                 .input

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod burn;
 mod check;
 mod ci_scale;
 mod convert;

@@ -37,6 +37,7 @@ macro_rules! snapshot {
                 // Library versions and where they were found.
                 (r"tract-onnx \d+\.\d+\.\d+", "tract-onnx [version]"),
                 (r"onnxruntime \d+\.\d+\.\d+ \([^)]*\)", "onnxruntime [version] ([path])"),
+                (r"\(harness in [^)]*\)", "(harness in [path])"),
                 // Rows of doctor that say what this machine has (targets installed, a GPU).
                 (r"(?m)^  (ok|no)   (wasm32|bare-metal|cuda-driver) *.*$", "  [state] $2 [detail]"),
                 (r"(?m)^installed targets: .*$", "installed targets: [targets]"),

@@ -1,0 +1,102 @@
+//! `check --backend burn`: the model as burn-onnx turns it into Rust, built into a cached harness
+//! and checked against tract and ONNX Runtime. The harnesses build in the scaffold tests' shared
+//! target directory, so burn compiles once for them and for the burn projects `init` makes.
+
+use serde_json::Value;
+
+use crate::common::project::shared_target;
+use crate::common::{backend, cargo_infer, fixtures};
+
+fn check_burn(model: &str, extra: &[&str]) -> (i32, Value) {
+    let out = cargo_infer()
+        .env("CARGO_TARGET_DIR", shared_target())
+        .arg("check")
+        .arg(fixtures().join(model))
+        .args(["--backend", "burn", "--format", "json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{model}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn compared(m: &Value, left: &str, right: &str) -> bool {
+    m["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["left"] == left && c["right"] == right && c["pass"] == true)
+}
+
+#[test]
+fn burn_runs_the_generated_code_and_is_checked_against_tract_and_ort() {
+    for model in ["mlp.onnx", "cnn.onnx", "lstm.onnx"] {
+        let (code, v) = check_burn(model, &[]);
+        let m = &v["models"][0];
+        assert_eq!(code, 0, "{model}: {m}");
+        assert_eq!(backend(m, "burn")["status"], "pass", "{model}: {m}");
+        assert_eq!(backend(m, "burn")["required"], true);
+        assert!(
+            compared(m, "burn", "tract") && compared(m, "burn", "ort"),
+            "{model}: {m}"
+        );
+    }
+
+    // A MobileNet-style tail on a 1x1 image (the size `check` gives symbolic dimensions): burn
+    // floors the MaxPool's output to nothing where tract and ONNX Runtime keep one pixel. burn is
+    // the one that disagrees with both, so it alone fails; at 4x4 all three agree.
+    let (code, v) = check_burn("burn/maxpool_over_input.onnx", &[]);
+    let m = &v["models"][0];
+    assert_eq!(code, 1, "{m}");
+    assert_eq!(backend(m, "burn")["status"], "fail", "{m}");
+    for other in ["tract", "ort"] {
+        assert_eq!(backend(m, other)["status"], "pass", "{other}: {m}");
+    }
+    assert!(compared(m, "tract", "ort"), "{m}");
+    let (code, v) = check_burn(
+        "burn/maxpool_over_input.onnx",
+        &["--dim", "height=4", "--dim", "width=4"],
+    );
+    assert_eq!(code, 0, "{v}");
+
+    // What burn-onnx refuses at build time is unsupported, in its own words, with the ONNX name
+    // of the node it names by its own.
+    let (code, v) = check_burn("burn/same_lower_dynamic.onnx", &[]);
+    let m = &v["models"][0];
+    assert_eq!(code, 1, "{m}");
+    let b = backend(m, "burn");
+    assert_eq!(b["status"], "unsupported", "{m}");
+    let msg = b["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("burn-onnx 0.22.0 cannot import it:")
+            && msg.contains("SAME_LOWER")
+            && msg.contains("'conv2d1' (ONNX node `conv`)"),
+        "{msg}"
+    );
+    for other in ["tract", "ort"] {
+        assert_eq!(backend(m, other)["status"], "pass", "{other}: {m}");
+    }
+}
+
+/// burn builds a crate: never run unasked, by `auto` or `all`.
+#[test]
+fn burn_runs_only_when_asked_for_by_name() {
+    for choice in [&[][..], &["--backend", "all"][..]] {
+        let out = cargo_infer()
+            .arg("check")
+            .arg(fixtures().join("mlp.onnx"))
+            .args(choice)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let names: Vec<&str> = v["models"][0]["backends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap())
+            .collect();
+        assert!(!names.contains(&"burn"), "{choice:?}: {names:?}");
+    }
+}
