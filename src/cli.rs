@@ -350,6 +350,10 @@ pub struct DecideArgs {
     /// Load the model on every back end available here and use the result as evidence
     #[arg(long)]
     pub probe: bool,
+    /// --probe, and burn too: its generated code built and compared with the others (minutes
+    /// the first time; its harness is cached)
+    #[arg(long)]
+    pub probe_burn: bool,
 }
 
 // `check`'s arguments; documented by their clap help (the `///` comments are `--help` text).
@@ -519,7 +523,12 @@ fn reject_junit(global: &GlobalArgs) -> Result<(), ExpectedError> {
 /// `decide`: the framework for a model under the constraints, with its reasons.
 fn run_decide(global: &GlobalArgs, args: &DecideArgs) -> Result<i32, ExpectedError> {
     let c = args.constraints.merged(global.manifest_path.as_deref())?;
-    let d = crate::decide::decide_model(&args.model, &c, args.probe)?;
+    let probe = match (args.probe_burn, args.probe) {
+        (true, _) => crate::decide::Probe::WithBurn,
+        (false, true) => crate::decide::Probe::Yes,
+        (false, false) => crate::decide::Probe::No,
+    };
+    let d = crate::decide::decide_model(&args.model, &c, probe)?;
     let style = crate::output::Style {
         color: crate::output::use_color(global.color),
     };
@@ -620,7 +629,7 @@ fn run_add(global: &GlobalArgs, args: &AddArgs) -> Result<i32, ExpectedError> {
     )?;
     let c = args.constraints.merged(Some(&manifest))?;
     crate::model::refuse_outside(&crate::model::inspect(&args.model)?)?;
-    let d = crate::decide::decide_model(&args.model, &c, false)?;
+    let d = crate::decide::decide_model(&args.model, &c, crate::decide::Probe::No)?;
     let inputs = crate::check::inputs::InputOptions {
         dims: args.dim.clone(),
         given: args.input.clone(),
@@ -867,7 +876,7 @@ fn run_init(global: &GlobalArgs, args: &InitArgs) -> Result<i32, ExpectedError> 
     crate::model::refuse_outside(&info)?;
     let mut c = crate::decide::constraints::Constraints::default();
     c.apply(&args.constraints.partial(), "flag");
-    let d = crate::decide::decide_model(&args.model, &c, false)?;
+    let d = crate::decide::decide_model(&args.model, &c, crate::decide::Probe::No)?;
     let inputs = crate::check::inputs::InputOptions {
         dims: args.dim.clone(),
         shapes: args.input_shape.clone(),

@@ -170,6 +170,20 @@ impl Burn {
         let mut all: Vec<(PathBuf, Vec<u8>)> =
             files.into_iter().map(|(p, b)| (krate.join(p), b)).collect();
         all.push((krate.join("model.onnx"), model));
+        // A new harness resolves its dependencies as the package around the current directory
+        // does: its Cargo.lock is the starting point (cargo adds what burn needs), so the
+        // versions match the user's project and crates built for it are reused.
+        if !krate.join("Cargo.lock").exists() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            if let Some(lock) = cwd
+                .ancestors()
+                .map(|d| d.join("Cargo.lock"))
+                .find(|l| l.is_file())
+            {
+                let bytes = std::fs::read(&lock).map_err(|e| io_error(&lock, e))?;
+                all.push((krate.join("Cargo.lock"), bytes));
+            }
+        }
         for (p, bytes) in &all {
             // Unchanged files keep their times: cargo rebuilds nothing.
             if std::fs::read(p).ok().as_deref() != Some(bytes.as_slice()) {

@@ -933,14 +933,14 @@ pub struct Decision {
 pub fn decide_model(
     path: &Path,
     c: &Constraints,
-    probe: bool,
+    probe: Probe,
 ) -> Result<Decision, crate::error::ExpectedError> {
     let info = model::inspect(path)?;
     let mut evidence = gather_evidence(&info);
     // Loading it would read external data outside its directory: no back end may try.
-    if probe {
+    if probe != Probe::No {
         model::refuse_outside(&info)?;
-        evidence.probe = probe_backends(path, &info);
+        evidence.probe = probe_backends(path, &info, probe == Probe::WithBurn);
     } else if info.format == Format::Onnx
         && evidence
             .missing_ops
@@ -952,21 +952,45 @@ pub fn decide_model(
     decide(path, c, evidence).map_err(|e| crate::error::ExpectedError::Usage(e.message))
 }
 
-/// Loads the model on each back end of this build that is available here.
-fn probe_backends(path: &Path, info: &ModelInfo) -> BTreeMap<Framework, Result<String, String>> {
+/// Which back ends `decide --probe` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// None: the evidence is what the file says (and tract's load).
+    No,
+    /// Every back end that runs unasked (`--probe`).
+    Yes,
+    /// Those and burn, whose harness takes minutes to build the first time (`--probe-burn`).
+    WithBurn,
+}
+
+/// Loads the model on each back end of this build that is available here; burn too when
+/// `burn`, checked against the others (it passes only where it agrees with them).
+fn probe_backends(
+    path: &Path,
+    info: &ModelInfo,
+    burn: bool,
+) -> BTreeMap<Framework, Result<String, String>> {
     let mut out = BTreeMap::new();
     let opts = crate::check::CheckOptions::default();
-    // Not burn, which builds a crate for minutes: `check --backend burn` runs it.
-    let all = crate::backends::unasked(None);
-    for b in all.iter().filter(|b| b.formats().contains(&info.format)) {
+    let unasked = crate::backends::unasked(None);
+    let all = crate::backends::all(None);
+    let runs = |b: &&Box<dyn crate::backends::Backend>| {
+        b.formats().contains(&info.format) && (burn || !crate::backends::by_name_only(b.name()))
+    };
+    for b in all.iter().filter(runs) {
         let Some(f) = framework_named(b.name()) else {
             continue;
         };
         if b.availability().is_err() {
             continue;
         }
-        let r = crate::check::check_model(path, &[(b.as_ref(), true)], &opts);
-        let verdict = match r.backends.first() {
+        // A back end run by name only is probed against the others, as `check` runs it.
+        let mut with: Vec<(&dyn crate::backends::Backend, bool)> = vec![(b.as_ref(), true)];
+        if crate::backends::by_name_only(b.name()) {
+            with.extend(unasked.iter().map(|o| (o.as_ref(), false)));
+        }
+        let r = crate::check::check_model(path, &with, &opts);
+        let verdict = match r.backends.iter().find(|rep| rep.name == b.name()) {
             Some(rep) if rep.status == crate::check::BackendStatus::Pass => Ok(format!(
                 "loaded and ran in {}",
                 crate::output::human_ms(rep.load_ms + rep.run_ms)

@@ -100,3 +100,37 @@ fn burn_runs_only_when_asked_for_by_name() {
         assert!(!names.contains(&"burn"), "{choice:?}: {names:?}");
     }
 }
+
+/// `decide --probe-burn` runs burn's generated code against the others: a model burn computes
+/// differently excludes burn; plain `--probe` leaves burn to its operator list.
+#[test]
+fn decide_probe_burn_excludes_burn_where_it_computes_differently() {
+    let decide = |flags: &[&str]| -> Value {
+        let out = cargo_infer()
+            .env("CARGO_TARGET_DIR", shared_target())
+            .arg("decide")
+            .arg(fixtures().join("burn/maxpool_over_input.onnx"))
+            .args(flags)
+            .args(["--format", "json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let burn = |v: &Value| -> Value {
+        v["ranking"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["framework"] == "burn")
+            .cloned()
+            .unwrap()
+    };
+    let v = decide(&["--probe-burn"]);
+    let b = burn(&v);
+    assert_eq!(b["verdict"], "excluded", "{v}");
+    assert!(b["reasons"].to_string().contains("disagrees with"), "{b}");
+    let v = decide(&["--probe"]);
+    assert_ne!(burn(&v)["verdict"], "excluded", "{v}");
+    assert!(v["evidence"]["probe"].get("burn").is_none(), "{v}");
+}
