@@ -974,10 +974,10 @@ fn probe_backends(
     let opts = crate::check::CheckOptions::default();
     let unasked = crate::backends::unasked(None);
     let all = crate::backends::all(None);
-    let runs = |b: &&Box<dyn crate::backends::Backend>| {
+    let runs = |b: &dyn crate::backends::Backend| {
         b.formats().contains(&info.format) && (burn || !crate::backends::by_name_only(b.name()))
     };
-    for b in all.iter().filter(runs) {
+    for b in all.iter().map(|b| b.as_ref()).filter(|b| runs(*b)) {
         let Some(f) = framework_named(b.name()) else {
             continue;
         };
@@ -985,7 +985,7 @@ fn probe_backends(
             continue;
         }
         // A back end run by name only is probed against the others, as `check` runs it.
-        let mut with: Vec<(&dyn crate::backends::Backend, bool)> = vec![(b.as_ref(), true)];
+        let mut with: Vec<(&dyn crate::backends::Backend, bool)> = vec![(b, true)];
         if crate::backends::by_name_only(b.name()) {
             with.extend(unasked.iter().map(|o| (o.as_ref(), false)));
         }
