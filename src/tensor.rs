@@ -568,6 +568,27 @@ impl Rng {
 /// Largest synthetic input (1 GiB): a declared shape is not trusted with more.
 pub const MAX_SYNTHETIC_BYTES: usize = 1 << 30;
 
+/// The bytes of `values` as `dtype`, each cast as Rust's `as` casts (any nonzero number is true,
+/// as in numpy): for the dtypes made from plain numbers (float32/64/16, int64/32/8, uint8, bool);
+/// `None` for the others.
+pub fn number_bytes(dtype: DType, values: &[f64]) -> Option<Vec<u8>> {
+    let mut data = Vec::with_capacity(dtype.byte_len(values.len()));
+    for x in values {
+        match dtype {
+            DType::F32 => data.extend((*x as f32).to_le_bytes()),
+            DType::F64 => data.extend(x.to_le_bytes()),
+            DType::I64 => data.extend((*x as i64).to_le_bytes()),
+            DType::I32 => data.extend((*x as i32).to_le_bytes()),
+            DType::Bool => data.push((*x != 0.0) as u8),
+            DType::U8 => data.push(*x as u8),
+            DType::I8 => data.push(*x as i8 as u8),
+            DType::F16 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
+            _ => return None,
+        }
+    }
+    Some(data)
+}
+
 /// A synthetic tensor: floats uniform in `[lo, hi)`, integers uniform in `[lo, hi]` rounded,
 /// booleans fair coins.
 pub fn synthetic(

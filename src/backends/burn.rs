@@ -19,25 +19,14 @@ use crate::tensor::HostTensor;
 /// The burn-onnx version the harness (and `init`'s burn projects) build with.
 pub const VERSION: &str = "0.22.0";
 
-/// The burn back end; its harnesses go under `dir`.
-pub struct Burn {
-    dir: PathBuf,
-}
+/// The burn back end. Where its harnesses go is found when one is built (or `doctor` asks), not
+/// when the back-end list is made for every command.
+pub struct Burn;
 
-impl Burn {
-    /// Harnesses under `cargo-infer/burn-harness` in the target directory (see
-    /// [`crate::check::cache::tool_dir`]).
-    pub fn new() -> Burn {
-        Burn {
-            dir: crate::check::cache::tool_dir("burn-harness"),
-        }
-    }
-}
-
-impl Default for Burn {
-    fn default() -> Burn {
-        Burn::new()
-    }
+/// Harnesses under `cargo-infer/burn-harness` in the target directory (see
+/// [`crate::check::cache::tool_dir`]).
+fn harness_dir() -> PathBuf {
+    crate::check::cache::tool_dir("burn-harness")
 }
 
 /// A harness built for one model and input signature: its crate and binary.
@@ -162,7 +151,8 @@ impl Burn {
         }
         let model = std::fs::read(path).map_err(|e| io_error(path, e))?;
         let name = harness_name(&model, inputs);
-        let krate = self.dir.join(&name);
+        let dir = harness_dir();
+        let krate = dir.join(&name);
         let files = crate::scaffold::burn_harness(&name, inputs, &info.outputs)
             .map_err(|e| BackendError::Unsupported(e.0))?;
         std::fs::create_dir_all(krate.join("src")).map_err(|e| io_error(&krate, e))?;
@@ -190,7 +180,7 @@ impl Burn {
                 std::fs::write(p, bytes).map_err(|e| io_error(p, e))?;
             }
         }
-        let target = target_dir(&self.dir);
+        let target = target_dir(&dir);
         let out = Command::new(cargo())
             .current_dir(&krate)
             .env("CARGO_TARGET_DIR", &target)
@@ -218,23 +208,9 @@ fn declared(t: HostTensor, dtype: DType) -> Result<HostTensor, BackendError> {
         return Ok(t);
     }
     let v = t.to_f64().unwrap_or_default();
-    let data: Vec<u8> = match dtype {
-        DType::F32 => v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect(),
-        DType::F16 => v
-            .iter()
-            .flat_map(|x| half::f16::from_f64(*x).to_le_bytes())
-            .collect(),
-        DType::I64 => v.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect(),
-        DType::I32 => v.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect(),
-        DType::Bool => v.iter().map(|x| (*x != 0.0) as u8).collect(),
-        DType::U8 => v.iter().map(|x| *x as u8).collect(),
-        DType::I8 => v.iter().map(|x| *x as i8 as u8).collect(),
-        other => {
-            return Err(BackendError::Unsupported(format!(
-                "outputs of {other} are not read back from burn"
-            )))
-        }
-    };
+    let data = crate::tensor::number_bytes(dtype, &v).ok_or_else(|| {
+        BackendError::Unsupported(format!("outputs of {dtype} are not read back from burn"))
+    })?;
     Ok(HostTensor::from_bytes(dtype, t.shape, data)?)
 }
 
@@ -290,7 +266,7 @@ impl super::Backend for Burn {
         if ok {
             Ok(format!(
                 "burn-onnx {VERSION} (harness in {})",
-                self.dir.display()
+                harness_dir().display()
             ))
         } else {
             Err(super::Unavailable(

@@ -64,29 +64,23 @@ fn missing_operators(model: &onnx::ModelProto) -> Vec<String> {
 /// alignment; the values are moved to `int32_data`, which it reads safely.
 fn int32_to_field(model: &mut onnx::ModelProto) {
     let int32 = onnx::tensor_proto::DataType::Int32 as i32;
+    let move_raw = |t: &mut onnx::TensorProto| {
+        if t.data_type == int32 && t.int32_data.is_empty() && !t.raw_data.is_empty() {
+            t.int32_data = t
+                .raw_data
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            t.raw_data.clear();
+        }
+    };
     let mut graphs: Vec<&mut onnx::GraphProto> = model.graph.iter_mut().collect();
     while let Some(g) = graphs.pop() {
-        for t in g.initializer.iter_mut() {
-            if t.data_type == int32 && t.int32_data.is_empty() && !t.raw_data.is_empty() {
-                t.int32_data = t
-                    .raw_data
-                    .chunks_exact(4)
-                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
-                t.raw_data.clear();
-            }
-        }
+        g.initializer.iter_mut().for_each(move_raw);
         for n in g.node.iter_mut() {
             for a in n.attribute.iter_mut() {
                 if let Some(t) = a.t.as_mut() {
-                    if t.data_type == int32 && t.int32_data.is_empty() && !t.raw_data.is_empty() {
-                        t.int32_data = t
-                            .raw_data
-                            .chunks_exact(4)
-                            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                            .collect();
-                        t.raw_data.clear();
-                    }
+                    move_raw(t);
                 }
                 graphs.extend(a.g.iter_mut());
                 graphs.extend(a.graphs.iter_mut());

@@ -209,7 +209,7 @@ pub const REGISTRY: &[BackendRow] = &[
         feature: None,
         formats: &[Format::Onnx],
         missing: String::new,
-        constructor: Some(|_| Box::new(burn::Burn::new())),
+        constructor: Some(|_| Box::new(burn::Burn)),
         by_name_only: true,
     },
 ];

@@ -624,21 +624,9 @@ pub(crate) fn tensor_from_json(bytes: &[u8]) -> Result<HostTensor, tensor::Tenso
     if shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d)) != Some(flat.len()) {
         return Err(format!("shape {shape:?} does not hold {} values", flat.len()).into());
     }
-    let mut data = Vec::new();
-    for x in &flat {
-        match dtype {
-            DType::F32 => data.extend((*x as f32).to_le_bytes()),
-            DType::F64 => data.extend(x.to_le_bytes()),
-            DType::I64 => data.extend((*x as i64).to_le_bytes()),
-            DType::I32 => data.extend((*x as i32).to_le_bytes()),
-            // Any nonzero number is true (2 or -1 included), as in numpy.
-            DType::Bool => data.push((*x != 0.0) as u8),
-            DType::U8 => data.push(*x as u8),
-            DType::I8 => data.push(*x as i8 as u8),
-            DType::F16 => data.extend(half::f16::from_f64(*x).to_le_bytes()),
-            _ => return Err(format!("JSON tensors of {dtype} are not supported").into()),
-        }
-    }
+    // Any nonzero number is true (2 or -1 included), as in numpy.
+    let data = tensor::number_bytes(dtype, &flat)
+        .ok_or_else(|| format!("JSON tensors of {dtype} are not supported"))?;
     HostTensor::from_bytes(dtype, shape, data)
 }
 

@@ -383,20 +383,12 @@ pub fn candle(dir: &Path, ort_version: &str, verbose: bool) -> Result {
     println!(
         "claimed operators no case of which passes ({}): {}",
         never.len(),
-        never
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(&never)
     );
     println!(
         "claimed operators no claimed case uses ({}): {}",
         untested.len(),
-        untested
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        listed(&untested)
     );
     // The list `decide` scores candle by: what its source handles, less what never passed here.
     let measured = root().join(format!(
@@ -406,7 +398,7 @@ pub fn candle(dir: &Path, ort_version: &str, verbose: bool) -> Result {
     let mut text = format!(
         "# ONNX operators candle-onnx {} runs: its source's list less those that pass in none of their\n# ONNX backend suite cases nor in a fixture of this repository (dropped: {}),\n# measured by `cargo xtask conformance DIR --backend candle`\n",
         crate::oplists::CANDLE_ONNX,
-        never.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        listed(&never)
     );
     for o in claimed_ops.iter().filter(|o| !never.contains(o)) {
         text.push_str(o);
@@ -433,6 +425,14 @@ pub fn candle(dir: &Path, ort_version: &str, verbose: bool) -> Result {
         }
     }
     write_cases(&cases, dir, "conformance-candle.json")
+}
+
+/// Operator names, comma-separated.
+fn listed(ops: &[&String]) -> String {
+    ops.iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The standard-domain operators of a model, as `inspect` reads them.
