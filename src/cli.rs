@@ -379,8 +379,15 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NAME=FILE|FILE.npz")]
     pub input: Vec<crate::check::inputs::InputArg>,
     /// Expected outputs: a directory of <output>.npy / output_N.pb files, or an .npz by output name
+    /// (with --text: the reference embeddings, `embeddings` [texts, width])
     #[arg(long, value_name = "DIR|FILE.npz")]
     pub expected: Option<PathBuf>,
+    /// A text to embed (repeat for more) with the tokenizer beside the model (tokenizer.json):
+    /// tokenised as fastembed does, run, pooled as 1_Pooling/config.json says (else mean) and
+    /// L2-normalised; three texts — a sentence, its paraphrase, an unrelated one — also get the
+    /// paraphrase check. Without it, a sentence encoder with a tokenizer is checked on built-in texts
+    #[arg(long, value_name = "STR", conflicts_with = "input")]
+    pub text: Vec<String>,
     /// Absolute tolerance for floating-point outputs (default 1e-5 for float32; integers are exact)
     #[arg(long)]
     pub atol: Option<f64>,
@@ -711,6 +718,7 @@ fn run_check(global: &GlobalArgs, args: &CheckArgs) -> Result<i32, ExpectedError
         pair: args.pair.clone(),
         bisect: args.bisect,
         runs: args.runs,
+        text: args.text.clone(),
     };
     // A back end named on the command line that this build lacks is a usage error up front.
     if let Some(choice) = args.backend {

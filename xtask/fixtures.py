@@ -836,6 +836,52 @@ def embed_fixture():
                                     "last_hidden_state": dyn})
 
 
+# check's built-in texts (src/check/text.rs, DEFAULT_TEXTS) and a set of texts in the fixture's
+# vocabulary.
+DEFAULT_TEXTS = ["A man is playing a guitar.", "A man plays the guitar.", "The stock market fell sharply today."]
+CUSTOM_TEXTS = ["the model runs", "the model runs fast", "small text in rust"]
+
+
+def embed_text_fixtures():
+    """Reference embeddings of the embedding fixture, made without cargo-infer: Python's tokenizers
+    (padding and truncation set as fastembed sets them), ONNX Runtime, numpy pooling over the
+    attention mask, L2 normalisation. embed-text/{mean,cls}.npz hold `embeddings` of DEFAULT_TEXTS
+    pooled by the mean and by the [CLS] token; custom.npz, CUSTOM_TEXTS by the mean."""
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    src = os.path.join(OUT, "embed")
+    d = os.path.join(OUT, "embed-text")
+    os.makedirs(d, exist_ok=True)
+    tok = Tokenizer.from_file(os.path.join(src, "tokenizer.json"))
+    cfg = json.load(open(os.path.join(src, "tokenizer_config.json")))
+    pad = cfg["pad_token"]
+    pad_id = json.load(open(os.path.join(src, "config.json"))).get("pad_token_id", tok.token_to_id(pad))
+    tok.enable_padding(pad_id=pad_id, pad_token=pad)
+    tok.enable_truncation(max_length=min(512, int(cfg["model_max_length"])))
+    sess = onnxruntime.InferenceSession(os.path.join(src, "model.onnx"))
+
+    def embed(texts, pooling):
+        enc = tok.encode_batch(texts)
+        feed = {
+            "input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in enc], dtype=np.int64),
+        }
+        hidden = sess.run(["last_hidden_state"], feed)[0].astype(np.float64)
+        if pooling == "cls":
+            v = hidden[:, 0, :]
+        else:
+            m = feed["attention_mask"][:, :, None].astype(np.float64)
+            v = (hidden * m).sum(axis=1) / m.sum(axis=1)
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return v.astype(np.float32)
+
+    np.savez(os.path.join(d, "mean.npz"), embeddings=embed(DEFAULT_TEXTS, "mean"))
+    np.savez(os.path.join(d, "cls.npz"), embeddings=embed(DEFAULT_TEXTS, "cls"))
+    np.savez(os.path.join(d, "custom.npz"), embeddings=embed(CUSTOM_TEXTS, "mean"))
+
+
 # Names a model may carry and generated code must never run: a quote that would close a string
 # literal and the code after it, a backslash, a newline that would end a comment, format braces,
 # a block-comment end, non-ASCII.
@@ -1301,6 +1347,7 @@ if __name__ == "__main__":
     hf_fixtures()
     candle_fixtures()
     embed_fixture()
+    embed_text_fixtures()
     unsupported_op_fixture()
     dynamic_reshape_fixture()
     reference_outputs()

@@ -252,6 +252,7 @@ const COMPANIONS: &[&str] = &[
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
+    "1_Pooling/config.json",
 ];
 
 /// A model's own files: itself (every file of a directory model), its external data and shards

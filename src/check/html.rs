@@ -543,6 +543,7 @@ mod tests {
                 data_sets: vec![HOSTILE.into()],
                 notes: vec![HOSTILE.into()],
                 pair: Some(HOSTILE.into()),
+                embedding: None,
                 cached: false,
                 order: None,
             }],

@@ -9,6 +9,7 @@ pub mod inputs;
 pub mod merge;
 pub mod plan;
 pub mod report;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends::{Backend, BackendError, Device, Named};
 use crate::model::{self, Format};
+use crate::tensor::HostTensor;
 use compare::{Comparison, ToleranceArgs};
 use inputs::InputOptions;
 
@@ -94,6 +96,9 @@ pub struct CheckOptions {
     pub pair: Option<PathBuf>,
     /// `--bisect`: when to look for the first diverging node.
     pub bisect: Bisect,
+    /// `--text`: texts tokenised by the model's tokenizer as its inputs, its output pooled into
+    /// embeddings.
+    pub texts: Vec<String>,
 }
 
 impl Default for CheckOptions {
@@ -106,6 +111,7 @@ impl Default for CheckOptions {
             runs: 1,
             pair: None,
             bisect: Bisect::OnFailure,
+            texts: Vec::new(),
         }
     }
 }
@@ -159,6 +165,12 @@ pub struct BackendReport {
     /// The back end's whole account of an error `message` sums up in one line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Text in: the texts it embedded, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<String>,
+    /// Text in: one pooled, L2-normalised embedding per text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub embeddings: Vec<Vec<f64>>,
 }
 
 /// A model's outcome (`status` in JSON); `fail` exits 1, `error` 2.
@@ -198,6 +210,9 @@ pub struct ModelReport {
     /// (timings are that run's).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cached: bool,
+    /// Text in: what the embeddings are (width, pooling, the paraphrase check, fastembed's view).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<text::EmbeddingFacts>,
     /// Its place in the whole run, partitions included (`--report-json` files carry it, so that
     /// `--merge` restores one run's order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,6 +232,7 @@ impl ModelReport {
             notes: Vec::new(),
             pair: None,
             cached: false,
+            embedding: None,
             order: None,
         }
     }
@@ -296,6 +312,8 @@ impl BackendReport {
             outputs: Vec::new(),
             notes: Vec::new(),
             detail: None,
+            texts: Vec::new(),
+            embeddings: Vec::new(),
         }
     }
 }
@@ -389,6 +407,9 @@ pub fn check_model(
     };
     let runs = execute(&plan, opts, &mut report);
     compare_runs(&plan, &runs, opts, &mut report);
+    if let Some(t) = &plan.text {
+        embed_runs(t, &runs, opts, &mut report);
+    }
     blame_backends(&mut report, &plan.sets);
     if opts.bisect != Bisect::Never {
         locate_divergence(&mut report, &runs.ran_on, &plan.sets, opts);
@@ -448,6 +469,19 @@ struct ModelPlan<'p> {
     /// The signature the inputs were made for (the ONNX twin's when the model declares none).
     sig_info: model::ModelInfo,
     sets: Vec<inputs::DataSet>,
+    /// Text in: how the outputs become embeddings.
+    text: Option<TextPlan>,
+}
+
+/// A check of text in: the texts, their attention mask (which pooling follows), the pooling, the
+/// reference embeddings, what fastembed would refuse.
+struct TextPlan {
+    texts: Vec<String>,
+    mask: Vec<u32>,
+    pooling: text::Pooling,
+    expected: Option<HostTensor>,
+    /// `None` when the model is not ONNX (fastembed runs ONNX only).
+    fastembed_refusals: Option<Vec<String>>,
 }
 
 impl<'p> ModelPlan<'p> {
@@ -474,7 +508,12 @@ impl<'p> ModelPlan<'p> {
         if units.is_empty() && report.backends.is_empty() {
             return Err(no_backend_for(&info).into());
         }
-        let (sig_info, sets) = make_data_sets(path, &info, pair.as_ref(), opts, report)?;
+        let (sig_info, sets, text) = if takes_text(path, &info, opts) {
+            text_data_set(path, &info, pair.as_ref(), opts, report)?
+        } else {
+            let (sig_info, sets) = make_data_sets(path, &info, pair.as_ref(), opts, report)?;
+            (sig_info, sets, None)
+        };
         Ok(ModelPlan {
             path,
             info,
@@ -482,6 +521,7 @@ impl<'p> ModelPlan<'p> {
             units,
             sig_info,
             sets,
+            text,
         })
     }
 
@@ -513,6 +553,174 @@ fn make_data_sets(
     report.notes.extend(notes);
     report.data_sets = sets.iter().map(|s| s.name.clone()).collect();
     Ok((sig_info, sets))
+}
+
+/// Whether the check feeds text: `--text` given, or a sentence encoder with a tokenizer beside it
+/// and no inputs given (the fastembed path, on [`text::DEFAULT_TEXTS`]; `--expected` then holds
+/// reference embeddings).
+fn takes_text(path: &Path, info: &model::ModelInfo, opts: &CheckOptions) -> bool {
+    !opts.texts.is_empty()
+        || (opts.inputs.given.is_empty()
+            && opts.inputs.expected_files.is_empty()
+            && opts.pair.is_none()
+            && text::is_text_encoder(path, info)
+            && !path.with_file_name("test_data_set_0").is_dir())
+}
+
+/// The one data set of a text check: the texts tokenised by the model's tokenizer, as the inputs
+/// the model (or its ONNX twin) declares; and how its outputs become embeddings.
+fn text_data_set(
+    path: &Path,
+    info: &model::ModelInfo,
+    pair: Option<&TwinFile>,
+    opts: &CheckOptions,
+    report: &mut ModelReport,
+) -> Result<(model::ModelInfo, Vec<inputs::DataSet>, Option<TextPlan>), Stopped> {
+    let usage = |m: &str| Stopped::from(inputs::InputError::Usage(m.into()));
+    if !opts.inputs.given.is_empty() {
+        return Err(usage("--text and --input both give the inputs: give one"));
+    }
+    if !opts.inputs.expected_files.is_empty() {
+        return Err(usage("with --text, expected = \"FILE\" holds the reference embeddings, not a table of outputs"));
+    }
+    let texts: Vec<String> = if opts.texts.is_empty() {
+        text::DEFAULT_TEXTS.iter().map(|t| t.to_string()).collect()
+    } else {
+        opts.texts.clone()
+    };
+    let declared = match pair {
+        Some((_, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => Some(pi),
+        _ => None,
+    };
+    let (sig_info, _) = inputs::signature(info, declared, &opts.inputs)?;
+    let tok = text::tokenizer(path)?;
+    let pooling = text::pooling(path).map_err(inputs::InputError::from)?;
+    let enc = tok.encode(&texts)?;
+    let inputs = text::text_inputs(&sig_info.inputs, sig_info.format, &enc)?;
+    let expected = match &opts.inputs.expected {
+        None => None,
+        Some(p) => Some(reference_embeddings(p)?),
+    };
+    report.notes.push(format!(
+        "{} text(s){}; {}; pooled by {} ({}), L2-normalised as fastembed does",
+        texts.len(),
+        if opts.texts.is_empty() { " (built in: a sentence, its paraphrase, an unrelated one)" } else { "" },
+        tok.settings,
+        pooling.modes.iter().map(|p| p.name()).collect::<Vec<_>>().join("+"),
+        pooling.source
+    ));
+    let mut refusals = tok.fastembed_refusals.clone();
+    refusals.extend(text::fastembed_refusals(&sig_info, &pooling));
+    report.data_sets = vec!["text".into()];
+    let set = inputs::DataSet {
+        name: "text".into(),
+        inputs,
+        expected: None,
+    };
+    let plan = TextPlan {
+        texts,
+        mask: enc.mask,
+        pooling,
+        expected,
+        fastembed_refusals: (sig_info.format == Format::Onnx).then_some(refusals),
+    };
+    Ok((sig_info, vec![set], Some(plan)))
+}
+
+/// `--expected` of a text check: the reference embeddings, `[texts, width]`, named `embeddings`
+/// (or the one tensor of an `.npy`).
+fn reference_embeddings(p: &Path) -> Result<HostTensor, Stopped> {
+    let tensors = inputs::read_tensor_file(p).map_err(inputs::InputError::from)?;
+    let found = match &tensors[..] {
+        [(None, t)] => Some(t.clone()),
+        _ => tensors
+            .iter()
+            .find(|(n, _)| n.as_deref() == Some("embeddings"))
+            .map(|(_, t)| t.clone()),
+    };
+    found.filter(|t| t.shape.len() == 2).ok_or_else(|| {
+        Stopped::from(inputs::InputError::from(crate::error::FileError::new(
+            p,
+            "with --text, --expected holds the reference embeddings: a tensor `embeddings` of shape [texts, width]",
+        )))
+    })
+}
+
+/// The embed step of a text check: each run's output pooled into embeddings (on its back end's
+/// report), judged finite and normalised, compared between back ends and with the reference.
+fn embed_runs(t: &TextPlan, runs: &Runs, opts: &CheckOptions, report: &mut ModelReport) {
+    let rows = t.texts.len();
+    let mut pooled: Vec<(String, Vec<Named>)> = Vec::new();
+    let mut facts: Option<text::EmbeddingFacts> = None;
+    for (label, outs) in &runs.results {
+        let Some(b) = report.backends.iter_mut().find(|b| &b.name == label) else {
+            continue;
+        };
+        let made = outs
+            .first()
+            .ok_or_else(|| "no outputs".to_string())
+            .and_then(|o| text::chosen_output(o))
+            .and_then(|o| {
+                if o.0 == "logits" {
+                    return Err("its output is `logits`: text embeddings come from an encoder's hidden states".into());
+                }
+                let e = text::embeddings(o, &t.mask, rows, &t.pooling.modes)?;
+                let dim = e.first().map_or(0, Vec::len);
+                match t.pooling.width {
+                    Some(w) if o.1.shape.len() == 3 && o.1.shape[2] != w => Err(format!(
+                        "output `{}` is {} wide where 1_Pooling/config.json says {w}",
+                        o.0, o.1.shape[2]
+                    )),
+                    _ => Ok((o.0.clone(), e, dim)),
+                }
+            });
+        match made {
+            Ok((output, e, dim)) => {
+                let flat: Vec<f32> = e.iter().flatten().map(|v| *v as f32).collect();
+                pooled.push((
+                    label.clone(),
+                    vec![("embeddings".into(), HostTensor::from_f32(vec![rows, dim], &flat))],
+                ));
+                facts.get_or_insert_with(|| text::EmbeddingFacts {
+                    dim,
+                    output,
+                    pooling: t.pooling.modes.clone(),
+                    pooling_from: t.pooling.source.clone(),
+                    normalized: true,
+                    paraphrase: text::Paraphrase::of(&e),
+                    fastembed_accepts: t.fastembed_refusals.as_ref().map(Vec::is_empty),
+                    fastembed_refusals: t.fastembed_refusals.clone().unwrap_or_default(),
+                });
+                b.texts = t.texts.clone();
+                b.embeddings = e;
+            }
+            Err(why) => {
+                b.status = BackendStatus::Fail;
+                b.message = why;
+            }
+        }
+    }
+    for i in 0..pooled.len() {
+        for j in i + 1..pooled.len() {
+            compare_sets(
+                &mut report.comparisons,
+                (&pooled[i].0, &pooled[i].1),
+                (&pooled[j].0, &pooled[j].1),
+                "text",
+                &opts.tolerance,
+            );
+        }
+        if let Some(want) = &t.expected {
+            compare_sets(
+                &mut report.comparisons,
+                (&pooled[i].0, &pooled[i].1),
+                ("expected", &[("embeddings".to_string(), want.clone())]),
+                "text",
+                &opts.tolerance,
+            );
+        }
+    }
+    report.embedding = facts;
 }
 
 /// Reads the model and its `--pair` twin.
@@ -939,6 +1147,16 @@ fn verdict(report: &ModelReport) -> (ModelStatus, String) {
                     .map(|d| format!("; {}", d.one_line()))
                     .unwrap_or_default()
             ),
+        )
+    } else if let Some(b) = report
+        .backends
+        .iter()
+        .find(|b| b.status == BackendStatus::Fail)
+    {
+        // A run that produced what cannot be right (text in: an embedding that is not finite).
+        (
+            ModelStatus::Fail,
+            format!("{} {}: {}", b.name, status_word(b.status), b.message),
         )
     } else if passed == 0 {
         let why: Vec<String> = report

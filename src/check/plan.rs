@@ -58,6 +58,8 @@ pub struct Flags {
     pub bisect: Option<Bisect>,
     /// `--runs`.
     pub runs: Option<u64>,
+    /// `--text` (replaces the declared texts).
+    pub text: Vec<String>,
 }
 
 impl Flags {
@@ -111,6 +113,9 @@ impl Flags {
         if let Some(r) = self.runs {
             o.runs = r as usize;
         }
+        if !self.text.is_empty() {
+            o.texts = self.text.clone();
+        }
         o
     }
 }
@@ -153,6 +158,9 @@ pub struct Declared {
     pub bisect: Option<String>,
     /// As `--runs` (at least 1).
     pub runs: Option<u64>,
+    /// As `--text`: texts the model's tokenizer makes its inputs of.
+    #[serde(default)]
+    pub text: Vec<String>,
 }
 
 /// A declared `input`: one `.npz` of every input, or a table by input name.
@@ -254,6 +262,7 @@ impl Declared {
             }
             o.runs = r as usize;
         }
+        o.texts = self.text.clone();
         Ok(flags.over(o))
     }
 }
@@ -308,6 +317,7 @@ impl Declared {
             pair: None,
             bisect: None,
             runs: None,
+            text: Vec::new(),
         }
     }
 }

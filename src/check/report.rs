@@ -35,6 +35,9 @@ pub fn human(report: &Report, style: Style, verbose: u8) -> String {
             backend_lines(&mut out, b, width, style, verbose);
         }
         comparison_lines(&mut out, m, style, verbose);
+        if let Some(e) = &m.embedding {
+            embedding_lines(&mut out, e, style);
+        }
         if verbose > 0 || m.status != ModelStatus::Pass {
             for n in &m.notes {
                 let _ = writeln!(out, "      {}", style.dim(&format!("note: {n}")));
@@ -158,6 +161,48 @@ fn comparison_lines(out: &mut String, m: &ModelReport, style: Style, verbose: u8
                 m.comparisons.len() - shown.len()
             ))
         );
+    }
+}
+
+/// Text in: the embeddings' width and pooling, the paraphrase check, and whether fastembed takes
+/// the model.
+fn embedding_lines(out: &mut String, e: &super::text::EmbeddingFacts, style: Style) {
+    let modes: Vec<&str> = e.pooling.iter().map(|p| p.name()).collect();
+    let _ = writeln!(
+        out,
+        "      embeddings: {} wide from `{}`, {} pooling, L2-normalised{}",
+        e.dim,
+        e.output,
+        modes.join("+"),
+        if e.normalized { "" } else { " (NOT finite)" }
+    );
+    if let Some(p) = &e.paraphrase {
+        let verdict = if p.holds {
+            style.good("holds")
+        } else {
+            style.warn("does not hold")
+        };
+        let _ = writeln!(
+            out,
+            "      paraphrase check: cosine {:.4} (paraphrase) vs {:.4} (unrelated): {verdict} {}",
+            p.paraphrase_cosine,
+            p.unrelated_cosine,
+            style.dim("(reported, not required)")
+        );
+    }
+    match e.fastembed_accepts {
+        Some(true) => {
+            let _ = writeln!(out, "      fastembed: takes the model and its tokenizer files");
+        }
+        Some(false) => {
+            let _ = writeln!(
+                out,
+                "      fastembed: {} {}",
+                style.warn("would refuse it:"),
+                e.fastembed_refusals.join("; ")
+            );
+        }
+        None => {}
     }
 }
 

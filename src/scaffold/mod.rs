@@ -726,6 +726,20 @@ pub struct Recorded {
     pub inputs: Vec<(String, HostTensor)>,
     /// What the back end returned for them, by the model's output names.
     pub outputs: Vec<(String, HostTensor)>,
+    /// fastembed projects: the embeddings of [`FASTEMBED_TEST_TEXTS`] as `check` computes them
+    /// (fastembed's steps), which the project's test asserts fastembed reproduces.
+    pub embeddings: Option<RecordedEmbeddings>,
+}
+
+/// The texts a fastembed project's test embeds: the same sentence twice, and another.
+pub const FASTEMBED_TEST_TEXTS: [&str; 3] = ["the model runs", "the model runs", "small text in rust"];
+
+/// What `check`'s fastembed path made of [`FASTEMBED_TEST_TEXTS`].
+pub struct RecordedEmbeddings {
+    /// One L2-normalised embedding per text, `[texts, width]`.
+    pub embeddings: HostTensor,
+    /// fastembed's name of the pooling (`Mean`, `Cls`).
+    pub pooling: &'static str,
 }
 
 /// Runs the model once to record what the project's test must reproduce, on the back end that
@@ -737,7 +751,78 @@ pub fn record(
     inputs: &crate::check::inputs::InputOptions,
 ) -> Result<Recorded, ExpectedError> {
     // The back end that runs what the framework runs: its outputs are the ones to reproduce.
-    record_with(path, info, crate::decide::row(framework).checked_by, inputs)
+    let preferred = crate::decide::row(framework).checked_by;
+    let mut rec = record_with(path, info, preferred, inputs)?;
+    if framework == Framework::Fastembed {
+        rec.embeddings = Some(record_embeddings(path, preferred)?);
+    }
+    Ok(rec)
+}
+
+/// A fastembed project's reference embeddings: `check`'s fastembed path over
+/// [`FASTEMBED_TEST_TEXTS`] on `preferred` (else any back end that passes). A pooling fastembed
+/// lacks is refused: the project would compute something else.
+fn record_embeddings(path: &Path, preferred: &str) -> Result<RecordedEmbeddings, ExpectedError> {
+    use crate::check::text::Pool;
+    let pooling = crate::check::text::pooling(path)?;
+    let pooling = match pooling.modes[..] {
+        [Pool::Mean] => "Mean",
+        [Pool::Cls] => "Cls",
+        _ => {
+            let modes: Vec<&str> = pooling.modes.iter().map(|p| p.name()).collect();
+            return Err(ModelError::new(
+                path,
+                format!(
+                    "fastembed pools by mean or cls, and {} says {}: a fastembed project would compute other embeddings",
+                    pooling.source,
+                    modes.join("+")
+                ),
+            )
+            .into());
+        }
+    };
+    let opts = crate::check::CheckOptions {
+        texts: FASTEMBED_TEST_TEXTS.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    };
+    let all = crate::backends::unasked(None);
+    let mut order: Vec<&dyn Backend> = all.iter().map(|b| b.as_ref()).collect();
+    order.sort_by_key(|b| b.name() != preferred);
+    let mut why = Vec::new();
+    for b in order.into_iter().filter(|b| b.formats().contains(&Format::Onnx)) {
+        let report = crate::check::check_model(path, &[(b, true)], &opts);
+        if report.status == crate::check::ModelStatus::Error {
+            return Err(ModelError::new(path, report.message).into());
+        }
+        match report.backends.iter().find(|r| r.name == b.name()) {
+            Some(r) if r.status == crate::check::BackendStatus::Pass && !r.embeddings.is_empty() => {
+                let dim = r.embeddings[0].len();
+                let flat: Vec<f64> = r.embeddings.iter().flatten().copied().collect();
+                let bytes = crate::tensor::number_bytes(crate::model::dtype::DType::F64, &flat)
+                    .unwrap_or_default();
+                let embeddings = HostTensor::from_bytes(
+                    crate::model::dtype::DType::F64,
+                    vec![r.embeddings.len(), dim],
+                    bytes,
+                )
+                .map_err(|e| ModelError::new(path, e.0))?;
+                return Ok(RecordedEmbeddings {
+                    embeddings,
+                    pooling,
+                });
+            }
+            Some(r) => why.push(format!("{}: {}", r.name, r.message)),
+            None => why.push(format!("{}: did not run", b.name())),
+        }
+    }
+    Err(ModelError::new(
+        path,
+        format!(
+            "no back end could embed texts with the model to record them ({})",
+            why.join("; ")
+        ),
+    )
+    .into())
 }
 
 /// [`record`] with the back end to try first named (the others follow).
@@ -803,6 +888,7 @@ pub fn record_with(
                     with,
                     inputs: set.inputs,
                     outputs,
+                    embeddings: None,
                 });
             }
             Err(e) => why.push(format!("{}: {e}", b.name())),
@@ -1447,6 +1533,10 @@ impl<'a> NewProject<'a> {
                 .map_err(self.about_tensor())?;
             files.push((path.into(), bytes));
         }
+        if let Some(e) = &self.rec.embeddings {
+            let bytes = e.embeddings.to_npy().map_err(self.about_tensor())?;
+            files.push(("tests/data/embeddings.npy".into(), bytes));
+        }
         Ok(())
     }
 
@@ -1496,6 +1586,8 @@ impl<'a> NewProject<'a> {
             lib_name => code(&self.crate_name.replace('-', "_")),
             sample_ids => code(&sample_ids(rec)),
             embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
+            pooling => rec.embeddings.as_ref().map(|e| code(e.pooling)),
+            test_texts => code(&format!("[{}]", FASTEMBED_TEST_TEXTS.map(crate::escape::rust_str).join(", "))),
             model_path => self.model_ref.clone(),
             model_stem => Path::new(model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
             prepared_from => original_ref,
@@ -1873,6 +1965,7 @@ mod tests {
                 gpu => HOSTILE, check_backend => HOSTILE, libtorch => HOSTILE,
                 check_flags => vec![HOSTILE], lib_name => code("app"), sample_ids => code("[[1u32]]"),
                 embedding_dim => 4, model_path => HOSTILE, model_stem => HOSTILE,
+                pooling => code("Mean"), test_texts => code("[\"a\"]"),
                 model_file => HOSTILE, model_expr => code(&model_expr(HOSTILE, None)),
                 inputs => vec![io(2), io(0)], arch => code(arch), weights => vec![HOSTILE, HOSTILE],
                 bert_defaults => code("{}"), versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),

@@ -15,3 +15,4 @@ mod never_panic;
 mod prepare;
 mod scaffold;
 mod snapshots;
+mod text;

@@ -12,6 +12,11 @@ pub const FIXTURE_PACKAGES: &[&str] = &[
     "safetensors==0.8.0",
     "gguf==0.19.0",
     "torch==2.13.0",
+    // The encoders of the candle and sentence-embedding fixtures, their tokenizers, and the
+    // reference embeddings (ONNX Runtime) check --text is compared with.
+    "transformers==4.57.6",
+    "tokenizers==0.22.1",
+    "onnxruntime==1.31.1",
 ];
 
 /// What the benchmarks time.
