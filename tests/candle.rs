@@ -431,3 +431,56 @@ fn decide_probes_candle_on_onnx() {
     let probe = v["evidence"]["probe"]["candle"].to_string();
     assert!(probe.contains("GlobalAveragePool"), "{v}");
 }
+
+/// A sentence-transformers directory (safetensors, tokenizer, 1_Pooling) embeds text on candle as
+/// the reference made from its ONNX export with Python's tokenizers, ONNX Runtime and numpy
+/// (fixtures/embed-text), and as ort does on that export (`--pair`).
+#[test]
+fn a_sentence_transformers_directory_embeds_text_on_candle() {
+    let dir = fixtures().join("embed-st");
+    let reference = |f: &str| fixtures().join("embed-text").join(f);
+    let (code, v) = check_json(&[
+        dir.to_str().unwrap(),
+        "--backend",
+        "candle",
+        "--expected",
+        reference("mean.npz").to_str().unwrap(),
+    ]);
+    let m = &v["models"][0];
+    assert_eq!(code, 0, "{m}");
+    let c = backend(m, "candle");
+    assert_eq!(c["texts"].as_array().unwrap().len(), 3, "built-in texts: {c}");
+    assert_eq!(m["embedding"]["pooling_from"], "1_Pooling/config.json");
+    assert_eq!(m["embedding"]["dim"], 16);
+    assert!(m["embedding"].get("fastembed_accepts").is_none(), "not ONNX: {m}");
+    let vs_expected = m["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["left"] == "candle" && c["right"] == "expected")
+        .unwrap();
+    assert_eq!(vs_expected["pass"], true, "{vs_expected}");
+
+    // Texts given, against the ONNX export on ort: the padded batch is masked on both.
+    let twin = fixtures().join("embed/model.onnx");
+    let (code, v) = check_json(&[
+        dir.to_str().unwrap(),
+        "--backend",
+        "candle",
+        "--pair",
+        twin.to_str().unwrap(),
+        "--text",
+        "the model runs",
+        "--text",
+        "small text in rust fast",
+    ]);
+    let m = &v["models"][0];
+    assert_eq!(code, 0, "{m}");
+    let pair = m["comparisons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["output"] == "embeddings" && c["right"] == "ort:pair")
+        .unwrap_or_else(|| panic!("no candle vs ort:pair embeddings: {m}"));
+    assert_eq!(pair["pass"], true, "{pair}");
+}

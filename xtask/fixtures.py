@@ -836,6 +836,34 @@ def embed_fixture():
                                     "last_hidden_state": dyn})
 
 
+def embed_st_fixture():
+    """The embedding fixture's encoder as a sentence-transformers directory, for candle: the same
+    BERT (same seed) saved by transformers as model.safetensors + config.json, the tokenizer
+    files, modules.json and 1_Pooling/config.json (mean pooling). check --text on candle is
+    compared with the reference embeddings of embed-text/, made from the ONNX export."""
+    import shutil
+
+    d = os.path.join(OUT, "embed-st")
+    os.makedirs(os.path.join(d, "1_Pooling"), exist_ok=True)
+    for f in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(os.path.join(OUT, "embed", f), os.path.join(d, f))
+    vocab = json.load(open(os.path.join(OUT, "embed", "config.json")))["vocab_size"]
+    cfg, bert = random_bert(23, vocab_size=vocab, hidden_size=16, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=32, max_position_embeddings=32)
+    cfg.architectures = ["BertModel"]
+    bert.save_pretrained(d, safe_serialization=True)
+    with open(os.path.join(d, "1_Pooling", "config.json"), "w") as f:
+        json.dump({"word_embedding_dimension": 16, "pooling_mode_cls_token": False,
+                   "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False,
+                   "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
+                   "pooling_mode_lasttoken": False, "include_prompt": True}, f, indent=2)
+    with open(os.path.join(d, "modules.json"), "w") as f:
+        json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+                   {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}],
+                  f, indent=2)
+
+
 # check's built-in texts (src/check/text.rs, DEFAULT_TEXTS) and a set of texts in the fixture's
 # vocabulary.
 DEFAULT_TEXTS = ["A man is playing a guitar.", "A man plays the guitar.", "The stock market fell sharply today."]
@@ -1348,6 +1376,7 @@ if __name__ == "__main__":
     candle_fixtures()
     embed_fixture()
     embed_text_fixtures()
+    embed_st_fixture()
     unsupported_op_fixture()
     dynamic_reshape_fixture()
     reference_outputs()

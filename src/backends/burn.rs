@@ -29,6 +29,20 @@ fn harness_dir() -> PathBuf {
     crate::check::cache::tool_dir("burn-harness")
 }
 
+/// Whether burn's crates are compiled in the harnesses' target directory: a new harness then
+/// builds in seconds (its generated model only) instead of minutes (`init` records a burn
+/// project's outputs with burn only then).
+pub fn is_warm() -> bool {
+    let deps = target_dir(&harness_dir()).join("debug").join("deps");
+    std::fs::read_dir(deps).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("libburn-") && name.ends_with(".rlib")
+        })
+    })
+}
+
 /// A harness built for one model and input signature: its crate and binary.
 struct Harness {
     krate: PathBuf,

@@ -262,12 +262,30 @@ enum Model {
 struct CandleLoaded {
     model: Model,
     vocab: usize,
+    /// BERT's `type_vocab_size` (segment ids below it); 2 elsewhere.
+    type_vocab: usize,
 }
 
+/// The token ids: the input named `input_ids`, else the first.
 fn ids_tensor(inputs: &[Named], vocab: usize) -> Result<Tensor, BackendError> {
-    let (name, t) = inputs
-        .first()
+    let named = inputs.iter().find(|(n, _)| n == "input_ids");
+    let (name, t) = named
+        .or(inputs.first())
         .ok_or_else(|| BackendError::Failed("no input_ids given".into()))?;
+    integer_tensor(name, t, vocab)
+}
+
+/// A BERT's other token inputs, by name (text in gives them): `attention_mask`, `token_type_ids`.
+fn token_tensor(inputs: &[Named], name: &str, bound: usize) -> Result<Option<Tensor>, BackendError> {
+    inputs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(n, t)| integer_tensor(n, t, bound))
+        .transpose()
+}
+
+/// An integer [batch, sequence] input as u32 ids, each below `bound`.
+fn integer_tensor(name: &str, t: &HostTensor, vocab: usize) -> Result<Tensor, BackendError> {
     if t.shape.len() != 2 {
         return Err(BackendError::Failed(format!(
             "input `{name}` must be token ids [batch, sequence], not {}",
@@ -320,8 +338,13 @@ impl Loaded for CandleLoaded {
         let ids = ids_tensor(inputs, self.vocab)?;
         match &mut self.model {
             Model::Bert(m) => {
-                let types = ids.zeros_like().map_err(failed)?;
-                let hidden = m.forward(&ids, &types, None).map_err(failed)?;
+                // Synthetic inputs are ids only: no padding, one segment.
+                let types = match token_tensor(inputs, "token_type_ids", self.type_vocab)? {
+                    Some(t) => t,
+                    None => ids.zeros_like().map_err(failed)?,
+                };
+                let mask = token_tensor(inputs, "attention_mask", 2)?;
+                let hidden = m.forward(&ids, &types, mask.as_ref()).map_err(failed)?;
                 let pooled = hidden.mean(1).map_err(failed)?;
                 Ok(vec![
                     ("last_hidden_state".into(), host(&hidden)?),
@@ -395,7 +418,17 @@ fn load_safetensors(path: &Path) -> Result<(CandleLoaded, LoadNotes), BackendErr
             Model::Llama(m, cfg)
         }
     };
-    Ok((CandleLoaded { model, vocab }, notes))
+    let type_vocab = config["type_vocab_size"]
+        .as_u64()
+        .map_or(2, |t| t as usize);
+    Ok((
+        CandleLoaded {
+            model,
+            vocab,
+            type_vocab,
+        },
+        notes,
+    ))
 }
 
 fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(CandleLoaded, LoadNotes), BackendError> {
@@ -444,6 +477,7 @@ fn load_gguf(path: &Path, info: &ModelInfo) -> Result<(CandleLoaded, LoadNotes),
         CandleLoaded {
             model: Model::Quantized(model),
             vocab,
+            type_vocab: 2,
         },
         notes,
     ))

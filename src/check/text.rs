@@ -119,16 +119,22 @@ pub fn has_tokenizer(model: &Path) -> bool {
     files_dir(model).join("tokenizer.json").is_file()
 }
 
-/// Whether `check` takes the fastembed path on this model without `--text`: an ONNX graph whose
-/// inputs are all ones a tokenizer gives (token ids among them), with a tokenizer beside it.
+/// Whether `check` feeds this model text without `--text`: it has a tokenizer beside it and is an
+/// ONNX graph whose inputs are all ones a tokenizer gives (token ids among them — the fastembed
+/// path), or weights in a sentence-transformers directory (`1_Pooling/config.json`).
 pub fn is_text_encoder(model: &Path, info: &ModelInfo) -> bool {
-    info.format == Format::Onnx
-        && info.inputs.iter().any(|i| i.name == "input_ids")
-        && info
-            .inputs
-            .iter()
-            .all(|i| TOKEN_INPUTS.contains(&i.name.as_str()))
-        && has_tokenizer(model)
+    let fits = match info.format {
+        Format::Onnx => {
+            info.inputs.iter().any(|i| i.name == "input_ids")
+                && info
+                    .inputs
+                    .iter()
+                    .all(|i| TOKEN_INPUTS.contains(&i.name.as_str()))
+        }
+        Format::Safetensors => files_dir(model).join("1_Pooling/config.json").is_file(),
+        _ => false,
+    };
+    fits && has_tokenizer(model)
 }
 
 /// Reads a JSON file beside the model: `None` when it is not there.

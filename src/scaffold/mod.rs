@@ -751,12 +751,75 @@ pub fn record(
     inputs: &crate::check::inputs::InputOptions,
 ) -> Result<Recorded, ExpectedError> {
     // The back end that runs what the framework runs: its outputs are the ones to reproduce.
+    if framework == Framework::Burn && crate::backends::burn::is_warm() {
+        return record_burn(path, info, inputs);
+    }
     let preferred = crate::decide::row(framework).checked_by;
     let mut rec = record_with(path, info, preferred, inputs)?;
     if framework == Framework::Fastembed {
         rec.embeddings = Some(record_embeddings(path, preferred)?);
     }
     Ok(rec)
+}
+
+/// A burn project's outputs from burn itself (its harness warm: seconds), so that the project's
+/// test proves burn's own numbers — recorded only when they agree with tract's on the same
+/// inputs: a burn that computes something else, or cannot run the model, is refused here rather
+/// than scaffolded.
+fn record_burn(
+    path: &Path,
+    info: &ModelInfo,
+    inputs: &crate::check::inputs::InputOptions,
+) -> Result<Recorded, ExpectedError> {
+    let tract = record_with(path, info, "tract", inputs)?;
+    let burn = crate::backends::burn::Burn;
+    let version = burn
+        .availability()
+        .map_err(|e| ExpectedError::Usage(format!("recording with burn: {e}")))?;
+    let ran = crate::backends::guarded("burn", || {
+        burn.load(path, info, &tract.inputs, Device::Cpu)
+            .and_then(|(mut l, _)| l.run(&tract.inputs))
+    })
+    .map_err(|p| p.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let hint = "`cargo infer check --backend burn` shows it; choose another framework with --framework";
+    let outputs = ran.map_err(|e| {
+        ExpectedError::from(ModelError::new(
+            path,
+            format!("burn cannot run the model, so a burn project would not either: {e}"),
+        ))
+        .with_hint(hint)
+    })?;
+    let tol = crate::check::compare::ToleranceArgs::default();
+    for (name, want) in &tract.outputs {
+        let c = match outputs.iter().find(|(n, _)| n == name) {
+            Some((_, got)) => crate::check::compare::compare(("burn", got), (&tract.with, want), name, "recorded", &tol),
+            None => {
+                return Err(ExpectedError::from(ModelError::new(
+                    path,
+                    format!("burn's generated code gives no output `{name}`"),
+                ))
+                .with_hint(hint))
+            }
+        };
+        if !c.pass {
+            return Err(ExpectedError::from(ModelError::new(
+                path,
+                format!(
+                    "burn computes another `{name}` than {} on the same inputs ({}): a burn project would be wrong",
+                    tract.with,
+                    c.summary()
+                ),
+            ))
+            .with_hint(hint));
+        }
+    }
+    Ok(Recorded {
+        with: version.split(" (").next().unwrap_or(&version).to_string(),
+        inputs: tract.inputs,
+        outputs,
+        embeddings: None,
+    })
 }
 
 /// A fastembed project's reference embeddings: `check`'s fastembed path over

@@ -134,3 +134,42 @@ fn decide_probe_burn_excludes_burn_where_it_computes_differently() {
     assert_ne!(burn(&v)["verdict"], "excluded", "{v}");
     assert!(v["evidence"]["probe"].get("burn").is_none(), "{v}");
 }
+
+/// `init --framework burn` records the project's outputs with burn itself when its harness is
+/// warm (after burn agrees with tract on them), and refuses a model burn computes differently;
+/// with a cold harness it records with tract, and the project says which.
+#[test]
+fn init_for_burn_records_with_burn_when_its_harness_is_warm() {
+    // Warm: burn compiled in the shared target directory.
+    let (code, v) = check_burn("mlp.onnx", &[]);
+    assert_eq!(code, 0, "{v}");
+    let dir = tempfile::tempdir().unwrap();
+    let init = |model: &str, target: &std::path::Path, name: &str| {
+        cargo_infer()
+            .env("CARGO_TARGET_DIR", target)
+            .arg("init")
+            .arg(dir.path().join(name))
+            .arg("--model")
+            .arg(fixtures().join(model))
+            .args(["--framework", "burn"])
+            .output()
+            .unwrap()
+    };
+    let out = init("mlp.onnx", &shared_target(), "warm");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let readme = std::fs::read_to_string(dir.path().join("warm/README.md")).unwrap();
+    assert!(readme.contains("recorded with burn-onnx 0.22.0"), "{readme}");
+
+    // burn floors this MaxPool to nothing where tract keeps a pixel: no project is written.
+    let out = init("burn/maxpool_over_input.onnx", &shared_target(), "wrong");
+    let err = crate::common::one_line_error(&out, "init burn on a model burn computes differently");
+    assert!(err.contains("burn computes another"), "{err}");
+    assert!(!dir.path().join("wrong").exists());
+
+    // Cold (a target directory without burn): tract records, and the README says so.
+    let cold = tempfile::tempdir().unwrap();
+    let out = init("mlp.onnx", cold.path(), "cold");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let readme = std::fs::read_to_string(dir.path().join("cold/README.md")).unwrap();
+    assert!(readme.contains("recorded with tract-onnx"), "{readme}");
+}
