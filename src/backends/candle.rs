@@ -345,11 +345,14 @@ impl Loaded for CandleLoaded {
                 };
                 let mask = token_tensor(inputs, "attention_mask", 2)?;
                 let hidden = m.forward(&ids, &types, mask.as_ref()).map_err(failed)?;
-                let pooled = hidden.mean(1).map_err(failed)?;
-                Ok(vec![
-                    ("last_hidden_state".into(), host(&hidden)?),
-                    ("pooled".into(), host(&pooled)?),
-                ])
+                let mut outs = vec![("last_hidden_state".into(), host(&hidden)?)];
+                // Unpadded ids: their mean over the sequence. With a mask (text in, padded to
+                // the longest text) pooling is the check's, over the tokens the mask keeps.
+                if mask.is_none() {
+                    let pooled = hidden.mean(1).map_err(failed)?;
+                    outs.push(("pooled".into(), host(&pooled)?));
+                }
+                Ok(outs)
             }
             Model::Llama(m, cfg) => {
                 let mut cache =
@@ -397,7 +400,7 @@ fn load_safetensors(path: &Path) -> Result<(CandleLoaded, LoadNotes), BackendErr
                 .map_err(|e| BackendError::Failed(format!("config.json: {e}")))?;
             let vb = if prefix.is_empty() { vb } else { vb.pp("bert") };
             notes.notes.push(format!(
-                "bound to candle's BERT ({} layers, hidden {}); outputs last_hidden_state and its mean over the sequence",
+                "bound to candle's BERT ({} layers, hidden {}); outputs last_hidden_state, and its mean over the sequence when no attention_mask is given",
                 cfg.num_hidden_layers, cfg.hidden_size
             ));
             Model::Bert(bert::BertModel::load(vb, &cfg).map_err(failed)?)
