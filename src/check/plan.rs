@@ -640,6 +640,20 @@ mod tests {
         assert!(o.inputs.expected_files.is_empty());
         assert_eq!(o.inputs.expected, Some(PathBuf::from("e.npz")));
 
+        // Texts, as --text; the flag's replace them.
+        let d3 = parse_declared(
+            manifest,
+            &serde_json::json!([{"path": "e.onnx", "text": ["a sentence", "another"]}]),
+        )
+        .unwrap();
+        let o = d3[0].options(Path::new("/p"), &Flags::default()).unwrap();
+        assert_eq!(o.texts, ["a sentence", "another"]);
+        let flags = Flags {
+            text: vec!["mine".into()],
+            ..Flags::default()
+        };
+        assert_eq!(d3[0].options(Path::new("/p"), &flags).unwrap().texts, ["mine"]);
+
         let e = parse_declared(
             manifest,
             &serde_json::json!([{"path": "a.onnx", "atoll": 1}]),

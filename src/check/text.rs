@@ -302,10 +302,13 @@ pub struct Encoded {
 impl TextTokenizer {
     /// Tokenises `texts` as one batch (with the special tokens the model's template adds).
     pub fn encode(&self, texts: &[String]) -> Result<Encoded, InputError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(texts.to_vec(), true)
-            .map_err(|e| InputError::Model(format!("the tokenizer failed on the texts: {e}")))?;
+        let failed = |e: String| InputError::Model(format!("the tokenizer failed on the texts: {e}"));
+        // A hostile tokenizer.json may lead the library to a panic: the file's failure, not ours.
+        let encodings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.tokenizer.encode_batch(texts.to_vec(), true)
+        }))
+        .map_err(|_| failed("the tokenizers library panicked".into()))?
+        .map_err(|e| failed(e.to_string()))?;
         let len = encodings.iter().map(|e| e.len()).max().unwrap_or(0);
         let mut out = Encoded {
             ids: Vec::new(),

@@ -263,6 +263,11 @@ pub struct Evidence {
     pub trivial: Result<String, model::trivial::NotTrivial>,
     /// A sentence-embedding encoder (token ids in, embeddings out), which fastembed runs.
     pub embedding: bool,
+    /// An encoder's files as fastembed would read them: why it would refuse them (no tokenizer
+    /// beside the model, settings missing from its files, inputs it does not feed, a pooling it
+    /// lacks); empty when it takes them or the model is no encoder.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fastembed_refusals: Vec<String>,
     /// `--probe`: a real load on each back end available here.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub probe: BTreeMap<Framework, Result<String, String>>,
@@ -412,6 +417,22 @@ fn trivial_for_emit(info: &ModelInfo) -> Result<String, model::trivial::NotTrivi
     Ok(verdict)
 }
 
+/// Why fastembed would refuse an encoder and the files beside it, as `check` judges them (nothing
+/// is run: the tokenizer is loaded and its settings read).
+fn fastembed_refusals(info: &ModelInfo) -> Vec<String> {
+    use crate::check::text;
+    let path = Path::new(&info.path);
+    let mut why = match text::tokenizer(path) {
+        Ok(t) => t.fastembed_refusals,
+        Err(e) => return vec![e.to_string()],
+    };
+    match text::pooling(path) {
+        Ok(p) => why.extend(text::fastembed_refusals(info, &p)),
+        Err(e) => why.push(e.to_string()),
+    }
+    why
+}
+
 /// Gathers what `decide` measures on a model without running it (the tract load and `--probe` are
 /// added by [`decide_model`]).
 pub fn gather_evidence(info: &ModelInfo) -> Evidence {
@@ -442,6 +463,11 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
         ort_version_problem,
         trivial: trivial_for_emit(info),
         embedding: is_embedding(info),
+        fastembed_refusals: if is_embedding(info) {
+            fastembed_refusals(info)
+        } else {
+            Vec::new()
+        },
         probe: BTreeMap::new(),
         tract_load: None,
     }
@@ -729,6 +755,15 @@ pub const RULES: &[Rule] = &[
         constraint: false,
         when: |x| !x.e.embedding,
         effect: Effect::Exclude(&[F::Fastembed]),
+    },
+    Rule {
+        id: "X-FASTEMBED-FILES",
+        says: "fastembed must take the encoder's tokenizer files, inputs and pooling",
+        constraint: false,
+        when: |x| x.e.embedding && !x.e.fastembed_refusals.is_empty(),
+        effect: Effect::ExcludeBy(|x| {
+            vec![(Framework::Fastembed, x.e.fastembed_refusals.join("; "))]
+        }),
     },
     Rule {
         id: "X-LOAD",
@@ -1252,6 +1287,7 @@ mod tests {
                 "node `conv`: operator Conv".into(),
             ])),
             embedding: false,
+            fastembed_refusals: Vec::new(),
             probe: BTreeMap::new(),
             tract_load: Some(TractLoad::Loaded {
                 ms: 1.0,

@@ -116,9 +116,9 @@ const CASES: &[Case] = &[
         &["S-LLM"],
         &[],
     ),
-    // Sentence-embedding encoder → fastembed-rs.
+    // Sentence-embedding encoder (with the tokenizer files fastembed reads) → fastembed-rs.
     (
-        "transformer.onnx",
+        "embed/model.onnx",
         &[],
         "fastembed",
         &["S-EMBEDDING"],
@@ -220,8 +220,17 @@ fn hard_exclusions_name_their_rule() {
     for f in ["tract", "candle", "tch", "burn", "custom"] {
         assert_eq!(ranked(&v, f)["verdict"], "excluded", "{f}");
     }
-    // Operator coverage is measured on the model: the transformer's com.microsoft::Gelu.
+    // An encoder without a tokenizer beside it: fastembed could not load it, so it is not chosen.
     let (_, v, _) = decide("transformer.onnx", &[], None);
+    let f = ranked(&v, "fastembed");
+    assert_eq!(f["verdict"], "excluded", "{f}");
+    assert!(
+        f["reasons"].to_string().contains("X-FASTEMBED-FILES")
+            && f["reasons"].to_string().contains("no tokenizer.json"),
+        "{f}"
+    );
+    assert_ne!(v["choice"], "fastembed");
+    // Operator coverage is measured on the model: the transformer's com.microsoft::Gelu.
     assert!(
         ranked(&v, "candle")["reasons"]
             .to_string()
