@@ -463,7 +463,8 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
         ort_version_problem,
         trivial: trivial_for_emit(info),
         embedding: is_embedding(info),
-        fastembed_refusals: if is_embedding(info) {
+        // fastembed reads ONNX only (other formats are X-FORMAT's).
+        fastembed_refusals: if is_embedding(info) && info.format == Format::Onnx {
             fastembed_refusals(info)
         } else {
             Vec::new()
