@@ -450,10 +450,17 @@ fn a_sentence_transformers_directory_embeds_text_on_candle() {
     let m = &v["models"][0];
     assert_eq!(code, 0, "{m}");
     let c = backend(m, "candle");
-    assert_eq!(c["texts"].as_array().unwrap().len(), 3, "built-in texts: {c}");
+    assert_eq!(
+        c["texts"].as_array().unwrap().len(),
+        3,
+        "built-in texts: {c}"
+    );
     assert_eq!(m["embedding"]["pooling_from"], "1_Pooling/config.json");
     assert_eq!(m["embedding"]["dim"], 16);
-    assert!(m["embedding"].get("fastembed_accepts").is_none(), "not ONNX: {m}");
+    assert!(
+        m["embedding"].get("fastembed_accepts").is_none(),
+        "not ONNX: {m}"
+    );
     let vs_expected = m["comparisons"]
         .as_array()
         .unwrap()
@@ -481,7 +488,9 @@ fn a_sentence_transformers_directory_embeds_text_on_candle() {
         .iter()
         .find(|c| {
             let sides = [&c["left"], &c["right"]];
-            c["output"] == "embeddings" && sides.contains(&&Value::from("candle")) && sides.contains(&&Value::from("ort"))
+            c["output"] == "embeddings"
+                && sides.contains(&&Value::from("candle"))
+                && sides.contains(&&Value::from("ort"))
         })
         .unwrap_or_else(|| panic!("no candle vs ort embeddings: {m}"));
     assert_eq!(pair["pass"], true, "{pair}");

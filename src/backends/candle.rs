@@ -276,7 +276,11 @@ fn ids_tensor(inputs: &[Named], vocab: usize) -> Result<Tensor, BackendError> {
 }
 
 /// A BERT's other token inputs, by name (text in gives them): `attention_mask`, `token_type_ids`.
-fn token_tensor(inputs: &[Named], name: &str, bound: usize) -> Result<Option<Tensor>, BackendError> {
+fn token_tensor(
+    inputs: &[Named],
+    name: &str,
+    bound: usize,
+) -> Result<Option<Tensor>, BackendError> {
     inputs
         .iter()
         .find(|(n, _)| n == name)
@@ -421,9 +425,7 @@ fn load_safetensors(path: &Path) -> Result<(CandleLoaded, LoadNotes), BackendErr
             Model::Llama(m, cfg)
         }
     };
-    let type_vocab = config["type_vocab_size"]
-        .as_u64()
-        .map_or(2, |t| t as usize);
+    let type_vocab = config["type_vocab_size"].as_u64().map_or(2, |t| t as usize);
     Ok((
         CandleLoaded {
             model,

@@ -604,9 +604,18 @@ fn text_data_set(
     report.notes.push(format!(
         "{} text(s){}; {}; pooled by {} ({}), L2-normalised as fastembed does",
         texts.len(),
-        if opts.texts.is_empty() { " (built in: a sentence, its paraphrase, an unrelated one)" } else { "" },
+        if opts.texts.is_empty() {
+            " (built in: a sentence, its paraphrase, an unrelated one)"
+        } else {
+            ""
+        },
         tok.settings,
-        pooling.modes.iter().map(|p| p.name()).collect::<Vec<_>>().join("+"),
+        pooling
+            .modes
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join("+"),
         pooling.source
     ));
     let mut refusals = tok.fastembed_refusals.clone();
@@ -679,7 +688,10 @@ fn embed_runs(t: &TextPlan, runs: &Runs, opts: &CheckOptions, report: &mut Model
                 let flat: Vec<f32> = e.iter().flatten().map(|v| *v as f32).collect();
                 pooled.push((
                     label.clone(),
-                    vec![("embeddings".into(), HostTensor::from_f32(vec![rows, dim], &flat))],
+                    vec![(
+                        "embeddings".into(),
+                        HostTensor::from_f32(vec![rows, dim], &flat),
+                    )],
                 ));
                 facts.get_or_insert_with(|| text::EmbeddingFacts {
                     dim,

@@ -652,7 +652,10 @@ mod tests {
             text: vec!["mine".into()],
             ..Flags::default()
         };
-        assert_eq!(d3[0].options(Path::new("/p"), &flags).unwrap().texts, ["mine"]);
+        assert_eq!(
+            d3[0].options(Path::new("/p"), &flags).unwrap().texts,
+            ["mine"]
+        );
 
         let e = parse_declared(
             manifest,

@@ -192,7 +192,10 @@ fn embedding_lines(out: &mut String, e: &super::text::EmbeddingFacts, style: Sty
     }
     match e.fastembed_accepts {
         Some(true) => {
-            let _ = writeln!(out, "      fastembed: takes the model and its tokenizer files");
+            let _ = writeln!(
+                out,
+                "      fastembed: takes the model and its tokenizer files"
+            );
         }
         Some(false) => {
             let _ = writeln!(

@@ -302,7 +302,8 @@ pub struct Encoded {
 impl TextTokenizer {
     /// Tokenises `texts` as one batch (with the special tokens the model's template adds).
     pub fn encode(&self, texts: &[String]) -> Result<Encoded, InputError> {
-        let failed = |e: String| InputError::Model(format!("the tokenizer failed on the texts: {e}"));
+        let failed =
+            |e: String| InputError::Model(format!("the tokenizer failed on the texts: {e}"));
         // A hostile tokenizer.json may lead the library to a panic: the file's failure, not ours.
         let encodings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.tokenizer.encode_batch(texts.to_vec(), true)
@@ -367,9 +368,7 @@ pub fn text_inputs(
             }
         }
     }
-    let positions: Vec<u32> = (0..enc.rows)
-        .flat_map(|_| 0..enc.len as u32)
-        .collect();
+    let positions: Vec<u32> = (0..enc.rows).flat_map(|_| 0..enc.len as u32).collect();
     names
         .into_iter()
         .map(|(name, dtype)| {
@@ -381,7 +380,10 @@ pub fn text_inputs(
             };
             let values: Vec<f64> = values.iter().map(|v| f64::from(*v)).collect();
             let data = crate::tensor::number_bytes(dtype, &values).ok_or_else(|| {
-                InputError::Model(format!("text input: `{name}` cannot hold token data as {}", dtype.name()))
+                InputError::Model(format!(
+                    "text input: `{name}` cannot hold token data as {}",
+                    dtype.name()
+                ))
             })?;
             let t = HostTensor::from_bytes(dtype, vec![enc.rows, enc.len], data)
                 .map_err(|e| InputError::Model(e.0))?;
@@ -418,10 +420,12 @@ pub fn embeddings(
     pooling: &[Pool],
 ) -> Result<Vec<Vec<f64>>, String> {
     let (name, t) = output;
-    let values = t
-        .to_f64()
-        .filter(|_| t.is_float())
-        .ok_or_else(|| format!("output `{name}` is {}, not a float tensor to pool", t.dtype_name()))?;
+    let values = t.to_f64().filter(|_| t.is_float()).ok_or_else(|| {
+        format!(
+            "output `{name}` is {}, not a float tensor to pool",
+            t.dtype_name()
+        )
+    })?;
     let pooled: Vec<Vec<f64>> = match t.shape[..] {
         [n, width] if n == rows => values.chunks(width.max(1)).map(<[f64]>::to_vec).collect(),
         [n, seq, width] if n == rows && seq > 0 && mask.len() == rows * seq => (0..rows)
@@ -449,7 +453,10 @@ pub fn embeddings(
             if !norm.is_finite() || v.iter().any(|x| !x.is_finite()) {
                 Err(format!("the embedding of text {} is not finite", r + 1))
             } else if norm == 0.0 {
-                Err(format!("the embedding of text {} is all zeros: it has no direction", r + 1))
+                Err(format!(
+                    "the embedding of text {} is all zeros: it has no direction",
+                    r + 1
+                ))
             } else {
                 Ok(v.iter().map(|x| x / norm).collect())
             }
@@ -468,7 +475,9 @@ fn pool(mode: Pool, tokens: &[f64], keep: &[u32], width: usize) -> Vec<f64> {
                 *s += weight(i) * x;
             }
         }
-        sum.iter().map(|s| s / divide.max(1e-9)).collect::<Vec<f64>>()
+        sum.iter()
+            .map(|s| s / divide.max(1e-9))
+            .collect::<Vec<f64>>()
     };
     let count = kept.len() as f64;
     match mode {
@@ -552,7 +561,9 @@ pub fn fastembed_refusals(info: &ModelInfo, pooling: &Pooling) -> Vec<String> {
     }
     for need in ["input_ids", "attention_mask"] {
         if !info.inputs.iter().any(|i| i.name == need) {
-            out.push(format!("the model has no `{need}` input, which fastembed always feeds"));
+            out.push(format!(
+                "the model has no `{need}` input, which fastembed always feeds"
+            ));
         }
     }
     for i in &info.inputs {
@@ -562,7 +573,10 @@ pub fn fastembed_refusals(info: &ModelInfo, pooling: &Pooling) -> Vec<String> {
     }
     match pooling.modes[..] {
         [Pool::Cls | Pool::Mean] => {}
-        [other] => out.push(format!("fastembed pools by cls or mean, not {}", other.name())),
+        [other] => out.push(format!(
+            "fastembed pools by cls or mean, not {}",
+            other.name()
+        )),
         _ => out.push("fastembed pools one way, not a concatenation of several".into()),
     }
     out
@@ -615,7 +629,10 @@ mod tests {
     #[test]
     fn fastembed_chooses_the_only_output_then_by_name() {
         let a = f32s(vec![1, 2], &[1.0, 0.0]);
-        assert_eq!(chosen_output(std::slice::from_ref(&a)).unwrap().0, "last_hidden_state");
+        assert_eq!(
+            chosen_output(std::slice::from_ref(&a)).unwrap().0,
+            "last_hidden_state"
+        );
         let other = ("logits".to_string(), HostTensor::from_f32(vec![1], &[0.0]));
         let two = [other.clone(), a];
         assert_eq!(chosen_output(&two).unwrap().0, "last_hidden_state");

@@ -732,7 +732,8 @@ pub struct Recorded {
 }
 
 /// The texts a fastembed project's test embeds: the same sentence twice, and another.
-pub const FASTEMBED_TEST_TEXTS: [&str; 3] = ["the model runs", "the model runs", "small text in rust"];
+pub const FASTEMBED_TEST_TEXTS: [&str; 3] =
+    ["the model runs", "the model runs", "small text in rust"];
 
 /// What `check`'s fastembed path made of [`FASTEMBED_TEST_TEXTS`].
 pub struct RecordedEmbeddings {
@@ -782,7 +783,8 @@ fn record_burn(
     })
     .map_err(|p| p.to_string())
     .and_then(|r| r.map_err(|e| e.to_string()));
-    let hint = "`cargo infer check --backend burn` shows it; choose another framework with --framework";
+    let hint =
+        "`cargo infer check --backend burn` shows it; choose another framework with --framework";
     let outputs = ran.map_err(|e| {
         ExpectedError::from(ModelError::new(
             path,
@@ -793,7 +795,13 @@ fn record_burn(
     let tol = crate::check::compare::ToleranceArgs::default();
     for (name, want) in &tract.outputs {
         let c = match outputs.iter().find(|(n, _)| n == name) {
-            Some((_, got)) => crate::check::compare::compare(("burn", got), (&tract.with, want), name, "recorded", &tol),
+            Some((_, got)) => crate::check::compare::compare(
+                ("burn", got),
+                (&tract.with, want),
+                name,
+                "recorded",
+                &tol,
+            ),
             None => {
                 return Err(ExpectedError::from(ModelError::new(
                     path,
@@ -852,13 +860,18 @@ fn record_embeddings(path: &Path, preferred: &str) -> Result<RecordedEmbeddings,
     let mut order: Vec<&dyn Backend> = all.iter().map(|b| b.as_ref()).collect();
     order.sort_by_key(|b| b.name() != preferred);
     let mut why = Vec::new();
-    for b in order.into_iter().filter(|b| b.formats().contains(&Format::Onnx)) {
+    for b in order
+        .into_iter()
+        .filter(|b| b.formats().contains(&Format::Onnx))
+    {
         let report = crate::check::check_model(path, &[(b, true)], &opts);
         if report.status == crate::check::ModelStatus::Error {
             return Err(ModelError::new(path, report.message).into());
         }
         match report.backends.iter().find(|r| r.name == b.name()) {
-            Some(r) if r.status == crate::check::BackendStatus::Pass && !r.embeddings.is_empty() => {
+            Some(r)
+                if r.status == crate::check::BackendStatus::Pass && !r.embeddings.is_empty() =>
+            {
                 let dim = r.embeddings[0].len();
                 let flat: Vec<f64> = r.embeddings.iter().flatten().copied().collect();
                 let bytes = crate::tensor::number_bytes(crate::model::dtype::DType::F64, &flat)

@@ -156,9 +156,16 @@ fn init_for_burn_records_with_burn_when_its_harness_is_warm() {
             .unwrap()
     };
     let out = init("mlp.onnx", &shared_target(), "warm");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let readme = std::fs::read_to_string(dir.path().join("warm/README.md")).unwrap();
-    assert!(readme.contains("recorded with burn-onnx 0.22.0"), "{readme}");
+    assert!(
+        readme.contains("recorded with burn-onnx 0.22.0"),
+        "{readme}"
+    );
 
     // burn floors this MaxPool to nothing where tract keeps a pixel: no project is written.
     let out = init("burn/maxpool_over_input.onnx", &shared_target(), "wrong");
@@ -169,7 +176,11 @@ fn init_for_burn_records_with_burn_when_its_harness_is_warm() {
     // Cold (a target directory without burn): tract records, and the README says so.
     let cold = tempfile::tempdir().unwrap();
     let out = init("mlp.onnx", cold.path(), "cold");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let readme = std::fs::read_to_string(dir.path().join("cold/README.md")).unwrap();
     assert!(readme.contains("recorded with tract-onnx"), "{readme}");
 }

@@ -152,7 +152,11 @@ fn sentence_transformers_pooling_config_is_honoured() {
 
 #[test]
 fn texts_given_are_embedded_and_reported() {
-    let texts = ["the model runs", "the model runs fast", "small text in rust"];
+    let texts = [
+        "the model runs",
+        "the model runs fast",
+        "small text in rust",
+    ];
     let mut args = vec![model()];
     for t in texts {
         args.extend(["--text".to_string(), t.to_string()]);
@@ -166,13 +170,12 @@ fn texts_given_are_embedded_and_reported() {
     assert_eq!(comparison(m, "ort", "expected")["pass"], true);
 
     // People read the width, the pooling, the paraphrase check and fastembed's view.
-    let out = cargo_infer()
-        .arg("check")
-        .args(&argv)
-        .output()
-        .unwrap();
+    let out = cargo_infer().arg("check").args(&argv).output().unwrap();
     let human = String::from_utf8_lossy(&out.stdout);
-    assert!(human.contains("embeddings: 16 wide from `last_hidden_state`, mean pooling"), "{human}");
+    assert!(
+        human.contains("embeddings: 16 wide from `last_hidden_state`, mean pooling"),
+        "{human}"
+    );
     assert!(human.contains("paraphrase check: cosine"), "{human}");
     assert!(human.contains("fastembed: takes the model"), "{human}");
 
@@ -212,7 +215,10 @@ fn text_without_a_tokenizer_or_with_a_bad_one_is_an_error_naming_it() {
     ]);
     let m = &v["models"][0];
     assert_eq!(code, 2, "{m}");
-    assert!(m["message"].as_str().unwrap().contains("no tokenizer.json"), "{m}");
+    assert!(
+        m["message"].as_str().unwrap().contains("no tokenizer.json"),
+        "{m}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let model = copy_of_embed(dir.path());
@@ -226,12 +232,24 @@ fn text_without_a_tokenizer_or_with_a_bad_one_is_an_error_naming_it() {
 
     // Text and inputs both: the user's mistake.
     let out = cargo_infer()
-        .args(["check", &model.display().to_string(), "--text", "a", "--input"])
+        .args([
+            "check",
+            &model.display().to_string(),
+            "--text",
+            "a",
+            "--input",
+        ])
         .arg(fixtures().join("check/mlp.inputs.npz"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     // Reference embeddings of another shape are a comparison that fails, not a crash.
-    let (code, _) = check_json(&[&self::model(), "--text", "rust", "--expected", &reference("mean.npz")]);
+    let (code, _) = check_json(&[
+        &self::model(),
+        "--text",
+        "rust",
+        "--expected",
+        &reference("mean.npz"),
+    ]);
     assert_eq!(code, 1);
 }
