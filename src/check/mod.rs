@@ -556,11 +556,16 @@ fn make_data_sets(
 }
 
 /// Whether the check feeds text: `--text` given, or a sentence encoder with a tokenizer beside it
-/// and no inputs given (the fastembed path, on [`text::DEFAULT_TEXTS`]; `--expected` then holds
-/// reference embeddings).
+/// and no inputs given (the fastembed path, on [`text::DEFAULT_TEXTS`]) — unless `--expected`
+/// holds the model's outputs rather than reference embeddings (a tensor `embeddings`).
 fn takes_text(path: &Path, info: &model::ModelInfo, opts: &CheckOptions) -> bool {
+    let holds_embeddings = |p: &PathBuf| {
+        inputs::read_tensor_file(p)
+            .is_ok_and(|t| t.iter().any(|(n, _)| n.as_deref() == Some("embeddings")))
+    };
     !opts.texts.is_empty()
         || (opts.inputs.given.is_empty()
+            && opts.inputs.expected.as_ref().is_none_or(holds_embeddings)
             && opts.inputs.expected_files.is_empty()
             && opts.pair.is_none()
             && text::is_text_encoder(path, info)
@@ -631,7 +636,9 @@ fn text_data_set(
         mask: enc.mask,
         pooling,
         expected,
-        fastembed_refusals: (sig_info.format == Format::Onnx).then_some(refusals),
+        // About the model's own file: a weights directory paired with its ONNX export is not
+        // what fastembed would load.
+        fastembed_refusals: (info.format == Format::Onnx).then_some(refusals),
     };
     Ok((sig_info, vec![set], Some(plan)))
 }
@@ -1061,7 +1068,15 @@ fn compare_prepared(plan: &ModelPlan, runs: &Runs, opts: &CheckOptions, report: 
 /// them alone (a disagreement between two back ends then fails the model, not both back ends);
 /// without, both sides of a disagreement fail.
 fn blame_backends(report: &mut ModelReport, sets: &[inputs::DataSet]) {
-    let has_expected = |set: &str| sets.iter().any(|s| s.name == set && s.expected.is_some());
+    // Expected outputs of the data set, or reference embeddings of a text check: anything the
+    // runs were compared with as `expected`.
+    let has_expected = |set: &str| {
+        sets.iter().any(|s| s.name == set && s.expected.is_some())
+            || report
+                .comparisons
+                .iter()
+                .any(|c| c.data_set == set && c.right == "expected")
+    };
     // A back end that agrees with another on this output is not the odd one out: with three or
     // more, the one that disagrees with all the others is blamed alone.
     let agrees = |who: &String, c: &Comparison| {

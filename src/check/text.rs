@@ -16,7 +16,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokenizers::{AddedToken, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{
+    AddedToken, PaddingParams, PaddingStrategy, PostProcessor, Tokenizer, TruncationParams,
+};
 
 use super::inputs::InputError;
 use crate::backends::Named;
@@ -120,16 +122,32 @@ pub fn has_tokenizer(model: &Path) -> bool {
 }
 
 /// Whether `check` feeds this model text without `--text`: it has a tokenizer beside it and is an
-/// ONNX graph whose inputs are all ones a tokenizer gives (token ids among them — the fastembed
-/// path), or weights in a sentence-transformers directory (`1_Pooling/config.json`).
+/// ONNX sentence encoder (the fastembed path) — its inputs all ones a tokenizer gives, token ids
+/// among them, taking any batch and length; the output fastembed would pick a float tensor of
+/// rank 2 or 3 that is no classifier's or language model's `logits`/`scores` — or weights in a
+/// sentence-transformers directory (`1_Pooling/config.json`).
 pub fn is_text_encoder(model: &Path, info: &ModelInfo) -> bool {
     let fits = match info.format {
         Format::Onnx => {
+            let any_length = |i: &crate::model::ValueSpec| {
+                i.shape.len() == 2
+                    && i.shape
+                        .iter()
+                        .all(|d| matches!(d, crate::model::Dim::Symbolic(_)))
+            };
+            let embeds = declared_output(info).is_some_and(|o| {
+                let name = o.name.to_ascii_lowercase();
+                (o.shape.len() == 2 || o.shape.len() == 3)
+                    && DType::from_name(&o.dtype).is_some_and(DType::is_float)
+                    && !name.contains("logit")
+                    && !name.contains("score")
+            });
             info.inputs.iter().any(|i| i.name == "input_ids")
                 && info
                     .inputs
                     .iter()
-                    .all(|i| TOKEN_INPUTS.contains(&i.name.as_str()))
+                    .all(|i| TOKEN_INPUTS.contains(&i.name.as_str()) && any_length(i))
+                && embeds
         }
         Format::Safetensors => files_dir(model).join("1_Pooling/config.json").is_file(),
         _ => false,
@@ -249,6 +267,18 @@ pub fn tokenizer(model: &Path) -> Result<TextTokenizer, InputError> {
         pad_id,
         ..Default::default()
     }));
+    let added = tok
+        .get_post_processor()
+        .map_or(0, |p| p.added_tokens(false));
+    if max_length <= added {
+        return Err(FileError::new(
+            &dir.join("tokenizer_config.json"),
+            format!(
+                "model_max_length {max_length} leaves no room for text beside the {added} special tokens the tokenizer adds"
+            ),
+        )
+        .into());
+    }
     tok.with_truncation(Some(TruncationParams {
         max_length,
         ..Default::default()
@@ -273,7 +303,12 @@ pub fn tokenizer(model: &Path) -> Result<TextTokenizer, InputError> {
 /// flag given.
 fn special_token(v: &serde_json::Value) -> Option<AddedToken> {
     if let Some(content) = v.as_str() {
-        return Some(AddedToken::from(content.to_string(), true));
+        // fastembed's: special, and normalized as `AddedToken::default()` is.
+        return Some(AddedToken {
+            content: content.to_string(),
+            special: true,
+            ..Default::default()
+        });
     }
     let flag = |k: &str| v[k].as_bool();
     Some(
@@ -392,6 +427,16 @@ pub fn text_inputs(
         .collect()
 }
 
+/// The declared output fastembed would pool (see [`chosen_output`]).
+fn declared_output(info: &ModelInfo) -> Option<&crate::model::ValueSpec> {
+    if let [only] = &info.outputs[..] {
+        return Some(only);
+    }
+    FASTEMBED_OUTPUTS
+        .iter()
+        .find_map(|want| info.outputs.iter().find(|o| o.name == *want))
+}
+
 /// The output fastembed pools: the only one, else the first of [`FASTEMBED_OUTPUTS`] there is.
 pub fn chosen_output(outputs: &[Named]) -> Result<&Named, String> {
     if let [only] = outputs {
@@ -426,6 +471,12 @@ pub fn embeddings(
             t.dtype_name()
         )
     })?;
+    if t.shape.last() == Some(&0) || t.numel() == 0 {
+        return Err(format!(
+            "output `{name}` is {}: nothing to embed",
+            t.describe()
+        ));
+    }
     let pooled: Vec<Vec<f64>> = match t.shape[..] {
         [n, width] if n == rows => values.chunks(width.max(1)).map(<[f64]>::to_vec).collect(),
         [n, seq, width] if n == rows && seq > 0 && mask.len() == rows * seq => (0..rows)
@@ -569,7 +620,24 @@ pub fn fastembed_refusals(info: &ModelInfo, pooling: &Pooling) -> Vec<String> {
     for i in &info.inputs {
         if !["input_ids", "attention_mask", "token_type_ids"].contains(&i.name.as_str()) {
             out.push(format!("fastembed does not feed the input `{}`", i.name));
+        } else if i.dtype != "int64" {
+            out.push(format!(
+                "the input `{}` is {}; fastembed feeds int64",
+                i.name, i.dtype
+            ));
         }
+    }
+    match declared_output(info) {
+        None => out.push(format!(
+            "fastembed takes the only output, else one named {}; the model has {}",
+            FASTEMBED_OUTPUTS.join(", "),
+            info.outputs.len()
+        )),
+        Some(o) if o.dtype != "float32" => out.push(format!(
+            "the output `{}` is {}; fastembed reads float32",
+            o.name, o.dtype
+        )),
+        Some(_) => {}
     }
     match pooling.modes[..] {
         [Pool::Cls | Pool::Mean] => {}
@@ -624,6 +692,23 @@ mod tests {
             .contains("not finite"));
         let wrong = f32s(vec![2, 2], &[1.0, 0.0, 1.0, 0.0]);
         assert!(embeddings(&wrong, &[1], 1, &[Pool::Mean]).is_err());
+        let empty = f32s(vec![1, 0], &[]);
+        assert!(embeddings(&empty, &[1], 1, &[Pool::Mean])
+            .unwrap_err()
+            .contains("nothing to embed"));
+    }
+
+    #[test]
+    fn special_tokens_are_added_as_fastembed_adds_them() {
+        // A string: special, normalized (AddedToken::default()'s), as fastembed builds it.
+        let t = special_token(&serde_json::json!("[MASK]")).unwrap();
+        assert!(t.special && t.normalized && !t.lstrip && !t.single_word);
+        let t = special_token(&serde_json::json!({"content": "<s>", "single_word": false,
+            "lstrip": true, "rstrip": false, "normalized": false}))
+        .unwrap();
+        assert!(t.special && t.lstrip && !t.normalized);
+        // An object without every flag is skipped, as fastembed skips it.
+        assert!(special_token(&serde_json::json!({"content": "<s>"})).is_none());
     }
 
     #[test]

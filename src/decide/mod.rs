@@ -422,6 +422,9 @@ fn trivial_for_emit(info: &ModelInfo) -> Result<String, model::trivial::NotTrivi
 fn fastembed_refusals(info: &ModelInfo) -> Vec<String> {
     use crate::check::text;
     let path = Path::new(&info.path);
+    if !text::has_tokenizer(path) {
+        return vec!["fastembed needs tokenizer.json next to the model".into()];
+    }
     let mut why = match text::tokenizer(path) {
         Ok(t) => t.fastembed_refusals,
         Err(e) => return vec![e.to_string()],

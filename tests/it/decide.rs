@@ -226,7 +226,9 @@ fn hard_exclusions_name_their_rule() {
     assert_eq!(f["verdict"], "excluded", "{f}");
     assert!(
         f["reasons"].to_string().contains("X-FASTEMBED-FILES")
-            && f["reasons"].to_string().contains("no tokenizer.json"),
+            && f["reasons"]
+                .to_string()
+                .contains("needs tokenizer.json next to the model"),
         "{f}"
     );
     assert_ne!(v["choice"], "fastembed");

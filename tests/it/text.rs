@@ -253,3 +253,91 @@ fn text_without_a_tokenizer_or_with_a_bad_one_is_an_error_naming_it() {
     ]);
     assert_eq!(code, 1);
 }
+
+/// The embedding fixture with its one output renamed (a classifier's `logits`, say).
+fn with_output_named(dir: &Path, name: &str) -> PathBuf {
+    use prost::Message;
+    let model = copy_of_embed(dir);
+    let mut proto =
+        tract_onnx::pb::ModelProto::decode(&std::fs::read(&model).unwrap()[..]).unwrap();
+    let graph = proto.graph.as_mut().unwrap();
+    let old = graph.output[0].name.clone();
+    graph.output[0].name = name.into();
+    for n in &mut graph.node {
+        for o in &mut n.output {
+            if *o == old {
+                *o = name.into();
+            }
+        }
+    }
+    std::fs::write(&model, proto.encode_to_vec()).unwrap();
+    model
+}
+
+#[test]
+fn only_sentence_encoders_take_the_text_path_unasked() {
+    // A model with a tokenizer whose output is `logits` (a classifier, a language model) keeps
+    // synthetic inputs; asked for text, it fails naming why.
+    let dir = tempfile::tempdir().unwrap();
+    let model = with_output_named(dir.path(), "logits");
+    let model = model.to_str().unwrap();
+    let (code, v) = check_json(&[model]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["models"][0]["data_sets"],
+        serde_json::json!(["synthetic"])
+    );
+    let (code, v) = check_json(&[model, "--text", "rust"]);
+    assert_eq!(code, 1, "{v}");
+    assert!(
+        backend(&v["models"][0], "tract")["message"]
+            .as_str()
+            .unwrap()
+            .contains("`logits`"),
+        "{v}"
+    );
+    // --expected holding the model's outputs (not `embeddings`) keeps synthetic inputs too.
+    let out = tempfile::tempdir().unwrap();
+    crate::common::write_npy(
+        &out.path().join("last_hidden_state.npy"),
+        &[1, 1, 16],
+        &[0.0; 16],
+    );
+    let (_, v) = check_json(&[&self::model(), "--expected", out.path().to_str().unwrap()]);
+    assert_eq!(
+        v["models"][0]["data_sets"],
+        serde_json::json!(["synthetic"]),
+        "{v}"
+    );
+}
+
+#[test]
+fn any_one_output_is_fastembeds_and_a_tokenizer_without_room_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = with_output_named(dir.path(), "features");
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--text", "rust"]);
+    // One output: fastembed takes it whatever its name.
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(
+        v["models"][0]["embedding"]["fastembed_accepts"], true,
+        "{v}"
+    );
+
+    // A model_max_length that leaves no room for [CLS] and [SEP]: the file's error, no panic.
+    let dir = tempfile::tempdir().unwrap();
+    let model = copy_of_embed(dir.path());
+    let config = dir.path().join("tokenizer_config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    c["model_max_length"] = 2.into();
+    std::fs::write(&config, c.to_string()).unwrap();
+    let (code, v) = check_json(&[model.to_str().unwrap(), "--text", "rust"]);
+    let m = &v["models"][0];
+    assert_eq!(code, 2, "{m}");
+    assert!(
+        m["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokenizer_config.json: model_max_length 2 leaves no room"),
+        "{m}"
+    );
+}
