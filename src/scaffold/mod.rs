@@ -265,6 +265,9 @@ pub struct Preflight {
     pub arch: &'static str,
     /// The safetensors files a candle model consists of; empty otherwise.
     pub weights: Vec<String>,
+    /// fastembed's name of the pooling a fastembed project uses (`Mean`, `Cls`: the model's
+    /// `1_Pooling/config.json`, else mean); empty for other frameworks.
+    pub pooling: &'static str,
 }
 
 /// Whether a framework's project can be made for this model (its format, the files it needs next
@@ -293,11 +296,41 @@ pub fn preflight(f: Framework, model: &Path, info: &ModelInfo) -> Result<Preflig
     } else {
         vec![]
     };
+    let pooling = if f == Framework::Fastembed {
+        fastembed_pooling(model)?
+    } else {
+        ""
+    };
     Ok(Preflight {
         companions: companions(f, model, info, &weights).map_err(about_model)?,
         arch,
         weights,
+        pooling,
     })
+}
+
+/// The pooling of a fastembed project, by fastembed's name: the model's own
+/// (`1_Pooling/config.json`), else mean. A pooling fastembed lacks is refused: the project would
+/// compute other embeddings than the model's.
+fn fastembed_pooling(model: &Path) -> Result<&'static str, ExpectedError> {
+    use crate::check::text::Pool;
+    let pooling = crate::check::text::pooling(model)?;
+    match pooling.modes[..] {
+        [Pool::Mean] => Ok("Mean"),
+        [Pool::Cls] => Ok("Cls"),
+        _ => {
+            let modes: Vec<&str> = pooling.modes.iter().map(|p| p.name()).collect();
+            Err(ModelError::new(
+                model,
+                format!(
+                    "fastembed pools by mean or cls, and {} says {}: a fastembed project would compute other embeddings",
+                    pooling.source,
+                    modes.join("+")
+                ),
+            )
+            .into())
+        }
+    }
 }
 
 /// Whether a framework's project of a model of this format holds the model's weight files
@@ -334,6 +367,7 @@ fn module_context(
         versions => VALIDATED.iter().map(|(k, v)| (*k, code(v))).collect::<std::collections::BTreeMap<_, _>>(),
         device => execution_provider(&d.constraints).map(code),
         ort_download => ort_download,
+        pooling => code(pre.pooling),
     }
 }
 
@@ -739,8 +773,6 @@ pub const FASTEMBED_TEST_TEXTS: [&str; 3] =
 pub struct RecordedEmbeddings {
     /// One L2-normalised embedding per text, `[texts, width]`.
     pub embeddings: HostTensor,
-    /// fastembed's name of the pooling (`Mean`, `Cls`).
-    pub pooling: &'static str,
 }
 
 /// Runs the model once to record what the project's test must reproduce, on the back end that
@@ -831,27 +863,9 @@ fn record_burn(
 }
 
 /// A fastembed project's reference embeddings: `check`'s fastembed path over
-/// [`FASTEMBED_TEST_TEXTS`] on `preferred` (else any back end that passes). A pooling fastembed
-/// lacks is refused: the project would compute something else.
+/// [`FASTEMBED_TEST_TEXTS`] on `preferred` (else any back end that passes); its pooling is the
+/// one [`preflight`] chose for the project.
 fn record_embeddings(path: &Path, preferred: &str) -> Result<RecordedEmbeddings, ExpectedError> {
-    use crate::check::text::Pool;
-    let pooling = crate::check::text::pooling(path)?;
-    let pooling = match pooling.modes[..] {
-        [Pool::Mean] => "Mean",
-        [Pool::Cls] => "Cls",
-        _ => {
-            let modes: Vec<&str> = pooling.modes.iter().map(|p| p.name()).collect();
-            return Err(ModelError::new(
-                path,
-                format!(
-                    "fastembed pools by mean or cls, and {} says {}: a fastembed project would compute other embeddings",
-                    pooling.source,
-                    modes.join("+")
-                ),
-            )
-            .into());
-        }
-    };
     let opts = crate::check::CheckOptions {
         texts: FASTEMBED_TEST_TEXTS.iter().map(|t| t.to_string()).collect(),
         ..Default::default()
@@ -882,10 +896,7 @@ fn record_embeddings(path: &Path, preferred: &str) -> Result<RecordedEmbeddings,
                     bytes,
                 )
                 .map_err(|e| ModelError::new(path, e.0))?;
-                return Ok(RecordedEmbeddings {
-                    embeddings,
-                    pooling,
-                });
+                return Ok(RecordedEmbeddings { embeddings });
             }
             Some(r) => why.push(format!("{}: {}", r.name, r.message)),
             None => why.push(format!("{}: did not run", b.name())),
@@ -1662,7 +1673,6 @@ impl<'a> NewProject<'a> {
             lib_name => code(&self.crate_name.replace('-', "_")),
             sample_ids => code(&sample_ids(rec)),
             embedding_dim => rec.outputs.first().and_then(|(_, t)| t.shape.last().copied()).unwrap_or(0),
-            pooling => rec.embeddings.as_ref().map(|e| code(e.pooling)),
             test_texts => code(&format!("[{}]", FASTEMBED_TEST_TEXTS.map(crate::escape::rust_str).join(", "))),
             model_path => self.model_ref.clone(),
             model_stem => Path::new(model_file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -341,3 +341,66 @@ fn any_one_output_is_fastembeds_and_a_tokenizer_without_room_is_an_error() {
         "{m}"
     );
 }
+
+/// A fastembed project pools as the model says — `init`'s src/lib.rs and `add`'s
+/// src/inference.rs alike — and a pooling fastembed lacks is refused, nothing written.
+#[test]
+fn fastembed_projects_pool_as_the_model_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("svc");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"svc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(krate.join("src/lib.rs"), "").unwrap();
+    let out = cargo_infer()
+        .args(["add", "--framework", "fastembed"])
+        .arg(model())
+        .current_dir(&krate)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let module = std::fs::read_to_string(krate.join("src/inference.rs")).unwrap();
+    assert!(module.contains(".with_pooling(Pooling::Mean)"), "{module}");
+
+    let models = tempfile::tempdir().unwrap();
+    let with_pooling = |config: &str| {
+        let copy = models.path().join(format!("m{}", config.len()));
+        std::fs::create_dir_all(copy.join("1_Pooling")).unwrap();
+        let m = copy_of_embed(&copy);
+        std::fs::write(copy.join("1_Pooling/config.json"), config).unwrap();
+        m
+    };
+    let init = |m: &Path, name: &str| {
+        cargo_infer()
+            .arg("init")
+            .arg(dir.path().join(name))
+            .arg("--model")
+            .arg(m)
+            .args(["--framework", "fastembed"])
+            .output()
+            .unwrap()
+    };
+    let cls = with_pooling(r#"{"pooling_mode_cls_token": true}"#);
+    let out = init(&cls, "cls");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lib = std::fs::read_to_string(dir.path().join("cls/src/lib.rs")).unwrap();
+    assert!(lib.contains(".with_pooling(Pooling::Cls)"), "{lib}");
+
+    let max =
+        with_pooling(r#"{"pooling_mode_max_tokens": true, "pooling_mode_mean_tokens": false}"#);
+    let out = init(&max, "max");
+    let err = crate::common::one_line_error(&out, "fastembed with max pooling");
+    assert!(err.contains("fastembed pools by"), "{err}");
+    assert!(!dir.path().join("max").exists());
+}
