@@ -534,6 +534,15 @@ impl<'p> ModelPlan<'p> {
     }
 }
 
+/// The ONNX twin whose inputs stand for the model's, when the model declares none of its own (a
+/// TorchScript module, weights).
+fn declaring_twin<'a, 'p>(
+    info: &model::ModelInfo,
+    pair: Option<&'a TwinFile<'p>>,
+) -> Option<&'a TwinFile<'p>> {
+    pair.filter(|(_, pi)| info.format != Format::Onnx && pi.format == Format::Onnx)
+}
+
 /// The data sets every run takes, and the signature they were made for. The inputs come from the
 /// file that declares them: an ONNX twin declares what a TorchScript module or a weights file does
 /// not.
@@ -544,9 +553,9 @@ fn make_data_sets(
     opts: &CheckOptions,
     report: &mut ModelReport,
 ) -> Result<(model::ModelInfo, Vec<inputs::DataSet>), inputs::InputError> {
-    let (sig_path, declared) = match pair {
-        Some((p, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => (*p, Some(pi)),
-        _ => (path, None),
+    let (sig_path, declared) = match declaring_twin(info, pair) {
+        Some((p, pi)) => (*p, Some(pi)),
+        None => (path, None),
     };
     let (sig_info, input_opts) = inputs::signature(info, declared, &opts.inputs)?;
     let (sets, notes) = inputs::data_sets(sig_path, &sig_info, &input_opts)?;
@@ -593,10 +602,7 @@ fn text_data_set(
     } else {
         opts.texts.clone()
     };
-    let declared = match pair {
-        Some((_, pi)) if info.format != Format::Onnx && pi.format == Format::Onnx => Some(pi),
-        _ => None,
-    };
+    let declared = declaring_twin(info, pair).map(|(_, pi)| pi);
     let (sig_info, _) = inputs::signature(info, declared, &opts.inputs)?;
     let tok = text::tokenizer(path)?;
     let pooling = text::pooling(path).map_err(inputs::InputError::from)?;
