@@ -80,19 +80,15 @@ fn simd_interleave(width: usize) -> usize {
     (64 / width).clamp(2, 8)
 }
 
-/// Rows at a time of a panel of `width` in the block kernel: the largest of 4, 2, 1 that
-/// divides it, so that `BLOCK` (12) samples' sums stay in registers (12 SSE registers).
-fn block_rows(width: usize) -> usize {
-    [4, 2, 1].into_iter().find(|h| width % h == 0).unwrap_or(1)
-}
-
 /// Indices into output-major weights (`w[o·n_in + i]`) of `rows`, in panels of `width` rows,
-/// each panel column by column: the order in which the kernels read them.
-fn pack(n_in: usize, rows: std::ops::Range<usize>, width: usize) -> Vec<usize> {
-    let mut out = Vec::with_capacity(rows.len() * n_in);
+/// each panel column by column: the order in which the kernels read them. A last panel wider
+/// than the rows left is filled up with rows of zeros (`None`).
+fn pack(n_in: usize, rows: std::ops::Range<usize>, width: usize) -> Vec<Option<usize>> {
+    let mut out = Vec::with_capacity(rows.len().div_ceil(width) * width * n_in);
+    let end = rows.end;
     for first in rows.step_by(width) {
         for i in 0..n_in {
-            out.extend((first..first + width).map(|o| o * n_in + i));
+            out.extend((first..first + width).map(|o| (o < end).then_some(o * n_in + i)));
         }
     }
     out
@@ -105,7 +101,6 @@ mod runtime {
     pub const LOG_SOFTMAX: &str = include_str!("runtime/log_softmax.rs");
     pub const PREDICT_BATCH: &str = include_str!("runtime/predict_batch.rs");
     pub const DENSE: &str = include_str!("runtime/dense.rs");
-    pub const DENSE_BLOCK: &str = include_str!("runtime/dense_block.rs");
     pub const SIMD: &str = include_str!("runtime/simd.rs");
 }
 
@@ -250,15 +245,9 @@ impl Pass<'_> {
         let r = p.width;
         let sup = if v.simd { "super::" } else { "" };
         if v.block {
+            // Only the AVX2 kernels run blocks; with `--simd` every panel is 8 or 16 rows.
             let first = p.rows.start;
-            if v.simd && r % 16 == 0 {
-                format!("unsafe {{ dense_block::<{r}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k}) }}")
-            } else {
-                format!(
-                    "{sup}dense_block::<{r}, {}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, f{k})",
-                    block_rows(r)
-                )
-            }
+            format!("unsafe {{ dense_block::<{r}, {n_in}, {n_out}>({w}, {q}&B{k}{part}, {x}, &mut {y}, {first}, groups, f{k}) }}")
         } else if v.simd && r % 8 == 0 {
             format!(
                 "unsafe {{ dense::<{r}, {}>({w}, {q}&B{k}{part}, {x}, &mut {y}{part}, f{k}) }}",
@@ -428,19 +417,29 @@ fn kernel_text(text: &str, ty: &str, step: &str, scaled: bool) -> String {
     let (arg, header, scale, scale_block) = if scaled {
         (
             "\n    q: &[f32],",
-            "for (((panel, bias), out), scale) in panels.zip(b.chunks_exact(R)).zip(y.chunks_exact_mut(R)).zip(q.chunks_exact(R)) {",
+            "for (((panel, bias), out), scale) in panels.zip(b.chunks(R)).zip(y.chunks_mut(R)).zip(q.chunks(R)) {",
             "scale[j] as Acc * ",
             "q[p * R + r] as Acc * ",
         )
     } else {
         (
             "",
-            "for ((panel, bias), out) in panels.zip(b.chunks_exact(R)).zip(y.chunks_exact_mut(R)) {",
+            "for ((panel, bias), out) in panels.zip(b.chunks(R)).zip(y.chunks_mut(R)) {",
             "",
             "",
         )
     };
+    let (scale_rows, scale_row) = if scaled {
+        (
+            "\n            let scale = &q[rows.clone()];",
+            "scale[r] as Acc * ",
+        )
+    } else {
+        ("", "")
+    };
     text.replace("__W__", ty)
+        .replace("__SCALE_ROWS__", scale_rows)
+        .replace("__SCALE_ROW__", scale_row)
         .replace("__STEP__", step)
         .replace("__SCALE_ARG__", arg)
         .replace("__PANELS__", header)
@@ -465,9 +464,13 @@ pub fn generate(
     }
     // Panels of 128 bytes of sums: eight SSE registers, enough independent additions to hide
     // their latency, few enough to leave registers for the weights.
-    let (acc, rows_per_panel) = match opts.precision {
-        Precision::F32 => ("f32", 32),
-        Precision::F64 => ("f64", 16),
+    // With `--simd`, panels of 16 rows: the AVX2 block kernel reads one contiguous panel per
+    // sixteen rows (two 16-row registers of sums times six samples), and its batch-1 kernel takes
+    // two panels at a time from two streams, as fast as one 32-row panel (measured).
+    let (acc, rows_per_panel) = match (opts.precision, opts.simd) {
+        (Precision::F32, false) => ("f32", 32),
+        (Precision::F32, true) => ("f32", 16),
+        (Precision::F64, _) => ("f64", 16),
     };
     let mut statics = Statics {
         out: String::new(),
@@ -476,6 +479,7 @@ pub fn generate(
         file_mode,
         dtype: opts.weights_dtype,
         rows_per_panel,
+        simd: opts.simd,
     };
     header_comment(&mut statics.out, chain, h, opts, acc);
     module_constants(&mut statics.out, chain, acc);
@@ -586,6 +590,9 @@ struct Statics {
     file_mode: bool,
     dtype: WeightsDtype,
     rows_per_panel: usize,
+    /// Panels narrower than eight rows, or between eight and sixteen, are filled up with rows
+    /// of zeros to 8 or 16 (the AVX2 kernels' widths).
+    simd: bool,
 }
 
 impl Statics {
@@ -651,6 +658,11 @@ impl Statics {
         }
         let mut parts = Vec::new();
         for (p, (rows, width)) in panels(n_out, self.rows_per_panel).into_iter().enumerate() {
+            let width = if self.simd {
+                width.div_ceil(8) * 8
+            } else {
+                width
+            };
             let idx = pack(n_in, rows.clone(), width);
             let wname = format!("W{k}{}", ["", "_TAIL"][p]);
             parts.push(Part {
@@ -672,7 +684,7 @@ impl Statics {
 
     /// Writes the weights `idx` of `stored` as `name` (a range of the weights file, or an array
     /// literal); returns the expression of that slice.
-    fn weights(&mut self, name: &str, stored: &Stored, idx: &[usize]) -> String {
+    fn weights(&mut self, name: &str, stored: &Stored, idx: &[Option<usize>]) -> String {
         let out = &mut self.out;
         if self.file_mode {
             let off = self.blob.len();
@@ -685,14 +697,25 @@ impl Statics {
             return format!("&WEIGHTS[{name}]");
         }
         match stored {
-            Stored::F32(w) => array(out, name, "f32", idx.iter().map(|&j| lit(w[j]))),
+            Stored::F32(w) => array(
+                out,
+                name,
+                "f32",
+                idx.iter().map(|j| lit(j.map_or(0.0, |j| w[j]))),
+            ),
             Stored::F16(w) => array(
                 out,
                 name,
                 "u16",
-                idx.iter().map(|&j| format!("0x{:04x}", w[j])),
+                idx.iter()
+                    .map(|j| format!("0x{:04x}", j.map_or(0, |j| w[j]))),
             ),
-            Stored::Int8 { q, .. } => array(out, name, "i8", idx.iter().map(|&j| q[j].to_string())),
+            Stored::Int8 { q, .. } => array(
+                out,
+                name,
+                "i8",
+                idx.iter().map(|j| j.map_or(0, |j| q[j]).to_string()),
+            ),
         }
         format!("&{name}")
     }
@@ -739,10 +762,14 @@ fn entry_points(out: &mut String, steps: &[Step], simd: bool) {
     );
     // The safe kernels run a block sample by sample: blocked, their sums do not fit SSE
     // registers and the panels are re-read from L2 (measured slower than one by one).
+    let fast = if simd {
+        "    #[cfg(all(target_arch = \"x86_64\", not(target_env = \"sgx\")))]\n    if simd::available() {\n        // Groups of six samples (the last one filled up when it has three or more: six at\n        // a time cost less than three one by one), the rest one by one.\n        let groups = m / 6 + usize::from(m % 6 >= 3);\n        let mut out = [[0.0; OUTPUT_SIZE]; BLOCK];\n        if groups > 0 {\n            // SAFETY: the processor has AVX2, FMA and F16C and the OS saves their registers.\n            out = unsafe { simd::predict_block(input, groups) };\n        }\n        for k in 6 * groups..m.min(BLOCK) {\n            // SAFETY: as above.\n            out[k] = unsafe { simd::predict(input[k]) };\n        }\n        return out;\n    }\n"
+    } else {
+        ""
+    };
     let _ = write!(
         out,
-        "\n/// Runs the model on `BLOCK` samples: with the AVX2 kernels each weight is read once for\n/// all of them; the safe kernels take them one by one.\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    input.map(predict)\n}}\n\n",
-        simd_dispatch(simd, "predict_block(input)")
+        "\n/// Runs the model on the first `m` of `BLOCK` samples (the others' outputs are zeros): with\n/// the AVX2 kernels each weight is read once for all of them; the safe kernels take them one\n/// by one.\n#[allow(clippy::needless_range_loop)]\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK], m: usize) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{fast}    core::array::from_fn(|k| if k < m {{ predict(input[k]) }} else {{ [0.0; OUTPUT_SIZE] }})\n}}\n\n",
     );
     out.push_str(runtime::PREDICT_BATCH);
     if simd {
@@ -773,14 +800,12 @@ fn kernels(
     if used.contains("dense") {
         out.push_str(&weight);
         out.push_str(&kernel_text(runtime::DENSE, ty, &step, scaled));
-        if opts.simd {
-            out.push_str(&kernel_text(runtime::DENSE_BLOCK, ty, &step, scaled));
-        }
     }
     if opts.simd {
         out.push_str(
             &kernel_text(runtime::SIMD, ty, &step, scaled)
                 .replace("__LOAD__", simd_load(dtype))
+                .replace("__BYTES__", &dtype.bytes().to_string())
                 .replace("__ENTRIES__", &simd_entries(steps)),
         );
     }
@@ -815,7 +840,7 @@ fn simd_entries(steps: &[Step]) -> String {
         simd: true,
     };
     format!(
-        "\n    /// `super::predict` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe)]\n    pub unsafe fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}    }}\n\n    /// `super::predict_block` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe, clippy::needless_range_loop)]\n    pub unsafe fn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK]) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    }}\n",
+        "\n    /// `super::predict` with the AVX2 kernels.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe)]\n    pub unsafe fn predict(input: &[f32; INPUT_SIZE]) -> [f32; OUTPUT_SIZE] {{\n{}    }}\n\n    /// `super::predict_block` with the AVX2 kernels, on the first `groups` groups of six samples.\n    ///\n    /// # Safety\n    /// `available()` returned true.\n    #[target_feature(enable = \"avx2,fma,f16c\")]\n    #[allow(unused_unsafe, clippy::needless_range_loop)]\n    pub unsafe fn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK], groups: usize) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{}    }}\n",
         body(steps, fast, "        "),
         body(steps, fast_block, "        ")
     )

@@ -123,11 +123,17 @@ impl Stored {
     }
 
     /// Little-endian bytes of weights `idx` in the given order.
-    pub fn bytes_of(&self, idx: &[usize]) -> Vec<u8> {
+    pub fn bytes_of(&self, idx: &[Option<usize>]) -> Vec<u8> {
         match self {
-            Stored::F32(w) => idx.iter().flat_map(|&i| w[i].to_le_bytes()).collect(),
-            Stored::F16(h) => idx.iter().flat_map(|&i| h[i].to_le_bytes()).collect(),
-            Stored::Int8 { q, .. } => idx.iter().map(|&i| q[i] as u8).collect(),
+            Stored::F32(w) => idx
+                .iter()
+                .flat_map(|i| i.map_or(0.0, |i| w[i]).to_le_bytes())
+                .collect(),
+            Stored::F16(h) => idx
+                .iter()
+                .flat_map(|i| i.map_or(0, |i| h[i]).to_le_bytes())
+                .collect(),
+            Stored::Int8 { q, .. } => idx.iter().map(|i| i.map_or(0, |i| q[i]) as u8).collect(),
         }
     }
 }

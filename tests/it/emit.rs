@@ -298,11 +298,29 @@ fn run_generated_saying(
             lib += "#[forbid(unsafe_code)]\n";
         }
         lib += &format!("pub mod {};\n", c.name);
+        let mut names = vec![c.name.to_string()];
         if extra.contains(&"--simd") {
             main += &format!(
                 "    assert_eq!(emitted::{}::simd_kernels(), is_x86_feature_detected!(\"avx2\") && is_x86_feature_detected!(\"fma\") && is_x86_feature_detected!(\"f16c\"), \"AVX2 kernels in use\");\n",
                 c.name
             );
+            // The same module as a processor without AVX2 runs it: the safe kernels on the
+            // panels laid out for the AVX2 ones (filled up with rows of zeros).
+            let code = std::fs::read_to_string(&out).unwrap();
+            let calls = code.matches("if simd::available() {").count();
+            assert_eq!(
+                calls, 2,
+                "{}: predict and predict_block ask for AVX2",
+                c.name
+            );
+            let fallback = code.replace(
+                "if simd::available() {",
+                "if simd::available() && avx2_allowed() {",
+            ) + "\nfn avx2_allowed() -> bool {\n    false\n}\n";
+            let name = format!("{}_fallback", c.name);
+            std::fs::write(dir.join(format!("src/{name}.rs")), fallback).unwrap();
+            lib += &format!("pub mod {name};\n");
+            names.push(name);
         }
         std::fs::write(
             dir.join(format!("{}.in", c.name)),
@@ -312,10 +330,12 @@ fn run_generated_saying(
                 .collect::<Vec<u8>>(),
         )
         .unwrap();
-        main += &format!(
-            "    {{\n        use emitted::{n} as m;\n        let mut b = Vec::new();\n        std::fs::File::open(format!(\"{{dir}}/{n}.in\")).unwrap().read_to_end(&mut b).unwrap();\n        let x: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();\n        let mut y = vec![0f32; x.len() / m::INPUT_SIZE * m::OUTPUT_SIZE];\n        assert_eq!(m::predict_batch(&x, &mut y), Ok(x.len() / m::INPUT_SIZE));\n        assert!(m::predict_batch(&x[1..], &mut y).is_err() || m::INPUT_SIZE == 1);\n        std::fs::write(format!(\"{{dir}}/{n}.out\"), y.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();\n    }}\n",
-            n = c.name
-        );
+        for n in &names {
+            main += &format!(
+                "    {{\n        use emitted::{n} as m;\n        let mut b = Vec::new();\n        std::fs::File::open(format!(\"{{dir}}/{i}.in\")).unwrap().read_to_end(&mut b).unwrap();\n        let x: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();\n        let mut y = vec![0f32; x.len() / m::INPUT_SIZE * m::OUTPUT_SIZE];\n        assert_eq!(m::predict_batch(&x, &mut y), Ok(x.len() / m::INPUT_SIZE));\n        assert!(m::predict_batch(&x[1..], &mut y).is_err() || m::INPUT_SIZE == 1);\n        std::fs::write(format!(\"{{dir}}/{n}.out\"), y.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();\n    }}\n",
+                i = c.name
+            );
+        }
     }
     main += "}\n";
     std::fs::write(dir.join("src/lib.rs"), lib).unwrap();
@@ -351,16 +371,30 @@ fn run_generated_saying(
             &format!("clippy on the generated code, edition {edition}"),
         );
     }
-    let outputs = cases
-        .iter()
-        .map(|c| {
-            std::fs::read(dir.join(format!("{}.out", c.name)))
-                .unwrap()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect()
-        })
-        .collect();
+    let read = |name: &str| -> Vec<f32> {
+        std::fs::read(dir.join(format!("{name}.out")))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+    let outputs: Vec<Vec<f32>> = cases.iter().map(|c| read(&c.name)).collect();
+    // Where the AVX2 kernels ran, the safe ones on the same panels agree with them up to the
+    // order of the additions.
+    for ((c, extra), avx2) in cases.iter().zip(emit_args).zip(&outputs) {
+        if !extra.contains(&"--simd") {
+            continue;
+        }
+        let safe = read(&format!("{}_fallback", c.name));
+        assert_eq!(safe.len(), avx2.len(), "{}", c.name);
+        for (i, (s, a)) in safe.iter().zip(avx2).enumerate() {
+            assert!(
+                (s - a).abs() <= 1e-4 * a.abs().max(1.0),
+                "{}: output {i}: safe kernels {s}, AVX2 kernels {a}",
+                c.name
+            );
+        }
+    }
     (outputs, said)
 }
 
@@ -488,8 +522,12 @@ fn reported_error(said: &str) -> f64 {
 /// Weights stored as f16 or as int8 with a scale per row, and the `--simd` kernels (AVX2, FMA,
 /// F16C; this machine has them): the generated code agrees with tract and ONNX Runtime within
 /// the error `emit` reports for the stored weights, measured on these very inputs (given with
-/// `--input`), in every storage mode, through predict_batch's blocks and its rest. Panels of
-/// 8, 16, 24 and 32 rows meet the AVX2 kernels. `--max-error` under the reported error refuses
+/// `--input`), in every storage mode, through predict_batch's blocks and its last, short block
+/// (one sample, two, a group of six filled up from three or five, a group and one or two
+/// samples, two groups filled up). With `--simd`, 16-row panels in pairs and alone, a rest of 8
+/// rows and rests of 4 and 10 (filled up with zero rows) meet the AVX2 kernels, and the safe
+/// kernels meet the same panels as a processor without AVX2 runs them. `--max-error` under the
+/// reported error refuses
 /// and writes nothing; int8 weights are a quarter of the f32 bytes.
 #[test]
 fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
@@ -518,16 +556,16 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
     let mut args: Vec<Vec<String>> = Vec::new();
     for (k, mode) in modes.iter().enumerate() {
         let (bytes, n_in) = if structured(k) {
-            // Full panels of 32 and rests of 8, 24 and 16 rows; 300 inputs: two tiles of
-            // columns in the AVX2 block kernel.
-            random_mlp_of(&mut rng, &[300, 40, 56, 16])
+            // With --simd (16-row panels): two panels and 8 rows, three panels (a pair and
+            // one) and 8 rows, one panel and 10 rows (filled up to 16), 4 rows (filled up to 8).
+            random_mlp_of(&mut rng, &[300, 40, 56, 26, 4])
         } else {
             random_mlp(&mut rng)
         };
         let model = dir.path().join(format!("stored{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
-        // A block of 12 and a rest at least.
-        let batch = 13 + (rng.next_u64() % 5) as usize;
+        // A block of 12 and a short one of 1, 2, 3, 5, 8, 11, 7 or 9 samples.
+        let batch = [13, 14, 15, 17, 20, 23, 19, 21][k];
         let input: Vec<f32> = (0..batch * n_in)
             .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
             .collect();
@@ -569,19 +607,24 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
                 c.name
             );
             if structured(k) {
-                for r in [32, 8, 24, 16] {
-                    let call = format!("unsafe {{ dense::<{r},");
+                for call in [
+                    "unsafe { dense::<16,",
+                    "unsafe { dense::<8,",
+                    "unsafe { dense_block::<16,",
+                    "unsafe { dense_block::<8,",
+                ] {
+                    assert!(code.contains(call), "{}: no `{call}`", c.name);
+                }
+                // Rests of 4 and 10 rows are filled up to 8 and 16 with zeros: no safe kernel
+                // inside the AVX2 pass.
+                let avx2 = &code[code.find("mod simd {").unwrap()..];
+                for call in ["super::dense::<", "super::dense_block::<"] {
                     assert!(
-                        code.contains(&call),
-                        "{}: no AVX2 kernel of {r} rows",
+                        !avx2.contains(call),
+                        "{}: a safe kernel in the AVX2 pass",
                         c.name
                     );
                 }
-                assert!(
-                    code.contains("unsafe { dense_block::<32,"),
-                    "{}: block",
-                    c.name
-                );
             }
         } else {
             assert!(
@@ -657,14 +700,14 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
     );
     assert!(!out_path.exists(), "a refused module was written");
     assert_success(&int8_under(err * 2.0), "emit under --max-error");
-    // int8 in a weights file: a quarter of the f32 file.
+    // int8 in a weights file: a quarter of the f32 file (both laid out for the AVX2 kernels).
     let f32_path = dir.path().join("f32.rs");
     cargo_infer()
         .arg("emit")
         .arg(&cases[4].model)
         .arg("-o")
         .arg(&f32_path)
-        .args(["--weights", "file"])
+        .args(["--simd", "--weights", "file"])
         .assert()
         .success();
     let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();

@@ -30,7 +30,8 @@ fn dense<const R: usize, const U: usize>(
                 acc[0][j] += weight(col, j) * *v as Acc;
             }
         }
-        for j in 0..R {
+        // A last panel filled up with rows of zeros (`--simd`) writes only its real rows.
+        for j in 0..out.len() {
             let mut s = acc[0][j];
             for a in &acc[1..] {
                 s += a[j];

@@ -62,8 +62,18 @@ mod simd {
         unsafe { __LOAD__ }
     }
 
-    /// `super::dense` for panels of `R` = 8, 16, 24 or 32 rows: the sums in `R / 8` registers
-    /// per set, `U` sets over interleaved inputs, multiply-adds fused.
+    /// Asks for the cache line holding byte `e · __BYTES__` of `p` to be brought into L2: a hint,
+    /// which never faults, so the address may lie anywhere (it is computed without `add`'s rules).
+    #[inline(always)]
+    #[allow(unused_unsafe, dead_code, clippy::identity_op)]
+    unsafe fn prefetch(p: *const u8, e: usize) {
+        // SAFETY: a prefetch reads nothing the program sees; SSE is available.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(__BYTES__ * e) as *const i8) }
+    }
+
+    /// `super::dense` for panels of `R` = 8 or 16 rows: two 16-row panels at a time (four
+    /// registers of sums per set, read from two streams) while two are left, else one panel in
+    /// `U` sets over interleaved inputs; multiply-adds fused.
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
@@ -77,105 +87,204 @@ mod simd {
         f: impl Fn(Acc) -> Acc,
     ) {
         let n = x.len();
-        let panels = w.chunks_exact(R * n__STEP__);
-        __PANELS__
-            let p = panel.as_ptr() as *const u8;
-            let mut acc = [[unsafe { _mm256_setzero_ps() }; 4]; U];
-            let mut i = 0;
-            while i + U <= n {
-                for u in 0..U {
-                    let v = unsafe { _mm256_set1_ps(x[i + u]) };
-                    for k in 0..R / 8 {
-                        // SAFETY: column i + u < n of a panel of R · n weights.
-                        acc[u][k] = unsafe { _mm256_fmadd_ps(load(p, (i + u) * R + 8 * k), v, acc[u][k]) };
-                    }
+        // A last panel may be filled up with rows of zeros: only its real rows are written.
+        let count = b.len().div_ceil(R);
+        let mut p = 0;
+        while p < count {
+            let c = if R == 16 && p + 1 < count { 2 } else { 1 };
+            let panels = &w[p * R * n__STEP__..(p + c) * R * n__STEP__];
+            let ptr = panels.as_ptr() as *const u8;
+            // SAFETY: `panels` holds `c` panels of R · n weights; the caller's features.
+            let sums = unsafe {
+                if c == 2 {
+                    pass::<R, 2, 2>(ptr, x)
+                } else {
+                    pass::<R, 1, U>(ptr, x)
                 }
-                i += U;
+            };
+            let rows = p * R..((p + c) * R).min(b.len());
+            let (bias, out) = (&b[rows.clone()], &mut y[rows.clone()]);__SCALE_ROWS__
+            for r in 0..rows.len() {
+                out[r] = f(bias[r] as Acc + __SCALE_ROW__sums[r]) as f32;
             }
-            while i < n {
-                let v = unsafe { _mm256_set1_ps(x[i]) };
-                for k in 0..R / 8 {
-                    // SAFETY: as above.
-                    acc[0][k] = unsafe { _mm256_fmadd_ps(load(p, i * R + 8 * k), v, acc[0][k]) };
-                }
-                i += 1;
-            }
-            let mut sums = [0.0f32; 32];
-            for k in 0..R / 8 {
-                let mut t = acc[0][k];
-                for a in &acc[1..] {
-                    t = unsafe { _mm256_add_ps(t, a[k]) };
-                }
-                // SAFETY: 8 · k + 8 ≤ R ≤ 32.
-                unsafe { _mm256_storeu_ps(sums.as_mut_ptr().add(8 * k), t) };
-            }
-            for j in 0..R {
-                out[j] = f(bias[j] as Acc + __SCALE__sums[j]) as f32;
-            }
+            p += c;
         }
     }
 
-    /// `super::dense_block` for panels of 16 or 32 rows: 16 rows at a time, two registers of
-    /// sums per sample, six samples at a time (twelve registers), each pair of weight registers
-    /// loaded once for the six, in tiles of 256 columns that stay in L1 for the whole block.
+    /// The sums of `C` consecutive panels of `R` rows over the inputs `x`: register `k` of panel
+    /// `c` holds rows `8k..8k + 8` of that panel, read from element `c·R·n + i·R + 8k`.
+    ///
+    /// # Safety
+    /// `p` holds `C · R · x.len()` weights; AVX2, FMA and F16C are available.
+    #[inline(always)]
+    #[allow(unused_unsafe, clippy::needless_range_loop)]
+    unsafe fn pass<const R: usize, const C: usize, const U: usize>(p: *const u8, x: &[f32]) -> [f32; 32] {
+        let n = x.len();
+        let mut acc = [[unsafe { _mm256_setzero_ps() }; 4]; U];
+        let mut i = 0;
+        while i + U <= n {
+            for u in 0..U {
+                let v = unsafe { _mm256_set1_ps(x[i + u]) };
+                for c in 0..C {
+                    for k in 0..R / 8 {
+                        // SAFETY: column i + u < n of panel c < C.
+                        acc[u][c * (R / 8) + k] =
+                            unsafe { _mm256_fmadd_ps(load(p, c * R * n + (i + u) * R + 8 * k), v, acc[u][c * (R / 8) + k]) };
+                    }
+                }
+            }
+            i += U;
+        }
+        while i < n {
+            let v = unsafe { _mm256_set1_ps(x[i]) };
+            for c in 0..C {
+                for k in 0..R / 8 {
+                    // SAFETY: as above.
+                    acc[0][c * (R / 8) + k] =
+                        unsafe { _mm256_fmadd_ps(load(p, c * R * n + i * R + 8 * k), v, acc[0][c * (R / 8) + k]) };
+                }
+            }
+            i += 1;
+        }
+        let mut sums = [0.0f32; 32];
+        for k in 0..C * R / 8 {
+            let mut t = acc[0][k];
+            for a in &acc[1..] {
+                t = unsafe { _mm256_add_ps(t, a[k]) };
+            }
+            // SAFETY: 8 · k + 8 ≤ C · R ≤ 32.
+            unsafe { _mm256_storeu_ps(sums.as_mut_ptr().add(8 * k), t) };
+        }
+        sums
+    }
+
+    /// `super::dense_block` for panels of 8 or 16 rows, the block's first `groups` groups of six
+    /// samples: per panel and group, one or two registers of sums per sample (twelve registers
+    /// for 16 rows), each weight register loaded once for the six samples, the panel read from
+    /// memory once for the block (the second group finds it in cache, and meanwhile asks for the
+    /// next panel). When the samples lie a multiple of 4 KiB apart (`N` a multiple of 1024) their
+    /// six streams share L1 sets, so the first panel also lays the inputs six samples side by
+    /// side per column, for the others to read as one stream; otherwise every panel reads the
+    /// samples where they are (the copy costs more than it saves).
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
     #[inline(always)]
-    #[allow(unused_unsafe, dead_code, clippy::needless_range_loop)]
+    #[allow(unused_unsafe, dead_code, clippy::needless_range_loop, clippy::identity_op, clippy::too_many_arguments)]
     pub unsafe fn dense_block<const R: usize, const N: usize, const M: usize>(
         w: &[__W__],__SCALE_ARG__
         b: &[f32],
         x: [&[f32; N]; BLOCK],
         y: &mut [[f32; M]; BLOCK],
         first: usize,
+        groups: usize,
         f: impl Fn(Acc) -> Acc,
     ) {
-        for (p, (panel, bias)) in w.chunks_exact(R * N__STEP__).zip(b.chunks_exact(R)).enumerate() {
-            let ptr = panel.as_ptr() as *const u8;
-            for h in 0..R / 16 {
-                // The 16 rows' weights go in tiles of 256 columns (16 KB, in L1 while all the
-                // block's samples use them), six samples at a time with their sums in twelve
-                // registers, kept in `sums` from one tile to the next.
-                let mut sums = [[0.0f32; 16]; BLOCK];
-                let mut start = 0;
-                while start < N {
-                    let end = (start + 256).min(N);
-                    for g in (0..BLOCK).step_by(6) {
-                        let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; 6];
-                        for s in 0..6 {
-                            // SAFETY: 16 floats into two registers.
-                            unsafe {
-                                acc[s][0] = _mm256_loadu_ps(sums[g + s].as_ptr());
-                                acc[s][1] = _mm256_loadu_ps(sums[g + s].as_ptr().add(8));
-                            }
-                        }
-                        for i in start..end {
-                            // SAFETY: column i < N of a panel of R · N weights, rows 16·h..16·h + 16 ≤ R.
-                            let (w0, w1) = unsafe { (load(ptr, i * R + 16 * h), load(ptr, i * R + 16 * h + 8)) };
-                            for s in 0..6 {
-                                let v = unsafe { _mm256_set1_ps(x[g + s][i]) };
-                                acc[s][0] = unsafe { _mm256_fmadd_ps(w0, v, acc[s][0]) };
-                                acc[s][1] = unsafe { _mm256_fmadd_ps(w1, v, acc[s][1]) };
-                            }
-                        }
-                        for s in 0..6 {
-                            // SAFETY: two registers into 16 floats.
-                            unsafe {
-                                _mm256_storeu_ps(sums[g + s].as_mut_ptr(), acc[s][0]);
-                                _mm256_storeu_ps(sums[g + s].as_mut_ptr().add(8), acc[s][1]);
-                            }
-                        }
+        let groups = groups.min(BLOCK / 6);
+        // N a multiple of 1024 (written so for the Rust versions before `is_multiple_of`).
+        let pack = N & 1023 == 0;
+        // The inputs six samples side by side per column, written as the first panel reads them
+        // (when `pack`), read by the others; never read before it is written.
+        let mut xs = core::mem::MaybeUninit::<[[[f32; 6]; N]; BLOCK / 6]>::uninit();
+        // A last panel may be filled up with rows of zeros: only its real rows are written.
+        let count = b.len().div_ceil(R);
+        for p in 0..count {
+            let ptr = w[p * R * N__STEP__..(p + 1) * R * N__STEP__].as_ptr() as *const u8;
+            // Past the last panel the hint is asked for memory nobody reads: it never faults.
+            let next = ptr.wrapping_add(__BYTES__ * R * N);
+            // Sliced first, so that the stores have no bounds checks and vectorise.
+            let rows = p * R..((p + 1) * R).min(b.len());
+            let bias = &b[rows.clone()];__SCALE_ROWS__
+            for g in 0..groups {
+                let rows_in: [*const f32; 6] = core::array::from_fn(|s| x[6 * g + s].as_ptr());
+                // SAFETY: group g < BLOCK / 6 of `xs`, whose 6 · N floats start there.
+                let xg = unsafe { (xs.as_mut_ptr() as *mut f32).add(6 * N * g) };
+                let prefetch = g == 1 && p + 1 < count;
+                let mode = match (pack, p) {
+                    (false, _) => ROWS,
+                    (true, 0) => PACK,
+                    (true, _) => PACKED,
+                };
+                // SAFETY: the panel holds R · N weights, each of `rows_in` N inputs, `xg` 6 · N
+                // floats, written by the first panel (PACK) before the others read them (PACKED);
+                // the caller's features.
+                let acc = unsafe {
+                    match (mode, prefetch) {
+                        (ROWS, false) => group::<R, N, false, ROWS>(ptr, next, rows_in, xg),
+                        (ROWS, true) => group::<R, N, true, ROWS>(ptr, next, rows_in, xg),
+                        (PACK, _) => group::<R, N, false, PACK>(ptr, next, rows_in, xg),
+                        (_, false) => group::<R, N, false, PACKED>(ptr, next, rows_in, xg),
+                        (_, true) => group::<R, N, true, PACKED>(ptr, next, rows_in, xg),
                     }
-                    start = end;
+                };
+                let mut sums = [[0.0f32; 16]; 6];
+                for s in 0..6 {
+                    // SAFETY: two registers into 16 floats.
+                    unsafe {
+                        _mm256_storeu_ps(sums[s].as_mut_ptr(), acc[s][0]);
+                        _mm256_storeu_ps(sums[s].as_mut_ptr().add(8), acc[s][1]);
+                    }
                 }
-                for s in 0..BLOCK {
-                    for j in 0..16 {
-                        let r = 16 * h + j;
-                        y[s][first + p * R + r] = f(bias[r] as Acc + __SCALE_BLOCK__sums[s][j]) as f32;
+                for s in 0..6 {
+                    let out = &mut y[6 * g + s][first + rows.start..first + rows.end];
+                    for r in 0..rows.len() {
+                        out[r] = f(bias[r] as Acc + __SCALE_ROW__sums[s][r]) as f32;
                     }
                 }
             }
         }
+    }
+
+    /// Where `group` reads its inputs: the six samples' vectors; those, also writing them side
+    /// by side; the side-by-side copy.
+    const ROWS: u8 = 0;
+    const PACK: u8 = 1;
+    const PACKED: u8 = 2;
+
+    /// One panel of `R` = 8 or 16 rows times six samples: the sums, `R / 8` registers per
+    /// sample. The inputs come from the six samples' vectors (`rows`) with `MODE` `ROWS` or
+    /// `PACK` (which also writes them side by side at `xg`), from `xg` with `PACKED`; with
+    /// `PREFETCH` the next panel (at `next`) is asked for as this one is read.
+    ///
+    /// # Safety
+    /// `p` holds `R · N` weights, each of `rows` `N` floats, `xg` room for `6 · N` (written,
+    /// when `PACKED` reads it); AVX2, FMA and F16C are available.
+    #[inline(always)]
+    #[allow(unused_unsafe, clippy::needless_range_loop)]
+    unsafe fn group<const R: usize, const N: usize, const PREFETCH: bool, const MODE: u8>(
+        p: *const u8,
+        next: *const u8,
+        rows: [*const f32; 6],
+        xg: *mut f32,
+    ) -> [[__m256; 2]; 6] {
+        let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; 6];
+        for i in 0..N {
+            if PREFETCH {
+                // SAFETY: a hint (see `prefetch`).
+                unsafe { prefetch(next, i * R) };
+            }
+            // SAFETY: column i < N of the panel; the second register only for 16 rows.
+            let w0 = unsafe { load(p, i * R) };
+            let w1 = if R == 16 { unsafe { load(p, i * R + 8) } } else { w0 };
+            for s in 0..6 {
+                // SAFETY: input i < N of sample s, and place 6 · i + s < 6 · N of `xg`.
+                let v = unsafe {
+                    match MODE {
+                        ROWS => _mm256_broadcast_ss(&*rows[s].add(i)),
+                        PACK => {
+                            let v = _mm256_broadcast_ss(&*rows[s].add(i));
+                            _mm_store_ss(xg.add(6 * i + s), _mm256_castps256_ps128(v));
+                            v
+                        }
+                        _ => _mm256_broadcast_ss(&*xg.add(6 * i + s)),
+                    }
+                };
+                acc[s][0] = unsafe { _mm256_fmadd_ps(w0, v, acc[s][0]) };
+                if R == 16 {
+                    acc[s][1] = unsafe { _mm256_fmadd_ps(w1, v, acc[s][1]) };
+                }
+            }
+        }
+        acc
     }
 __ENTRIES__}
