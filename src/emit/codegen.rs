@@ -414,12 +414,13 @@ fn from_half(h: u16) -> f32 {
 
 /// A runtime text with the weight type, the bytes per weight and the row scales filled in.
 fn kernel_text(text: &str, ty: &str, step: &str, scaled: bool) -> String {
-    let (arg, header, scale, scale_block) = if scaled {
+    // `scale` is the row scales of the rows being written, `r` the row among them.
+    let (arg, header, scale_rows, scale_row) = if scaled {
         (
             "\n    q: &[f32],",
             "for (((panel, bias), out), scale) in panels.zip(b.chunks(R)).zip(y.chunks_mut(R)).zip(q.chunks(R)) {",
-            "scale[j] as Acc * ",
-            "q[p * R + r] as Acc * ",
+            "\n            let scale = &q[rows.clone()];",
+            "scale[r] as Acc * ",
         )
     } else {
         (
@@ -429,22 +430,12 @@ fn kernel_text(text: &str, ty: &str, step: &str, scaled: bool) -> String {
             "",
         )
     };
-    let (scale_rows, scale_row) = if scaled {
-        (
-            "\n            let scale = &q[rows.clone()];",
-            "scale[r] as Acc * ",
-        )
-    } else {
-        ("", "")
-    };
     text.replace("__W__", ty)
         .replace("__SCALE_ROWS__", scale_rows)
         .replace("__SCALE_ROW__", scale_row)
         .replace("__STEP__", step)
         .replace("__SCALE_ARG__", arg)
         .replace("__PANELS__", header)
-        .replace("__SCALE_BLOCK__", scale_block)
-        .replace("__SCALE__", scale)
 }
 
 /// Returns the module, and the weights file in `--weights file` mode.

@@ -31,12 +31,12 @@ fn dense<const R: usize, const U: usize>(
             }
         }
         // A last panel filled up with rows of zeros (`--simd`) writes only its real rows.
-        for j in 0..out.len() {
-            let mut s = acc[0][j];
+        for r in 0..out.len() {
+            let mut s = acc[0][r];
             for a in &acc[1..] {
-                s += a[j];
+                s += a[r];
             }
-            out[j] = f(bias[j] as Acc + __SCALE__s) as f32;
+            out[r] = f(bias[r] as Acc + __SCALE_ROW__s) as f32;
         }
     }
 }
