@@ -4,12 +4,12 @@
 
 use serde_json::Value;
 
-use crate::common::project::shared_target;
+use crate::common::project::{shared_target, shared_target_env};
 use crate::common::{backend, cargo_infer, fixtures};
 
 fn check_burn(model: &str, extra: &[&str]) -> (i32, Value) {
     let out = cargo_infer()
-        .env("CARGO_TARGET_DIR", shared_target())
+        .envs(shared_target_env())
         .arg("check")
         .arg(fixtures().join(model))
         .args(["--backend", "burn", "--format", "json"])
@@ -107,7 +107,7 @@ fn burn_runs_only_when_asked_for_by_name() {
 fn decide_probe_burn_excludes_burn_where_it_computes_differently() {
     let decide = |flags: &[&str]| -> Value {
         let out = cargo_infer()
-            .env("CARGO_TARGET_DIR", shared_target())
+            .envs(shared_target_env())
             .arg("decide")
             .arg(fixtures().join("burn/maxpool_over_input.onnx"))
             .args(flags)
@@ -147,6 +147,7 @@ fn init_for_burn_records_with_burn_when_its_harness_is_warm() {
     let init = |model: &str, target: &std::path::Path, name: &str| {
         cargo_infer()
             .env("CARGO_TARGET_DIR", target)
+            .env("CARGO_PROFILE_DEV_DEBUG", "false")
             .arg("init")
             .arg(dir.path().join(name))
             .arg("--model")

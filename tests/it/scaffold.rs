@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::project::{cargo, cargo_with, init, pin_lock, project_cargo};
+use crate::common::project::{cargo, cargo_with, init, pin_lock, project_cargo, DEV_PROFILE};
 use crate::common::{assert_success, cargo_infer, fixtures, one_line_error};
 
 #[test]
@@ -367,7 +367,9 @@ fn add_to(dir: &Path, framework: &str, model: &str) -> std::process::Output {
 
 #[test]
 fn add_keeps_every_unrelated_byte_and_is_idempotent() {
-    let original = "# My service. Keep this comment.\n[package]\nname    =   \"svc\"   # aligned on purpose\nversion = \"0.3.0\"\nedition = \"2021\"\n\n[dependencies]\n# logging\nlog = \"0.4\"\nserde = { version = \"1\", features = [\"derive\"] }   # trailing note\n\n[features]\ndefault = []\n";
+    let original = "# My service. Keep this comment.\n[package]\nname    =   \"svc\"   # aligned on purpose\nversion = \"0.3.0\"\nedition = \"2021\"\n\n[dependencies]\n# logging\nlog = \"0.4\"\nserde = { version = \"1\", features = [\"derive\"] }   # trailing note\n\n[features]\ndefault = []\n".to_string()
+        + DEV_PROFILE;
+    let original = original.as_str();
     let dir = existing_crate(original, "pub mod inference;\n");
     let add = || add_to(dir.path(), "tract", "cnn.onnx");
     let out = add();
@@ -416,7 +418,8 @@ fn add_keeps_every_unrelated_byte_and_is_idempotent() {
     std::fs::write(dir.path().join("src/lib.rs"), "pub mod inference;\n").unwrap();
     let manifest = std::fs::read_to_string(dir.path().join("Cargo.toml")).unwrap();
     std::fs::write(dir.path().join("Cargo.toml"), manifest.replace("log = \"0.4\"\nserde = { version = \"1\", features = [\"derive\"] }   # trailing note\n", "")).unwrap();
-    // `build`, not `check`: tract's crates are already built for the other tract projects.
+    // `build`, not `check`: tract's crates are already built for the other tract projects (the
+    // crate has their profile).
     cargo(dir.path(), &["build"]);
 }
 
@@ -864,7 +867,9 @@ fn init_ships_a_graph_prepared_for_tract_that_plain_tract_runs() {
 
     // `add` does the same in an existing crate, says so, and a second run changes nothing.
     let user = existing_crate(
-        "[package]\nname = \"vad-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        &format!(
+            "[package]\nname = \"vad-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{DEV_PROFILE}"
+        ),
         "pub mod inference;\n",
     );
     let add = || {

@@ -22,6 +22,20 @@ const SIZES: [&[usize]; 6] = [
     &[2048, 2048, 2048, 10],
 ];
 
+/// Alternating rounds of `--simd` against tract, and the loops each side's best is taken of.
+const ROUNDS: usize = 9;
+const ROUND_LOOPS: usize = 5;
+
+/// The median and the range of the rounds' ratios: `0.97 (0.91–1.04)`.
+fn spread(ratios: &[f64]) -> String {
+    let mut v = ratios.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => "-".into(),
+        n => format!("{:.2} ({:.2}–{:.2})", v[n / 2], v[0], v[n - 1]),
+    }
+}
+
 /// The ways `emit` writes each model, as module names and their `emit` flags.
 const VARIANTS: [(&str, &[&str]); 5] = [
     ("safe_f32", &[]),
@@ -61,21 +75,25 @@ onnx.save(m, path)
     run(Command::new(py).arg("-c").arg(script).arg(path).arg(label))
 }
 
-/// Times every variant's `predict` (batch 1) and `predict_batch` (per sample, `BATCH` at a time).
+/// Times every variant's `predict` (batch 1) and `predict_batch` (per sample, `BATCH` at a time),
+/// best of 15 loops; `runner VARIANT LOOPS` times only that variant, best of LOOPS.
 const RUNNER: &str = r#"
 #![allow(dead_code)]
 use std::hint::black_box;
 use std::time::Instant;
 
 macro_rules! bench {
-    ($m:ident) => {{
+    ($m:ident, $only:expr, $loops:expr) => {'run: {
+        if $only.map_or(false, |o: &str| o != stringify!($m)) {
+            break 'run;
+        }
         let mut x = [0f32; $m::INPUT_SIZE];
         for (i, v) in x.iter_mut().enumerate() {
             *v = (i % 7) as f32 * 0.1 - 0.3;
         }
         let mut best = f64::MAX;
         let mut sink = 0f32;
-        for _ in 0..15 {
+        for _ in 0..$loops {
             let t = Instant::now();
             for _ in 0..ITERS {
                 x[0] = sink * 1e-30;
@@ -88,7 +106,7 @@ macro_rules! bench {
         let mut yb = vec![0f32; BATCH * $m::OUTPUT_SIZE];
         let calls = (ITERS / BATCH).max(3);
         let mut best_batch = f64::MAX;
-        for _ in 0..15 {
+        for _ in 0..$loops {
             let t = Instant::now();
             for _ in 0..calls {
                 let _ = $m::predict_batch(black_box(&xb), &mut yb);
@@ -101,6 +119,9 @@ macro_rules! bench {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let only = args.get(1).map(String::as_str);
+    let loops: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(15);
     MODULES_BENCH
 }
 MODULES_DECL
@@ -270,7 +291,8 @@ fn main() {
 }
 "#;
 
-/// tract on the same model, batch `B`: the optimised plan's `run`, best of 15 loops.
+/// tract on the same model, batch `B`: the optimised plan's `run`, best of 15 loops (or of the
+/// fifth argument).
 const TRACT_RUNNER: &str = r#"
 use std::time::Instant;
 use tract_onnx::prelude::*;
@@ -278,6 +300,7 @@ fn main() {
     let a: Vec<String> = std::env::args().collect();
     let (path, n_in, iters, batch): (&str, usize, usize, usize) =
         (&a[1], a[2].parse().unwrap(), a[3].parse().unwrap(), a[4].parse().unwrap());
+    let loops: usize = a.get(5).map_or(15, |l| l.parse().unwrap());
     let plan = tract_onnx::onnx()
         .model_for_path(path)
         .unwrap()
@@ -289,7 +312,7 @@ fn main() {
         .unwrap();
     let x: Tensor = tract_ndarray::Array2::<f32>::from_shape_fn((batch, n_in), |(_, i)| (i % 7) as f32 * 0.1 - 0.3).into();
     let mut best = f64::MAX;
-    for _ in 0..15 {
+    for _ in 0..loops {
         let t = Instant::now();
         for _ in 0..iters {
             let out = plan.run(tvec!(x.clone().into_tvalue())).unwrap();
@@ -352,6 +375,8 @@ struct Row {
     emitted: Vec<(f64, f64)>,
     tract: f64,
     tract_batch: f64,
+    /// `--simd` ÷ tract in each alternating round: batch 1, batch `BATCH` per sample.
+    duel: [Vec<f64>; 2],
     tract_check: f64,
     ort_check: f64,
     bound: f64,
@@ -422,7 +447,7 @@ pub fn emit() -> Result {
         }
         let bench: String = VARIANTS
             .iter()
-            .map(|(n, _)| format!("bench!({n});\n    "))
+            .map(|(n, _)| format!("bench!({n}, only, loops);\n    "))
             .collect();
         let decl: String = VARIANTS
             .iter()
@@ -458,17 +483,41 @@ pub fn emit() -> Result {
                 )
             })
             .collect();
-        let tract = |batch: usize| -> Result<f64> {
+        let tract = |batch: usize, loops: usize| -> Result<f64> {
             let n = ((iters / 10).max(10) / batch).max(3);
             let out = output(
                 Command::new(&tract_bin)
                     .arg(&model)
                     .arg(widths[0].to_string())
                     .arg(n.to_string())
-                    .arg(batch.to_string()),
+                    .arg(batch.to_string())
+                    .arg(loops.to_string()),
             )?;
             Ok(numbers(&out).first().copied().unwrap_or(0.0))
         };
+        // The duel: `--simd` and tract in alternating rounds, best of a few loops each, so that
+        // the machine's drifts (other tenants, clocks) meet both sides alike; each round's ratio.
+        let mut duel = [Vec::new(), Vec::new()];
+        for round in 0..ROUNDS {
+            let ours = || -> Result<(f64, f64)> {
+                let v = numbers(&output(
+                    Command::new(&bin).args(["simd_f32", &ROUND_LOOPS.to_string()]),
+                )?);
+                Ok((v.first().copied().unwrap_or(0.0), v.get(1).copied().unwrap_or(0.0)))
+            };
+            let theirs = || -> Result<(f64, f64)> {
+                Ok((tract(1, ROUND_LOOPS)?, tract(BATCH, ROUND_LOOPS)?))
+            };
+            let (a, b) = if round % 2 == 0 {
+                let a = ours()?;
+                (a, theirs()?)
+            } else {
+                let b = theirs()?;
+                (ours()?, b)
+            };
+            duel[0].push(a.0 / b.0);
+            duel[1].push(a.1 / b.1);
+        }
         let check = |backend: &str| -> Result<f64> {
             let out = output(
                 Command::new(&tool)
@@ -533,8 +582,9 @@ pub fn emit() -> Result {
             params,
             weight_bytes,
             emitted,
-            tract: tract(1)?,
-            tract_batch: tract(BATCH)?,
+            tract: tract(1, 15)?,
+            tract_batch: tract(BATCH, 15)?,
+            duel,
             tract_check: check("tract")?,
             ort_check: check("ort")?,
             bound,
@@ -548,8 +598,8 @@ pub fn emit() -> Result {
         peaks.1 / 1e9,
         peaks.0 / 1e9
     );
-    println!("| MLP | parameters | f32 weights | generated (safe) | generated `--simd` | `--simd` f16 | `--simd` int8 | tract `plan.run` | tract `check` steady median | ONNX Runtime `check` (2 threads) | `--simd` ÷ tract | safe ÷ tract | bound (f32) |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| MLP | parameters | f32 weights | generated (safe) | generated `--simd` | `--simd` f16 | `--simd` int8 | tract `plan.run` | tract `check` steady median | ONNX Runtime `check` (2 threads) | `--simd` ÷ tract | `--simd` ÷ tract, {ROUNDS} alternating rounds: median (range) | safe ÷ tract | bound (f32) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         let beaten = r
             .emitted
@@ -559,7 +609,7 @@ pub fn emit() -> Result {
             .chain([r.tract])
             .any(|t| t < r.bound);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {:.2} | {} |",
             r.label,
             r.params,
             human(r.weight_bytes as u64),
@@ -571,6 +621,7 @@ pub fn emit() -> Result {
             ns(r.tract_check),
             ns(r.ort_check),
             r.emitted[1].0 / r.tract,
+            spread(&r.duel[0]),
             r.emitted[0].0 / r.tract,
             if beaten {
                 format!("{} (beaten: dropped)", ns(r.bound))
@@ -580,18 +631,19 @@ pub fn emit() -> Result {
         );
     }
     println!("\nBatch {BATCH} through `predict_batch` (per sample)\n");
-    println!("| MLP | generated (safe) | safe int8 | `--simd` | `--simd` int8 | tract `plan.run` | `--simd` ÷ tract |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| MLP | generated (safe) | safe int8 | `--simd` | `--simd` int8 | tract `plan.run` | `--simd` ÷ tract | `--simd` ÷ tract, {ROUNDS} alternating rounds: median (range) |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
             r.label,
             ns(r.emitted[0].1),
             ns(r.emitted[4].1),
             ns(r.emitted[1].1),
             ns(r.emitted[3].1),
             ns(r.tract_batch),
-            r.emitted[1].1 / r.tract_batch
+            r.emitted[1].1 / r.tract_batch,
+            spread(&r.duel[1])
         );
     }
     println!("\nStripped `no_std` binaries and the error of stored weights\n");

@@ -11,14 +11,25 @@ pub fn shared_target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/scaffold-tests")
 }
 
-/// Cargo in a generated project: the shared target dir, and no debug info (the scaffolds link
-/// tract or ort into several binaries; with debug info that is gigabytes of disk in CI).
+/// The shared target dir, and no debug info (the scaffolds link tract or ort into several
+/// binaries; with debug info that is gigabytes of disk in CI). Everything that builds there (the
+/// projects, and `cargo infer` building burn harnesses) must set both: another profile compiles
+/// every dependency again.
+pub fn shared_target_env() -> [(&'static str, std::ffi::OsString); 2] {
+    [
+        ("CARGO_TARGET_DIR", shared_target().into_os_string()),
+        ("CARGO_PROFILE_DEV_DEBUG", "false".into()),
+    ]
+}
+
+/// `[profile.dev.package."*"] opt-level = 1`, as `init` writes it: a crate made by hand in a test
+/// carries it too, so that it reuses the dependencies the generated projects compiled.
+pub const DEV_PROFILE: &str = "\n[profile.dev.package.\"*\"]\nopt-level = 1\n";
+
+/// Cargo in a generated project, in the shared target dir.
 pub fn project_cargo(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env("CARGO_TARGET_DIR", shared_target())
-        .env("CARGO_PROFILE_DEV_DEBUG", "false");
+    cmd.current_dir(dir).args(args).envs(shared_target_env());
     cmd
 }
 
