@@ -503,7 +503,10 @@ pub fn emit() -> Result {
                 let v = numbers(&output(
                     Command::new(&bin).args(["simd_f32", &ROUND_LOOPS.to_string()]),
                 )?);
-                Ok((v.first().copied().unwrap_or(0.0), v.get(1).copied().unwrap_or(0.0)))
+                Ok((
+                    v.first().copied().unwrap_or(0.0),
+                    v.get(1).copied().unwrap_or(0.0),
+                ))
             };
             let theirs = || -> Result<(f64, f64)> {
                 Ok((tract(1, ROUND_LOOPS)?, tract(BATCH, ROUND_LOOPS)?))
