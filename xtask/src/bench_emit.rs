@@ -347,6 +347,24 @@ fn build(dir: &Path, name: &str, manifest_extra: &str) -> Result<std::path::Path
     Ok(target_dir().join("release").join(name))
 }
 
+/// A variant's batch-1 and per-sample batch times from the runner's line `NAME BEST BATCH SINK`.
+fn variant_times(text: &str, name: &str) -> (f64, f64) {
+    let v: Vec<f64> = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|t| t.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        v.first().copied().unwrap_or(0.0),
+        v.get(1).copied().unwrap_or(0.0),
+    )
+}
+
 fn numbers(out: &std::process::Output) -> Vec<f64> {
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
@@ -466,22 +484,7 @@ pub fn emit() -> Result {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let emitted: Vec<(f64, f64)> = VARIANTS
             .iter()
-            .map(|(n, _)| {
-                let v: Vec<f64> = text
-                    .lines()
-                    .find(|l| l.split_whitespace().next() == Some(n))
-                    .map(|l| {
-                        l.split_whitespace()
-                            .skip(1)
-                            .filter_map(|t| t.parse().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                (
-                    v.first().copied().unwrap_or(0.0),
-                    v.get(1).copied().unwrap_or(0.0),
-                )
-            })
+            .map(|(n, _)| variant_times(&text, n))
             .collect();
         let tract = |batch: usize, loops: usize| -> Result<f64> {
             let n = ((iters / 10).max(10) / batch).max(3);
@@ -497,20 +500,17 @@ pub fn emit() -> Result {
         };
         // The duel: `--simd` and tract in alternating rounds, best of a few loops each, so that
         // the machine's drifts (other tenants, clocks) meet both sides alike; each round's ratio.
+        let ours = || -> Result<(f64, f64)> {
+            let out = output(Command::new(&bin).args(["simd_f32", &ROUND_LOOPS.to_string()]))?;
+            Ok(variant_times(
+                &String::from_utf8_lossy(&out.stdout),
+                "simd_f32",
+            ))
+        };
+        let theirs =
+            || -> Result<(f64, f64)> { Ok((tract(1, ROUND_LOOPS)?, tract(BATCH, ROUND_LOOPS)?)) };
         let mut duel = [Vec::new(), Vec::new()];
         for round in 0..ROUNDS {
-            let ours = || -> Result<(f64, f64)> {
-                let v = numbers(&output(
-                    Command::new(&bin).args(["simd_f32", &ROUND_LOOPS.to_string()]),
-                )?);
-                Ok((
-                    v.first().copied().unwrap_or(0.0),
-                    v.get(1).copied().unwrap_or(0.0),
-                ))
-            };
-            let theirs = || -> Result<(f64, f64)> {
-                Ok((tract(1, ROUND_LOOPS)?, tract(BATCH, ROUND_LOOPS)?))
-            };
             let (a, b) = if round % 2 == 0 {
                 let a = ours()?;
                 (a, theirs()?)
