@@ -524,7 +524,7 @@ fn reported_error(said: &str) -> f64 {
 /// the error `emit` reports for the stored weights, measured on these very inputs (given with
 /// `--input`), in every storage mode, through predict_batch's blocks and its last, short block
 /// (one sample, two, a group of six filled up from three or five, a group and one or two
-/// samples, two groups filled up). With `--simd`, 16-row panels in pairs and alone, a rest of 8
+/// samples, two groups filled up), inputs laid side by side (1024 wide) and read where they are. With `--simd`, 16-row panels in pairs and alone, a rest of 8
 /// rows and rests of 4 and 10 (filled up with zero rows) meet the AVX2 kernels, and the safe
 /// kernels meet the same panels as a processor without AVX2 runs them. `--max-error` under the
 /// reported error refuses
@@ -558,14 +558,17 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         let (bytes, n_in) = if structured(k) {
             // With --simd (16-row panels): two panels and 8 rows, three panels (a pair and
             // one) and 8 rows, one panel and 10 rows (filled up to 16), 4 rows (filled up to 8).
-            random_mlp_of(&mut rng, &[300, 40, 56, 26, 4])
+            // The last mode's inputs are 1024 wide: the block kernel lays them side by side.
+            let n_in = if k == 7 { 1024 } else { 300 };
+            random_mlp_of(&mut rng, &[n_in, 40, 56, 26, 4])
         } else {
             random_mlp(&mut rng)
         };
         let model = dir.path().join(format!("stored{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
-        // A block of 12 and a short one of 1, 2, 3, 5, 8, 11, 7 or 9 samples.
-        let batch = [13, 14, 15, 17, 20, 23, 19, 21][k];
+        // A block of 48 (the --simd modes; four of 12 for the others) and a short one of 1, 2,
+        // 3, 5, 8, 11, 7 or 9 samples.
+        let batch = [49, 50, 51, 53, 56, 59, 55, 57][k];
         let input: Vec<f32> = (0..batch * n_in)
             .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
             .collect();
@@ -606,6 +609,19 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
                 "{}: header",
                 c.name
             );
+            // Small layers: blocks of 48 samples, their activations within the stated stack.
+            assert!(
+                code.contains("const BLOCK: usize = 48;") && code.contains("KiB of stack"),
+                "{}: block",
+                c.name
+            );
+            if k == 7 {
+                assert!(
+                    code.contains("dense_block::<16, 1024, 40, 1024>"),
+                    "{}: inputs side by side",
+                    c.name
+                );
+            }
             if structured(k) {
                 for call in [
                     "unsafe { dense::<16,",
@@ -628,7 +644,7 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
             }
         } else {
             assert!(
-                !code.contains("mod simd"),
+                !code.contains("mod simd") && code.contains("const BLOCK: usize = 12;"),
                 "{}: AVX2 kernels without --simd",
                 c.name
             );

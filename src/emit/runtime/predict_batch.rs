@@ -5,15 +5,12 @@ pub struct LengthError {
     pub output: usize,
 }
 
-/// Samples run together by `predict_batch`: each weight is read from memory once per block of
-/// samples (twelve: the AVX2 kernel takes them six at a time, whose sums of 16 rows fill twelve
-/// of its sixteen registers, the panel's rows staying in cache for the next six).
-const BLOCK: usize = 12;
+__BLOCK__
 
 /// Runs every sample of `input` (`n · INPUT_SIZE` values) into `out` (`n · OUTPUT_SIZE`);
 /// returns `n`. Samples go through in blocks of `BLOCK` (with the AVX2 kernels each weight is
-/// read once per block, and the block's activations take `BLOCK` times the stack of `predict`);
-/// the last block may be short.
+/// read once per block; the stack the block's activations take is stated at `BLOCK`); the last
+/// block may be short.
 pub fn predict_batch(input: &[f32], out: &mut [f32]) -> Result<usize, LengthError> {
     let n = input.len() / INPUT_SIZE;
     if input.len() != n * INPUT_SIZE || out.len() != n * OUTPUT_SIZE {

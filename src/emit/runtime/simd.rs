@@ -162,16 +162,15 @@ mod simd {
     /// samples: per panel and group, one or two registers of sums per sample (twelve registers
     /// for 16 rows), each weight register loaded once for the six samples, the panel read from
     /// memory once for the block (the second group finds it in cache, and meanwhile asks for the
-    /// next panel). When the samples lie a multiple of 4 KiB apart (`N` a multiple of 1024) their
-    /// six streams share L1 sets, so the first panel also lays the inputs six samples side by
-    /// side per column, for the others to read as one stream; otherwise every panel reads the
-    /// samples where they are (the copy costs more than it saves).
+    /// next panel). With `P` = `N` the first panel also lays the inputs six samples side by side
+    /// per column, for the others to read as one stream; with `P` = 0 every panel reads the
+    /// samples where they are (the caller's choice: see where it calls this).
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
     #[inline(always)]
     #[allow(unused_unsafe, dead_code, clippy::needless_range_loop, clippy::identity_op, clippy::too_many_arguments)]
-    pub unsafe fn dense_block<const R: usize, const N: usize, const M: usize>(
+    pub unsafe fn dense_block<const R: usize, const N: usize, const M: usize, const P: usize>(
         w: &[__W__],__SCALE_ARG__
         b: &[f32],
         x: [&[f32; N]; BLOCK],
@@ -181,11 +180,11 @@ mod simd {
         f: impl Fn(Acc) -> Acc,
     ) {
         let groups = groups.min(BLOCK / 6);
-        // N a multiple of 1024 (written so for the Rust versions before `is_multiple_of`).
-        let pack = N & 1023 == 0;
+        let pack = P == N;
         // The inputs six samples side by side per column, written as the first panel reads them
-        // (when `pack`), read by the others; never read before it is written.
-        let mut xs = core::mem::MaybeUninit::<[[[f32; 6]; N]; BLOCK / 6]>::uninit();
+        // (when `pack`), read by the others; never read before it is written. Empty unless
+        // `pack` (no stack for it).
+        let mut xs = core::mem::MaybeUninit::<[[[f32; 6]; P]; BLOCK / 6]>::uninit();
         // A last panel may be filled up with rows of zeros: only its real rows are written.
         let count = b.len().div_ceil(R);
         for p in 0..count {
@@ -197,17 +196,20 @@ mod simd {
             let bias = &b[rows.clone()];__SCALE_ROWS__
             for g in 0..groups {
                 let rows_in: [*const f32; 6] = core::array::from_fn(|s| x[6 * g + s].as_ptr());
-                // SAFETY: group g < BLOCK / 6 of `xs`, whose 6 · N floats start there.
-                let xg = unsafe { (xs.as_mut_ptr() as *mut f32).add(6 * N * g) };
-                let prefetch = g == 1 && p + 1 < count;
+                // SAFETY: group g < BLOCK / 6 of `xs`, whose 6 · P floats start there.
+                let xg = unsafe { (xs.as_mut_ptr() as *mut f32).add(6 * P * g) };
+                // The last group asks for the next panel: the block's earlier groups find the
+                // panel in cache, the next block's first group finds the next one.
+                let prefetch = g + 1 == groups && p + 1 < count;
                 let mode = match (pack, p) {
                     (false, _) => ROWS,
                     (true, 0) => PACK,
                     (true, _) => PACKED,
                 };
-                // SAFETY: the panel holds R · N weights, each of `rows_in` N inputs, `xg` 6 · N
-                // floats, written by the first panel (PACK) before the others read them (PACKED);
-                // the caller's features.
+                // SAFETY: the panel holds R · N weights, each of `rows_in` N inputs; with `pack`
+                // (P = N) `xg` has 6 · N floats, written by the first panel (PACK) before the
+                // others read them (PACKED), and without it (ROWS) it is not touched; the
+                // caller's features.
                 let acc = unsafe {
                     match (mode, prefetch) {
                         (ROWS, false) => group::<R, N, false, ROWS>(ptr, next, rows_in, xg),
