@@ -816,7 +816,12 @@ fn entry_points(out: &mut String, steps: &[Step], simd: bool, n_in: usize) {
     );
     let block = if simd {
         let (block, bytes) = block_size(steps, n_in);
-        format!("/// Samples run together by `predict_batch`: with the AVX2 kernels each weight is read from\n/// memory once per block, which they take six samples at a time (the sums of 16 rows for six\n/// samples fill twelve of the sixteen registers), the panel staying in cache for the block's\n/// other groups. {block} here, the largest of 48, 24 and 12 whose activations fit in 1 MiB: they take\n/// {} KiB of stack (the safe kernels, one sample at a time, that of `predict`).\nconst BLOCK: usize = {block};", bytes.div_ceil(1024))
+        let why = if bytes <= BLOCK_STACK {
+            "the largest of 48, 24 and 12 whose activations fit in 1 MiB"
+        } else {
+            "the fewest it takes, though their activations pass 1 MiB"
+        };
+        format!("/// Samples run together by `predict_batch`: with the AVX2 kernels each weight is read from\n/// memory once per block, which they take six samples at a time (the sums of 16 rows for six\n/// samples fill twelve of the sixteen registers), the panel staying in cache for the block's\n/// other groups. {block} here, {why}:\n/// they take {} KiB of stack (the safe kernels, one sample at a time, that of `predict`).\nconst BLOCK: usize = {block};", bytes.div_ceil(1024))
     } else {
         "/// Samples given to `predict_block` at a time (the safe kernels run them one by one).\nconst BLOCK: usize = 12;".to_string()
     };
@@ -902,6 +907,43 @@ mod tests {
 
     /// Constants reach the generated code as float literals: ONNX's default Elu alpha, 1.0,
     /// written `1`, made an integer times an f64, which does not compile.
+    /// Blocks of 48 samples while their activations fit in 1 MiB of stack, else 24, else 12;
+    /// the side-by-side copies (inputs a multiple of 1024 wide) count.
+    #[test]
+    fn blocks_are_as_large_as_the_stack_allows() {
+        let dense = |k: usize, n_in: usize, n_out: usize| {
+            Step::Dense(Dense {
+                k,
+                n_in,
+                n_out,
+                parts: vec![Part {
+                    rows: 0..n_out,
+                    width: 16,
+                    sets: 1,
+                    weights: format!("W{k}"),
+                }],
+                scaled: false,
+                act: "v".into(),
+            })
+        };
+        let mlp = |w: usize| [dense(0, w, w), dense(1, w, w), dense(2, w, 10)];
+        // 1536 wide: two buffers of 1536 and one of 10 floats a sample, no copies.
+        assert_eq!(block_size(&mlp(1536), 1536), (48, 48 * 3082 * 4));
+        // 2048 wide: the buffers and three side-by-side copies, 10250 floats a sample.
+        assert_eq!(block_size(&mlp(2048), 2048), (24, 24 * 10250 * 4));
+        // An affine step first copies the input: one more buffer.
+        let affine = Step::Affine {
+            scale: "S".into(),
+            shift: "T".into(),
+        };
+        let [a, b, c] = mlp(1536);
+        assert_eq!(block_size(&[affine, a, b, c], 1536), (48, 48 * 4618 * 4));
+        // Too wide for even 12 within the budget: 12, and the figure says so.
+        let (block, bytes) = block_size(&mlp(16384), 16384);
+        assert_eq!(block, 12);
+        assert!(bytes > BLOCK_STACK);
+    }
+
     #[test]
     fn activation_constants_are_float_literals() {
         assert!(
