@@ -524,11 +524,11 @@ fn reported_error(said: &str) -> f64 {
 /// the error `emit` reports for the stored weights, measured on these very inputs (given with
 /// `--input`), in every storage mode, through predict_batch's blocks and its last, short block
 /// (one sample, two, a group of six filled up from three or five, a group and one or two
-/// samples, two groups filled up), inputs laid side by side (1024 wide) and read where they are. With `--simd`, 16-row panels in pairs and alone, a rest of 8
-/// rows and rests of 4 and 10 (filled up with zero rows) meet the AVX2 kernels, and the safe
-/// kernels meet the same panels as a processor without AVX2 runs them. `--max-error` under the
-/// reported error refuses
-/// and writes nothing; int8 weights are a quarter of the f32 bytes.
+/// samples, two groups filled up), inputs laid side by side (1024 wide) and read where they
+/// are. With `--simd`, 16-row panels in pairs and alone, a rest of 8 rows and rests of 4 and 10
+/// (filled up with zero rows) meet the AVX2 kernels, and the safe kernels meet the same panels
+/// as a processor without AVX2 runs them. `--max-error` under the reported error refuses and
+/// writes nothing; int8 weights are a quarter of the f32 bytes.
 #[test]
 fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
     let dir = tempfile::tempdir().unwrap();
