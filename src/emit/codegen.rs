@@ -817,11 +817,12 @@ fn entry_points(out: &mut String, steps: &[Step], simd: bool, n_in: usize) {
     let block = if simd {
         let (block, bytes) = block_size(steps, n_in);
         let why = if bytes <= BLOCK_STACK {
-            "the largest of 48, 24 and 12 whose activations fit in 1 MiB"
+            "the largest of 48, 24 and 12 whose activations fit in"
         } else {
-            "the fewest it takes, though their activations pass 1 MiB"
+            "the fewest it takes, though their activations pass"
         };
-        format!("/// Samples run together by `predict_batch`: with the AVX2 kernels each weight is read from\n/// memory once per block, which they take six samples at a time (the sums of 16 rows for six\n/// samples fill twelve of the sixteen registers), the panel staying in cache for the block's\n/// other groups. {block} here, {why}:\n/// they take {} KiB of stack (the safe kernels, one sample at a time, that of `predict`).\nconst BLOCK: usize = {block};", bytes.div_ceil(1024))
+        let mib = BLOCK_STACK >> 20;
+        format!("/// Samples run together by `predict_batch`: with the AVX2 kernels each weight is read from\n/// memory once per block, which they take six samples at a time (the sums of 16 rows for six\n/// samples fill twelve of the sixteen registers), the panel staying in cache for the block's\n/// other groups. {block} here, {why} {mib} MiB:\n/// they take {} KiB of stack (the safe kernels, one sample at a time, that of `predict`).\nconst BLOCK: usize = {block};", bytes.div_ceil(1024))
     } else {
         "/// Samples given to `predict_block` at a time (the safe kernels run them one by one).\nconst BLOCK: usize = 12;".to_string()
     };
@@ -905,8 +906,6 @@ fn simd_entries(steps: &[Step], n_in: usize) -> String {
 mod tests {
     use super::*;
 
-    /// Constants reach the generated code as float literals: ONNX's default Elu alpha, 1.0,
-    /// written `1`, made an integer times an f64, which does not compile.
     /// Blocks of 48 samples while their activations fit in 1 MiB of stack, else 24, else 12;
     /// the side-by-side copies (inputs a multiple of 1024 wide) count.
     #[test]
@@ -944,6 +943,8 @@ mod tests {
         assert!(bytes > BLOCK_STACK);
     }
 
+    /// Constants reach the generated code as float literals: ONNX's default Elu alpha, 1.0,
+    /// written `1`, made an integer times an f64, which does not compile.
     #[test]
     fn activation_constants_are_float_literals() {
         assert!(

@@ -162,9 +162,9 @@ mod simd {
     /// samples: per panel and group, one or two registers of sums per sample (twelve registers
     /// for 16 rows), each weight register loaded once for the six samples, the panel read from
     /// memory once for the block (the later groups find it in cache; the last one meanwhile asks
-    /// for the next panel). With `P` = `N` the first panel also lays the inputs six samples side by side
-    /// per column, for the others to read as one stream; with `P` = 0 every panel reads the
-    /// samples where they are (the caller's choice: see where it calls this).
+    /// for the next panel). With `P` = `N` the first panel also lays the inputs six samples side
+    /// by side per column, for the others to read as one stream; with `P` = 0 every panel reads
+    /// the samples where they are (the caller's choice: see where it calls this).
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
