@@ -332,7 +332,7 @@ fn run_generated_saying(
         .unwrap();
         for n in &names {
             main += &format!(
-                "    {{\n        use emitted::{n} as m;\n        let mut b = Vec::new();\n        std::fs::File::open(format!(\"{{dir}}/{i}.in\")).unwrap().read_to_end(&mut b).unwrap();\n        let x: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();\n        let mut y = vec![0f32; x.len() / m::INPUT_SIZE * m::OUTPUT_SIZE];\n        assert_eq!(m::predict_batch(&x, &mut y), Ok(x.len() / m::INPUT_SIZE));\n        assert!(m::predict_batch(&x[1..], &mut y).is_err() || m::INPUT_SIZE == 1);\n        std::fs::write(format!(\"{{dir}}/{n}.out\"), y.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();\n    }}\n",
+                "    {{\n        use emitted::{n} as m;\n        let mut b = Vec::new();\n        std::fs::File::open(format!(\"{{dir}}/{i}.in\")).unwrap().read_to_end(&mut b).unwrap();\n        let x: Vec<f32> = b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();\n        let mut y = vec![0f32; x.len() / m::INPUT_SIZE * m::OUTPUT_SIZE];\n        assert_eq!(m::predict_batch(&x, &mut y), Ok(x.len() / m::INPUT_SIZE));\n        assert!(m::predict_batch(&x[1..], &mut y).is_err() || m::INPUT_SIZE == 1);\n        // Shorter batches (1 to 13 samples: one alone, a rest alone, a group and a rest, two\n        // groups; and the whole less its last 1 to 6): each sample as in the whole batch.\n        let n = x.len() / m::INPUT_SIZE;\n        for k in (1..n).filter(|&k| k <= 13 || k + 7 > n) {{\n            let mut z = vec![0f32; k * m::OUTPUT_SIZE];\n            assert_eq!(m::predict_batch(&x[..k * m::INPUT_SIZE], &mut z), Ok(k));\n            for (j, (a, b)) in z.iter().zip(&y).enumerate() {{\n                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), \"{n}: output {{j}} of a batch of {{k}}: {{a}}, of the whole batch {{b}}\");\n            }}\n        }}\n        std::fs::write(format!(\"{{dir}}/{n}.out\"), y.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();\n    }}\n",
                 i = c.name
             );
         }
@@ -523,9 +523,9 @@ fn reported_error(said: &str) -> f64 {
 /// F16C; this machine has them): the generated code agrees with tract and ONNX Runtime within
 /// the error `emit` reports for the stored weights, measured on these very inputs (given with
 /// `--input`), in every storage mode, through predict_batch's blocks and its last, short block
-/// (one sample, two, a group of six filled up from three or five, a group and one or two
-/// samples, two groups filled up), inputs laid side by side (1024 wide) and read where they
-/// are. With `--simd`, 16-row panels in pairs and alone, a rest of 8 rows and rests of 4 and 10
+/// (one sample, a rest of two alone, whole groups of six and a rest of one to five; and, in
+/// the runner, every batch of 1 to 13 samples against the whole batch), inputs laid side by
+/// side (1024 wide) and read where they are. With `--simd`, 16-row panels in pairs and alone, a rest of 8 rows and rests of 4 and 10
 /// (filled up with zero rows) meet the AVX2 kernels, and the safe kernels meet the same panels
 /// as a processor without AVX2 runs them. `--max-error` under the reported error refuses and
 /// writes nothing; int8 weights are a quarter of the f32 bytes.
@@ -566,9 +566,10 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
         };
         let model = dir.path().join(format!("stored{k}.onnx"));
         std::fs::write(&model, bytes).unwrap();
-        // A block of 48 (the --simd modes; four of 12 for the others) and a short one of 1, 2,
-        // 3, 5, 8, 11, 7 or 9 samples.
-        let batch = [49, 50, 51, 53, 56, 59, 55, 57][k];
+        // With --simd (blocks of 72): a block and one sample; a block and a rest of two; ten
+        // groups and a rest of four; nine and three; two blocks and a group and five. Without
+        // (blocks of 12): four blocks and 2, 11 or 5 samples.
+        let batch = [73, 50, 59, 74, 64, 53, 57, 155][k];
         let input: Vec<f32> = (0..batch * n_in)
             .map(|_| (rng.unit() * 4.0 - 2.0) as f32)
             .collect();
@@ -609,9 +610,9 @@ fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {
                 "{}: header",
                 c.name
             );
-            // Small layers: blocks of 48 samples, their activations within the stated stack.
+            // Small layers: blocks of 72 samples, their activations within the stated stack.
             assert!(
-                code.contains("const BLOCK: usize = 48;") && code.contains("KiB of stack"),
+                code.contains("const BLOCK: usize = 72;") && code.contains("KiB of stack"),
                 "{}: block",
                 c.name
             );

@@ -158,13 +158,15 @@ mod simd {
         sums
     }
 
-    /// `super::dense_block` for panels of 8 or 16 rows, the block's first `groups` groups of six
-    /// samples: per panel and group, one or two registers of sums per sample (twelve registers
-    /// for 16 rows), each weight register loaded once for the six samples, the panel read from
-    /// memory once for the block (the later groups find it in cache; the last one meanwhile asks
-    /// for the next panel). With `P` = `N` the first panel also lays the inputs six samples side
-    /// by side per column, for the others to read as one stream; with `P` = 0 every panel reads
-    /// the samples where they are (the caller's choice: see where it calls this).
+    /// `super::dense_block` for panels of 8 or 16 rows, the block's first `m` samples, six at a
+    /// time and the last one to five together (no sample computed for nothing): per panel and
+    /// group, one or two registers of sums per sample (twelve registers for 16 rows and six
+    /// samples), each weight register loaded once for the group, the panel read from memory
+    /// once for the block (the later groups find it in cache; the last one meanwhile asks for
+    /// the next panel). With `P` = `N` the first panel also lays the groups of six side by side
+    /// per column, for the others to read as one stream; with `P` = 0 (and for the last few
+    /// samples) every panel reads the samples where they are (the caller's choice: see where it
+    /// calls this).
     ///
     /// # Safety
     /// AVX2, FMA and F16C are available.
@@ -176,10 +178,14 @@ mod simd {
         x: [&[f32; N]; BLOCK],
         y: &mut [[f32; M]; BLOCK],
         first: usize,
-        groups: usize,
+        m: usize,
         f: impl Fn(Acc) -> Acc,
     ) {
-        let groups = groups.min(BLOCK / 6);
+        // Whole groups of six, then the rest together: BLOCK is a multiple of six, so a rest
+        // is a group g < BLOCK / 6 of its own.
+        let m = m.min(BLOCK);
+        let (whole, rest) = (m / 6, m % 6);
+        let groups = whole + usize::from(rest > 0);
         let pack = P == N;
         // The inputs six samples side by side per column, written as the first panel reads them
         // (when `pack`), read by the others; never read before it is written. Empty unless
@@ -195,39 +201,45 @@ mod simd {
             let rows = p * R..((p + 1) * R).min(b.len());
             let bias = &b[rows.clone()];__SCALE_ROWS__
             for g in 0..groups {
+                // Samples of this group: six, or the rest in the last one.
+                let n = if g < whole { 6 } else { rest };
+                // g < BLOCK / 6, so all six places are in the block (past the rest, unread).
                 let rows_in: [*const f32; 6] = core::array::from_fn(|s| x[6 * g + s].as_ptr());
                 // SAFETY: group g < BLOCK / 6 of `xs`, whose 6 · P floats start there.
                 let xg = unsafe { (xs.as_mut_ptr() as *mut f32).add(6 * P * g) };
                 // The last group asks for the next panel: the block's earlier groups find the
                 // panel in cache, the next block's first group finds the next one.
                 let prefetch = g + 1 == groups && p + 1 < count;
-                let mode = match (pack, p) {
+                // Only whole groups are laid side by side.
+                let mode = match (pack && n == 6, p) {
                     (false, _) => ROWS,
                     (true, 0) => PACK,
                     (true, _) => PACKED,
                 };
-                // SAFETY: the panel holds R · N weights, each of `rows_in` N inputs; with `pack`
-                // (P = N) `xg` has 6 · N floats, written by the first panel (PACK) before the
-                // others read them (PACKED), and without it (ROWS) it is not touched; the
-                // caller's features.
-                let acc = unsafe {
-                    match (mode, prefetch) {
-                        (ROWS, false) => group::<R, N, false, ROWS>(ptr, next, rows_in, xg),
-                        (ROWS, true) => group::<R, N, true, ROWS>(ptr, next, rows_in, xg),
-                        (PACK, _) => group::<R, N, false, PACK>(ptr, next, rows_in, xg),
-                        (_, false) => group::<R, N, false, PACKED>(ptr, next, rows_in, xg),
-                        (_, true) => group::<R, N, true, PACKED>(ptr, next, rows_in, xg),
+                // SAFETY: the panel holds R · N weights, each of the first `n` of `rows_in` N
+                // inputs; with `pack` (P = N) `xg` has 6 · N floats, written by the first panel
+                // (PACK) before the others read them (PACKED), and without it (ROWS) it is not
+                // touched; the caller's features.
+                let sums = unsafe {
+                    match (n, mode, prefetch) {
+                        (6, ROWS, false) => group::<R, N, false, ROWS, 6>(ptr, next, rows_in, xg),
+                        (6, ROWS, true) => group::<R, N, true, ROWS, 6>(ptr, next, rows_in, xg),
+                        (6, PACK, _) => group::<R, N, false, PACK, 6>(ptr, next, rows_in, xg),
+                        (6, _, false) => group::<R, N, false, PACKED, 6>(ptr, next, rows_in, xg),
+                        (6, _, true) => group::<R, N, true, PACKED, 6>(ptr, next, rows_in, xg),
+                        (5, _, false) => group::<R, N, false, ROWS, 5>(ptr, next, rows_in, xg),
+                        (5, _, true) => group::<R, N, true, ROWS, 5>(ptr, next, rows_in, xg),
+                        (4, _, false) => group::<R, N, false, ROWS, 4>(ptr, next, rows_in, xg),
+                        (4, _, true) => group::<R, N, true, ROWS, 4>(ptr, next, rows_in, xg),
+                        (3, _, false) => group::<R, N, false, ROWS, 3>(ptr, next, rows_in, xg),
+                        (3, _, true) => group::<R, N, true, ROWS, 3>(ptr, next, rows_in, xg),
+                        (2, _, false) => group::<R, N, false, ROWS, 2>(ptr, next, rows_in, xg),
+                        (2, _, true) => group::<R, N, true, ROWS, 2>(ptr, next, rows_in, xg),
+                        (_, _, false) => group::<R, N, false, ROWS, 1>(ptr, next, rows_in, xg),
+                        (_, _, true) => group::<R, N, true, ROWS, 1>(ptr, next, rows_in, xg),
                     }
                 };
-                let mut sums = [[0.0f32; 16]; 6];
-                for s in 0..6 {
-                    // SAFETY: two registers into 16 floats.
-                    unsafe {
-                        _mm256_storeu_ps(sums[s].as_mut_ptr(), acc[s][0]);
-                        _mm256_storeu_ps(sums[s].as_mut_ptr().add(8), acc[s][1]);
-                    }
-                }
-                for s in 0..6 {
+                for s in 0..n {
                     let out = &mut y[6 * g + s][first + rows.start..first + rows.end];
                     for r in 0..rows.len() {
                         out[r] = f(bias[r] as Acc + __SCALE_ROW__sums[s][r]) as f32;
@@ -243,23 +255,24 @@ mod simd {
     const PACK: u8 = 1;
     const PACKED: u8 = 2;
 
-    /// One panel of `R` = 8 or 16 rows times six samples: the sums, `R / 8` registers per
-    /// sample. The inputs come from the six samples' vectors (`rows`) with `MODE` `ROWS` or
-    /// `PACK` (which also writes them side by side at `xg`), from `xg` with `PACKED`; with
+    /// One panel of `R` = 8 or 16 rows times `S` ≤ 6 samples: the sums of each sample's rows
+    /// (the first `S` of the six), kept in `R / 8` registers per sample. The inputs come from
+    /// the samples' vectors (the first `S` of `rows`) with `MODE` `ROWS` or `PACK` (which also
+    /// writes them side by side at `xg`; six samples only), from `xg` with `PACKED`; with
     /// `PREFETCH` the next panel (at `next`) is asked for as this one is read.
     ///
     /// # Safety
-    /// `p` holds `R · N` weights, each of `rows` `N` floats, `xg` room for `6 · N` (written,
-    /// when `PACKED` reads it); AVX2, FMA and F16C are available.
+    /// `p` holds `R · N` weights, each of the first `S` of `rows` `N` floats, `xg` room for
+    /// `6 · N` (written, when `PACKED` reads it); AVX2, FMA and F16C are available.
     #[inline(always)]
     #[allow(unused_unsafe, clippy::needless_range_loop)]
-    unsafe fn group<const R: usize, const N: usize, const PREFETCH: bool, const MODE: u8>(
+    unsafe fn group<const R: usize, const N: usize, const PREFETCH: bool, const MODE: u8, const S: usize>(
         p: *const u8,
         next: *const u8,
         rows: [*const f32; 6],
         xg: *mut f32,
-    ) -> [[__m256; 2]; 6] {
-        let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; 6];
+    ) -> [[f32; 16]; 6] {
+        let mut acc = [[unsafe { _mm256_setzero_ps() }; 2]; S];
         for i in 0..N {
             if PREFETCH {
                 // SAFETY: a hint (see `prefetch`).
@@ -268,7 +281,7 @@ mod simd {
             // SAFETY: column i < N of the panel; the second register only for 16 rows.
             let w0 = unsafe { load(p, i * R) };
             let w1 = if R == 16 { unsafe { load(p, i * R + 8) } } else { w0 };
-            for s in 0..6 {
+            for s in 0..S {
                 // SAFETY: input i < N of sample s, and place 6 · i + s < 6 · N of `xg`.
                 let v = unsafe {
                     match MODE {
@@ -287,6 +300,14 @@ mod simd {
                 }
             }
         }
-        acc
+        let mut sums = [[0.0f32; 16]; 6];
+        for s in 0..S {
+            // SAFETY: two registers into 16 floats.
+            unsafe {
+                _mm256_storeu_ps(sums[s].as_mut_ptr(), acc[s][0]);
+                _mm256_storeu_ps(sums[s].as_mut_ptr().add(8), acc[s][1]);
+            }
+        }
+        sums
     }
 __ENTRIES__}
