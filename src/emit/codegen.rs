@@ -908,7 +908,7 @@ fn simd_entries(steps: &[Step], n_in: usize) -> String {
 mod tests {
     use super::*;
 
-    /// Blocks of 48 samples while their activations fit in 1 MiB of stack, else 24, else 12;
+    /// Blocks of 72 samples while their activations fit in 1 MiB of stack, else 48, 24, 12;
     /// the side-by-side copies (inputs a multiple of 1024 wide) count.
     #[test]
     fn blocks_are_as_large_as_the_stack_allows() {

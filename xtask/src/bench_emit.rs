@@ -23,7 +23,7 @@ const SIZES: [&[usize]; 6] = [
 ];
 
 /// Alternating rounds of `--simd` against tract, and the loops each side's best is taken of.
-const ROUNDS: usize = 9;
+const ROUNDS: usize = 15;
 const ROUND_LOOPS: usize = 5;
 
 /// The median and the range of the rounds' ratios: `0.97 (0.91–1.04)`.
