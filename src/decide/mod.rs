@@ -261,6 +261,10 @@ pub struct Evidence {
     pub ort_version_problem: Option<String>,
     /// Triviality: the summary, or every reason it is not trivial.
     pub trivial: Result<String, model::trivial::NotTrivial>,
+    /// Not trivial only for its parameter count: `emit --max-params N` generates it (the budget
+    /// is where the safe kernels stop beating tract, not a limit of `emit`).
+    #[serde(skip)]
+    pub over_budget_only: bool,
     /// A sentence-embedding encoder (token ids in, embeddings out), which fastembed runs.
     pub embedding: bool,
     /// An encoder's files as fastembed would read them: why it would refuse them (no tokenizer
@@ -408,8 +412,8 @@ fn is_embedding(info: &ModelInfo) -> bool {
 /// `emit`'s verdict: the operator, dtype, shape and budget check, then for ONNX the reading of
 /// the chain itself (an operator `emit` knows may still be used in a way it does not generate:
 /// a concatenation of two computed tensors, a softmax over the batch axis…).
-fn trivial_for_emit(info: &ModelInfo) -> Result<String, model::trivial::NotTrivial> {
-    let verdict = model::trivial::check(info, model::trivial::DEFAULT_BUDGET)?;
+fn trivial_for_emit(info: &ModelInfo, budget: u64) -> Result<String, model::trivial::NotTrivial> {
+    let verdict = model::trivial::check(info, budget)?;
     if info.format == Format::Onnx {
         crate::emit::onnx::read(Path::new(&info.path))
             .map_err(|e| model::trivial::NotTrivial(vec![e.0]))?;
@@ -458,13 +462,18 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
             ));
         }
     }
+    let trivial = trivial_for_emit(info, model::trivial::DEFAULT_BUDGET);
+    let over_budget_only = trivial.is_err()
+        && info.parameters > model::trivial::DEFAULT_BUDGET
+        && trivial_for_emit(info, u64::MAX).is_ok();
     Evidence {
         format: info.format,
         class: info.architecture.class,
         parameters: info.parameters,
         missing_ops,
         ort_version_problem,
-        trivial: trivial_for_emit(info),
+        trivial,
+        over_budget_only,
         embedding: is_embedding(info),
         // fastembed reads ONNX only (other formats are X-FORMAT's).
         fastembed_refusals: if is_embedding(info) && info.format == Format::Onnx {
@@ -1079,7 +1088,11 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
         }
         None => match ranking.first().filter(|r| r.verdict != Verdict::Excluded) {
             Some(r) => r.framework,
-            None => return Err(tally.no_fit(path, &evidence)),
+            None => {
+                let mut no = tally.no_fit(path, &evidence);
+                no.message += &past_the_budget(path, c, &evidence);
+                return Err(no);
+            }
         },
     };
     recommend(&mut ranking, choice);
@@ -1256,6 +1269,48 @@ impl Tally {
     }
 }
 
+/// When nothing fits and only its parameter budget keeps generated code out: whether `emit`
+/// past the budget would meet the constraints (as f32, or with int8 weights when only their
+/// size binds), and the command; empty otherwise.
+fn past_the_budget(path: &Path, c: &Constraints, e: &Evidence) -> String {
+    if !e.over_budget_only {
+        return String::new();
+    }
+    let past = Evidence {
+        trivial: Ok(String::new()),
+        ..e.clone()
+    };
+    let ctx = Ctx { c, e: &past };
+    let mut tally = Tally::new();
+    for rule in RULES {
+        tally.apply(rule, &ctx);
+    }
+    let n = e.parameters;
+    let emit = format!(
+        "cargo infer emit {} -o model.rs --max-params {n}",
+        crate::escape::shell_word(&path.display().to_string())
+    );
+    let budget = format!(
+        "generated code is over its budget ({n} parameters, more than {}, where its safe kernels stop beating tract; its `--simd` kernels stay ahead on x86-64)",
+        model::trivial::DEFAULT_BUDGET
+    );
+    let int8 = row(F::Custom).typical_binary.saturating_add(n);
+    match tally.excluded.get(&F::Custom) {
+        None => format!("; {budget} but would fit: `{emit}`"),
+        Some(why)
+            if why.iter().all(|w| w.starts_with("X-BINARY-SIZE:"))
+                && !c.exact_precision
+                && c.max_binary_size.is_some_and(|max| int8 <= max) =>
+        {
+            format!(
+                "; {budget}, and with int8 weights (about {}, a reported error) it would fit: `{emit} --weights-dtype int8`",
+                crate::output::human_bytes(int8)
+            )
+        }
+        Some(_) => String::new(),
+    }
+}
+
 /// `ort, tract`: frameworks' names for `--explain`.
 fn names(fs: impl Iterator<Item = Framework>) -> String {
     fs.map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
@@ -1290,6 +1345,7 @@ mod tests {
             trivial: Err(model::trivial::NotTrivial(vec![
                 "node `conv`: operator Conv".into(),
             ])),
+            over_budget_only: false,
             embedding: false,
             fastembed_refusals: Vec::new(),
             probe: BTreeMap::new(),
@@ -1405,6 +1461,54 @@ mod tests {
         };
         let d = run(&c, e).unwrap();
         assert_eq!(d.choice, Framework::Custom);
+    }
+
+    /// Past its budget (the model generated only with `--max-params`), generated code is offered
+    /// when nothing else fits: with int8 weights when only their size binds, the model's path
+    /// quoted for the shell; not in float64 (`--exact-precision` has no int8), nor when the
+    /// user's constraints exclude it anyway.
+    #[test]
+    fn past_its_budget_generated_code_is_named_when_nothing_fits() {
+        let mut e = onnx_cnn();
+        e.class = ArchClass::Mlp;
+        e.parameters = 530_442;
+        e.trivial = Err(model::trivial::NotTrivial(vec![
+            "530442 parameters, over the budget of 500000".into(),
+        ]));
+        e.over_budget_only = true;
+        let small = Constraints {
+            max_binary_size: Some(1_000_000),
+            ..Default::default()
+        };
+        let no = decide(Path::new("my models/m.onnx"), &small, e.clone()).unwrap_err();
+        let want = format!(
+            "it would fit: `cargo infer emit {} -o model.rs --max-params 530442 --weights-dtype int8`",
+            crate::escape::shell_word("my models/m.onnx")
+        );
+        assert!(no.message.ends_with(&want), "{}", no.message);
+        let exact = Constraints {
+            exact_precision: true,
+            ..small.clone()
+        };
+        let no = run(&exact, e.clone()).unwrap_err();
+        assert!(!no.message.contains("would fit"), "{}", no.message);
+        let gpu = Constraints {
+            gpu: Gpu::Cuda,
+            ..small
+        };
+        let no = run(&gpu, e.clone()).unwrap_err();
+        assert!(!no.message.contains("would fit"), "{}", no.message);
+        // Not only the budget: nothing said.
+        e.over_budget_only = false;
+        let no = run(
+            &Constraints {
+                max_binary_size: Some(1_000_000),
+                ..Default::default()
+            },
+            e,
+        )
+        .unwrap_err();
+        assert!(!no.message.contains("would fit"), "{}", no.message);
     }
 
     /// Generated code carries its weights: a 512-512-512-10 MLP (2.1 MB of float32 weights) does

@@ -463,3 +463,57 @@ fn tract_is_chosen_only_for_models_it_loads() {
     let (_, v, _) = decide("mlp.onnx", &[], None);
     assert_eq!(v["evidence"]["tract_load"]["status"], "loaded", "{v}");
 }
+
+/// Only its parameter budget keeps generated code out of a 512-512-512-10 MLP (530,442
+/// parameters, 2.1 MB of float32 weights), and under 1 MB nothing else fits: `decide` fails
+/// saying so, with the `emit` command that would fit (int8 weights), and that command runs.
+/// Under 3 MB the float32 weights fit (the command without int8); under 300 KB nothing would
+/// (no command).
+#[test]
+fn past_its_budget_generated_code_is_offered_when_nothing_else_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp512.onnx");
+    let (bytes, _) =
+        crate::emit::random_mlp_of(&mut cargo_infer::tensor::Rng::new(3), &[512, 512, 512, 10]);
+    std::fs::write(&model, bytes).unwrap();
+    let run = |limit: &str| {
+        let out = crate::common::cargo_infer()
+            .arg("decide")
+            .arg(&model)
+            .args(["--max-binary-size", limit])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{limit}");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        err.trim_end()
+            .rsplit_once("would fit: `")
+            .map(|(_, c)| c.trim_end_matches('`').to_string())
+    };
+    let int8 = run("1MB").expect("an emit command");
+    assert!(
+        int8.ends_with("-o model.rs --max-params 530442 --weights-dtype int8"),
+        "{int8}"
+    );
+    let f32 = run("3MB").expect("an emit command");
+    assert!(f32.ends_with("-o model.rs --max-params 530442"), "{f32}");
+    assert_eq!(run("300KB"), None);
+    // The command as written (the model's path has no characters to quote here).
+    let words: Vec<&str> = int8.split_whitespace().collect();
+    assert_eq!(words[..2], ["cargo", "infer"]);
+    let out = crate::common::cargo_infer()
+        .args(&words[2..])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    crate::common::assert_success(&out, "the emit command decide gave");
+    let code = std::fs::read_to_string(dir.path().join("model.rs")).unwrap();
+    assert!(code.contains("// Weights: int8"), "int8 weights");
+    let weights = std::fs::metadata(dir.path().join("model.weights.bin")).unwrap();
+    assert!(
+        weights.len() < 600_000,
+        "{} bytes of weights",
+        weights.len()
+    );
+}

@@ -81,7 +81,7 @@ fn random_mlp(rng: &mut Rng) -> (Vec<u8>, usize) {
 }
 
 /// `random_mlp` with these widths (input first).
-fn random_mlp_of(rng: &mut Rng, widths: &[usize]) -> (Vec<u8>, usize) {
+pub(crate) fn random_mlp_of(rng: &mut Rng, widths: &[usize]) -> (Vec<u8>, usize) {
     let pick = |rng: &mut Rng, n: u64| (rng.next_u64() % n) as usize;
     let depth = widths.len() - 1;
     let mut nodes = Vec::new();
