@@ -261,8 +261,9 @@ pub struct Evidence {
     pub ort_version_problem: Option<String>,
     /// Triviality: the summary, or every reason it is not trivial.
     pub trivial: Result<String, model::trivial::NotTrivial>,
-    /// Not trivial only for its parameter count: `emit --max-params N` generates it (the budget
-    /// is where the safe kernels stop beating tract, not a limit of `emit`).
+    /// An ONNX model not trivial only for its parameter count: `emit --max-params N` generates it
+    /// (the budget is where the safe kernels stop beating tract, not a limit of `emit`). Weights
+    /// files are left out: `emit` wants their activations named as well.
     #[serde(skip)]
     pub over_budget_only: bool,
     /// A sentence-embedding encoder (token ids in, embeddings out), which fastembed runs.
@@ -464,6 +465,7 @@ pub fn gather_evidence(info: &ModelInfo) -> Evidence {
     }
     let trivial = trivial_for_emit(info, model::trivial::DEFAULT_BUDGET);
     let over_budget_only = trivial.is_err()
+        && info.format == Format::Onnx
         && info.parameters > model::trivial::DEFAULT_BUDGET
         && trivial_for_emit(info, u64::MAX).is_ok();
     Evidence {
@@ -563,6 +565,13 @@ fn op_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
         .collect()
 }
 
+/// Generated code's size with int8 weights (`emit --weights-dtype int8`, one byte a weight), when
+/// that fits `--max-binary-size` (not with `--exact-precision`, which has no int8).
+fn int8_fits(c: &Constraints, e: &Evidence) -> Option<u64> {
+    let int8 = row(F::Custom).typical_binary.saturating_add(e.parameters);
+    (!c.exact_precision && c.max_binary_size.is_some_and(|max| int8 <= max)).then_some(int8)
+}
+
 fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
     let Some(max) = x.c.max_binary_size else {
         return vec![];
@@ -582,15 +591,12 @@ fn size_exclusions(x: &Ctx) -> Vec<(Framework, String)> {
             let weights = compiled_in(*f);
             let size = row(*f).typical_binary.saturating_add(weights);
             let why = if weights > 0 {
-                // One byte a weight (`emit --weights-dtype int8`): said when that would fit.
-                let int8 = row(*f).typical_binary.saturating_add(x.e.parameters);
-                let smaller = if !x.c.exact_precision && int8 <= max {
-                    format!(
-                        "; with int8 weights (`cargo infer emit --weights-dtype int8`, a reported error) about {}, which fits",
+                let smaller = match int8_fits(x.c, x.e) {
+                    Some(int8) => format!(
+                        "; with int8 weights (`cargo infer emit --weights-dtype int8`, an error `emit` reports) about {}, which fits",
                         crate::output::human_bytes(int8)
-                    )
-                } else {
-                    String::new()
+                    ),
+                    None => String::new(),
                 };
                 format!(
                     "{} needs about {}: {} of code and {} of {} weights compiled in (limit {}){smaller}",
@@ -1076,9 +1082,14 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
     let choice = match c.framework {
         Some(f) => {
             if let Some(why) = tally.excluded.get(&f) {
+                let past = if f == F::Custom {
+                    past_the_budget(path, c, &evidence)
+                } else {
+                    String::new()
+                };
                 return Err(NoFit {
                     message: format!(
-                        "--framework {} is excluded here: {}",
+                        "--framework {} is excluded here: {}{past}",
                         f.as_str(),
                         why.join("; ")
                     ),
@@ -1089,9 +1100,8 @@ pub fn decide(path: &Path, c: &Constraints, evidence: Evidence) -> Result<Decisi
         None => match ranking.first().filter(|r| r.verdict != Verdict::Excluded) {
             Some(r) => r.framework,
             None => {
-                let mut no = tally.no_fit(path, &evidence);
-                no.message += &past_the_budget(path, c, &evidence);
-                return Err(no);
+                let past = past_the_budget(path, c, &evidence);
+                return Err(tally.no_fit(path, &evidence, &past));
             }
         },
     };
@@ -1228,9 +1238,9 @@ impl Tally {
         ranking
     }
 
-    /// Every framework is excluded: the operators the model-fitting ones lack, and which would
-    /// run it without the user's constraints.
-    fn no_fit(&self, path: &Path, evidence: &Evidence) -> NoFit {
+    /// Every framework is excluded: the operators the model-fitting ones lack, which would run it
+    /// without the user's constraints, and `past` (generated code past its budget, or empty).
+    fn no_fit(&self, path: &Path, evidence: &Evidence, past: &str) -> NoFit {
         let ops: Vec<String> = evidence
             .missing_ops
             .iter()
@@ -1258,13 +1268,16 @@ impl Tally {
             message += &format!(": {}", ops.join("; "));
         }
         if would.is_empty() {
-            message += "; no framework would run it under any constraints";
+            if past.is_empty() {
+                message += "; no framework would run it under any constraints";
+            }
         } else {
             message += &format!(
                 "; without your constraints it would run on: {}",
                 would.join("; ")
             );
         }
+        message += past;
         NoFit { message }
     }
 }
@@ -1286,28 +1299,33 @@ fn past_the_budget(path: &Path, c: &Constraints, e: &Evidence) -> String {
         tally.apply(rule, &ctx);
     }
     let n = e.parameters;
+    // A path that starts with `-` would read as a flag.
+    let mut shown = path.display().to_string();
+    if shown.starts_with('-') {
+        shown.insert_str(0, "./");
+    }
+    let precision = if c.exact_precision {
+        " --precision f64"
+    } else {
+        ""
+    };
     let emit = format!(
-        "cargo infer emit {} -o model.rs --max-params {n}",
-        crate::escape::shell_word(&path.display().to_string())
+        "cargo infer emit {} -o model.rs --max-params {n}{precision}",
+        crate::escape::shell_word(&shown)
     );
     let budget = format!(
-        "generated code is over its budget ({n} parameters, more than {}, where its safe kernels stop beating tract; its `--simd` kernels stay ahead on x86-64)",
+        "generated code is over its budget ({n} parameters, more than {}, where its safe kernels stop beating tract; its `--simd` kernels stay ahead on x86-64 with AVX2 and FMA)",
         model::trivial::DEFAULT_BUDGET
     );
-    let int8 = row(F::Custom).typical_binary.saturating_add(n);
-    match tally.excluded.get(&F::Custom) {
-        None => format!("; {budget} but would fit: `{emit}`"),
-        Some(why)
-            if why.iter().all(|w| w.starts_with("X-BINARY-SIZE:"))
-                && !c.exact_precision
-                && c.max_binary_size.is_some_and(|max| int8 <= max) =>
-        {
+    match (tally.excluded.get(&F::Custom), int8_fits(c, e)) {
+        (None, _) => format!("; {budget} but would fit: `{emit}`"),
+        (Some(why), Some(int8)) if why.iter().all(|w| w.starts_with("X-BINARY-SIZE:")) => {
             format!(
-                "; {budget}, and with int8 weights (about {}, a reported error) it would fit: `{emit} --weights-dtype int8`",
+                "; {budget}, and with int8 weights (about {}; `emit` reports the error they add) it would fit: `{emit} --weights-dtype int8`",
                 crate::output::human_bytes(int8)
             )
         }
-        Some(_) => String::new(),
+        _ => String::new(),
     }
 }
 
@@ -1464,9 +1482,10 @@ mod tests {
     }
 
     /// Past its budget (the model generated only with `--max-params`), generated code is offered
-    /// when nothing else fits: with int8 weights when only their size binds, the model's path
-    /// quoted for the shell; not in float64 (`--exact-precision` has no int8), nor when the
-    /// user's constraints exclude it anyway.
+    /// when nothing else fits, or when asked for by name: with int8 weights when only their size
+    /// binds, the model's path quoted for the shell (and not read as a flag); in float64 with
+    /// `--exact-precision` when those weights fit (there is no int8 then); not when the user's
+    /// constraints exclude it anyway.
     #[test]
     fn past_its_budget_generated_code_is_named_when_nothing_fits() {
         let mut e = onnx_cnn();
@@ -1492,6 +1511,35 @@ mod tests {
         };
         let no = run(&exact, e.clone()).unwrap_err();
         assert!(!no.message.contains("would fit"), "{}", no.message);
+        // Float64 weights that fit (4.2 MB and the code, under 4.6 MB; every framework over it):
+        // the command says so.
+        let roomy = Constraints {
+            max_binary_size: Some(4_600_000),
+            ..exact
+        };
+        let no = decide(Path::new("-m.onnx"), &roomy, e.clone()).unwrap_err();
+        assert!(
+            no.message.ends_with(
+                "but would fit: `cargo infer emit ./-m.onnx -o model.rs --max-params 530442 --precision f64`"
+            ),
+            "{}",
+            no.message
+        );
+        // Asked for by name: the same line.
+        let forced = Constraints {
+            framework: Some(F::Custom),
+            ..small.clone()
+        };
+        let no = run(&forced, e.clone()).unwrap_err();
+        assert!(
+            no.message
+                .starts_with("--framework custom is excluded here")
+                && no
+                    .message
+                    .ends_with("--max-params 530442 --weights-dtype int8`"),
+            "{}",
+            no.message
+        );
         let gpu = Constraints {
             gpu: Gpu::Cuda,
             ..small

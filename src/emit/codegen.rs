@@ -814,7 +814,7 @@ fn entry_points(out: &mut String, steps: &[Step], simd: bool, n_in: usize) {
     };
     let _ = write!(
         out,
-        "\n/// Runs the model on the first `m` of `BLOCK` samples (the others' outputs are zeros): with\n/// the AVX2 kernels each weight is read once for all of them; the safe kernels take them one\n/// by one.\n#[allow(clippy::needless_range_loop)]\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK], m: usize) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{fast}    core::array::from_fn(|k| if k < m {{ predict(input[k]) }} else {{ [0.0; OUTPUT_SIZE] }})\n}}\n\n",
+        "\n/// Runs the model on the first `m` of `BLOCK` samples (the others' outputs mean nothing): with\n/// the AVX2 kernels each weight is read once for all of them; the safe kernels take them one\n/// by one.\n#[allow(clippy::needless_range_loop)]\nfn predict_block(input: [&[f32; INPUT_SIZE]; BLOCK], m: usize) -> [[f32; OUTPUT_SIZE]; BLOCK] {{\n{fast}    core::array::from_fn(|k| if k < m {{ predict(input[k]) }} else {{ [0.0; OUTPUT_SIZE] }})\n}}\n\n",
     );
     let block = if simd {
         let (block, bytes) = block_size(steps, n_in);

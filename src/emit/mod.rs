@@ -412,7 +412,7 @@ fn read_inspected(
 ) -> Result<Chain, crate::emit::Unemittable> {
     if info.parameters > opts.max_params {
         return Err(format!(
-            "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels stay near tract, faster in most runs to 2 M), or use `cargo infer decide` to pick a framework",
+            "{} parameters, over the budget of {} (--max-params): above it the safe generated code is no faster than tract (measured, README); raise --max-params (with --simd the AVX2 kernels ran ahead of tract to 8.4 M parameters in the bench's duels, README), or use `cargo infer decide` to pick a framework",
             info.parameters, opts.max_params
         ).into());
     }

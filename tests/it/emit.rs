@@ -523,11 +523,12 @@ fn reported_error(said: &str) -> f64 {
 /// F16C; this machine has them): the generated code agrees with tract and ONNX Runtime within
 /// the error `emit` reports for the stored weights, measured on these very inputs (given with
 /// `--input`), in every storage mode, through predict_batch's blocks and its last, short block
-/// (one sample, a rest of two alone, whole groups of six and a rest of one to five; and, in
-/// the runner, every batch of 1 to 13 samples against the whole batch), inputs laid side by
-/// side (1024 wide) and read where they are. With `--simd`, 16-row panels in pairs and alone, a rest of 8 rows and rests of 4 and 10
-/// (filled up with zero rows) meet the AVX2 kernels, and the safe kernels meet the same panels
-/// as a processor without AVX2 runs them. `--max-error` under the reported error refuses and
+/// (one sample, a rest of two alone, whole groups of six and a rest of three to five; and, in
+/// the runner, every batch of 1 to 13 samples — rests of one to five after a group — and the
+/// whole less its last 1 to 6 against the whole batch), inputs laid side by side (1024 wide)
+/// and read where they are. With `--simd`, 16-row panels in pairs and alone, a rest of 8 rows
+/// and rests of 4 and 10 (filled up with zero rows) meet the AVX2 kernels, and the safe kernels
+/// meet the same panels as a processor without AVX2 runs them. `--max-error` under the reported error refuses and
 /// writes nothing; int8 weights are a quarter of the f32 bytes.
 #[test]
 fn stored_weights_and_simd_kernels_agree_within_the_error_they_report() {

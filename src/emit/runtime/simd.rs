@@ -181,8 +181,10 @@ mod simd {
         m: usize,
         f: impl Fn(Acc) -> Acc,
     ) {
-        // Whole groups of six, then the rest together: BLOCK is a multiple of six, so a rest
-        // is a group g < BLOCK / 6 of its own.
+        // Whole groups of six, then the rest together: BLOCK is a multiple of six (asserted
+        // here, written so for the Rust versions before `is_multiple_of`), so a rest is a group
+        // g < BLOCK / 6 of its own.
+        const _: () = assert!(BLOCK / 6 * 6 == BLOCK);
         let m = m.min(BLOCK);
         let (whole, rest) = (m / 6, m % 6);
         let groups = whole + usize::from(rest > 0);
@@ -218,8 +220,9 @@ mod simd {
                 };
                 // SAFETY: the panel holds R · N weights, each of the first `n` of `rows_in` N
                 // inputs; with `pack` (P = N) `xg` has 6 · N floats, written by the first panel
-                // (PACK) before the others read them (PACKED), and without it (ROWS) it is not
-                // touched; the caller's features.
+                // (PACK) before the others read them (PACKED) — only whole groups, and a group
+                // has the same samples on every panel —, and without it (ROWS) it is not touched;
+                // the caller's features.
                 let sums = unsafe {
                     match (n, mode, prefetch) {
                         (6, ROWS, false) => group::<R, N, false, ROWS, 6>(ptr, next, rows_in, xg),
@@ -235,8 +238,9 @@ mod simd {
                         (3, _, true) => group::<R, N, true, ROWS, 3>(ptr, next, rows_in, xg),
                         (2, _, false) => group::<R, N, false, ROWS, 2>(ptr, next, rows_in, xg),
                         (2, _, true) => group::<R, N, true, ROWS, 2>(ptr, next, rows_in, xg),
-                        (_, _, false) => group::<R, N, false, ROWS, 1>(ptr, next, rows_in, xg),
-                        (_, _, true) => group::<R, N, true, ROWS, 1>(ptr, next, rows_in, xg),
+                        (1, _, false) => group::<R, N, false, ROWS, 1>(ptr, next, rows_in, xg),
+                        (1, _, true) => group::<R, N, true, ROWS, 1>(ptr, next, rows_in, xg),
+                        _ => unreachable!("a group has one to six samples"),
                     }
                 };
                 for s in 0..n {
