@@ -205,22 +205,26 @@ fn side_by_side(n_in: usize) -> bool {
 /// The stack a block's activations may take at most: half of the 2 MiB a spawned thread gets.
 const BLOCK_STACK: usize = 1 << 20;
 
+/// The block sizes `block_size` picks from, largest first; multiples of six, so that a block is
+/// whole groups of the AVX2 kernel (the generated kernel asserts it).
+const BLOCKS: [usize; 4] = [72, 48, 24, 12];
+
 /// Samples per block of `predict_batch` with the AVX2 kernels, and the bytes of stack their
-/// activations take: the largest of 72, 48, 24 and 12 within [`BLOCK_STACK`] (12 when none
+/// activations take: the largest of [`BLOCKS`] within [`BLOCK_STACK`] (the smallest when none
 /// is). More samples per block read each weight panel from memory fewer times (measured at 1536
 /// features: blocks of 48 ≈ 13 % faster per sample than blocks of 12; a batch of 64 in one
 /// block of 72 ≈ 7 % faster than in blocks of 48 and 16, alternating rounds against tract).
-/// Multiples of six: a block is whole groups of the AVX2 kernel.
 fn block_size(steps: &[Step], n_in: usize) -> (usize, usize) {
     let v = Variant {
         block: true,
         simd: true,
     };
     let floats = pass(steps, v, "", n_in).floats;
-    let block = [72, 48, 24, 12]
+    let smallest = BLOCKS[BLOCKS.len() - 1];
+    let block = BLOCKS
         .into_iter()
         .find(|b| b * floats * 4 <= BLOCK_STACK)
-        .unwrap_or(12);
+        .unwrap_or(smallest);
     (block, block * floats * 4)
 }
 
@@ -819,9 +823,14 @@ fn entry_points(out: &mut String, steps: &[Step], simd: bool, n_in: usize) {
     let block = if simd {
         let (block, bytes) = block_size(steps, n_in);
         let why = if bytes <= BLOCK_STACK {
-            "the largest of 72, 48, 24 and 12 whose activations fit in"
+            let sizes: Vec<String> = BLOCKS.iter().map(usize::to_string).collect();
+            let (last, rest) = sizes.split_last().expect("block sizes");
+            format!(
+                "the largest of {} and {last} whose activations fit in",
+                rest.join(", ")
+            )
         } else {
-            "the fewest it takes, though their activations pass"
+            "the fewest it takes, though their activations pass".to_string()
         };
         let mib = BLOCK_STACK >> 20;
         format!("/// Samples run together by `predict_batch`: with the AVX2 kernels each weight is read from\n/// memory once per block, which they take six samples at a time (the sums of 16 rows for six\n/// samples fill twelve of the sixteen registers), the panel staying in cache for the block's\n/// other groups. {block} here, {why} {mib} MiB:\n/// they take {} KiB of stack (the safe kernels, one sample at a time, that of `predict`).\nconst BLOCK: usize = {block};", bytes.div_ceil(1024))
